@@ -1,0 +1,1 @@
+//! The daemon: claims tasks and drives the pipeline until shut down.

@@ -1,0 +1,18 @@
+//! autonomous-dev: turns rows of a PostgreSQL `tasks` table into reviewed GitHub pull requests.
+//!
+//! Data flows one way: [`store`] → [`pipeline`] → ([`llm`] via [`agents`], [`git`], [`github`]) →
+//! [`store`]. The [`daemon`] claims tasks and drives the pipeline; the [`cli`] is the user's
+//! entry point and `main.rs` is a thin shell over [`cli::main`]. Read ARCHITECTURE.md first.
+
+pub mod agents;
+pub mod cli;
+pub mod config;
+pub mod consensus;
+pub mod daemon;
+pub mod git;
+pub mod github;
+pub mod llm;
+pub mod pipeline;
+pub mod store;
+pub mod task;
+pub mod telemetry;

@@ -1,0 +1,1 @@
+//! The pipeline: PM → Architect → Engineer → QA → Security → Consensus → Publish.
