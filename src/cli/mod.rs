@@ -1,8 +1,123 @@
-//! The command line: parses settings (see `config`) and runs the chosen subcommand.
+//! The command line: reads `.env`, parses the settings (see [`crate::config`]), and runs the
+//! chosen subcommand. Every error ends the program with one line on stderr.
+
+mod output;
+mod run;
 
 use std::process::ExitCode;
 
-/// Entry point of the binary.
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use clap::error::ErrorKind;
+use secrecy::SecretString;
+
+use crate::config::{Cli, Command, TasksCommand};
+use crate::store::{self, Store, StoreError};
+use crate::task::NewTask;
+
+/// Entry point of the binary: 0 on success, 1 on a failure, 2 on a bad command line or setting.
 pub fn main() -> ExitCode {
-    todo!()
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("error: cannot read .env: {e}");
+        return ExitCode::from(2);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => {
+            eprintln!("{}", one_line(&e.to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Folds clap's multi-line messages into their first paragraph on one line (it names the
+/// flag and, through its value name, the environment variable).
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    let url = cli.database_url.context("missing setting DATABASE_URL (--database-url)")?;
+    match cli.command {
+        Command::Migrate => {
+            connect(&url).await?.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::Tasks(command) => tasks(&url, command).await?,
+        Command::Stats => print!("{}", output::stats(&connect(&url).await?.stats().await.map_err(hint)?)),
+        Command::Run(args) => run::run(&url, args).await?,
+    }
+    Ok(())
+}
+
+async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
+    match command {
+        TasksCommand::Load { file, update } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let tasks = store::parse_task_file(&text)
+                .with_context(|| format!("{} rejected, nothing written", file.display()))?;
+            let report = connect(url).await?.load_tasks(&tasks, update).await.map_err(hint)?;
+            println!(
+                "inserted {} / skipped {} / updated {}",
+                report.inserted, report.skipped, report.updated
+            );
+        }
+        TasksCommand::Add { task_id, priority, labels, description } => {
+            let task = NewTask { task_id, description, priority, labels };
+            store::validate_new_task(&task)?;
+            connect(url).await?.add_task(&task).await.map_err(hint)?;
+            println!("added {}", task.task_id);
+        }
+        TasksCommand::List { status } => {
+            print!("{}", output::task_table(&connect(url).await?.list_tasks(status).await.map_err(hint)?));
+        }
+        TasksCommand::Show { task_id } => {
+            let store = connect(url).await?;
+            let Some(task) = store.get_task(&task_id).await.map_err(hint)? else {
+                bail!("task '{task_id}' not found");
+            };
+            let stages = store.stages(task.id).await?;
+            print!("{}", output::task_detail(&task, &stages));
+        }
+    }
+    Ok(())
+}
+
+async fn connect(url: &SecretString) -> Result<Store> {
+    Ok(Store::connect(url).await?)
+}
+
+/// Adds a hint to errors caused by a database that was never migrated.
+fn hint(e: StoreError) -> anyhow::Error {
+    let text = e.to_string();
+    if text.contains("does not exist") && text.contains("relation") {
+        anyhow::anyhow!("{text} (run `autonomous-dev migrate` first)")
+    } else {
+        e.into()
+    }
 }

@@ -1,1 +1,304 @@
-//! The pipeline: PM → Architect → Engineer → QA → Security → Consensus → Publish.
+//! The pipeline: a fixed state machine PM → Architect → Engineer → QA → Security → Consensus →
+//! Publish, run for one claimed task.
+//!
+//! Each stage's input is the task plus every earlier stage's output (the context chain,
+//! [`agents::Chain`]); its output is persisted in `task_stages` before the next stage starts, so
+//! a task released mid-way resumes from its first stage without a record. The pipeline ends the
+//! task itself (`Store::finish`); the daemon only releases it when interrupted.
+
+mod publish;
+
+pub use publish::{Publisher, PublisherConfig};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::json;
+use tracing::{Instrument, info, warn};
+
+use crate::agents::{self, AgentError, Answer, Chain, Input, RepoContext, Role};
+use crate::config::Models;
+use crate::consensus::{self, Consensus, Decision, Thresholds, Vote};
+use crate::daemon::Shutdown;
+use crate::llm::Provider;
+use crate::store::{Finish, Store, StoreError};
+use crate::task::{Stage, StageRecord, Task, TaskStatus};
+
+/// Bound on the repository listing shown to the Architect, in bytes of paths.
+const LISTING_MAX_BYTES: usize = 64 * 1024;
+/// Bound on each current file shown to the Engineer, in bytes.
+const FILE_MAX_BYTES: usize = 64 * 1024;
+
+/// Why the pipeline stopped without ending the task; the daemon releases it to pending.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Shutdown was triggered; stopped at a stage boundary.
+    #[error("interrupted by shutdown")]
+    Interrupted,
+    /// The task's state could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A failure that ends the task as `failed` with this message (never contains a secret).
+#[derive(Debug, thiserror::Error)]
+enum TaskFailure {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("publish failed: {0}")]
+    Publish(#[from] publish::PublishError),
+    #[error("recorded {stage} output is unreadable: {error}")]
+    Corrupt { stage: Stage, error: String },
+}
+
+/// The states of the machine, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Run(Stage),
+    Consensus,
+    Done,
+}
+
+/// Everything needed to run tasks; shared by the daemon's workers.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Store,
+    provider: Arc<dyn Provider>,
+    models: Models,
+    thresholds: Thresholds,
+    publisher: Publisher,
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Store,
+        provider: Arc<dyn Provider>,
+        models: Models,
+        thresholds: Thresholds,
+        publisher: Publisher,
+    ) -> Pipeline {
+        Pipeline { store, provider, models, thresholds, publisher }
+    }
+
+    /// Runs `task` (claimed, in_progress) to its end and records it: completed with a PR,
+    /// needs_review, or failed with the error. Returns the final status.
+    pub async fn run(&self, task: &Task, shutdown: &Shutdown) -> Result<TaskStatus, PipelineError> {
+        let finish = match self.stages(task, shutdown).await {
+            Ok(finish) => finish,
+            Err(Stop::Interrupted) => return Err(PipelineError::Interrupted),
+            Err(Stop::Store(e)) => return Err(PipelineError::Store(e)),
+            Err(Stop::Failed(failure)) => {
+                let error = failure.to_string();
+                warn!(%error, "task failed");
+                Finish {
+                    status: TaskStatus::Failed,
+                    consensus_score: None,
+                    result: json!({ "decision": "error", "error": error }),
+                    pr_url: None,
+                    error: Some(error),
+                }
+            }
+        };
+        self.store.finish(task.id, &finish).await?;
+        Ok(finish.status)
+    }
+
+    async fn stages(&self, task: &Task, shutdown: &Shutdown) -> Result<Finish, Stop> {
+        let mut chain = self.recorded_chain(task).await?;
+        let mut repo = RepoContext::default();
+        let mut state = State::Run(Stage::Pm);
+        loop {
+            state = match state {
+                State::Run(stage) => {
+                    if !chain.has(stage) {
+                        if shutdown.is_triggered() {
+                            return Err(Stop::Interrupted);
+                        }
+                        self.prepare_context(stage, &chain, &mut repo).await?;
+                        let span = tracing::info_span!("stage", stage = %stage);
+                        self.run_stage(stage, task, &mut chain, &repo).instrument(span).await?;
+                    }
+                    if stage == Stage::Pm && chain.pm_rejected() {
+                        return Ok(self.rejected_by_pm(&chain));
+                    }
+                    next(stage)
+                }
+                State::Consensus => {
+                    let consensus = consensus::decide(votes(&chain, self.thresholds), self.thresholds);
+                    info!(score = consensus.score, decision = consensus.decision.as_str(), "consensus");
+                    return self.conclude(task, &chain, consensus).await;
+                }
+                State::Done => unreachable!("the loop returns at consensus"),
+            };
+        }
+    }
+
+    /// Rebuilds the chain from the stages already recorded for the task (resume).
+    async fn recorded_chain(&self, task: &Task) -> Result<Chain, Stop> {
+        let mut chain = Chain::default();
+        for record in self.store.stages(task.id).await? {
+            chain.restore(record.stage, record.output).map_err(|error| {
+                Stop::Failed(TaskFailure::Corrupt { stage: record.stage, error })
+            })?;
+        }
+        if chain.completed() > 0 {
+            info!(stages = chain.completed(), "resuming after recorded stages");
+        }
+        Ok(chain)
+    }
+
+    /// Fetches the repository context a stage needs and that is not loaded yet: the listing for
+    /// the Architect, the current content of the Architect's files for the Engineer.
+    async fn prepare_context(&self, stage: Stage, chain: &Chain, repo: &mut RepoContext) -> Result<(), Stop> {
+        match stage {
+            Stage::Architect => {
+                let listing = self.publisher.listing(LISTING_MAX_BYTES).await?;
+                repo.listing = listing.paths;
+                repo.truncated = listing.truncated;
+            }
+            Stage::Engineer => {
+                let named = chain.architect.as_ref().map(|a| a.files.clone()).unwrap_or_default();
+                repo.files = self.publisher.read_files(named, FILE_MAX_BYTES).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn run_stage(&self, stage: Stage, task: &Task, chain: &mut Chain, repo: &RepoContext) -> Result<(), Stop> {
+        let model = self.models.for_stage(stage);
+        info!(model, "stage started");
+        let input = Input { task, chain, repo };
+        let record = match stage {
+            Stage::Pm => self.ask::<agents::pm::Pm>(model, input).await?,
+            Stage::Architect => self.ask::<agents::architect::Architect>(model, input).await?,
+            Stage::Engineer => self.ask::<agents::engineer::Engineer>(model, input).await?,
+            Stage::Qa => self.ask::<agents::qa::Qa>(model, input).await?,
+            Stage::Security => self.ask::<agents::security::Security>(model, input).await?,
+        };
+        self.store.save_stage(task.id, &record).await?;
+        chain.restore(stage, record.output.clone()).map_err(|error| {
+            Stop::Failed(TaskFailure::Corrupt { stage, error })
+        })?;
+        info!(
+            vote = %chain.vote_text(stage, self.thresholds),
+            duration_ms = record.duration_ms,
+            input_tokens = record.usage.input_tokens,
+            output_tokens = record.usage.output_tokens,
+            "stage finished"
+        );
+        Ok(())
+    }
+
+    async fn ask<R: Role>(&self, model: &str, input: Input<'_>) -> Result<StageRecord, Stop>
+    where
+        R::Output: agents::Scored,
+    {
+        let started = Instant::now();
+        let Answer { output, usage, .. } = agents::ask::<R>(self.provider.as_ref(), model, input)
+            .await
+            .map_err(|e| Stop::Failed(e.into()))?;
+        let score = agents::Scored::score(&output);
+        let output = serde_json::to_value(&output).map_err(|e| {
+            Stop::Failed(TaskFailure::Corrupt { stage: R::STAGE, error: e.to_string() })
+        })?;
+        Ok(StageRecord {
+            stage: R::STAGE,
+            output,
+            score,
+            model: model.to_owned(),
+            usage,
+            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            created_at: None,
+        })
+    }
+
+    fn rejected_by_pm(&self, chain: &Chain) -> Finish {
+        let votes = votes(chain, self.thresholds);
+        info!(decision = Decision::RejectedByPm.as_str(), "the PM rejected the task");
+        Finish {
+            status: TaskStatus::Failed,
+            consensus_score: None,
+            result: json!({ "decision": Decision::RejectedByPm, "votes": votes }),
+            pr_url: None,
+            error: Some("rejected by the PM".into()),
+        }
+    }
+
+    /// Acts on the consensus: publish when approved, otherwise needs_review or failed.
+    async fn conclude(&self, task: &Task, chain: &Chain, consensus: Consensus) -> Result<Finish, Stop> {
+        let (status, error) = match consensus.decision {
+            Decision::Approved => {
+                let pr = self.publisher.publish(task, chain, &consensus, self.thresholds).await?;
+                info!(pr_url = %pr.url, branch = %pr.branch, "pull request opened");
+                return Ok(Finish {
+                    status: TaskStatus::Completed,
+                    consensus_score: Some(consensus.score),
+                    result: json!({
+                        "decision": consensus.decision,
+                        "consensus": consensus,
+                        "pr": pr,
+                    }),
+                    pr_url: Some(pr.url),
+                    error: None,
+                });
+            }
+            Decision::Conditional => (TaskStatus::NeedsReview, None),
+            Decision::Rejected | Decision::RejectedByPm => (
+                TaskStatus::Failed,
+                Some(format!("rejected by consensus ({:.1}%)", consensus.score)),
+            ),
+        };
+        Ok(Finish {
+            status,
+            consensus_score: Some(consensus.score),
+            result: json!({ "decision": consensus.decision, "consensus": consensus }),
+            pr_url: None,
+            error,
+        })
+    }
+}
+
+/// The state after `stage`.
+fn next(stage: Stage) -> State {
+    match stage {
+        Stage::Pm => State::Run(Stage::Architect),
+        Stage::Architect => State::Run(Stage::Engineer),
+        Stage::Engineer => State::Run(Stage::Qa),
+        Stage::Qa => State::Run(Stage::Security),
+        Stage::Security => State::Consensus,
+    }
+}
+
+/// The votes of every recorded stage, in pipeline order.
+fn votes(chain: &Chain, thresholds: Thresholds) -> Vec<Vote> {
+    Stage::ALL
+        .into_iter()
+        .filter(|stage| chain.has(*stage))
+        .map(|stage| Vote {
+            role: stage,
+            score: chain.score(stage),
+            vote: chain.vote_text(stage, thresholds),
+            rationale: chain.rationale(stage).to_owned(),
+        })
+        .collect()
+}
+
+/// How `stages` ends early.
+enum Stop {
+    Interrupted,
+    Store(StoreError),
+    Failed(TaskFailure),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+impl From<publish::PublishError> for Stop {
+    fn from(e: publish::PublishError) -> Self {
+        Stop::Failed(TaskFailure::Publish(e))
+    }
+}

@@ -1,0 +1,126 @@
+//! Text rendering of tasks, stages and statistics for the terminal.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::store::StatusStats;
+use crate::task::{StageRecord, Task};
+
+/// `tasks list`: one row per task, in the order given (the store's: highest priority first).
+pub fn task_table(tasks: &[Task]) -> String {
+    let rows: Vec<[String; 6]> = tasks
+        .iter()
+        .map(|t| {
+            [
+                t.task_id.clone(),
+                t.priority.to_string(),
+                t.status.to_string(),
+                t.consensus_score.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+                t.pr_url.clone().unwrap_or_else(|| "-".into()),
+                t.title(60),
+            ]
+        })
+        .collect();
+    table(["TASK", "PRIORITY", "STATUS", "CONSENSUS", "PR", "TITLE"], &rows)
+}
+
+/// `stats`: count and average consensus score per status (the design's get_stats).
+pub fn stats(stats: &[StatusStats]) -> String {
+    let rows: Vec<[String; 3]> = stats
+        .iter()
+        .map(|s| {
+            [
+                s.status.to_string(),
+                s.count.to_string(),
+                s.avg_score.map_or_else(|| "-".into(), |a| format!("{a:.1}")),
+            ]
+        })
+        .collect();
+    table(["STATUS", "COUNT", "AVG_SCORE"], &rows)
+}
+
+/// `tasks show`: the task, every recorded stage with its vote and rationale, the consensus,
+/// the decision, the PR URL and the error.
+pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "task:       {}", task.task_id);
+    let _ = writeln!(out, "status:     {}", task.status);
+    let _ = writeln!(out, "priority:   {}", task.priority);
+    let _ = writeln!(out, "labels:     {}", or_dash(&task.labels.join(", ")));
+    let _ = writeln!(out, "attempts:   {}", task.attempts);
+    let _ = writeln!(out, "created:    {} UTC", task.created_at.format("%Y-%m-%d %H:%M:%S"));
+    for (name, at) in [("started:", task.started_at), ("completed:", task.completed_at)] {
+        if let Some(at) = at {
+            let _ = writeln!(out, "{name:<11} {} UTC", at.format("%Y-%m-%d %H:%M:%S"));
+        }
+    }
+    let _ = writeln!(out, "\ndescription:\n{}\n", indent(&task.description));
+    let _ = writeln!(out, "stages:");
+    if stages.is_empty() {
+        let _ = writeln!(out, "  (none recorded)");
+    }
+    for stage in stages {
+        let vote = match stage.score {
+            Some(score) => format!("{score:.0}/100"),
+            None => stage.output.get("vote").and_then(Value::as_str).unwrap_or("-").to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<10} {:<8} {} · {:.1}s · {} in / {} out tokens (cache {} written, {} read)",
+            stage.stage.role_name(),
+            vote,
+            stage.model,
+            stage.duration_ms as f64 / 1000.0,
+            stage.usage.input_tokens,
+            stage.usage.output_tokens,
+            stage.usage.cache_creation_input_tokens,
+            stage.usage.cache_read_input_tokens,
+        );
+        if let Some(rationale) = stage.output.get("rationale").and_then(Value::as_str) {
+            let _ = writeln!(out, "{}", indent_by(rationale, 13));
+        }
+    }
+    let result = task.result.as_ref();
+    let decision = result.and_then(|r| r.get("decision")).and_then(Value::as_str);
+    let consensus = task.consensus_score.map(|s| format!("{s:.1}%"));
+    let _ = writeln!(out, "\nconsensus:  {}", consensus.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "decision:   {}", decision.unwrap_or("-"));
+    let _ = writeln!(out, "pr:         {}", task.pr_url.as_deref().unwrap_or("-"));
+    let _ = writeln!(out, "error:      {}", task.error.as_deref().unwrap_or("-"));
+    out
+}
+
+fn or_dash(text: &str) -> &str {
+    if text.is_empty() { "-" } else { text }
+}
+
+fn indent(text: &str) -> String {
+    indent_by(text, 2)
+}
+
+fn indent_by(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines().map(|line| format!("{pad}{line}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header = header.map(str::to_owned);
+    for row in std::iter::once(&header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}

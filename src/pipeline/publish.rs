@@ -1,0 +1,253 @@
+//! Publish: the approved task becomes the branch `feature/task-<task_id>`, one commit built on
+//! `origin/BASE_BRANCH` (git layer), and a labelled pull request (GitHub layer). Also the
+//! repository reads the roles need (listing, current files), because they share the clone.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::agents::Chain;
+use crate::consensus::{self, Consensus, Thresholds};
+use crate::git::{GitError, Listing, Repo};
+use crate::github::{GitHub, GitHubError, NewPullRequest};
+use crate::task::{FileChange, Stage, Task};
+
+/// Longest PR title text after the `[Autonomous] ` prefix (from the issue: 72 characters).
+const TITLE_MAX_CHARS: usize = 72;
+
+/// Where and how to publish.
+pub struct PublisherConfig {
+    /// Local clone of the target repository (REPO_PATH).
+    pub repo_path: PathBuf,
+    /// Branch PRs target (BASE_BRANCH).
+    pub base_branch: String,
+    /// GITHUB_TOKEN, for fetch and push over https.
+    pub token: Option<SecretString>,
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    #[error("the git worker thread failed: {0}")]
+    Worker(String),
+    #[error("nothing to publish: the Engineer wrote no file")]
+    Empty,
+}
+
+/// The pull request a task produced, stored in `tasks.result.pr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublishedPr {
+    pub branch: String,
+    pub commit: String,
+    pub number: u64,
+    pub url: String,
+    pub labels: Vec<String>,
+}
+
+/// Publishes approved tasks and reads the target repository. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    config: Arc<PublisherConfig>,
+    github: Arc<GitHub>,
+}
+
+impl Publisher {
+    pub fn new(config: PublisherConfig, github: GitHub) -> Publisher {
+        Publisher { config: Arc::new(config), github: Arc::new(github) }
+    }
+
+    /// Fetches the base branch and lists its tracked files (at most `max_bytes` of paths).
+    pub async fn listing(&self, max_bytes: usize) -> Result<Listing, PublishError> {
+        self.with_repo(move |repo| {
+            repo.fetch_base()?;
+            repo.list_files(max_bytes)
+        })
+        .await
+    }
+
+    /// Current content at the base branch of those `paths` that exist (each cut to `max_bytes`).
+    pub async fn read_files(&self, paths: Vec<String>, max_bytes: usize) -> Result<Vec<FileChange>, PublishError> {
+        self.with_repo(move |repo| repo.read_files(&paths, max_bytes)).await
+    }
+
+    /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, pushes it,
+    /// opens the PR against the base branch and labels it.
+    pub async fn publish(
+        &self,
+        task: &Task,
+        chain: &Chain,
+        consensus: &Consensus,
+        thresholds: Thresholds,
+    ) -> Result<PublishedPr, PublishError> {
+        let files = files_to_write(chain);
+        if files.is_empty() {
+            return Err(PublishError::Empty);
+        }
+        let branch = branch_name(task);
+        let message = commit_message(task, chain, consensus);
+        let pushed = {
+            let branch = branch.clone();
+            self.with_repo(move |repo| {
+                repo.fetch_base()?;
+                repo.commit_and_push(&branch, &files, &message)
+            })
+            .await?
+        };
+        let pr = self
+            .github
+            .open_pull_request(&NewPullRequest {
+                title: pr_title(task),
+                head: branch.clone(),
+                base: self.config.base_branch.clone(),
+                body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
+            })
+            .await?;
+        let labels = labels(task, chain, consensus, thresholds);
+        self.github.add_labels(pr.number, &labels).await?;
+        Ok(PublishedPr { branch, commit: pushed.commit, number: pr.number, url: pr.url, labels })
+    }
+
+    /// Runs a git operation on a blocking thread with the repository opened there.
+    async fn with_repo<T, F>(&self, op: F) -> Result<T, PublishError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Repo) -> Result<T, GitError> + Send + 'static,
+    {
+        let config = Arc::clone(&self.config);
+        tokio::task::spawn_blocking(move || {
+            let repo = Repo::open(&config.repo_path, &config.base_branch, config.token.clone())?;
+            op(&repo)
+        })
+        .await
+        .map_err(|e| PublishError::Worker(e.to_string()))?
+        .map_err(PublishError::from)
+    }
+}
+
+/// The deterministic branch of a task: `feature/task-<task_id>` (the design's branch strategy).
+pub fn branch_name(task: &Task) -> String {
+    format!("feature/task-{}", task.task_id)
+}
+
+/// `[Autonomous] <first line of the description, at most 72 characters>`.
+pub fn pr_title(task: &Task) -> String {
+    format!("[Autonomous] {}", task.title(TITLE_MAX_CHARS))
+}
+
+/// The Engineer's files, then QA's test files at paths the Engineer did not write.
+fn files_to_write(chain: &Chain) -> Vec<FileChange> {
+    let mut files: Vec<FileChange> = chain.engineer.iter().flat_map(|e| e.files.clone()).collect();
+    for test in chain.qa.iter().flat_map(|q| &q.test_files) {
+        if files.iter().any(|f| f.path == test.path) {
+            tracing::warn!(path = %test.path, "QA test file collides with an Engineer file; keeping the Engineer's");
+        } else {
+            files.push(test.clone());
+        }
+    }
+    files
+}
+
+fn files_list(chain: &Chain) -> Vec<String> {
+    files_to_write(chain).into_iter().map(|f| f.path).collect()
+}
+
+/// Commit message: `[Autonomous] <title>`, the Engineer's summary, and the trailers
+/// `Task: <task_id>` and `Consensus: 82.5%`.
+pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> String {
+    let summary = chain.engineer.as_ref().map(|e| e.summary.trim()).unwrap_or_default();
+    format!(
+        "{}\n\n{summary}\n\nTask: {}\nConsensus: {:.1}%\n",
+        pr_title(task),
+        task.task_id,
+        consensus.score
+    )
+}
+
+/// PR labels: `autonomous`, the task's labels, `consensus-approved` (score ≥ the approve
+/// threshold), `security-review` (Security score < 80) — from the design's PR metadata.
+pub fn labels(task: &Task, chain: &Chain, consensus: &Consensus, thresholds: Thresholds) -> Vec<String> {
+    let mut labels = vec!["autonomous".to_owned()];
+    labels.extend(task.labels.iter().cloned());
+    if consensus.score >= thresholds.approve {
+        labels.push("consensus-approved".into());
+    }
+    if chain.security.as_ref().is_some_and(|s| s.score() < 80) {
+        labels.push("security-review".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    labels.retain(|label| seen.insert(label.clone()));
+    labels
+}
+
+/// The PR body, Markdown: consensus score, a table of votes (role, score, rationale), the PRD,
+/// the architecture summary, security findings and the files changed.
+pub fn pr_body(
+    task: &Task,
+    chain: &Chain,
+    consensus: &Consensus,
+    thresholds: Thresholds,
+    files: &[String],
+) -> String {
+    let mut body = format!(
+        "Opened by **autonomous-dev** for task `{}`.\n\n## Consensus: {:.1}% ({})\n\n\
+         Approve threshold {:.0}%, review threshold {:.0}%.\n\n\
+         | Role | Score | Vote | Rationale |\n|---|---|---|---|\n",
+        task.task_id,
+        consensus.score,
+        consensus::verdict(consensus.score, thresholds),
+        thresholds.approve,
+        thresholds.conditional,
+    );
+    for vote in &consensus.votes {
+        let score = vote.score.map_or_else(|| "–".to_owned(), |s| format!("{s:.0}"));
+        body.push_str(&format!(
+            "| {} | {score} | {} | {} |\n",
+            vote.role.role_name(),
+            vote.vote,
+            table_cell(&vote.rationale)
+        ));
+    }
+    if let Some(pm) = &chain.pm {
+        body.push_str(&format!("\n## PRD\n\n{}\n", pm.prd.trim()));
+        if !pm.acceptance_criteria.is_empty() {
+            body.push_str("\n### Acceptance criteria\n\n");
+            for criterion in &pm.acceptance_criteria {
+                body.push_str(&format!("- {}\n", criterion.trim()));
+            }
+        }
+    }
+    if let Some(architect) = &chain.architect {
+        body.push_str(&format!("\n## Architecture\n\n{}\n", architect.design.trim()));
+        if !architect.risks.is_empty() {
+            body.push_str("\n**Risks:**\n\n");
+            for risk in &architect.risks {
+                body.push_str(&format!("- {}\n", risk.trim()));
+            }
+        }
+    }
+    if let Some(security) = &chain.security {
+        body.push_str(&format!("\n## {} review\n\n", Stage::Security.role_name()));
+        if security.findings.is_empty() {
+            body.push_str("No findings.\n");
+        }
+        for finding in &security.findings {
+            body.push_str(&format!("- {}\n", finding.trim()));
+        }
+    }
+    body.push_str("\n## Files changed\n\n");
+    for path in files {
+        body.push_str(&format!("- `{path}`\n"));
+    }
+    body
+}
+
+/// Makes text safe for one Markdown table cell: one line, `|` escaped.
+fn table_cell(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+}

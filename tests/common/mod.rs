@@ -1,0 +1,286 @@
+//! Test fixtures shared by the integration tests: real git repositories in temp dirs, a fake
+//! Anthropic Messages API and a fake GitHub REST API (wiremock, answering as the documented
+//! APIs do), and the URL of the per-test database for child processes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// Runs `git` with `args` in `dir`, panicking with its stderr on failure; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// A bare `origin` with one commit on `main` and a clone of it (the user's checkout).
+pub struct Remote {
+    pub dir: tempfile::TempDir,
+    pub bare: PathBuf,
+    pub clone: PathBuf,
+}
+
+impl Remote {
+    pub fn new() -> Remote {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bare = dir.path().join("origin.git");
+        let seed = dir.path().join("seed");
+        let clone = dir.path().join("clone");
+        std::fs::create_dir_all(&seed).unwrap();
+        git(dir.path(), &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+        git(&seed, &["init", "-q", "-b", "main"]);
+        std::fs::write(seed.join("README.md"), "# target\n").unwrap();
+        std::fs::create_dir_all(seed.join("src")).unwrap();
+        std::fs::write(seed.join("src/main.go"), "package main\n\nfunc main() {}\n").unwrap();
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "-q", "-m", "initial"]);
+        git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
+        git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()]);
+        Remote { dir, bare, clone }
+    }
+
+    /// Branch names on the remote (`feature/task-…`), sorted.
+    pub fn branches(&self) -> Vec<String> {
+        let out = git(&self.bare, &["for-each-ref", "--format=%(refname:short)", "refs/heads/"]);
+        let mut branches: Vec<String> = out.lines().map(str::to_owned).collect();
+        branches.sort();
+        branches
+    }
+}
+
+/// DATABASE_URL of the database `#[sqlx::test]` made for this test (for a child process).
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
+    let mut url = reqwest::Url::parse(&base).expect("DATABASE_URL is a URL");
+    let db = pool.connect_options().get_database().expect("test database name").to_owned();
+    url.set_path(&db);
+    url.to_string()
+}
+
+/// What the fake model answers for a task, chosen by its task_id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Script {
+    /// Scores 90/85/80 and a clean rubric (70): consensus 81.25, approved.
+    Approve,
+    /// Scores 70/70/70 (and 70): needs_review.
+    Conditional,
+    /// Scores 40/40/40 (and 70): 47.5, rejected.
+    Reject,
+    /// The PM votes reject.
+    PmReject,
+}
+
+/// A fake Anthropic Messages API: answers each role's forced tool with a valid tool_use block
+/// whose content follows the task's [`Script`]. `script` maps a task_id to its script.
+pub struct FakeModel {
+    pub server: MockServer,
+    pub requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl FakeModel {
+    pub async fn start(script: fn(&str) -> Script) -> FakeModel {
+        let server = MockServer::start().await;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ModelResponder { script, requests: requests.clone() })
+            .mount(&server)
+            .await;
+        FakeModel { server, requests }
+    }
+
+    /// Number of requests for the forced tool `tool`.
+    pub fn calls_to(&self, tool: &str) -> usize {
+        let requests = self.requests.lock().unwrap();
+        requests.iter().filter(|r| r["tool_choice"]["name"] == tool).count()
+    }
+}
+
+struct ModelResponder {
+    script: fn(&str) -> Script,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for ModelResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
+        let tool = body["tool_choice"]["name"].as_str().expect("forced tool").to_owned();
+        let text = body["messages"][0]["content"].to_string();
+        let task_id = task_id_in(&text);
+        let input = answer(&tool, &task_id, (self.script)(&task_id));
+        self.requests.lock().unwrap().push(body);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": tool, "input": input}],
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": {"input_tokens": 1200, "output_tokens": 300,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        }))
+    }
+}
+
+/// The first `phase1-NNN`-like task id in the rendered prompt (`id="…"` attribute).
+fn task_id_in(text: &str) -> String {
+    let start = text.find("id=\\\"").map(|i| i + 5).or_else(|| text.find("id=\"").map(|i| i + 4));
+    let start = start.expect("task id attribute in the prompt");
+    let rest = &text[start..];
+    rest.chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+}
+
+fn answer(tool: &str, task_id: &str, script: Script) -> Value {
+    let score = match script {
+        Script::Approve => [90, 85, 80],
+        Script::Conditional => [70, 70, 70],
+        Script::Reject | Script::PmReject => [40, 40, 40],
+    };
+    match tool {
+        "submit_prd" => json!({
+            "prd": format!("PRD for {task_id}"),
+            "acceptance_criteria": ["it builds", "it is tested"],
+            "vote": if script == Script::PmReject { "reject" } else { "approve" },
+            "rationale": "clear scope"
+        }),
+        "submit_design" => json!({
+            "design": "one new file", "components": ["feature"], "files": ["README.md"],
+            "risks": ["none"], "score": score[0], "rationale": "simple design"
+        }),
+        "submit_implementation" => json!({
+            "summary": format!("implements {task_id}"),
+            "files": [{"path": format!("docs/{task_id}.md"), "content": format!("# {task_id}\n")}],
+            "score": score[1], "rationale": "complete"
+        }),
+        "submit_review" => json!({
+            "review": "looks right", "test_plan": ["run it"], "edge_cases": ["empty input"],
+            "test_files": [{"path": format!("tests/{task_id}_test.go"), "content": "package tests\n"}],
+            "score": score[2], "rationale": "tested"
+        }),
+        "submit_security_review" => json!({
+            "introduces_privilege_escalation": false,
+            "destructive_operations_without_safeguards": false,
+            "unvalidated_external_api": false,
+            "missing_audit_logging": false,
+            "encryption_at_rest_and_in_transit": false,
+            "advanced_audit_logging": false,
+            "findings": [],
+            "rationale": "no new risk"
+        }),
+        other => panic!("unexpected tool {other}"),
+    }
+}
+
+/// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1) and
+/// adds labels, answering with GitHub's documented response shapes.
+pub struct FakeGitHub {
+    pub server: MockServer,
+}
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        let server = MockServer::start().await;
+        let uri = server.uri();
+        Mock::given(method("POST"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(PullResponder { uri, next: Mutex::new(1) })
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/repos/o/r/issues/\d+/labels$"))
+            .respond_with(|request: &Request| {
+                let body: Value = serde_json::from_slice(&request.body).unwrap();
+                let labels: Vec<Value> = body["labels"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| json!({
+                        "id": 208045946 + i, "node_id": "MDU6TGFiZWwyMDgwNDU5NDY=",
+                        "url": format!("https://api.github.com/repos/o/r/labels/{}", name.as_str().unwrap()),
+                        "name": name, "description": null, "color": "f29513", "default": false
+                    }))
+                    .collect();
+                ResponseTemplate::new(200).set_body_json(labels)
+            })
+            .mount(&server)
+            .await;
+        FakeGitHub { server }
+    }
+
+    /// Bodies of the pull requests created, in order.
+    pub async fn pulls(&self) -> Vec<Value> {
+        self.bodies("/repos/o/r/pulls").await
+    }
+
+    /// (issue number, labels) of every add-labels request, in order.
+    pub async fn labels(&self) -> Vec<(u64, Vec<String>)> {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .filter(|r| r.url.path().ends_with("/labels"))
+            .map(|r| {
+                let number = r.url.path().split('/').nth(5).unwrap().parse().unwrap();
+                let body: Value = serde_json::from_slice(&r.body).unwrap();
+                let labels = body["labels"].as_array().unwrap();
+                (number, labels.iter().map(|l| l.as_str().unwrap().to_owned()).collect())
+            })
+            .collect()
+    }
+
+    async fn bodies(&self, p: &str) -> Vec<Value> {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() == "POST" && r.url.path() == p)
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    }
+}
+
+struct PullResponder {
+    uri: String,
+    next: Mutex<u64>,
+}
+
+impl Respond for PullResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        let number = {
+            let mut next = self.next.lock().unwrap();
+            *next += 1;
+            *next - 1
+        };
+        ResponseTemplate::new(201).set_body_json(pull_request(&self.uri, number, &body))
+    }
+}
+
+/// A pull request object as GitHub's "Create a pull request" documents it (201 response).
+pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
+    let fixture = include_str!("../fixtures/github/pull_request.json");
+    let mut pr: Value = serde_json::from_str(fixture).expect("fixture is JSON");
+    pr["number"] = json!(number);
+    pr["url"] = json!(format!("{api}/repos/o/r/pulls/{number}"));
+    pr["html_url"] = json!(format!("https://github.com/o/r/pull/{number}"));
+    pr["title"] = request["title"].clone();
+    pr["body"] = request["body"].clone();
+    pr["head"]["ref"] = request["head"].clone();
+    pr["base"]["ref"] = request["base"].clone();
+    pr
+}

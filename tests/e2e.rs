@@ -1,0 +1,175 @@
+//! End to end: the Phase 1 backlog loaded through the CLI, `run --once` against the fake
+//! Anthropic and GitHub APIs, a real PostgreSQL and a real bare remote.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{FakeGitHub, FakeModel, Remote, Script};
+use sqlx::PgPool;
+
+const BIN: &str = env!("CARGO_BIN_EXE_autonomous-dev");
+
+/// The fake model's script for the backlog: one needs_review, one consensus reject, one PM
+/// reject, the other twelve approved.
+fn backlog_script(task_id: &str) -> Script {
+    match task_id {
+        "phase1-012" => Script::Conditional,
+        "phase1-013" => Script::Reject,
+        "phase1-014" => Script::PmReject,
+        _ => Script::Approve,
+    }
+}
+
+struct Env<'a> {
+    db: String,
+    remote: &'a Remote,
+    model: &'a FakeModel,
+    github: &'a FakeGitHub,
+}
+
+impl Env<'_> {
+    async fn cli(&self, args: &[&str]) -> Output {
+        let out = tokio::process::Command::new(BIN)
+            .args(args)
+            .current_dir(self.remote.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &self.db)
+            .env("REPO_PATH", &self.remote.clone)
+            .env("GITHUB_REPOSITORY", "o/r")
+            .env("GITHUB_TOKEN", "ghp_e2eSecretToken0000000000000000000000")
+            .env("GITHUB_API_URL", self.github.server.uri())
+            .env("ANTHROPIC_API_KEY", "sk-ant-e2eSecretKey")
+            .env("ANTHROPIC_BASE_URL", self.model.server.uri())
+            .env("RUST_LOG", "info")
+            .output()
+            .await
+            .expect("binary runs");
+        out
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[sqlx::test]
+async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(backlog_script).await;
+    let github = FakeGitHub::start().await;
+    let env = Env { db: common::database_url(&pool), remote: &remote, model: &model, github: &github };
+    let backlog = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/phase1.json");
+    let user_head_before = common::git(&remote.clone, &["rev-parse", "HEAD"]);
+
+    let out = env.cli(&["migrate"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = env.cli(&["tasks", "load", backlog.to_str().unwrap()]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("inserted 15 / skipped 0 / updated 0"), "{stdout}");
+
+    let out = env.cli(&["run", "--once"]).await;
+    let (_, log) = text(&out);
+    assert!(out.status.success(), "run --once failed:\n{log}");
+    assert!(!log.contains("ghp_e2eSecretToken") && !log.contains("sk-ant-e2eSecretKey"), "secret in log");
+
+    // Every approved task: exactly one branch on the remote and one PR with the right labels.
+    let approved: Vec<String> = (1..=15)
+        .map(|n| format!("phase1-{n:03}"))
+        .filter(|id| backlog_script(id) == Script::Approve)
+        .collect();
+    let expected_branches: Vec<String> = {
+        let mut b: Vec<String> = approved.iter().map(|id| format!("feature/task-{id}")).collect();
+        b.push("main".into());
+        b.sort();
+        b
+    };
+    assert_eq!(remote.branches(), expected_branches);
+
+    let pulls = github.pulls().await;
+    assert_eq!(pulls.len(), approved.len());
+    let mut heads: Vec<&str> = pulls.iter().map(|p| p["head"].as_str().unwrap()).collect();
+    heads.sort();
+    heads.dedup();
+    assert_eq!(heads.len(), approved.len(), "one PR per task");
+    for pr in &pulls {
+        assert_eq!(pr["base"], "main");
+        assert!(pr["title"].as_str().unwrap().starts_with("[Autonomous] "));
+        let body = pr["body"].as_str().unwrap();
+        assert!(body.contains("81.2%") || body.contains("81.3%"), "consensus in body: {body}");
+        assert!(!body.contains("ghp_e2eSecretToken"));
+    }
+    let labels = github.labels().await;
+    assert_eq!(labels.len(), approved.len());
+    for (_, labels) in &labels {
+        assert_eq!(labels, &["autonomous", "phase-1", "consensus-approved", "security-review"]);
+    }
+
+    // The committed files are on the task's branch, with the trailers.
+    let log_msg = common::git(&remote.bare, &["log", "-1", "--format=%B%n%an", "feature/task-phase1-001"]);
+    assert!(log_msg.starts_with("[Autonomous] "), "{log_msg}");
+    assert!(log_msg.contains("Task: phase1-001") && log_msg.contains("Consensus: 81.2%"), "{log_msg}");
+    assert!(log_msg.trim_end().ends_with("autonomous-dev"), "{log_msg}");
+    let files = common::git(&remote.bare, &["ls-tree", "-r", "--name-only", "feature/task-phase1-001"]);
+    assert!(files.contains("docs/phase1-001.md") && files.contains("tests/phase1-001_test.go"), "{files}");
+
+    // The user's checkout is untouched.
+    assert_eq!(common::git(&remote.clone, &["rev-parse", "HEAD"]), user_head_before);
+    assert_eq!(common::git(&remote.clone, &["status", "--porcelain"]), "");
+
+    // Final states in the database.
+    let rows: Vec<(String, String, Option<String>, Option<f64>)> =
+        sqlx::query_as("SELECT task_id, status, pr_url, consensus_score FROM tasks ORDER BY task_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for (task_id, status, pr_url, score) in &rows {
+        let expected = match backlog_script(task_id) {
+            Script::Approve => "completed",
+            Script::Conditional => "needs_review",
+            Script::Reject | Script::PmReject => "failed",
+        };
+        assert_eq!(status, expected, "{task_id}");
+        assert_eq!(pr_url.is_some(), expected == "completed", "{task_id}");
+        if backlog_script(task_id) == Script::PmReject {
+            assert!(score.is_none());
+        }
+    }
+    let decision: String =
+        sqlx::query_scalar("SELECT result->>'decision' FROM tasks WHERE task_id = 'phase1-014'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(decision, "rejected_by_pm");
+    // The PM reject spent nothing more: only the PM was asked for phase1-014.
+    let asked_after_pm = model
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r["tool_choice"]["name"] != "submit_prd" && r["messages"][0]["content"].to_string().contains("phase1-014"))
+        .count();
+    assert_eq!(asked_after_pm, 0);
+    assert_eq!(model.calls_to("submit_prd"), 15);
+    assert_eq!(model.calls_to("submit_security_review"), 14);
+
+    // `stats` agrees.
+    let out = env.cli(&["stats"]).await;
+    let (stats, _) = text(&out);
+    assert!(out.status.success());
+    let line = |status: &str| stats.lines().find(|l| l.starts_with(status)).unwrap_or_default().split_whitespace().skip(1).collect::<Vec<_>>();
+    assert_eq!(line("completed"), ["12", "81.2"]);
+    assert_eq!(line("needs_review"), ["1", "70.0"]);
+    assert_eq!(line("failed")[0], "2");
+    assert_eq!(line("pending")[0], "0");
+
+    // `tasks show` tells the whole story of one task.
+    let out = env.cli(&["tasks", "show", "phase1-001"]).await;
+    let (show, _) = text(&out);
+    for needle in ["PM", "approve", "Architect", "90/100", "Security", "70/100", "81.2%", "approved", "https://github.com/o/r/pull/"] {
+        assert!(show.contains(needle), "tasks show lacks {needle}:\n{show}");
+    }
+}
