@@ -1,16 +1,23 @@
 //! The store: every SQL statement of the program lives here (PostgreSQL through sqlx).
 //!
 //! Owns the `tasks` and `task_stages` tables (see `migrations/`), the claim protocol
-//! (`FOR UPDATE SKIP LOCKED`), task loading and the statistics the CLI prints.
+//! (`FOR UPDATE SKIP LOCKED`), task loading and the statistics the CLI prints. Queries are
+//! checked at run time (`sqlx::query`, bind parameters only); rows become [`Task`] and
+//! [`StageRecord`] through the private `*_from_row` helpers.
 
 mod task_file;
 
-pub use task_file::{TaskFileError, parse_task_file};
+pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
-use secrecy::SecretString;
-use sqlx::PgPool;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
 
-use crate::task::{NewTask, StageRecord, Task, TaskStatus};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgPool, Row};
+
+use crate::task::{NewTask, Stage, StageRecord, Task, TaskStatus, Usage};
 
 /// Errors of the store. Messages never contain the connection string.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +32,14 @@ pub enum StoreError {
     Duplicate(String),
     #[error("task '{0}' not found")]
     NotFound(String),
+    /// `finish`/`release` of a task (by `tasks.id`) that is not in_progress: unknown, already
+    /// finished or released (a stale worker must not overwrite it).
+    #[error("task #{0} is not in progress (unknown, already finished or released)")]
+    NotInProgress(i32),
+    /// A task or a request the store refuses before touching the database (see
+    /// [`validate_new_task`]); the message names the entry and the field.
+    #[error("invalid input: {0}")]
+    Invalid(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -56,6 +71,123 @@ pub struct Finish {
     pub error: Option<String>,
 }
 
+/// Most connections the pool opens (the daemon runs one task at a time; the CLI one query).
+const MAX_CONNECTIONS: u32 = 5;
+/// How long to wait for the server, or for a free pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The only message for a DATABASE_URL that does not parse (the URL itself is never shown).
+const BAD_URL: &str = "DATABASE_URL is not a valid PostgreSQL connection string \
+                       (expected postgres://user:password@host:port/database)";
+
+/// The `tasks` columns every task query returns, in the order `task_from_row` reads them.
+macro_rules! task_columns {
+    () => {
+        "id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
+         started_at, completed_at, pr_url, consensus_score, result, error"
+    };
+}
+
+/// Set-based load without `--update`: new task_ids are inserted, existing ones left alone.
+/// $1 task_ids, $2 descriptions, $3 priorities, $4 labels (one JSON array of strings per task).
+const LOAD_INSERT_ONLY: &str = "\
+    INSERT INTO tasks (task_id, description, priority, labels) \
+    SELECT t.task_id, t.description, t.priority, \
+           ARRAY(SELECT jsonb_array_elements_text(t.labels)) \
+    FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[]) \
+         WITH ORDINALITY AS t(task_id, description, priority, labels, ord) \
+    ORDER BY t.ord \
+    ON CONFLICT (task_id) DO NOTHING \
+    RETURNING (xmax = 0) AS inserted";
+
+/// Load with `--update`: like [`LOAD_INSERT_ONLY`], but an existing task still pending gets the
+/// file's description, priority and labels (rows left unchanged are not returned, so they count
+/// as skipped, as do non-pending ones). `xmax = 0` tells an inserted row from an updated one.
+const LOAD_UPSERT: &str = "\
+    INSERT INTO tasks (task_id, description, priority, labels) \
+    SELECT t.task_id, t.description, t.priority, \
+           ARRAY(SELECT jsonb_array_elements_text(t.labels)) \
+    FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[]) \
+         WITH ORDINALITY AS t(task_id, description, priority, labels, ord) \
+    ORDER BY t.ord \
+    ON CONFLICT (task_id) DO UPDATE \
+        SET description = EXCLUDED.description, \
+            priority = EXCLUDED.priority, \
+            labels = EXCLUDED.labels \
+        WHERE tasks.status = 'pending' \
+          AND (tasks.description, tasks.priority, tasks.labels) \
+              IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.priority, EXCLUDED.labels) \
+    RETURNING (xmax = 0) AS inserted";
+
+/// One new task; no row back when the task_id exists.
+const ADD_TASK: &str = "\
+    INSERT INTO tasks (task_id, description, priority, labels) \
+    VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (task_id) DO NOTHING \
+    RETURNING id";
+
+/// $1: a status, or NULL for every task.
+const LIST_TASKS: &str = concat!(
+    "SELECT ",
+    task_columns!(),
+    " FROM tasks WHERE ($1::text IS NULL OR status = $1) \
+      ORDER BY priority DESC, created_at, id"
+);
+
+const GET_TASK: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE task_id = $1");
+
+/// $1: tasks.id; $2: the stage names in pipeline order.
+const STAGES: &str = "\
+    SELECT stage, output, score, model, input_tokens, output_tokens, \
+           cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at \
+    FROM task_stages WHERE task = $1 \
+    ORDER BY array_position($2::text[], stage::text), id";
+
+/// $1: every status in display order; one row per status, zero counts included.
+const STATS: &str = "\
+    SELECT s.status, count(t.id) AS count, avg(t.consensus_score) AS avg_score \
+    FROM UNNEST($1::text[]) WITH ORDINALITY AS s(status, ord) \
+    LEFT JOIN tasks t ON t.status = s.status \
+    GROUP BY s.status, s.ord \
+    ORDER BY s.ord";
+
+/// The claim, in one statement: concurrent claimers skip each other's locked rows.
+const CLAIM_NEXT: &str = concat!(
+    "UPDATE tasks \
+     SET status = 'in_progress', started_at = (now() AT TIME ZONE 'utc'), \
+         attempts = attempts + 1 \
+     WHERE id = ( \
+         SELECT id FROM tasks WHERE status = 'pending' \
+         ORDER BY priority DESC, created_at, id \
+         LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING ",
+    task_columns!()
+);
+
+/// Upsert of one stage of task $1; a re-run replaces the earlier record.
+const SAVE_STAGE: &str = "\
+    INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
+                             cache_creation_input_tokens, cache_read_input_tokens, duration_ms) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+    ON CONFLICT (task, stage) DO UPDATE \
+        SET output = EXCLUDED.output, score = EXCLUDED.score, model = EXCLUDED.model, \
+            input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens, \
+            cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
+            cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
+            duration_ms = EXCLUDED.duration_ms, \
+            created_at = (now() AT TIME ZONE 'utc')";
+
+/// Ends task $1, only while it is in_progress.
+const FINISH: &str = "\
+    UPDATE tasks \
+    SET status = $2, consensus_score = $3, result = $4, pr_url = $5, error = $6, \
+        completed_at = (now() AT TIME ZONE 'utc') \
+    WHERE id = $1 AND status = 'in_progress'";
+
+/// Returns task $1 to the queue, only while it is in_progress.
+const RELEASE: &str = "\
+    UPDATE tasks SET status = 'pending', started_at = NULL \
+    WHERE id = $1 AND status = 'in_progress'";
+
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -68,79 +200,402 @@ impl Store {
         Store { pool }
     }
 
-    /// Connects to DATABASE_URL. Errors name the problem, never the URL (it may hold a password).
+    /// Connects to DATABASE_URL (`postgres://` or `postgresql://`): opens one connection to check
+    /// the server answers within 10 s, then keeps a pool of at most 5 connections.
+    ///
+    /// # Errors
+    /// [`StoreError::Connect`] naming the problem (unparsable URL, connection refused,
+    /// authentication failed, timeout, …), never the URL (it may hold a password).
     pub async fn connect(url: &SecretString) -> Result<Store, StoreError> {
-        let _ = url;
-        todo!()
+        let url = url.expose_secret();
+        let options = parse_url(url)?;
+        let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| {
+                StoreError::Connect(format!(
+                    "no answer from the server within {} s",
+                    ACQUIRE_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| StoreError::Connect(redact(&e.to_string(), url)))?;
+        // The probe only proved the server is there; a failed goodbye changes nothing.
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Store { pool })
     }
 
     /// Applies `migrations/` (embedded at build time); idempotent.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        todo!()
+        sqlx::migrate!().run(&self.pool).await?;
+        Ok(())
     }
 
-    /// Inserts `tasks` in one transaction. Existing task_ids are skipped and counted, or with
-    /// `update` their description/priority/labels are overwritten if still pending (counted as
-    /// updated; non-pending ones are skipped).
+    /// Inserts `tasks` in one transaction (a single set-based statement). Existing task_ids are
+    /// skipped and counted, or with `update` their description/priority/labels are overwritten if
+    /// still pending and different (counted as updated; non-pending or unchanged ones are
+    /// skipped). An empty slice does nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] if a task fails [`validate_new_task`] or a task_id repeats in
+    /// `tasks` (nothing is written); [`StoreError::Database`] otherwise.
     pub async fn load_tasks(
         &self,
         tasks: &[NewTask],
         update: bool,
     ) -> Result<LoadReport, StoreError> {
-        let _ = (tasks, update);
-        todo!()
+        check_batch(tasks)?;
+        if tasks.is_empty() {
+            return Ok(LoadReport::default());
+        }
+        let task_ids: Vec<&str> = tasks.iter().map(|t| t.task_id.as_str()).collect();
+        let descriptions: Vec<&str> = tasks.iter().map(|t| t.description.as_str()).collect();
+        let priorities: Vec<i32> = tasks.iter().map(|t| t.priority).collect();
+        let labels: Vec<serde_json::Value> =
+            tasks.iter().map(|t| serde_json::json!(t.labels)).collect();
+
+        let statement = if update {
+            LOAD_UPSERT
+        } else {
+            LOAD_INSERT_ONLY
+        };
+        let inserted_flags: Vec<bool> = sqlx::query_scalar(statement)
+            .bind(task_ids)
+            .bind(descriptions)
+            .bind(priorities)
+            .bind(labels)
+            .fetch_all(&self.pool)
+            .await?;
+
+        let inserted = inserted_flags.iter().filter(|&&flag| flag).count() as u64;
+        let updated = inserted_flags.len() as u64 - inserted;
+        let skipped = tasks.len() as u64 - inserted - updated;
+        Ok(LoadReport {
+            inserted,
+            skipped,
+            updated,
+        })
     }
 
-    /// Inserts one task; [`StoreError::Duplicate`] if its task_id exists.
+    /// Inserts one task.
+    ///
+    /// # Errors
+    /// [`StoreError::Duplicate`] if its task_id exists; [`StoreError::Invalid`] if it fails
+    /// [`validate_new_task`].
     pub async fn add_task(&self, task: &NewTask) -> Result<(), StoreError> {
-        let _ = task;
-        todo!()
+        validate_new_task(task).map_err(|e| StoreError::Invalid(e.0))?;
+        let id: Option<i32> = sqlx::query_scalar(ADD_TASK)
+            .bind(&task.task_id)
+            .bind(&task.description)
+            .bind(task.priority)
+            .bind(&task.labels)
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Duplicate(task.task_id.clone())),
+        }
     }
 
-    /// Tasks, highest priority first (ties: oldest first), optionally of one status.
+    /// Tasks, highest priority first (ties: oldest first, then lowest id), optionally of one
+    /// status.
     pub async fn list_tasks(&self, status: Option<TaskStatus>) -> Result<Vec<Task>, StoreError> {
-        let _ = status;
-        todo!()
+        let tasks = sqlx::query(LIST_TASKS)
+            .bind(status.map(TaskStatus::as_str))
+            .try_map(|row: PgRow| task_from_row(&row))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(tasks)
     }
 
-    /// One task by its task_id.
+    /// One task by its task_id; `None` if there is none.
     pub async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
-        let _ = task_id;
-        todo!()
+        let task = sqlx::query(GET_TASK)
+            .bind(task_id)
+            .try_map(|row: PgRow| task_from_row(&row))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(task)
     }
 
-    /// The recorded stages of a task (by `tasks.id`), in pipeline order.
+    /// The recorded stages of a task (by `tasks.id`), in pipeline order (pm, architect, engineer,
+    /// qa, security); empty for an unknown id.
     pub async fn stages(&self, id: i32) -> Result<Vec<StageRecord>, StoreError> {
-        let _ = id;
-        todo!()
+        let order: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        let stages = sqlx::query(STAGES)
+            .bind(id)
+            .bind(order)
+            .try_map(|row: PgRow| stage_from_row(&row))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(stages)
     }
 
-    /// Count and average consensus score for every status (zero counts included).
+    /// Count and average consensus score for every status, in [`TaskStatus::ALL`] order (zero
+    /// counts included; `avg_score` is `None` when no task of that status has a score).
     pub async fn stats(&self) -> Result<Vec<StatusStats>, StoreError> {
-        todo!()
+        let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let stats = sqlx::query(STATS)
+            .bind(statuses)
+            .try_map(|row: PgRow| {
+                Ok(StatusStats {
+                    status: status_from_row(&row, "status")?,
+                    count: row.try_get("count")?,
+                    avg_score: row.try_get("avg_score")?,
+                })
+            })
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(stats)
     }
 
     /// Claims the highest-priority pending task (ties: oldest, then lowest id) in one statement
-    /// with `FOR UPDATE SKIP LOCKED`: sets in_progress, started_at, attempts + 1.
+    /// with `FOR UPDATE SKIP LOCKED`: sets in_progress, started_at, attempts + 1. `None` when no
+    /// task is pending (or every pending one is being claimed by someone else).
     pub async fn claim_next(&self) -> Result<Option<Task>, StoreError> {
-        todo!()
+        let task = sqlx::query(CLAIM_NEXT)
+            .try_map(|row: PgRow| task_from_row(&row))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(task)
     }
 
     /// Records a completed stage of task `id` (replaces an earlier record of the same stage).
+    /// `record.created_at` is ignored: the database stamps the time. Token counts above
+    /// `i32::MAX` are stored as `i32::MAX`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (`#id`) if there is no such task.
     pub async fn save_stage(&self, id: i32, record: &StageRecord) -> Result<(), StoreError> {
-        let _ = (id, record);
-        todo!()
+        let usage = record.usage;
+        let result = sqlx::query(SAVE_STAGE)
+            .bind(id)
+            .bind(record.stage.as_str())
+            .bind(&record.output)
+            .bind(record.score)
+            .bind(&record.model)
+            .bind(token_column(usage.input_tokens))
+            .bind(token_column(usage.output_tokens))
+            .bind(token_column(usage.cache_creation_input_tokens))
+            .bind(token_column(usage.cache_read_input_tokens))
+            .bind(record.duration_ms)
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::NotFound(format!("#{id}")))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// Ends an in_progress task: status, consensus_score, result, pr_url, error, completed_at.
+    /// Ends an in_progress task: status, consensus_score, result, pr_url, error, and
+    /// completed_at = now (UTC).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] unless `finish.status` is completed, failed or needs_review;
+    /// [`StoreError::NotInProgress`] if the task is not in_progress (nothing is changed).
     pub async fn finish(&self, id: i32, finish: &Finish) -> Result<(), StoreError> {
-        let _ = (id, finish);
-        todo!()
+        let terminal = [
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::NeedsReview,
+        ];
+        if !terminal.contains(&finish.status) {
+            return Err(StoreError::Invalid(format!(
+                "a task cannot finish as '{}' (expected completed, failed or needs_review)",
+                finish.status
+            )));
+        }
+        let done = sqlx::query(FINISH)
+            .bind(id)
+            .bind(finish.status.as_str())
+            .bind(finish.consensus_score)
+            .bind(&finish.result)
+            .bind(&finish.pr_url)
+            .bind(&finish.error)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotInProgress(id));
+        }
+        Ok(())
     }
 
-    /// Returns an in_progress task to pending (the daemon is stopping); its stages are kept.
+    /// Returns an in_progress task to pending (the daemon is stopping) and clears started_at; its
+    /// stages and attempt count are kept.
+    ///
+    /// # Errors
+    /// [`StoreError::NotInProgress`] if the task is not in_progress (nothing is changed).
     pub async fn release(&self, id: i32) -> Result<(), StoreError> {
-        let _ = id;
-        todo!()
+        let done = sqlx::query(RELEASE).bind(id).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotInProgress(id));
+        }
+        Ok(())
+    }
+}
+
+/// Parses DATABASE_URL; any problem gives the fixed [`BAD_URL`] message.
+fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let bad = || StoreError::Connect(BAD_URL.to_string());
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(bad());
+    }
+    PgConnectOptions::from_str(url).map_err(|_| bad())
+}
+
+/// `message` with the URL and its password (if any) replaced by `***`, in case a driver error
+/// ever echoes them.
+fn redact(message: &str, url: &str) -> String {
+    let mut clean = message.replace(url, "***");
+    if let Some(password) = url_password(url).filter(|p| !p.is_empty()) {
+        clean = clean.replace(password, "***");
+    }
+    clean
+}
+
+/// The password part of `scheme://user:password@host/…`, as written (percent-encoded).
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    Some(userinfo.split_once(':')?.1)
+}
+
+/// Checks every task and that no task_id repeats, naming the entry (1-based) like a task file.
+fn check_batch(tasks: &[NewTask]) -> Result<(), StoreError> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, task) in tasks.iter().enumerate() {
+        let number = index + 1;
+        let name = format!("entry {number} (task_id {:?})", task.task_id);
+        validate_new_task(task).map_err(|e| StoreError::Invalid(format!("{name}: {e}")))?;
+        if let Some(first) = seen.insert(&task.task_id, number) {
+            return Err(StoreError::Invalid(format!(
+                "{name}: field \"task_id\": duplicate of entry {first}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A token count for an INTEGER column (saturating; counts never come near 2^31).
+fn token_column(tokens: u32) -> i32 {
+    i32::try_from(tokens).unwrap_or(i32::MAX)
+}
+
+/// A decode error naming the column, for values the database holds but Rust refuses.
+fn decode_error(column: &str, message: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: message.into(),
+    }
+}
+
+/// The status text of `column` as a [`TaskStatus`].
+fn status_from_row(row: &PgRow, column: &str) -> Result<TaskStatus, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    TaskStatus::from_str(&text).map_err(|e| decode_error(column, e))
+}
+
+/// A row of [`task_columns!`] as a [`Task`].
+fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
+    Ok(Task {
+        id: row.try_get("id")?,
+        task_id: row.try_get("task_id")?,
+        description: row.try_get("description")?,
+        status: status_from_row(row, "status")?,
+        priority: row.try_get("priority")?,
+        labels: row.try_get("labels")?,
+        attempts: row.try_get("attempts")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        started_at: row.try_get("started_at")?,
+        completed_at: row.try_get("completed_at")?,
+        pr_url: row.try_get("pr_url")?,
+        consensus_score: row.try_get("consensus_score")?,
+        result: row.try_get("result")?,
+        error: row.try_get("error")?,
+    })
+}
+
+/// A token column as `u32` (the CHECK constraints keep them non-negative).
+fn tokens_from_row(row: &PgRow, column: &str) -> Result<u32, sqlx::Error> {
+    let value: i32 = row.try_get(column)?;
+    u32::try_from(value).map_err(|_| decode_error(column, format!("negative token count {value}")))
+}
+
+/// A row of [`STAGES`] as a [`StageRecord`].
+fn stage_from_row(row: &PgRow) -> Result<StageRecord, sqlx::Error> {
+    let stage: String = row.try_get("stage")?;
+    Ok(StageRecord {
+        stage: Stage::from_str(&stage).map_err(|e| decode_error("stage", e))?,
+        output: row.try_get("output")?,
+        score: row.try_get("score")?,
+        model: row.try_get("model")?,
+        usage: Usage {
+            input_tokens: tokens_from_row(row, "input_tokens")?,
+            output_tokens: tokens_from_row(row, "output_tokens")?,
+            cache_creation_input_tokens: tokens_from_row(row, "cache_creation_input_tokens")?,
+            cache_read_input_tokens: tokens_from_row(row, "cache_read_input_tokens")?,
+        },
+        duration_ms: row.try_get("duration_ms")?,
+        created_at: Some(row.try_get("created_at")?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_urls_get_a_fixed_message_without_the_url() {
+        for url in [
+            "mysql://user:hunter2@localhost/db",
+            "postgres://user:hunter2@localhost:notaport/db",
+            "hunter2",
+            "",
+        ] {
+            let e = parse_url(url).unwrap_err().to_string();
+            assert!(e.contains("DATABASE_URL is not a valid"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        assert!(parse_url("postgresql://u:p@localhost:5432/db").is_ok());
+    }
+
+    #[test]
+    fn redact_removes_url_and_password() {
+        let url = "postgres://bob:s3cr%40t@db.example:5432/app?sslmode=require";
+        assert_eq!(url_password(url), Some("s3cr%40t"));
+        assert_eq!(url_password("postgres://bob@db/app"), None);
+        assert_eq!(url_password("postgres://db/app"), None);
+        let message = format!("failed for {url}; password s3cr%40t rejected");
+        let clean = redact(&message, url);
+        assert!(!clean.contains("s3cr"), "{clean}");
+        assert!(!clean.contains("db.example"), "{clean}");
+    }
+
+    #[test]
+    fn batch_check_names_the_entry() {
+        let task = |id: &str| NewTask {
+            task_id: id.to_string(),
+            description: "d".to_string(),
+            priority: 0,
+            labels: vec![],
+        };
+        let e = check_batch(&[task("a"), task("b"), task("a")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("entry 3 (task_id \"a\")") && e.contains("duplicate of entry 1"));
+        let e = check_batch(&[task("ok"), task("bad id")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("entry 2") && e.contains("field \"task_id\""),
+            "{e}"
+        );
     }
 }
