@@ -19,7 +19,7 @@ CREATE TABLE tasks (
     pr_url TEXT,
     -- Mean of the scoring roles' scores, 0-100.
     consensus_score FLOAT,
-    -- Decision, votes and publish details (see `pipeline::Outcome`).
+    -- Decision, votes and publish details (written by the pipeline when the task ends).
     result JSONB,
     -- Labels added to the task's pull request besides `autonomous`.
     labels TEXT[] NOT NULL DEFAULT '{}',

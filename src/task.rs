@@ -98,7 +98,7 @@ pub struct Task {
     pub pr_url: Option<String>,
     /// Mean of the scoring roles' scores, 0–100.
     pub consensus_score: Option<f64>,
-    /// Decision, votes and publish details as JSON (see `pipeline::Outcome`).
+    /// Decision, votes and publish details as JSON (written by the pipeline when the task ends).
     pub result: Option<serde_json::Value>,
     /// Last error, for failed tasks.
     pub error: Option<String>,
