@@ -247,7 +247,7 @@ fn fetch_base_returns_the_new_remote_commit() {
 fn fetch_base_of_a_missing_branch_fails() {
     let fx = Fixture::new();
     let repo = Repo::open(&fx.clone, "no-such-branch", None).expect("open");
-    let err = repo.fetch_base().err().expect("error");
+    let err = repo.fetch_base().expect_err("error");
     assert!(matches!(err, GitError::MissingBase(_)), "{err}");
 }
 
@@ -258,7 +258,7 @@ fn fetch_base_notices_a_branch_deleted_on_origin() {
     let repo = Repo::open(&fx.clone, "dev", None).expect("open");
     assert_eq!(repo.fetch_base().expect("fetch"), fx.seed_head());
     git(&fx.seed, &["push", "-q", "origin", ":dev"]);
-    let err = repo.fetch_base().err().expect("error");
+    let err = repo.fetch_base().expect_err("error");
     assert!(matches!(err, GitError::MissingBase(_)), "{err}");
     let main = fx.open();
     assert_eq!(main.fetch_base().expect("fetch main"), fx.seed_head());
@@ -268,7 +268,7 @@ fn fetch_base_notices_a_branch_deleted_on_origin() {
 fn reading_before_fetching_names_the_missing_base() {
     let fx = Fixture::new();
     let repo = Repo::open(&fx.clone, "other", None).expect("open");
-    let err = repo.list_files(100).err().expect("error");
+    let err = repo.list_files(100).expect_err("error");
     assert_eq!(
         err.to_string(),
         "branch 'other' not found on origin (fetch it first)"
@@ -511,4 +511,309 @@ fn no_changes_and_bad_branches_are_refused() {
         remote_branch(&fx, "main").as_deref(),
         Some(fx.seed_head().as_str())
     );
+}
+
+/// A smart-HTTP git server for the tests: `git http-backend` (CGI) behind a tiny HTTP/1.1 server
+/// on 127.0.0.1 that requires basic auth `x-access-token:<token>` and answers 401 otherwise.
+mod http_git {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The running server; its threads live until the test process ends.
+    pub struct Server {
+        pub address: SocketAddr,
+        unauthorized: Arc<AtomicUsize>,
+    }
+
+    impl Server {
+        /// Serves the repositories under `root` to clients presenting `token`.
+        pub fn start(root: &Path, token: &str) -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let address = listener.local_addr().expect("addr");
+            let unauthorized = Arc::new(AtomicUsize::new(0));
+            let expected = format!("Basic {}", base64(&format!("x-access-token:{token}")));
+            let (root, counter) = (root.to_path_buf(), unauthorized.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (root, expected, counter) =
+                        (root.clone(), expected.clone(), counter.clone());
+                    std::thread::spawn(move || handle(stream, &root, &expected, &counter));
+                }
+            });
+            Server {
+                address,
+                unauthorized,
+            }
+        }
+
+        /// How many requests were answered 401.
+        pub fn unauthorized(&self) -> usize {
+            self.unauthorized.load(Ordering::SeqCst)
+        }
+    }
+
+    struct Request {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Request {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    fn handle(stream: TcpStream, root: &Path, expected: &str, unauthorized: &AtomicUsize) {
+        let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+        let Some(request) = read_request(&mut reader) else {
+            return;
+        };
+        let mut stream = stream;
+        if request.header("authorization") != Some(expected) {
+            unauthorized.fetch_add(1, Ordering::SeqCst);
+            let response = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                            Content-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = stream.write_all(response.as_bytes());
+            return;
+        }
+        let response = run_backend(root, &request);
+        let _ = stream.write_all(&response);
+    }
+
+    fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let mut parts = line.split_whitespace();
+        let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':')?;
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        let mut request = Request {
+            method,
+            target,
+            headers,
+            body: Vec::new(),
+        };
+        request.body = read_body(reader, &request)?;
+        Some(request)
+    }
+
+    fn read_body(reader: &mut impl BufRead, request: &Request) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        if request
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).ok()?;
+                let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).ok()?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = request.header("content-length") {
+            body.resize(length.parse().ok()?, 0);
+            reader.read_exact(&mut body).ok()?;
+        }
+        Some(body)
+    }
+
+    /// Runs `git http-backend` for `request` and turns its CGI answer into an HTTP response.
+    fn run_backend(root: &Path, request: &Request) -> Vec<u8> {
+        let (path, query) = request
+            .target
+            .split_once('?')
+            .unwrap_or((&request.target, ""));
+        let mut command = Command::new("git");
+        command
+            .arg("http-backend")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_PROJECT_ROOT", PathBuf::from(root))
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("PATH_INFO", path)
+            .env("REQUEST_METHOD", &request.method)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_LENGTH", request.body.len().to_string())
+            .env("REMOTE_USER", "x-access-token")
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(kind) = request.header("content-type") {
+            command.env("CONTENT_TYPE", kind);
+        }
+        if let Some(encoding) = request.header("content-encoding") {
+            command.env("HTTP_CONTENT_ENCODING", encoding);
+        }
+        if let Some(protocol) = request.header("git-protocol") {
+            command.env("GIT_PROTOCOL", protocol);
+        }
+        let mut child = command.spawn().expect("git http-backend");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let body = request.body.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let output = child.wait_with_output().expect("http-backend output");
+        let _ = writer.join();
+        cgi_to_http(&output.stdout)
+    }
+
+    /// `Status:` and headers of a CGI answer, then its body, as an HTTP/1.1 response.
+    fn cgi_to_http(cgi: &[u8]) -> Vec<u8> {
+        let split = find(cgi, b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| find(cgi, b"\n\n").map(|i| (i, 2)));
+        let (head, body) = match split {
+            Some((i, sep)) => (&cgi[..i], &cgi[i + sep..]),
+            None => (&cgi[..0], cgi),
+        };
+        let head = String::from_utf8_lossy(head);
+        let mut status = "200 OK".to_string();
+        let mut headers = String::new();
+        for line in head.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            match line.split_once(':') {
+                Some((name, value)) if name.eq_ignore_ascii_case("status") => {
+                    status = value.trim().to_string();
+                }
+                _ => {
+                    headers.push_str(line);
+                    headers.push_str("\r\n");
+                }
+            }
+        }
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        response
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    fn base64(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64("f"), "Zg==");
+        assert_eq!(base64("fo"), "Zm8=");
+        assert_eq!(base64("foo"), "Zm9v");
+        assert_eq!(base64("x-access-token:t"), "eC1hY2Nlc3MtdG9rZW46dA==");
+    }
+}
+
+const HTTP_TOKEN: &str = "ghs_httpTestToken0123456789";
+
+/// The fixture's clone with `origin` pointed at `url`, opened with `token`.
+fn over_http(fx: &Fixture, url: &str, token: Option<&str>) -> Repo {
+    git(&fx.clone, &["remote", "set-url", "origin", url]);
+    let token = token.map(|t| t.to_string().into());
+    Repo::open(&fx.clone, "main", token).expect("open")
+}
+
+fn assert_secret_free(err: &GitError, secrets: &[&str]) {
+    let text = format!("{err} {err:?}");
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
+
+#[test]
+fn fetch_and_push_over_http_with_the_token() {
+    let fx = Fixture::new();
+    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/origin.git", server.address);
+    let repo = over_http(&fx, &url, Some(HTTP_TOKEN));
+    let before = snapshot(&fx.clone);
+
+    assert_eq!(repo.fetch_base().expect("fetch"), fx.seed_head());
+    let pushed = repo
+        .commit_and_push("feature/http", &[change("http.txt", "over http\n")], "http")
+        .expect("push");
+    assert_eq!(remote_branch(&fx, "feature/http"), Some(pushed.commit));
+    assert_eq!(snapshot(&fx.clone), before);
+    assert!(server.unauthorized() <= 4, "{}", server.unauthorized());
+}
+
+#[test]
+fn wrong_or_missing_token_fails_without_leaking_it() {
+    let fx = Fixture::new();
+    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/origin.git", server.address);
+    let wrong = "ghs_wrongToken_abcdef";
+
+    let repo = over_http(&fx, &url, Some(wrong));
+    let err = repo.fetch_base().expect_err("wrong token accepted");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+    assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
+    let after_fetch = server.unauthorized();
+    assert!(after_fetch <= 3, "credential loop: {after_fetch} 401s");
+
+    // Push with a wrong token, from a base fetched with the right one.
+    let good = over_http(&fx, &url, Some(HTTP_TOKEN));
+    good.fetch_base().expect("fetch");
+    let files = [change("x.txt", "x\n")];
+    let err = repo
+        .commit_and_push("feature/denied", &files, "m")
+        .expect_err("push accepted");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
+    assert_eq!(remote_branch(&fx, "feature/denied"), None);
+
+    let anonymous = over_http(&fx, &url, None);
+    let err = anonymous.fetch_base().expect_err("no token accepted");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("none is set"), "{err}");
+
+    // Credentials the user put in the remote URL never appear either.
+    let with_userinfo = format!("http://someone:urlSecret42@{}/origin.git", server.address);
+    let repo = over_http(&fx, &with_userinfo, Some(wrong));
+    let err = repo.fetch_base().expect_err("bad url credentials accepted");
+    assert_secret_free(&err, &["urlSecret42", wrong, &with_userinfo]);
 }

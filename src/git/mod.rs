@@ -153,10 +153,8 @@ impl Repo {
         let tree = self.base_commit()?.tree()?;
         let mut paths = Vec::new();
         tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-            if entry.kind() == Some(git2::ObjectType::Blob) {
-                if let Ok(name) = entry.name() {
-                    paths.push(format!("{dir}{name}"));
-                }
+            if let (Some(git2::ObjectType::Blob), Ok(name)) = (entry.kind(), entry.name()) {
+                paths.push(format!("{dir}{name}"));
             }
             git2::TreeWalkResult::Ok
         })?;
@@ -370,6 +368,13 @@ fn cut_text(mut text: String, max_bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_can_move_into_spawn_blocking() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<Repo>();
+        assert_send::<GitError>();
+    }
 
     #[test]
     fn listing_is_cut_by_total_length() {

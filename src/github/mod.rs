@@ -377,6 +377,13 @@ mod tests {
     }
 
     #[test]
+    fn client_is_shareable() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<GitHub>();
+        assert_send_sync::<GitHubError>();
+    }
+
+    #[test]
     fn redacts_the_token() {
         assert_eq!(redact("bad tok123 here", "tok123"), "bad *** here");
         assert_eq!(redact("text", ""), "text");
