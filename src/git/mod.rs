@@ -3,27 +3,69 @@
 //! or HEAD. All functions block: call them from `tokio::task::spawn_blocking`.
 
 mod path;
+mod remote;
+mod tree;
+mod url;
 
-pub use path::{PathError, check_path};
+pub use path::{MAX_PATH_BYTES, PathError, check_path};
+pub use remote::TOKEN_USER;
+pub use url::parse_github_repository;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use git2::{AutotagOption, FetchOptions, FetchPrune, PushOptions, Reference, Signature};
 use secrecy::SecretString;
 
 use crate::task::FileChange;
 
-/// Errors of the git layer. Messages never contain the token.
+use remote::Session;
+
+/// Name of the author and committer of every commit the daemon makes.
+pub const AUTHOR_NAME: &str = "autonomous-dev";
+/// E-mail of the author and committer of every commit the daemon makes.
+pub const AUTHOR_EMAIL: &str = "autonomous-dev@users.noreply.github.com";
+/// Marker line appended to file content cut by [`Repo::read_files`].
+pub const TRUNCATION_MARKER: &str = "\n… [truncated]";
+
+/// The remote the daemon fetches from and pushes to.
+const ORIGIN: &str = "origin";
+
+/// Errors of the git layer. Messages never contain the token or a remote URL.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     /// A proposed path is hostile or invalid; nothing was written or pushed.
     #[error(transparent)]
     Path(#[from] PathError),
+    /// A local libgit2 operation failed.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// `path` is not a git repository (or cannot be opened).
+    #[error("{path} is not a git repository: {message}")]
+    NotARepository { path: PathBuf, message: String },
+    /// Origin refused the credentials, or asked for some and there were none to give.
+    #[error("{0}")]
+    Auth(String),
+    /// A fetch or push failed for another reason (network, protocol, server).
+    #[error("{0}")]
+    Remote(String),
+    /// Origin refused to update `refname` (protected branch, hook).
+    #[error("push of {refname} rejected by origin: {message}")]
+    PushRejected { refname: String, message: String },
+    /// The base branch does not exist on origin (or was never fetched).
+    #[error("branch '{0}' not found on origin (fetch it first)")]
+    MissingBase(String),
+    /// A branch name is not a valid git ref name, or is checked out in the user's repository.
+    #[error("invalid branch '{branch}': {reason}")]
+    Branch {
+        branch: String,
+        reason: &'static str,
+    },
+    /// The files would not change the base tree; no commit was made.
+    #[error("no changes: the files are identical to origin/{0}")]
+    NoChanges(String),
     #[error("{0}")]
     Other(String),
 }
-
 /// What `list_files` returns: tracked paths at the base, cut to a size bound.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
@@ -49,58 +91,327 @@ pub struct Repo {
 impl Repo {
     /// Opens the clone at `path`. `token` authenticates fetch/push over https
     /// (HTTP basic `x-access-token:<token>`); path and file remotes need none.
+    ///
+    /// Errors: [`GitError::NotARepository`] when `path` is not a git repository,
+    /// [`GitError::Branch`] when `base_branch` is not a valid branch name.
     pub fn open(
         path: &Path,
         base_branch: &str,
         token: Option<SecretString>,
     ) -> Result<Repo, GitError> {
-        let _ = (path, base_branch, token);
-        todo!()
+        check_branch_name(base_branch)?;
+        let repo = git2::Repository::open(path).map_err(|e| GitError::NotARepository {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+        Ok(Repo {
+            repo,
+            base_branch: base_branch.to_string(),
+            token,
+        })
     }
 
-    /// URL of the `origin` remote.
+    /// URL of the `origin` remote. It may hold credentials: never put it in an error or log.
     pub fn origin_url(&self) -> Result<String, GitError> {
-        todo!()
+        let remote = self.repo.find_remote(ORIGIN)?;
+        Ok(remote.url()?.to_string())
     }
 
     /// Fetches `BASE_BRANCH` from origin into `refs/remotes/origin/BASE_BRANCH`; returns its SHA.
+    ///
+    /// The tracking ref is forced (a rewritten base is followed) and pruned when the branch is
+    /// gone from origin, which gives [`GitError::MissingBase`]. Network failures give
+    /// [`GitError::Auth`] or [`GitError::Remote`].
     pub fn fetch_base(&self) -> Result<String, GitError> {
-        todo!()
+        let refspec = format!("+refs/heads/{0}:{1}", self.base_branch, self.tracking_ref());
+        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let url = remote.url().ok().map(str::to_string);
+        let session = Session::new(self.token.as_ref());
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(session.callbacks())
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false)
+            .prune(FetchPrune::On);
+        remote
+            .fetch(
+                &[refspec],
+                Some(&mut options),
+                Some("autonomous-dev: fetch base"),
+            )
+            .map_err(|e| session.error("fetch", &e, url.as_deref()))?;
+        Ok(self.base_commit()?.id().to_string())
     }
 
     /// Tracked file paths at `origin/BASE_BRANCH`, sorted, cut when their total length passes
     /// `max_bytes`.
+    ///
+    /// Lists blobs (regular, executable and symlink entries; not submodules). Each path counts
+    /// its length plus one (for the newline separating it in a prompt); the first path that
+    /// would pass `max_bytes` and all after it are left out, with `truncated` set.
     pub fn list_files(&self, max_bytes: usize) -> Result<Listing, GitError> {
-        todo!()
+        let tree = self.base_commit()?.tree()?;
+        let mut paths = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if let (Some(git2::ObjectType::Blob), Ok(name)) = (entry.kind(), entry.name()) {
+                paths.push(format!("{dir}{name}"));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        paths.sort();
+        Ok(cut_listing(paths, max_bytes))
     }
 
     /// Content at `origin/BASE_BRANCH` of those `paths` that exist as UTF-8 text files, each cut
     /// to `max_bytes_each`. Missing, binary and invalid paths are skipped.
+    ///
+    /// Paths failing [`check_path`], directories, symlinks, submodules, blobs with NUL bytes or
+    /// invalid UTF-8, and repeated paths are skipped. Cut content ends at a character boundary
+    /// followed by [`TRUNCATION_MARKER`].
     pub fn read_files(
         &self,
         paths: &[String],
         max_bytes_each: usize,
     ) -> Result<Vec<FileChange>, GitError> {
-        let _ = (paths, max_bytes_each);
-        todo!()
+        let tree = self.base_commit()?.tree()?;
+        let mut files: Vec<FileChange> = Vec::new();
+        for path in paths {
+            if files.iter().any(|f| &f.path == path) {
+                continue;
+            }
+            if let Some(content) = self.read_text(&tree, path)? {
+                files.push(FileChange {
+                    path: path.clone(),
+                    content: cut_text(content, max_bytes_each),
+                });
+            }
+        }
+        Ok(files)
     }
 
     /// Builds a commit on `origin/BASE_BRANCH` that writes `files` (rejecting any hostile path
     /// before anything is written: absolute, `..`, inside `.git/`, through a symlink), points
     /// the local branch `branch` at it and pushes it to origin. Commits as `autonomous-dev`.
+    ///
+    /// The user's HEAD, index file and working tree are never touched: the tree is built in an
+    /// in-memory index and only objects and `refs/heads/<branch>` are written. Both the local
+    /// branch and the remote branch are force-updated (the branch belongs to the daemon).
+    ///
+    /// Errors, all before any ref is written: [`GitError::Path`] for a hostile path, a duplicate,
+    /// or a path running into a symlink, submodule, file or directory of the base tree;
+    /// [`GitError::Branch`] for an invalid branch name or one checked out in the user's
+    /// repository (or a linked worktree); [`GitError::NoChanges`] when `files` is empty or
+    /// changes nothing. After the branch is written: [`GitError::Auth`], [`GitError::Remote`],
+    /// [`GitError::PushRejected`].
     pub fn commit_and_push(
         &self,
         branch: &str,
         files: &[FileChange],
         message: &str,
     ) -> Result<Pushed, GitError> {
-        let _ = (branch, files, message);
-        todo!()
+        check_branch_name(branch)?;
+        self.check_not_checked_out(branch)?;
+        let base = self.base_commit()?;
+        let base_tree = base.tree()?;
+        let modes = tree::plan(&base_tree, files)?;
+        if files.is_empty() {
+            return Err(GitError::NoChanges(self.base_branch.clone()));
+        }
+        let tree_id = tree::build(&self.repo, &base_tree, files, &modes)?;
+        if tree_id == base_tree.id() {
+            return Err(GitError::NoChanges(self.base_branch.clone()));
+        }
+        let tree = self.repo.find_tree(tree_id)?;
+        let signature = Signature::now(AUTHOR_NAME, AUTHOR_EMAIL)?;
+        let commit = self
+            .repo
+            .commit(None, &signature, &signature, message, &tree, &[&base])?;
+        let refname = format!("refs/heads/{branch}");
+        self.repo
+            .reference(&refname, commit, true, "autonomous-dev: task commit")?;
+        self.push(&refname)?;
+        Ok(Pushed {
+            branch: branch.to_string(),
+            commit: commit.to_string(),
+        })
+    }
+
+    /// Force-pushes the local `refname` to the same name on origin.
+    fn push(&self, refname: &str) -> Result<(), GitError> {
+        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let url = remote
+            .pushurl()
+            .ok()
+            .flatten()
+            .or_else(|| remote.url().ok())
+            .map(str::to_string);
+        let session = Session::new(self.token.as_ref());
+        let mut options = PushOptions::new();
+        options.remote_callbacks(session.callbacks());
+        remote
+            .push(&[format!("+{refname}:{refname}")], Some(&mut options))
+            .map_err(|e| session.error("push", &e, url.as_deref()))?;
+        match session.rejection() {
+            Some(rejected) => Err(rejected),
+            None => Ok(()),
+        }
+    }
+
+    /// `refs/remotes/origin/BASE_BRANCH`.
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/{ORIGIN}/{}", self.base_branch)
+    }
+
+    /// The commit at `origin/BASE_BRANCH`.
+    fn base_commit(&self) -> Result<git2::Commit<'_>, GitError> {
+        let reference = match self.repo.find_reference(&self.tracking_ref()) {
+            Ok(reference) => reference,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                return Err(GitError::MissingBase(self.base_branch.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(reference.peel_to_commit()?)
+    }
+
+    /// The text of `path` in `tree` if it is a valid path to a UTF-8 regular file.
+    fn read_text(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<String>, GitError> {
+        if check_path(path).is_err() {
+            return Ok(None);
+        }
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(entry) => entry,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !matches!(entry.filemode(), tree::MODE_FILE | tree::MODE_EXECUTABLE) {
+            return Ok(None);
+        }
+        let blob = self.repo.find_blob(entry.id())?;
+        if blob.content().contains(&0) {
+            return Ok(None);
+        }
+        Ok(std::str::from_utf8(blob.content()).ok().map(str::to_string))
+    }
+
+    /// Fails when `branch` is checked out in this repository or one of its linked worktrees:
+    /// moving it would change that checkout's HEAD.
+    fn check_not_checked_out(&self, branch: &str) -> Result<(), GitError> {
+        let refname = format!("refs/heads/{branch}");
+        let mut heads = vec![head_target(&self.repo)?];
+        for name in self.repo.worktrees()?.iter().flatten().flatten() {
+            let worktree = self.repo.find_worktree(name)?;
+            if let Ok(repo) = git2::Repository::open_from_worktree(&worktree) {
+                heads.push(head_target(&repo)?);
+            }
+        }
+        if heads.iter().flatten().any(|head| *head == refname) {
+            return Err(GitError::Branch {
+                branch: branch.to_string(),
+                reason: "checked out in the repository",
+            });
+        }
+        Ok(())
     }
 }
 
-/// Parses `owner/name` from a GitHub remote URL (https, ssh `git@host:owner/name(.git)`).
-pub fn parse_github_repository(url: &str) -> Option<String> {
-    let _ = url;
-    todo!()
+/// The branch HEAD points to (`refs/heads/…`), `None` when detached.
+fn head_target(repo: &git2::Repository) -> Result<Option<String>, GitError> {
+    let head = repo.find_reference("HEAD")?;
+    Ok(head.symbolic_target()?.map(str::to_string))
+}
+
+/// Rejects names that are not valid `refs/heads/<name>` refs.
+fn check_branch_name(branch: &str) -> Result<(), GitError> {
+    let valid = !branch.is_empty()
+        && !branch.starts_with('-')
+        && Reference::is_valid_name(&format!("refs/heads/{branch}"));
+    if valid {
+        Ok(())
+    } else {
+        Err(GitError::Branch {
+            branch: branch.to_string(),
+            reason: "not a valid branch name",
+        })
+    }
+}
+
+/// Keeps the sorted `paths` while their lengths (plus a newline each) fit in `max_bytes`.
+fn cut_listing(mut paths: Vec<String>, max_bytes: usize) -> Listing {
+    let mut total = 0usize;
+    let keep = paths
+        .iter()
+        .take_while(|path| {
+            total += path.len() + 1;
+            total <= max_bytes
+        })
+        .count();
+    let truncated = keep < paths.len();
+    paths.truncate(keep);
+    Listing { paths, truncated }
+}
+
+/// `text` cut to at most `max_bytes` (at a character boundary) plus [`TRUNCATION_MARKER`].
+fn cut_text(mut text: String, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(TRUNCATION_MARKER);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_can_move_into_spawn_blocking() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<Repo>();
+        assert_send::<GitError>();
+    }
+
+    #[test]
+    fn listing_is_cut_by_total_length() {
+        let paths = vec!["a".to_string(), "bb".to_string(), "ccc".to_string()];
+        let all = cut_listing(paths.clone(), 9);
+        assert_eq!(all.paths.len(), 3);
+        assert!(!all.truncated);
+        let cut = cut_listing(paths.clone(), 8);
+        assert_eq!(cut.paths, vec!["a", "bb"]);
+        assert!(cut.truncated);
+        let none = cut_listing(paths, 1);
+        assert!(none.paths.is_empty());
+        assert!(none.truncated);
+    }
+
+    #[test]
+    fn text_is_cut_at_char_boundary() {
+        assert_eq!(cut_text("héllo".to_string(), 10), "héllo");
+        assert_eq!(
+            cut_text("héllo".to_string(), 2),
+            format!("h{TRUNCATION_MARKER}")
+        );
+        assert_eq!(
+            cut_text("héllo".to_string(), 3),
+            format!("hé{TRUNCATION_MARKER}")
+        );
+        assert_eq!(cut_text("abc".to_string(), 0), TRUNCATION_MARKER);
+    }
+
+    #[test]
+    fn branch_names() {
+        assert!(check_branch_name("feature/task-phase1-001").is_ok());
+        assert!(check_branch_name("main").is_ok());
+        for bad in [
+            "", "-x", "a..b", "a b", "a~1", "a:b", "a/", "/a", "a.lock", "a\\b",
+        ] {
+            assert!(check_branch_name(bad).is_err(), "{bad}");
+        }
+    }
 }

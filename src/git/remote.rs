@@ -1,0 +1,237 @@
+//! Talking to `origin`: the credentials callback (token as HTTP basic `x-access-token:<token>`,
+//! one attempt only), the push status callback, and turning libgit2's network errors into
+//! [`GitError`]s that never carry the token or the remote URL.
+
+use std::cell::{Cell, RefCell};
+
+use git2::{Cred, CredentialType, RemoteCallbacks};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::GitError;
+
+/// User name GitHub expects with an installation or personal access token over https.
+pub const TOKEN_USER: &str = "x-access-token";
+
+/// State shared with the callbacks of one fetch or push.
+pub(super) struct Session<'t> {
+    token: Option<&'t SecretString>,
+    attempts: Cell<u32>,
+    auth_failure: Cell<Option<&'static str>>,
+    rejected: RefCell<Option<(String, String)>>,
+}
+
+impl<'t> Session<'t> {
+    pub(super) fn new(token: Option<&'t SecretString>) -> Session<'t> {
+        Session {
+            token,
+            attempts: Cell::new(0),
+            auth_failure: Cell::new(None),
+            rejected: RefCell::new(None),
+        }
+    }
+
+    /// Callbacks answering credential requests and recording rejected refs of a push.
+    pub(super) fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.credentials(|url, _user, allowed| self.credentials(url, allowed));
+        callbacks.push_update_reference(|refname, status| {
+            if let Some(message) = status {
+                self.record_rejection(refname, message);
+            }
+            Ok(())
+        });
+        callbacks
+    }
+
+    /// Answers libgit2's credential request. libgit2 asks again after the server refused the
+    /// credentials, so a second request means they were wrong: fail instead of looping.
+    fn credentials(&self, url: &str, allowed: CredentialType) -> Result<Cred, git2::Error> {
+        match self.token_for(url, allowed) {
+            Ok(token) => Cred::userpass_plaintext(TOKEN_USER, token.expose_secret()),
+            Err(reason) => {
+                self.auth_failure.set(Some(reason));
+                Err(git2::Error::from_str(reason))
+            }
+        }
+    }
+
+    /// The token to answer this credential request with, or why there is none.
+    fn token_for(
+        &self,
+        url: &str,
+        allowed: CredentialType,
+    ) -> Result<&'t SecretString, &'static str> {
+        let attempt = self.attempts.get() + 1;
+        self.attempts.set(attempt);
+        if attempt > 1 {
+            return Err("authentication failed: origin refused the token");
+        }
+        if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            return Err("authentication failed: origin asks for credentials other than a token");
+        }
+        if !may_send_token(url) {
+            return Err("authentication failed: refusing to send the token over plain http");
+        }
+        self.token
+            .ok_or("authentication failed: origin requires a token and none is set")
+    }
+
+    fn record_rejection(&self, refname: &str, message: &str) {
+        let mut rejected = self.rejected.borrow_mut();
+        if rejected.is_none() {
+            *rejected = Some((refname.to_string(), message.to_string()));
+        }
+    }
+
+    /// The push's first rejected ref, if any.
+    pub(super) fn rejection(&self) -> Option<GitError> {
+        let (refname, message) = self.rejected.borrow().clone()?;
+        Some(GitError::PushRejected {
+            refname,
+            message: self.redact(&message, None),
+        })
+    }
+
+    /// Maps a failed `operation` ("fetch", "push") to an error without secrets: an
+    /// authentication failure seen by the callback wins over libgit2's message.
+    pub(super) fn error(&self, operation: &str, err: &git2::Error, url: Option<&str>) -> GitError {
+        if let Some(reason) = self.auth_failure.get() {
+            return GitError::Auth(format!("{operation} origin: {reason}"));
+        }
+        let message = self.redact(err.message(), url);
+        if err.code() == git2::ErrorCode::Auth {
+            return GitError::Auth(format!("{operation} origin: {message}"));
+        }
+        GitError::Remote(format!("{operation} origin: {message}"))
+    }
+
+    /// `message` without the token, the remote URL, or any `scheme://user:pass@` credentials.
+    fn redact(&self, message: &str, url: Option<&str>) -> String {
+        let mut out = message.to_string();
+        if let Some(url) = url.filter(|u| !u.is_empty()) {
+            out = out.replace(url, "<origin>");
+        }
+        if let Some(token) = self
+            .token
+            .map(|t| t.expose_secret())
+            .filter(|t| !t.is_empty())
+        {
+            out = out.replace(token, "***");
+        }
+        strip_userinfo(&out)
+    }
+}
+
+/// Whether the token may go to `url`: https anywhere, plain http only to a loopback host
+/// (local test servers).
+fn may_send_token(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "::1")
+}
+
+/// Replaces the user-info part of every `scheme://user-info@host` in `text` with `***`.
+fn strip_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_goes_to_https_and_loopback_http_only() {
+        assert!(may_send_token("https://github.com/o/n.git"));
+        assert!(may_send_token("http://127.0.0.1:8080/repo.git"));
+        assert!(may_send_token("http://localhost/repo.git"));
+        assert!(may_send_token("http://[::1]:9/repo.git"));
+        assert!(!may_send_token("http://github.com/o/n.git"));
+        assert!(!may_send_token("http://127.0.0.1.evil.com/x"));
+        assert!(!may_send_token("ssh://git@github.com/o/n.git"));
+    }
+
+    #[test]
+    fn userinfo_is_stripped() {
+        assert_eq!(
+            strip_userinfo("failed for 'https://user:s3cret@github.com/o/n': 401"),
+            "failed for 'https://***@github.com/o/n': 401"
+        );
+        assert_eq!(strip_userinfo("no url here"), "no url here");
+        assert_eq!(
+            strip_userinfo("https://github.com/a@b and ssh://git@h:x"),
+            "https://github.com/a@b and ssh://***@h:x"
+        );
+    }
+
+    #[test]
+    fn redact_removes_token_and_url() {
+        let token = SecretString::from("tok123");
+        let session = Session::new(Some(&token));
+        let url = "https://example.com/o/n.git";
+        let message = "remote https://example.com/o/n.git said tok123";
+        assert_eq!(
+            session.redact(message, Some(url)),
+            "remote <origin> said ***"
+        );
+    }
+
+    #[test]
+    fn second_credential_request_fails() {
+        let token = SecretString::from("tok123");
+        let session = Session::new(Some(&token));
+        let url = "https://github.com/o/n.git";
+        assert!(
+            session
+                .credentials(url, CredentialType::USER_PASS_PLAINTEXT)
+                .is_ok()
+        );
+        let err = session
+            .credentials(url, CredentialType::USER_PASS_PLAINTEXT)
+            .err()
+            .map(|e| e.message().to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("authentication failed: origin refused the token")
+        );
+    }
+
+    #[test]
+    fn missing_token_is_an_auth_failure() {
+        let session = Session::new(None);
+        let url = "https://github.com/o/n.git";
+        assert!(
+            session
+                .credentials(url, CredentialType::USER_PASS_PLAINTEXT)
+                .is_err()
+        );
+        let err = session.error("fetch", &git2::Error::from_str("x"), Some(url));
+        assert!(matches!(err, GitError::Auth(_)), "{err}");
+    }
+}

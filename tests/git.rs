@@ -1,0 +1,819 @@
+//! The git layer against real repositories in temporary directories: a bare `origin` with a
+//! `main` branch, a seed clone that pushes to it, and the user's clone (REPO_PATH) with local
+//! uncommitted and staged changes that must survive every operation untouched.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use autonomous_dev::git::{
+    AUTHOR_EMAIL, AUTHOR_NAME, GitError, Repo, TRUNCATION_MARKER, parse_github_repository,
+};
+use autonomous_dev::task::FileChange;
+
+/// Runs `git` in `dir` with a clean configuration; panics on failure.
+fn git(dir: &Path, args: &[&str]) {
+    git_out(dir, args);
+}
+
+/// Runs `git` in `dir` with a clean configuration and returns its stdout.
+fn git_out(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Seed")
+        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+        .env("GIT_COMMITTER_NAME", "Seed")
+        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf8")
+}
+
+/// A bare `origin.git`, the `seed` clone that fills it, and the user's `clone` at REPO_PATH.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    origin: PathBuf,
+    seed: PathBuf,
+    clone: PathBuf,
+}
+
+impl Fixture {
+    const README: &str = "# Démo\n\nA demo repository.\n";
+    const LIB_RS: &str = "pub fn answer() -> u32 {\n    41\n}\n";
+    /// Blob paths at origin/main, sorted (the submodule `module` is not a blob).
+    const TRACKED: [&str; 7] = [
+        "README.md",
+        "bin/run.sh",
+        "image.bin",
+        "latin1.txt",
+        "link",
+        "src/lib.rs",
+        "sub/dir/data.txt",
+    ];
+
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let origin = dir.path().join("origin.git");
+        let seed = dir.path().join("seed");
+        let clone = dir.path().join("clone");
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", "origin.git"],
+        );
+        git(dir.path(), &["init", "-q", "-b", "main", "seed"]);
+        Fixture::fill_seed(&seed);
+        git(&seed, &["remote", "add", "origin", "../origin.git"]);
+        git(&seed, &["push", "-q", "origin", "main"]);
+        git(dir.path(), &["clone", "-q", "origin.git", "clone"]);
+        Fixture::dirty_the_checkout(&clone);
+        Fixture {
+            _dir: dir,
+            origin,
+            seed,
+            clone,
+        }
+    }
+
+    /// Files, an executable, a binary, invalid UTF-8, a symlink to /etc, a nested directory and
+    /// a submodule (gitlink) entry; committed on main.
+    fn fill_seed(seed: &Path) {
+        fs::create_dir_all(seed.join("src")).expect("mkdir");
+        fs::create_dir_all(seed.join("sub/dir")).expect("mkdir");
+        fs::create_dir_all(seed.join("bin")).expect("mkdir");
+        fs::write(seed.join("README.md"), Fixture::README).expect("write");
+        fs::write(seed.join("src/lib.rs"), Fixture::LIB_RS).expect("write");
+        fs::write(seed.join("sub/dir/data.txt"), "data\n").expect("write");
+        fs::write(seed.join("image.bin"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
+        fs::write(seed.join("latin1.txt"), b"caf\xe9\n").expect("write");
+        fs::write(seed.join("bin/run.sh"), "#!/bin/sh\necho hi\n").expect("write");
+        let mut perms = fs::metadata(seed.join("bin/run.sh"))
+            .expect("meta")
+            .permissions();
+        perms.set_mode(0o755);
+        fs::set_permissions(seed.join("bin/run.sh"), perms).expect("chmod");
+        std::os::unix::fs::symlink("/etc", seed.join("link")).expect("symlink");
+        git(seed, &["add", "."]);
+        let gitlink = "160000,1111111111111111111111111111111111111111,module";
+        git(seed, &["update-index", "--add", "--cacheinfo", gitlink]);
+        git(seed, &["commit", "-qm", "initial"]);
+    }
+
+    /// A local unstaged modification, a staged new file and a staged modification.
+    fn dirty_the_checkout(clone: &Path) {
+        fs::write(clone.join("README.md"), "locally edited\n").expect("write");
+        fs::write(clone.join("staged.txt"), "staged\n").expect("write");
+        fs::write(clone.join("src/lib.rs"), "// staged edit\n").expect("write");
+        git(clone, &["add", "staged.txt", "src/lib.rs"]);
+    }
+
+    fn open(&self) -> Repo {
+        Repo::open(&self.clone, "main", None).expect("open")
+    }
+
+    fn seed_head(&self) -> String {
+        git_out(&self.seed, &["rev-parse", "HEAD"])
+            .trim()
+            .to_string()
+    }
+}
+
+fn change(path: &str, content: &str) -> FileChange {
+    FileChange {
+        path: path.to_string(),
+        content: content.to_string(),
+    }
+}
+
+/// Everything of the user's checkout that must not change: HEAD file, HEAD's commit, the index
+/// file's bytes and every working-tree file (symlinks by target).
+#[derive(Debug, PartialEq, Eq)]
+struct Checkout {
+    head_file: Vec<u8>,
+    head_commit: String,
+    index: Vec<u8>,
+    files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+fn snapshot(dir: &Path) -> Checkout {
+    let repo = git2::Repository::open(dir).expect("open");
+    let head_commit = repo
+        .head()
+        .expect("head")
+        .target()
+        .expect("oid")
+        .to_string();
+    let mut files = BTreeMap::new();
+    collect(dir, dir, &mut files);
+    Checkout {
+        head_file: fs::read(dir.join(".git/HEAD")).expect("HEAD"),
+        head_commit,
+        index: fs::read(dir.join(".git/index")).expect("index"),
+        files,
+    }
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+    for entry in fs::read_dir(dir).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let path = entry.path();
+        let rel = path.strip_prefix(root).expect("prefix").to_path_buf();
+        if rel == Path::new(".git") {
+            continue;
+        }
+        let kind = entry.file_type().expect("file type");
+        if kind.is_symlink() {
+            let target = fs::read_link(&path).expect("readlink");
+            out.insert(rel, target.into_os_string().into_encoded_bytes());
+        } else if kind.is_dir() {
+            collect(root, &path, out);
+        } else {
+            out.insert(rel, fs::read(&path).expect("read"));
+        }
+    }
+}
+
+/// The blob content at `path` in `commit` of the bare origin.
+fn blob_at(repo: &git2::Repository, commit: &git2::Commit<'_>, path: &str) -> Option<String> {
+    let entry = commit.tree().ok()?.get_path(Path::new(path)).ok()?;
+    let blob = repo.find_blob(entry.id()).ok()?;
+    Some(String::from_utf8(blob.content().to_vec()).expect("utf8"))
+}
+
+fn mode_at(commit: &git2::Commit<'_>, path: &str) -> i32 {
+    let tree = commit.tree().expect("tree");
+    tree.get_path(Path::new(path)).expect("entry").filemode()
+}
+
+fn remote_branch(fx: &Fixture, branch: &str) -> Option<String> {
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let reference = origin
+        .find_reference(&format!("refs/heads/{branch}"))
+        .ok()?;
+    Some(reference.target()?.to_string())
+}
+
+fn local_branch(fx: &Fixture, branch: &str) -> Option<String> {
+    let repo = git2::Repository::open(&fx.clone).expect("clone");
+    let reference = repo.find_reference(&format!("refs/heads/{branch}")).ok()?;
+    Some(reference.target()?.to_string())
+}
+
+#[test]
+fn open_rejects_a_directory_that_is_not_a_repository() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Repo::open(dir.path(), "main", None).err().expect("error");
+    assert!(matches!(err, GitError::NotARepository { .. }), "{err}");
+    assert!(err.to_string().contains("is not a git repository"), "{err}");
+}
+
+#[test]
+fn origin_url_of_a_path_remote_is_not_a_github_repository() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    let url = repo.origin_url().expect("url");
+    assert!(url.ends_with("origin.git"), "{url}");
+    assert_eq!(parse_github_repository(&url), None);
+}
+
+#[test]
+fn fetch_base_returns_the_new_remote_commit() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    let first = repo.fetch_base().expect("fetch");
+    assert_eq!(first, fx.seed_head());
+
+    fs::write(fx.seed.join("NEWS.md"), "news\n").expect("write");
+    git(&fx.seed, &["add", "NEWS.md"]);
+    git(&fx.seed, &["commit", "-qm", "news"]);
+    git(&fx.seed, &["push", "-q", "origin", "main"]);
+    let second = repo.fetch_base().expect("fetch again");
+    assert_ne!(second, first);
+    assert_eq!(second, fx.seed_head());
+    let listing = repo.list_files(1 << 20).expect("list");
+    assert!(listing.paths.contains(&"NEWS.md".to_string()));
+}
+
+#[test]
+fn fetch_base_of_a_missing_branch_fails() {
+    let fx = Fixture::new();
+    let repo = Repo::open(&fx.clone, "no-such-branch", None).expect("open");
+    let err = repo.fetch_base().expect_err("error");
+    assert!(matches!(err, GitError::MissingBase(_)), "{err}");
+}
+
+#[test]
+fn fetch_base_notices_a_branch_deleted_on_origin() {
+    let fx = Fixture::new();
+    git(&fx.seed, &["push", "-q", "origin", "main:dev"]);
+    let repo = Repo::open(&fx.clone, "dev", None).expect("open");
+    assert_eq!(repo.fetch_base().expect("fetch"), fx.seed_head());
+    git(&fx.seed, &["push", "-q", "origin", ":dev"]);
+    let err = repo.fetch_base().expect_err("error");
+    assert!(matches!(err, GitError::MissingBase(_)), "{err}");
+    let main = fx.open();
+    assert_eq!(main.fetch_base().expect("fetch main"), fx.seed_head());
+}
+
+#[test]
+fn reading_before_fetching_names_the_missing_base() {
+    let fx = Fixture::new();
+    let repo = Repo::open(&fx.clone, "other", None).expect("open");
+    let err = repo.list_files(100).expect_err("error");
+    assert_eq!(
+        err.to_string(),
+        "branch 'other' not found on origin (fetch it first)"
+    );
+}
+
+#[test]
+fn list_files_is_sorted_and_truncated() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let all = repo.list_files(1 << 20).expect("list");
+    assert_eq!(all.paths, Fixture::TRACKED);
+    assert!(!all.truncated);
+
+    // The first three paths plus a newline each: "README.md\nbin/run.sh\nimage.bin\n".
+    let budget: usize = Fixture::TRACKED[..3].iter().map(|p| p.len() + 1).sum();
+    let cut = repo.list_files(budget).expect("list");
+    assert_eq!(cut.paths, &Fixture::TRACKED[..3]);
+    assert!(cut.truncated);
+    let cut = repo.list_files(budget - 1).expect("list");
+    assert_eq!(cut.paths, &Fixture::TRACKED[..2]);
+    assert!(cut.truncated);
+}
+
+#[test]
+fn read_files_returns_text_files_and_skips_the_rest() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let paths: Vec<String> = [
+        "src/lib.rs",
+        "missing.txt",
+        "image.bin",
+        "latin1.txt",
+        "link",
+        "src",
+        "module",
+        "../README.md",
+        ".git/config",
+        "src/lib.rs",
+        "README.md",
+    ]
+    .map(String::from)
+    .to_vec();
+    let files = repo.read_files(&paths, 1 << 20).expect("read");
+    assert_eq!(
+        files,
+        vec![
+            change("src/lib.rs", Fixture::LIB_RS),
+            change("README.md", Fixture::README),
+        ]
+    );
+    // Committed content, not the user's local modification of README.md.
+    let cut = repo
+        .read_files(&["README.md".to_string()], 7)
+        .expect("read");
+    assert_eq!(cut[0].content, format!("# Démo{TRUNCATION_MARKER}"));
+    let cut = repo
+        .read_files(&["README.md".to_string()], 4)
+        .expect("read");
+    assert_eq!(cut[0].content, format!("# D{TRUNCATION_MARKER}"));
+}
+
+#[test]
+fn commit_and_push_creates_the_branch_on_origin_and_leaves_the_checkout_alone() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    let base = repo.fetch_base().expect("fetch");
+    let before = snapshot(&fx.clone);
+
+    let files = [
+        change("src/lib.rs", "pub fn answer() -> u32 {\n    42\n}\n"),
+        change("src/new/deep/mod.rs", "// new\n"),
+        change("bin/run.sh", "#!/bin/sh\necho changed\n"),
+        change("docs/guide.md", "# Guide\n"),
+    ];
+    let message = "feat: answer\n\nTask phase1-001.";
+    let pushed = repo
+        .commit_and_push("feature/task-phase1-001", &files, message)
+        .expect("push");
+    assert_eq!(pushed.branch, "feature/task-phase1-001");
+
+    assert_eq!(snapshot(&fx.clone), before, "user's checkout changed");
+    assert_eq!(
+        remote_branch(&fx, "feature/task-phase1-001").as_deref(),
+        Some(pushed.commit.as_str())
+    );
+    assert_eq!(
+        local_branch(&fx, "feature/task-phase1-001").as_deref(),
+        Some(pushed.commit.as_str())
+    );
+
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let commit = origin
+        .find_commit(git2::Oid::from_str(&pushed.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(commit.message().expect("message"), message);
+    assert_eq!(commit.parent_ids().collect::<Vec<_>>().len(), 1);
+    assert_eq!(commit.parent_id(0).expect("parent").to_string(), base);
+    for signature in [commit.author(), commit.committer()] {
+        assert_eq!(signature.name().expect("name"), AUTHOR_NAME);
+        assert_eq!(signature.email().expect("email"), AUTHOR_EMAIL);
+    }
+    for file in &files {
+        assert_eq!(
+            blob_at(&origin, &commit, &file.path).as_deref(),
+            Some(file.content.as_str())
+        );
+    }
+    assert_eq!(mode_at(&commit, "bin/run.sh"), 0o100755, "executable kept");
+    assert_eq!(mode_at(&commit, "src/new/deep/mod.rs"), 0o100644);
+    assert_eq!(mode_at(&commit, "link"), 0o120000, "symlink kept");
+    assert_eq!(mode_at(&commit, "module"), 0o160000, "submodule kept");
+    assert_eq!(
+        blob_at(&origin, &commit, "README.md").as_deref(),
+        Some(Fixture::README)
+    );
+    assert_eq!(
+        blob_at(&origin, &commit, "sub/dir/data.txt").as_deref(),
+        Some("data\n")
+    );
+    let git_log = git_out(
+        &fx.origin,
+        &["log", "--format=%an <%ae>", "-1", &pushed.commit],
+    );
+    assert_eq!(git_log.trim(), format!("{AUTHOR_NAME} <{AUTHOR_EMAIL}>"));
+    git(&fx.origin, &["fsck", "--strict", "--no-progress"]);
+}
+
+#[test]
+fn commit_and_push_twice_force_updates_the_branch() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    let base = repo.fetch_base().expect("fetch");
+    let first = repo
+        .commit_and_push("feature/t", &[change("a.txt", "one\n")], "one")
+        .expect("first");
+    let second = repo
+        .commit_and_push("feature/t", &[change("b.txt", "two\n")], "two")
+        .expect("second");
+    assert_ne!(first.commit, second.commit);
+    assert_eq!(remote_branch(&fx, "feature/t"), Some(second.commit.clone()));
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let commit = origin
+        .find_commit(git2::Oid::from_str(&second.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(commit.parent_id(0).expect("parent").to_string(), base);
+    assert_eq!(blob_at(&origin, &commit, "a.txt"), None);
+    assert_eq!(blob_at(&origin, &commit, "b.txt").as_deref(), Some("two\n"));
+}
+
+#[test]
+fn hostile_paths_are_rejected_before_anything_is_written() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let before = snapshot(&fx.clone);
+    let hostile = [
+        ("/etc/passwd", "absolute path"),
+        ("../x", "'..' component"),
+        ("a/../../x", "'..' component"),
+        (".git/config", "names the .git directory"),
+        ("sub/.git/hooks/pre-commit", "names the .git directory"),
+        ("a/.GIT/hooks/x", "names the .git directory"),
+        ("link/x", "a parent is a symlink"),
+        ("link", "is a symlink"),
+        ("module", "is a submodule"),
+        ("module/x", "a parent is a submodule"),
+        ("README.md/x", "a parent is a file"),
+        ("sub", "is a directory"),
+        ("sub/dir", "is a directory"),
+        ("a\\b", "backslash (use '/' as the separator)"),
+        ("", "empty path"),
+    ];
+    for (i, (path, reason)) in hostile.iter().enumerate() {
+        let branch = format!("feature/hostile-{i}");
+        // A valid file first: one bad path rejects the whole batch.
+        let files = [change("ok.txt", "fine\n"), change(path, "pwned\n")];
+        let err = repo
+            .commit_and_push(&branch, &files, "evil")
+            .err()
+            .unwrap_or_else(|| panic!("{path:?} accepted"));
+        match &err {
+            GitError::Path(e) => assert_eq!(e.reason, *reason, "{path:?}"),
+            other => panic!("{path:?}: unexpected error {other}"),
+        }
+        assert!(err.to_string().contains(reason), "{err}");
+        assert_eq!(remote_branch(&fx, &branch), None, "{path:?} pushed");
+        assert_eq!(local_branch(&fx, &branch), None, "{path:?} branched");
+    }
+    assert_eq!(snapshot(&fx.clone), before);
+    assert!(!Path::new("/etc/passwd-pwned").exists());
+}
+
+#[test]
+fn duplicate_and_clashing_paths_are_rejected() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let cases = [
+        (
+            vec![change("x.txt", "1"), change("x.txt", "2")],
+            "listed more than once",
+        ),
+        (
+            vec![change("new", "1"), change("new/file", "2")],
+            "a parent directory is also written as a file",
+        ),
+    ];
+    for (files, reason) in cases {
+        let err = repo.commit_and_push("feature/dup", &files, "m").err();
+        match err {
+            Some(GitError::Path(e)) => assert_eq!(e.reason, reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(remote_branch(&fx, "feature/dup"), None);
+    assert_eq!(local_branch(&fx, "feature/dup"), None);
+}
+
+#[test]
+fn no_changes_and_bad_branches_are_refused() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let same = [change("README.md", Fixture::README)];
+    let err = repo.commit_and_push("feature/same", &same, "m").err();
+    assert!(matches!(err, Some(GitError::NoChanges(_))), "{err:?}");
+    let err = repo.commit_and_push("feature/none", &[], "m").err();
+    assert!(matches!(err, Some(GitError::NoChanges(_))), "{err:?}");
+
+    let files = [change("x.txt", "x")];
+    for branch in ["main", "bad..name", ""] {
+        let err = repo.commit_and_push(branch, &files, "m").err();
+        assert!(matches!(err, Some(GitError::Branch { .. })), "{err:?}");
+    }
+    assert_eq!(remote_branch(&fx, "feature/same"), None);
+    assert_eq!(
+        remote_branch(&fx, "main").as_deref(),
+        Some(fx.seed_head().as_str())
+    );
+}
+
+/// A smart-HTTP git server for the tests: `git http-backend` (CGI) behind a tiny HTTP/1.1 server
+/// on 127.0.0.1 that requires basic auth `x-access-token:<token>` and answers 401 otherwise.
+mod http_git {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The running server; its threads live until the test process ends.
+    pub struct Server {
+        pub address: SocketAddr,
+        unauthorized: Arc<AtomicUsize>,
+    }
+
+    impl Server {
+        /// Serves the repositories under `root` to clients presenting `token`.
+        pub fn start(root: &Path, token: &str) -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let address = listener.local_addr().expect("addr");
+            let unauthorized = Arc::new(AtomicUsize::new(0));
+            let expected = format!("Basic {}", base64(&format!("x-access-token:{token}")));
+            let (root, counter) = (root.to_path_buf(), unauthorized.clone());
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let (root, expected, counter) =
+                        (root.clone(), expected.clone(), counter.clone());
+                    std::thread::spawn(move || handle(stream, &root, &expected, &counter));
+                }
+            });
+            Server {
+                address,
+                unauthorized,
+            }
+        }
+
+        /// How many requests were answered 401.
+        pub fn unauthorized(&self) -> usize {
+            self.unauthorized.load(Ordering::SeqCst)
+        }
+    }
+
+    struct Request {
+        method: String,
+        target: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Request {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+    }
+
+    fn handle(stream: TcpStream, root: &Path, expected: &str, unauthorized: &AtomicUsize) {
+        let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+        let Some(request) = read_request(&mut reader) else {
+            return;
+        };
+        let mut stream = stream;
+        if request.header("authorization") != Some(expected) {
+            unauthorized.fetch_add(1, Ordering::SeqCst);
+            let response = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
+                            Content-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = stream.write_all(response.as_bytes());
+            return;
+        }
+        let response = run_backend(root, &request);
+        let _ = stream.write_all(&response);
+    }
+
+    fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let mut parts = line.split_whitespace();
+        let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':')?;
+            headers.push((name.trim().to_string(), value.trim().to_string()));
+        }
+        let mut request = Request {
+            method,
+            target,
+            headers,
+            body: Vec::new(),
+        };
+        request.body = read_body(reader, &request)?;
+        Some(request)
+    }
+
+    fn read_body(reader: &mut impl BufRead, request: &Request) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        if request
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).ok()?;
+                let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).ok()?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = request.header("content-length") {
+            body.resize(length.parse().ok()?, 0);
+            reader.read_exact(&mut body).ok()?;
+        }
+        Some(body)
+    }
+
+    /// Runs `git http-backend` for `request` and turns its CGI answer into an HTTP response.
+    fn run_backend(root: &Path, request: &Request) -> Vec<u8> {
+        let (path, query) = request
+            .target
+            .split_once('?')
+            .unwrap_or((&request.target, ""));
+        let mut command = Command::new("git");
+        command
+            .arg("http-backend")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_PROJECT_ROOT", PathBuf::from(root))
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("PATH_INFO", path)
+            .env("REQUEST_METHOD", &request.method)
+            .env("QUERY_STRING", query)
+            .env("CONTENT_LENGTH", request.body.len().to_string())
+            .env("REMOTE_USER", "x-access-token")
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if let Some(kind) = request.header("content-type") {
+            command.env("CONTENT_TYPE", kind);
+        }
+        if let Some(encoding) = request.header("content-encoding") {
+            command.env("HTTP_CONTENT_ENCODING", encoding);
+        }
+        if let Some(protocol) = request.header("git-protocol") {
+            command.env("GIT_PROTOCOL", protocol);
+        }
+        let mut child = command.spawn().expect("git http-backend");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let body = request.body.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let output = child.wait_with_output().expect("http-backend output");
+        let _ = writer.join();
+        cgi_to_http(&output.stdout)
+    }
+
+    /// `Status:` and headers of a CGI answer, then its body, as an HTTP/1.1 response.
+    fn cgi_to_http(cgi: &[u8]) -> Vec<u8> {
+        let split = find(cgi, b"\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| find(cgi, b"\n\n").map(|i| (i, 2)));
+        let (head, body) = match split {
+            Some((i, sep)) => (&cgi[..i], &cgi[i + sep..]),
+            None => (&cgi[..0], cgi),
+        };
+        let head = String::from_utf8_lossy(head);
+        let mut status = "200 OK".to_string();
+        let mut headers = String::new();
+        for line in head.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            match line.split_once(':') {
+                Some((name, value)) if name.eq_ignore_ascii_case("status") => {
+                    status = value.trim().to_string();
+                }
+                _ => {
+                    headers.push_str(line);
+                    headers.push_str("\r\n");
+                }
+            }
+        }
+        let mut response = format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        response.extend_from_slice(body);
+        response
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+
+    fn base64(text: &str) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in text.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64("f"), "Zg==");
+        assert_eq!(base64("fo"), "Zm8=");
+        assert_eq!(base64("foo"), "Zm9v");
+        assert_eq!(base64("x-access-token:t"), "eC1hY2Nlc3MtdG9rZW46dA==");
+    }
+}
+
+const HTTP_TOKEN: &str = "ghs_httpTestToken0123456789";
+
+/// The fixture's clone with `origin` pointed at `url`, opened with `token`.
+fn over_http(fx: &Fixture, url: &str, token: Option<&str>) -> Repo {
+    git(&fx.clone, &["remote", "set-url", "origin", url]);
+    let token = token.map(|t| t.to_string().into());
+    Repo::open(&fx.clone, "main", token).expect("open")
+}
+
+fn assert_secret_free(err: &GitError, secrets: &[&str]) {
+    let text = format!("{err} {err:?}");
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}
+
+#[test]
+fn fetch_and_push_over_http_with_the_token() {
+    let fx = Fixture::new();
+    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/origin.git", server.address);
+    let repo = over_http(&fx, &url, Some(HTTP_TOKEN));
+    let before = snapshot(&fx.clone);
+
+    assert_eq!(repo.fetch_base().expect("fetch"), fx.seed_head());
+    let pushed = repo
+        .commit_and_push("feature/http", &[change("http.txt", "over http\n")], "http")
+        .expect("push");
+    assert_eq!(remote_branch(&fx, "feature/http"), Some(pushed.commit));
+    assert_eq!(snapshot(&fx.clone), before);
+    assert!(server.unauthorized() <= 4, "{}", server.unauthorized());
+}
+
+#[test]
+fn wrong_or_missing_token_fails_without_leaking_it() {
+    let fx = Fixture::new();
+    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/origin.git", server.address);
+    let wrong = "ghs_wrongToken_abcdef";
+
+    let repo = over_http(&fx, &url, Some(wrong));
+    let err = repo.fetch_base().expect_err("wrong token accepted");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+    assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
+    let after_fetch = server.unauthorized();
+    assert!(after_fetch <= 3, "credential loop: {after_fetch} 401s");
+
+    // Push with a wrong token, from a base fetched with the right one.
+    let good = over_http(&fx, &url, Some(HTTP_TOKEN));
+    good.fetch_base().expect("fetch");
+    let files = [change("x.txt", "x\n")];
+    let err = repo
+        .commit_and_push("feature/denied", &files, "m")
+        .expect_err("push accepted");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
+    assert_eq!(remote_branch(&fx, "feature/denied"), None);
+
+    let anonymous = over_http(&fx, &url, None);
+    let err = anonymous.fetch_base().expect_err("no token accepted");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("none is set"), "{err}");
+
+    // Credentials the user put in the remote URL never appear either.
+    let with_userinfo = format!("http://someone:urlSecret42@{}/origin.git", server.address);
+    let repo = over_http(&fx, &with_userinfo, Some(wrong));
+    let err = repo.fetch_base().expect_err("bad url credentials accepted");
+    assert_secret_free(&err, &["urlSecret42", wrong, &with_userinfo]);
+}
