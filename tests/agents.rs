@@ -554,7 +554,7 @@ fn roles_have_distinct_tools_and_budgets() {
     assert_eq!(Engineer::TOOL_NAME, "submit_implementation");
     assert_eq!(Qa::TOOL_NAME, "submit_review");
     assert_eq!(Security::TOOL_NAME, "submit_security_review");
-    assert!(Engineer::MAX_TOKENS >= 16000);
+    assert_eq!(Engineer::MAX_TOKENS, 16000);
     for prompt in [
         Pm::PROMPT,
         Architect::PROMPT,
