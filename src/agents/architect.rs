@@ -3,16 +3,87 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{Doc, Input, Problems, Role, Scored, Validate, listing_block, user_message};
+use crate::task::Stage;
+
+/// The Architect role (marker type for [`super::ask`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Architect;
+
 /// Architect output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ArchitectOutput {
     /// Design summary, Markdown.
     pub design: String,
+    /// The components (modules, types, functions) the change touches or adds.
     pub components: Vec<String>,
-    /// Repository-relative paths to create or change.
+    /// Repository-relative paths to create or change, `/`-separated (e.g. `src/lib.rs`);
+    /// each at most once.
     pub files: Vec<String>,
+    /// Technical risks of the change.
     pub risks: Vec<String>,
-    /// 0–100.
+    /// Your confidence in the design, 0–100.
+    #[schemars(range(max = 100))]
     pub score: u8,
+    /// Why you gave that score.
     pub rationale: String,
+}
+
+impl ArchitectOutput {
+    /// Markdown body shown to the later roles.
+    pub fn render(&self) -> String {
+        Doc::default()
+            .text("Design", &self.design)
+            .list("Components", &self.components)
+            .list("Files to create or change", &self.files)
+            .list("Risks", &self.risks)
+            .text("Score", &self.score.to_string())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
+}
+
+impl Validate for ArchitectOutput {
+    /// Non-empty design and rationale; at least one component; score 0–100; `files` may be
+    /// empty but each path must pass `git::check_path` and appear once.
+    fn validate(&self) -> Result<(), String> {
+        Problems::default()
+            .text("design", &self.design)
+            .list("components", &self.components, 1)
+            .list("risks", &self.risks, 0)
+            .score("score", self.score)
+            .text("rationale", &self.rationale)
+            .paths("files", &self.files)
+            .finish()
+    }
+}
+
+impl Scored for ArchitectOutput {
+    fn vote_score(&self) -> Option<f64> {
+        Some(f64::from(self.score))
+    }
+
+    fn rationale(&self) -> &str {
+        &self.rationale
+    }
+}
+
+impl Role for Architect {
+    const STAGE: Stage = Stage::Architect;
+    const TOOL_NAME: &'static str = "submit_design";
+    const TOOL_DESCRIPTION: &'static str = "Submit the technical design for the task: summary, \
+        components, the files to create or change, risks and your 0-100 score.";
+    const PROMPT: &'static str = include_str!("architect.md");
+    const MAX_TOKENS: u32 = 4096;
+    type Output = ArchitectOutput;
+
+    /// The task, the PM's output and the repository listing.
+    fn user_message(input: Input<'_>) -> String {
+        user_message(
+            Self::STAGE,
+            Self::TOOL_NAME,
+            input,
+            &[listing_block(input.repo)],
+        )
+    }
 }

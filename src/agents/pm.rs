@@ -3,6 +3,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{Doc, Input, Problems, Role, Scored, Validate, user_message};
+use crate::task::Stage;
+
+/// The PM role (marker type for [`super::ask`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Pm;
+
 /// The PM's vote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -11,12 +18,76 @@ pub enum PmVote {
     Reject,
 }
 
+impl PmVote {
+    /// `approve` or `reject`, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PmVote::Approve => "approve",
+            PmVote::Reject => "reject",
+        }
+    }
+}
+
 /// PM output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PmOutput {
-    /// Product requirements document, Markdown.
+    /// Product requirements document, Markdown: problem, goals, scope and non-goals,
+    /// functional requirements, constraints.
     pub prd: String,
+    /// Testable acceptance criteria, one per item; at least one.
     pub acceptance_criteria: Vec<String>,
+    /// `approve` if the task is clear, feasible and worth doing as one pull request;
+    /// `reject` otherwise.
     pub vote: PmVote,
+    /// Why you voted as you did.
     pub rationale: String,
+}
+
+impl PmOutput {
+    /// Markdown body shown to the later roles.
+    pub fn render(&self) -> String {
+        Doc::default()
+            .text("PRD", &self.prd)
+            .list("Acceptance criteria", &self.acceptance_criteria)
+            .text("Vote", self.vote.as_str())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
+}
+
+impl Validate for PmOutput {
+    /// Non-empty PRD and rationale; at least one acceptance criterion, none blank.
+    fn validate(&self) -> Result<(), String> {
+        Problems::default()
+            .text("prd", &self.prd)
+            .list("acceptance_criteria", &self.acceptance_criteria, 1)
+            .text("rationale", &self.rationale)
+            .finish()
+    }
+}
+
+impl Scored for PmOutput {
+    /// Always `None`: the PM votes, it does not score.
+    fn vote_score(&self) -> Option<f64> {
+        None
+    }
+
+    fn rationale(&self) -> &str {
+        &self.rationale
+    }
+}
+
+impl Role for Pm {
+    const STAGE: Stage = Stage::Pm;
+    const TOOL_NAME: &'static str = "submit_prd";
+    const TOOL_DESCRIPTION: &'static str = "Submit the product requirements document, its \
+        acceptance criteria and your approve/reject vote for the task.";
+    const PROMPT: &'static str = include_str!("pm.md");
+    const MAX_TOKENS: u32 = 4096;
+    type Output = PmOutput;
+
+    /// The task only.
+    fn user_message(input: Input<'_>) -> String {
+        user_message(Self::STAGE, Self::TOOL_NAME, input, &[])
+    }
 }

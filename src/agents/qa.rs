@@ -3,18 +3,83 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::task::FileChange;
+use super::{Doc, Input, Problems, Role, Scored, Validate, user_message};
+use crate::task::{FileChange, Stage};
+
+/// The QA role (marker type for [`super::ask`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Qa;
 
 /// QA output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct QaOutput {
+    /// Review of the implementation against the PRD and design, Markdown.
     pub review: String,
+    /// The tests to run or write, one per item; at least one.
     pub test_plan: Vec<String>,
+    /// Edge cases and how the implementation handles them.
     pub edge_cases: Vec<String>,
     /// Test files to add, whole-file writes; may be empty.
     #[serde(default)]
     pub test_files: Vec<FileChange>,
-    /// 0–100.
+    /// Your quality verdict on the implementation, 0–100.
+    #[schemars(range(max = 100))]
     pub score: u8,
+    /// Why you gave that score.
     pub rationale: String,
+}
+
+impl QaOutput {
+    /// Markdown body shown to the later roles, test files included in full.
+    pub fn render(&self) -> String {
+        Doc::default()
+            .text("Review", &self.review)
+            .list("Test plan", &self.test_plan)
+            .list("Edge cases", &self.edge_cases)
+            .files("Test files", &self.test_files)
+            .text("Score", &self.score.to_string())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
+}
+
+impl Validate for QaOutput {
+    /// Non-empty review and rationale; at least one test-plan item; score 0–100; test files
+    /// optional, each path passing `git::check_path` and appearing once.
+    fn validate(&self) -> Result<(), String> {
+        Problems::default()
+            .text("review", &self.review)
+            .list("test_plan", &self.test_plan, 1)
+            .list("edge_cases", &self.edge_cases, 0)
+            .score("score", self.score)
+            .text("rationale", &self.rationale)
+            .files("test_files", &self.test_files, 0)
+            .finish()
+    }
+}
+
+impl Scored for QaOutput {
+    fn vote_score(&self) -> Option<f64> {
+        Some(f64::from(self.score))
+    }
+
+    fn rationale(&self) -> &str {
+        &self.rationale
+    }
+}
+
+impl Role for Qa {
+    const STAGE: Stage = Stage::Qa;
+    const TOOL_NAME: &'static str = "submit_review";
+    const TOOL_DESCRIPTION: &'static str = "Submit the QA review of the implementation: review, \
+        test plan, edge cases, optional test files and your 0-100 score.";
+    const PROMPT: &'static str = include_str!("qa.md");
+    /// Test files may be written: more than the reviewers' budget.
+    const MAX_TOKENS: u32 = 8192;
+    type Output = QaOutput;
+
+    /// The task and every earlier output, the Engineer's files included.
+    fn user_message(input: Input<'_>) -> String {
+        user_message(Self::STAGE, Self::TOOL_NAME, input, &[])
+    }
 }

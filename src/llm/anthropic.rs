@@ -1,9 +1,26 @@
-//! Anthropic Messages API provider (reqwest + serde).
+//! Anthropic Messages API provider (reqwest + serde): maps a provider-neutral [`ToolRequest`] to
+//! `POST /v1/messages` with one forced tool, parses the `tool_use` block of the answer and
+//! retries transient failures under a [`RetryPolicy`]. Anthropic's wire types stay private here.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
-use secrecy::SecretString;
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
+
+/// The API version this client speaks (sent as `anthropic-version`).
+const API_VERSION: &str = "2023-06-01";
+
+/// Per-request timeout: generous, a long answer can take minutes to generate.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Timeout to establish a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of a non-JSON error body is quoted in an error message, in characters.
+const MAX_QUOTED_BODY: usize = 300;
 
 /// Client of `POST {base_url}/v1/messages` with `x-api-key` and `anthropic-version: 2023-06-01`.
 pub struct Anthropic {
@@ -14,23 +31,521 @@ pub struct Anthropic {
 }
 
 impl Anthropic {
-    /// `base_url` is ANTHROPIC_BASE_URL (no trailing `/v1`).
+    /// `base_url` is ANTHROPIC_BASE_URL (no trailing `/v1`; a trailing `/` is ignored).
+    ///
+    /// # Panics
+    /// If the HTTP client cannot be built (no TLS backend), like `reqwest::Client::new`; this
+    /// happens at start-up, never per request.
     pub fn new(base_url: &str, api_key: SecretString, retry: RetryPolicy) -> Anthropic {
-        let _ = (base_url, api_key, retry);
-        todo!()
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .expect("cannot build the HTTP client (TLS backend)");
+        Anthropic {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            retry,
+        }
+    }
+
+    /// The request headers; the key is exposed here only, into a header marked sensitive.
+    fn headers(&self) -> Result<HeaderMap, LlmError> {
+        let mut key =
+            HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| LlmError::Auth {
+                status: 0,
+                message: "the API key is not a valid HTTP header value".into(),
+            })?;
+        key.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", key);
+        headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Ok(headers)
+    }
+
+    /// Removes any occurrence of the API key from a text that came from the network.
+    fn redact(&self, text: String) -> String {
+        let key = self.api_key.expose_secret();
+        if key.is_empty() {
+            text
+        } else {
+            text.replace(key, "[redacted]")
+        }
+    }
+
+    /// One HTTP exchange, classified.
+    async fn attempt(&self, headers: &HeaderMap, body: &wire::Request<'_>, tool: &str) -> Outcome {
+        let url = format!("{}/v1/messages", self.base_url);
+        let response = match self
+            .http
+            .post(url)
+            .headers(headers.clone())
+            .json(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(e) => return Outcome::Retry(Transient::Network(self.redact(describe(&e)))),
+        };
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(e) => return Outcome::Retry(Transient::Network(self.redact(describe(&e)))),
+        };
+        if (200..300).contains(&status) {
+            return Outcome::Done(wire::parse_tool_call(&text, tool).map_err(|e| match e {
+                LlmError::InvalidResponse(m) => LlmError::InvalidResponse(self.redact(m)),
+                other => other,
+            }));
+        }
+        let message = self.redact(wire::error_message(&text));
+        match status {
+            401 | 403 => Outcome::Done(Err(LlmError::Auth { status, message })),
+            429 | 500 | 503 | 529 => Outcome::Retry(Transient::Status {
+                status,
+                message,
+                retry_after,
+            }),
+            _ => Outcome::Done(Err(LlmError::Api { status, message })),
+        }
     }
 }
 
 #[async_trait]
 impl Provider for Anthropic {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
-        let _ = (
-            request,
-            &self.http,
-            &self.base_url,
-            &self.api_key,
-            &self.retry,
+        let headers = self.headers()?;
+        let body = wire::Request::from(request);
+        let mut retries = 0;
+        loop {
+            let transient = match self.attempt(&headers, &body, &request.tool.name).await {
+                Outcome::Done(result) => return result,
+                Outcome::Retry(transient) => transient,
+            };
+            if retries >= self.retry.max_retries {
+                return Err(transient.into_error(retries + 1));
+            }
+            let wait = self.retry.delay_for(retries, transient.retry_after());
+            tracing::warn!(
+                status = transient.status(),
+                wait_ms = wait.as_millis() as u64,
+                retry = retries + 1,
+                max_retries = self.retry.max_retries,
+                "LLM API transient failure, retrying"
+            );
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+}
+
+/// What one HTTP exchange came to.
+enum Outcome {
+    /// Final: the tool call, or a permanent error.
+    Done(Result<ToolCall, LlmError>),
+    /// Worth retrying.
+    Retry(Transient),
+}
+
+/// A failure the retry policy covers.
+enum Transient {
+    /// HTTP 429/500/503/529; `retry_after` from the header of that name.
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Connection failure or timeout.
+    Network(String),
+}
+
+impl Transient {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Transient::Status { retry_after, .. } => *retry_after,
+            Transient::Network(_) => None,
+        }
+    }
+
+    /// The HTTP status for the log; `None` for a network failure.
+    fn status(&self) -> Option<u16> {
+        match self {
+            Transient::Status { status, .. } => Some(*status),
+            Transient::Network(_) => None,
+        }
+    }
+
+    /// The error once the policy gave up after `attempts` attempts.
+    fn into_error(self, attempts: u32) -> LlmError {
+        match self {
+            Transient::Status {
+                status, message, ..
+            } => LlmError::Unavailable {
+                status,
+                attempts,
+                message,
+            },
+            Transient::Network(message) => {
+                LlmError::Network(format!("{message} (after {attempts} attempts)"))
+            }
+        }
+    }
+}
+
+/// A reqwest error with its source chain (reqwest's own Display hides the cause).
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        format!("timed out: {error}")
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The `retry-after` header in (possibly fractional) seconds; HTTP dates are ignored.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// Anthropic's request and response bodies, as documented for the Messages API.
+mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    use super::MAX_QUOTED_BODY;
+    use crate::llm::{LlmError, Message, ToolCall, ToolRequest};
+    use crate::task::Usage;
+
+    /// Text appended after a `tool_result` error so the model knows what to do next.
+    const CORRECT_AND_RETRY: &str = "The tool input above was rejected for the reasons given. \
+         Call the tool again with corrected input that fixes every problem listed.";
+
+    /// `POST /v1/messages` body.
+    #[derive(Debug, Serialize)]
+    pub(super) struct Request<'a> {
+        model: &'a str,
+        max_tokens: u32,
+        system: &'a str,
+        messages: Vec<Turn<'a>>,
+        tools: [Tool<'a>; 1],
+        tool_choice: ToolChoice<'a>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Tool<'a> {
+        name: &'a str,
+        description: &'a str,
+        input_schema: &'a Value,
+    }
+
+    /// `{"type": "tool", "name": …}`: the model must call that tool.
+    #[derive(Debug, Serialize)]
+    struct ToolChoice<'a> {
+        r#type: &'static str,
+        name: &'a str,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Turn<'a> {
+        role: &'static str,
+        content: Vec<Block<'a>>,
+    }
+
+    #[derive(Debug, Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Block<'a> {
+        Text {
+            text: &'a str,
+        },
+        ToolUse {
+            id: &'a str,
+            name: &'a str,
+            input: &'a Value,
+        },
+        ToolResult {
+            tool_use_id: &'a str,
+            content: &'a str,
+            is_error: bool,
+        },
+    }
+
+    impl<'a> From<&'a ToolRequest> for Request<'a> {
+        fn from(request: &'a ToolRequest) -> Request<'a> {
+            Request {
+                model: &request.model,
+                max_tokens: request.max_tokens,
+                system: &request.system,
+                messages: turns(&request.messages),
+                tools: [Tool {
+                    name: &request.tool.name,
+                    description: &request.tool.description,
+                    input_schema: &request.tool.input_schema,
+                }],
+                tool_choice: ToolChoice {
+                    r#type: "tool",
+                    name: &request.tool.name,
+                },
+            }
+        }
+    }
+
+    /// Maps the neutral conversation to alternating user/assistant turns, merging consecutive
+    /// messages of the same role into one turn.
+    fn turns(messages: &[Message]) -> Vec<Turn<'_>> {
+        let mut turns: Vec<Turn<'_>> = Vec::new();
+        for message in messages {
+            let (role, blocks) = match message {
+                Message::User(text) => ("user", vec![Block::Text { text }]),
+                Message::ToolCall { id, name, input } => {
+                    ("assistant", vec![Block::ToolUse { id, name, input }])
+                }
+                Message::ToolError { id, error } => (
+                    "user",
+                    vec![
+                        Block::ToolResult {
+                            tool_use_id: id,
+                            content: error,
+                            is_error: true,
+                        },
+                        Block::Text {
+                            text: CORRECT_AND_RETRY,
+                        },
+                    ],
+                ),
+            };
+            match turns.last_mut() {
+                Some(last) if last.role == role => last.content.extend(blocks),
+                _ => turns.push(Turn {
+                    role,
+                    content: blocks,
+                }),
+            }
+        }
+        turns
+    }
+
+    /// A successful response (fields we use).
+    #[derive(Debug, Deserialize)]
+    struct Response {
+        content: Vec<Content>,
+        #[serde(default)]
+        stop_reason: Option<String>,
+        usage: WireUsage,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Content {
+        ToolUse {
+            id: String,
+            name: String,
+            input: Value,
+        },
+        /// `text`, `thinking` and any other block type.
+        #[serde(other)]
+        Other,
+    }
+
+    /// Token counts; the cache counts may be absent or `null`.
+    #[derive(Debug, Deserialize)]
+    struct WireUsage {
+        input_tokens: u32,
+        output_tokens: u32,
+        #[serde(default)]
+        cache_creation_input_tokens: Option<u32>,
+        #[serde(default)]
+        cache_read_input_tokens: Option<u32>,
+    }
+
+    impl From<WireUsage> for Usage {
+        fn from(u: WireUsage) -> Usage {
+            Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                cache_creation_input_tokens: u.cache_creation_input_tokens.unwrap_or(0),
+                cache_read_input_tokens: u.cache_read_input_tokens.unwrap_or(0),
+            }
+        }
+    }
+
+    /// Finds the call of `tool` in a 2xx response body.
+    pub(super) fn parse_tool_call(body: &str, tool: &str) -> Result<ToolCall, LlmError> {
+        let response: Response = serde_json::from_str(body)
+            .map_err(|e| LlmError::InvalidResponse(format!("cannot parse the response: {e}")))?;
+        let call = response.content.into_iter().find_map(|block| match block {
+            Content::ToolUse { id, name, input } if name == tool => Some((id, input)),
+            _ => None,
+        });
+        match call {
+            Some((id, input)) => Ok(ToolCall {
+                id,
+                input,
+                usage: response.usage.into(),
+            }),
+            None => Err(LlmError::InvalidResponse(no_tool_use(
+                tool,
+                response.stop_reason.as_deref(),
+            ))),
+        }
+    }
+
+    fn no_tool_use(tool: &str, stop_reason: Option<&str>) -> String {
+        match stop_reason {
+            Some("max_tokens") => format!(
+                "the answer hit max_tokens before the model finished calling `{tool}`; \
+                 raise the role's output budget"
+            ),
+            Some(reason) => format!("no call of `{tool}` in the answer (stop_reason: {reason})"),
+            None => format!("no call of `{tool}` in the answer (no stop_reason)"),
+        }
+    }
+
+    /// Documented error body: `{"type":"error","error":{"type":…,"message":…}}`.
+    #[derive(Debug, Deserialize)]
+    struct ErrorBody {
+        error: ErrorDetail,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct ErrorDetail {
+        r#type: String,
+        message: String,
+    }
+
+    /// `"{type}: {message}"` from a documented error body, else the start of the raw body.
+    pub(super) fn error_message(body: &str) -> String {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(ErrorBody { error }) => format!("{}: {}", error.r#type, error.message),
+            Err(_) if body.trim().is_empty() => "(empty body)".into(),
+            Err(_) => body.chars().take(MAX_QUOTED_BODY).collect(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde_json::json;
+
+        use super::*;
+        use crate::llm::ToolSpec;
+
+        #[test]
+        fn consecutive_same_role_messages_merge_into_one_turn() {
+            let request = ToolRequest {
+                model: "m".into(),
+                system: "s".into(),
+                messages: vec![
+                    Message::User("a".into()),
+                    Message::User("b".into()),
+                    Message::ToolCall {
+                        id: "t1".into(),
+                        name: "x".into(),
+                        input: json!({}),
+                    },
+                    Message::ToolError {
+                        id: "t1".into(),
+                        error: "bad".into(),
+                    },
+                    Message::User("c".into()),
+                ],
+                tool: ToolSpec {
+                    name: "x".into(),
+                    description: "d".into(),
+                    input_schema: json!({"type": "object"}),
+                },
+                max_tokens: 10,
+            };
+            let body = serde_json::to_value(Request::from(&request)).unwrap();
+            let roles: Vec<_> = body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["role"].as_str().unwrap())
+                .collect();
+            assert_eq!(roles, ["user", "assistant", "user"]);
+            assert_eq!(body["messages"][0]["content"].as_array().unwrap().len(), 2);
+            let last = &body["messages"][2]["content"];
+            assert_eq!(last[0]["type"], "tool_result");
+            assert_eq!(last[1]["type"], "text");
+            assert_eq!(last[2], json!({"type": "text", "text": "c"}));
+        }
+
+        #[test]
+        fn error_message_quotes_documented_body_or_raw_start() {
+            let documented =
+                r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#;
+            assert_eq!(error_message(documented), "invalid_request_error: bad");
+            assert_eq!(error_message(""), "(empty body)");
+            assert_eq!(error_message(&"x".repeat(1000)).len(), MAX_QUOTED_BODY);
+        }
+
+        #[test]
+        fn text_blocks_are_skipped_and_null_cache_counts_are_zero() {
+            let body = json!({
+                "content": [
+                    {"type": "text", "text": "thinking aloud"},
+                    {"type": "tool_use", "id": "toolu_1", "name": "x", "input": {"a": 1}}
+                ],
+                "stop_reason": "tool_use",
+                "usage": {"input_tokens": 3, "output_tokens": 4,
+                          "cache_creation_input_tokens": null}
+            });
+            let call = parse_tool_call(&body.to_string(), "x").unwrap();
+            assert_eq!(call.id, "toolu_1");
+            assert_eq!(call.input, json!({"a": 1}));
+            assert_eq!(call.usage.cache_creation_input_tokens, 0);
+            assert_eq!(call.usage.cache_read_input_tokens, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_parses_seconds_only() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after", HeaderValue::from_static("0.5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
+        headers.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
-        todo!()
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", HeaderValue::from_static("-1"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn redaction_removes_the_key() {
+        let client = Anthropic::new(
+            "http://localhost/",
+            SecretString::from("sk-secret"),
+            RetryPolicy::default(),
+        );
+        assert_eq!(client.base_url, "http://localhost");
+        assert_eq!(
+            client.redact("bad key sk-secret!".into()),
+            "bad key [redacted]!"
+        );
     }
 }
