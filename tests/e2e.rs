@@ -52,7 +52,10 @@ impl Env<'_> {
 }
 
 fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[sqlx::test]
@@ -60,7 +63,12 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     let remote = Remote::new();
     let model = FakeModel::start(backlog_script).await;
     let github = FakeGitHub::start().await;
-    let env = Env { db: common::database_url(&pool), remote: &remote, model: &model, github: &github };
+    let env = Env {
+        db: common::database_url(&pool),
+        remote: &remote,
+        model: &model,
+        github: &github,
+    };
     let backlog = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/phase1.json");
     let user_head_before = common::git(&remote.clone, &["rev-parse", "HEAD"]);
 
@@ -69,12 +77,18 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     let out = env.cli(&["tasks", "load", backlog.to_str().unwrap()]).await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("inserted 15 / skipped 0 / updated 0"), "{stdout}");
+    assert!(
+        stdout.contains("inserted 15 / skipped 0 / updated 0"),
+        "{stdout}"
+    );
 
     let out = env.cli(&["run", "--once"]).await;
     let (_, log) = text(&out);
     assert!(out.status.success(), "run --once failed:\n{log}");
-    assert!(!log.contains("ghp_e2eSecretToken") && !log.contains("sk-ant-e2eSecretKey"), "secret in log");
+    assert!(
+        !log.contains("ghp_e2eSecretToken") && !log.contains("sk-ant-e2eSecretKey"),
+        "secret in log"
+    );
 
     // Every approved task: exactly one branch on the remote and one PR with the right labels.
     let approved: Vec<String> = (1..=15)
@@ -82,7 +96,10 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         .filter(|id| backlog_script(id) == Script::Approve)
         .collect();
     let expected_branches: Vec<String> = {
-        let mut b: Vec<String> = approved.iter().map(|id| format!("feature/task-{id}")).collect();
+        let mut b: Vec<String> = approved
+            .iter()
+            .map(|id| format!("feature/task-{id}"))
+            .collect();
         b.push("main".into());
         b.sort();
         b
@@ -99,33 +116,60 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         assert_eq!(pr["base"], "main");
         assert!(pr["title"].as_str().unwrap().starts_with("[Autonomous] "));
         let body = pr["body"].as_str().unwrap();
-        assert!(body.contains("81.2%") || body.contains("81.3%"), "consensus in body: {body}");
+        assert!(
+            body.contains("81.2%") || body.contains("81.3%"),
+            "consensus in body: {body}"
+        );
         assert!(!body.contains("ghp_e2eSecretToken"));
     }
     let labels = github.labels().await;
     assert_eq!(labels.len(), approved.len());
     for (_, labels) in &labels {
-        assert_eq!(labels, &["autonomous", "phase-1", "consensus-approved", "security-review"]);
+        assert_eq!(
+            labels,
+            &[
+                "autonomous",
+                "phase-1",
+                "consensus-approved",
+                "security-review"
+            ]
+        );
     }
 
     // The committed files are on the task's branch, with the trailers.
-    let log_msg = common::git(&remote.bare, &["log", "-1", "--format=%B%n%an", "feature/task-phase1-001"]);
+    let log_msg = common::git(
+        &remote.bare,
+        &["log", "-1", "--format=%B%n%an", "feature/task-phase1-001"],
+    );
     assert!(log_msg.starts_with("[Autonomous] "), "{log_msg}");
-    assert!(log_msg.contains("Task: phase1-001") && log_msg.contains("Consensus: 81.2%"), "{log_msg}");
+    assert!(
+        log_msg.contains("Task: phase1-001") && log_msg.contains("Consensus: 81.2%"),
+        "{log_msg}"
+    );
     assert!(log_msg.trim_end().ends_with("autonomous-dev"), "{log_msg}");
-    let files = common::git(&remote.bare, &["ls-tree", "-r", "--name-only", "feature/task-phase1-001"]);
-    assert!(files.contains("docs/phase1-001.md") && files.contains("tests/phase1-001_test.go"), "{files}");
+    let files = common::git(
+        &remote.bare,
+        &["ls-tree", "-r", "--name-only", "feature/task-phase1-001"],
+    );
+    assert!(
+        files.contains("docs/phase1-001.md") && files.contains("tests/phase1-001_test.go"),
+        "{files}"
+    );
 
     // The user's checkout is untouched.
-    assert_eq!(common::git(&remote.clone, &["rev-parse", "HEAD"]), user_head_before);
+    assert_eq!(
+        common::git(&remote.clone, &["rev-parse", "HEAD"]),
+        user_head_before
+    );
     assert_eq!(common::git(&remote.clone, &["status", "--porcelain"]), "");
 
     // Final states in the database.
-    let rows: Vec<(String, String, Option<String>, Option<f64>)> =
-        sqlx::query_as("SELECT task_id, status, pr_url, consensus_score FROM tasks ORDER BY task_id")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let rows: Vec<(String, String, Option<String>, Option<f64>)> = sqlx::query_as(
+        "SELECT task_id, status, pr_url, consensus_score FROM tasks ORDER BY task_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     for (task_id, status, pr_url, score) in &rows {
         let expected = match backlog_script(task_id) {
             Script::Approve => "completed",
@@ -150,7 +194,12 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         .lock()
         .unwrap()
         .iter()
-        .filter(|r| r["tool_choice"]["name"] != "submit_prd" && r["messages"][0]["content"].to_string().contains("phase1-014"))
+        .filter(|r| {
+            r["tool_choice"]["name"] != "submit_prd"
+                && r["messages"][0]["content"]
+                    .to_string()
+                    .contains("phase1-014")
+        })
         .count();
     assert_eq!(asked_after_pm, 0);
     assert_eq!(model.calls_to("submit_prd"), 15);
@@ -160,7 +209,15 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     let out = env.cli(&["stats"]).await;
     let (stats, _) = text(&out);
     assert!(out.status.success());
-    let line = |status: &str| stats.lines().find(|l| l.starts_with(status)).unwrap_or_default().split_whitespace().skip(1).collect::<Vec<_>>();
+    let line = |status: &str| {
+        stats
+            .lines()
+            .find(|l| l.starts_with(status))
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(line("completed"), ["12", "81.2"]);
     assert_eq!(line("needs_review"), ["1", "70.0"]);
     assert_eq!(line("failed")[0], "2");
@@ -169,7 +226,17 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     // `tasks show` tells the whole story of one task.
     let out = env.cli(&["tasks", "show", "phase1-001"]).await;
     let (show, _) = text(&out);
-    for needle in ["PM", "approve", "Architect", "90/100", "Security", "70/100", "81.2%", "approved", "https://github.com/o/r/pull/"] {
+    for needle in [
+        "PM",
+        "approve",
+        "Architect",
+        "90/100",
+        "Security",
+        "70/100",
+        "81.2%",
+        "approved",
+        "https://github.com/o/r/pull/",
+    ] {
         assert!(show.contains(needle), "tasks show lacks {needle}:\n{show}");
     }
 }

@@ -74,6 +74,61 @@ pub struct Chain {
     pub security: Option<SecurityOutput>,
 }
 
+impl Chain {
+    /// True when `stage`'s output is in the chain.
+    pub fn has(&self, stage: Stage) -> bool {
+        self.scored(stage).is_some()
+    }
+
+    /// How many stages are in the chain.
+    pub fn completed(&self) -> usize {
+        Stage::ALL.into_iter().filter(|s| self.has(*s)).count()
+    }
+
+    /// Puts a recorded output (a stage record's JSON) back into the chain; the error says why it
+    /// does not deserialize into the role's output type.
+    pub fn restore(&mut self, stage: Stage, output: serde_json::Value) -> Result<(), String> {
+        fn parse<T: DeserializeOwned>(v: serde_json::Value) -> Result<Option<T>, String> {
+            serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        }
+        match stage {
+            Stage::Pm => self.pm = parse(output)?,
+            Stage::Architect => self.architect = parse(output)?,
+            Stage::Engineer => self.engineer = parse(output)?,
+            Stage::Qa => self.qa = parse(output)?,
+            Stage::Security => self.security = parse(output)?,
+        }
+        Ok(())
+    }
+
+    /// True when the PM voted reject (the design's early stop, decision `rejected_by_pm`).
+    pub fn pm_rejected(&self) -> bool {
+        self.pm.as_ref().is_some_and(|pm| pm.vote == PmVote::Reject)
+    }
+
+    /// `stage`'s score (0–100), `None` for the PM or a stage not run.
+    pub fn score(&self, stage: Stage) -> Option<f64> {
+        self.scored(stage).and_then(Scored::vote_score)
+    }
+
+    /// `stage`'s rationale, empty for a stage not run.
+    pub fn rationale(&self, stage: Stage) -> &str {
+        self.scored(stage).map_or("", Scored::rationale)
+    }
+
+    fn scored(&self, stage: Stage) -> Option<&dyn Scored> {
+        match stage {
+            Stage::Pm => self.pm.as_ref().map(|o| o as &dyn Scored),
+            Stage::Architect => self.architect.as_ref().map(|o| o as &dyn Scored),
+            Stage::Engineer => self.engineer.as_ref().map(|o| o as &dyn Scored),
+            Stage::Qa => self.qa.as_ref().map(|o| o as &dyn Scored),
+            Stage::Security => self.security.as_ref().map(|o| o as &dyn Scored),
+        }
+    }
+}
+
 /// What the repository looks like at the base branch, as shown to the roles.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RepoContext {

@@ -25,7 +25,9 @@ pub fn main() -> ExitCode {
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            e.exit()
+        }
         Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         Err(e) => {
             eprintln!("{}", one_line(&e.to_string()));
@@ -61,14 +63,19 @@ fn one_line(message: &str) -> String {
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
-    let url = cli.database_url.context("missing setting DATABASE_URL (--database-url)")?;
+    let url = cli
+        .database_url
+        .context("missing setting DATABASE_URL (--database-url)")?;
     match cli.command {
         Command::Migrate => {
             connect(&url).await?.migrate().await?;
             println!("migrations applied");
         }
         Command::Tasks(command) => tasks(&url, command).await?,
-        Command::Stats => print!("{}", output::stats(&connect(&url).await?.stats().await.map_err(hint)?)),
+        Command::Stats => print!(
+            "{}",
+            output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
+        ),
         Command::Run(args) => run::run(&url, args).await?,
     }
     Ok(())
@@ -81,20 +88,37 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let tasks = store::parse_task_file(&text)
                 .with_context(|| format!("{} rejected, nothing written", file.display()))?;
-            let report = connect(url).await?.load_tasks(&tasks, update).await.map_err(hint)?;
+            let report = connect(url)
+                .await?
+                .load_tasks(&tasks, update)
+                .await
+                .map_err(hint)?;
             println!(
                 "inserted {} / skipped {} / updated {}",
                 report.inserted, report.skipped, report.updated
             );
         }
-        TasksCommand::Add { task_id, priority, labels, description } => {
-            let task = NewTask { task_id, description, priority, labels };
+        TasksCommand::Add {
+            task_id,
+            priority,
+            labels,
+            description,
+        } => {
+            let task = NewTask {
+                task_id,
+                description,
+                priority,
+                labels,
+            };
             store::validate_new_task(&task)?;
             connect(url).await?.add_task(&task).await.map_err(hint)?;
             println!("added {}", task.task_id);
         }
         TasksCommand::List { status } => {
-            print!("{}", output::task_table(&connect(url).await?.list_tasks(status).await.map_err(hint)?));
+            print!(
+                "{}",
+                output::task_table(&connect(url).await?.list_tasks(status).await.map_err(hint)?)
+            );
         }
         TasksCommand::Show { task_id } => {
             let store = connect(url).await?;

@@ -16,13 +16,17 @@ pub fn task_table(tasks: &[Task]) -> String {
                 t.task_id.clone(),
                 t.priority.to_string(),
                 t.status.to_string(),
-                t.consensus_score.map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+                t.consensus_score
+                    .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
                 t.pr_url.clone().unwrap_or_else(|| "-".into()),
                 t.title(60),
             ]
         })
         .collect();
-    table(["TASK", "PRIORITY", "STATUS", "CONSENSUS", "PR", "TITLE"], &rows)
+    table(
+        ["TASK", "PRIORITY", "STATUS", "CONSENSUS", "PR", "TITLE"],
+        &rows,
+    )
 }
 
 /// `stats`: count and average consensus score per status (the design's get_stats).
@@ -33,7 +37,8 @@ pub fn stats(stats: &[StatusStats]) -> String {
             [
                 s.status.to_string(),
                 s.count.to_string(),
-                s.avg_score.map_or_else(|| "-".into(), |a| format!("{a:.1}")),
+                s.avg_score
+                    .map_or_else(|| "-".into(), |a| format!("{a:.1}")),
             ]
         })
         .collect();
@@ -49,8 +54,15 @@ pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
     let _ = writeln!(out, "priority:   {}", task.priority);
     let _ = writeln!(out, "labels:     {}", or_dash(&task.labels.join(", ")));
     let _ = writeln!(out, "attempts:   {}", task.attempts);
-    let _ = writeln!(out, "created:    {} UTC", task.created_at.format("%Y-%m-%d %H:%M:%S"));
-    for (name, at) in [("started:", task.started_at), ("completed:", task.completed_at)] {
+    let _ = writeln!(
+        out,
+        "created:    {} UTC",
+        task.created_at.format("%Y-%m-%d %H:%M:%S")
+    );
+    for (name, at) in [
+        ("started:", task.started_at),
+        ("completed:", task.completed_at),
+    ] {
         if let Some(at) = at {
             let _ = writeln!(out, "{name:<11} {} UTC", at.format("%Y-%m-%d %H:%M:%S"));
         }
@@ -63,7 +75,12 @@ pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
     for stage in stages {
         let vote = match stage.score {
             Some(score) => format!("{score:.0}/100"),
-            None => stage.output.get("vote").and_then(Value::as_str).unwrap_or("-").to_owned(),
+            None => stage
+                .output
+                .get("vote")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_owned(),
         };
         let _ = writeln!(
             out,
@@ -82,7 +99,9 @@ pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
         }
     }
     let result = task.result.as_ref();
-    let decision = result.and_then(|r| r.get("decision")).and_then(Value::as_str);
+    let decision = result
+        .and_then(|r| r.get("decision"))
+        .and_then(Value::as_str);
     let consensus = task.consensus_score.map(|s| format!("{s:.1}%"));
     let _ = writeln!(out, "\nconsensus:  {}", consensus.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "decision:   {}", decision.unwrap_or("-"));
@@ -101,7 +120,10 @@ fn indent(text: &str) -> String {
 
 fn indent_by(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
-    text.lines().map(|line| format!("{pad}{line}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|line| format!("{pad}{line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Left-aligned columns separated by two spaces.

@@ -41,12 +41,27 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         },
         github,
     );
-    let provider = Anthropic::new(&args.anthropic_base_url, args.anthropic_api_key.clone(), RetryPolicy::default());
-    let thresholds = Thresholds { approve: args.consensus_threshold, conditional: args.conditional_threshold };
-    let pipeline = Pipeline::new(store.clone(), Arc::new(provider), args.models.clone(), thresholds, publisher);
+    let provider = Anthropic::new(
+        &args.anthropic_base_url,
+        args.anthropic_api_key.clone(),
+        RetryPolicy::default(),
+    );
+    let thresholds = Thresholds {
+        approve: args.consensus_threshold,
+        conditional: args.conditional_threshold,
+    };
+    let pipeline = Pipeline::new(
+        store.clone(),
+        Arc::new(provider),
+        args.models.clone(),
+        thresholds,
+        publisher,
+    );
 
     let shutdown = Shutdown::new(SHUTDOWN_GRACE);
-    shutdown.trigger_on_signals().context("cannot install signal handlers")?;
+    shutdown
+        .trigger_on_signals()
+        .context("cannot install signal handlers")?;
     info!(
         repository = %repository,
         base = %args.base_branch,
@@ -54,20 +69,27 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         once = args.once,
         "daemon started"
     );
-    Daemon::new(store, pipeline, args.poll_interval, args.once).run(&shutdown).await?;
+    Daemon::new(store, pipeline, args.poll_interval, args.once)
+        .run(&shutdown)
+        .await?;
     info!("daemon stopped");
     Ok(())
 }
 
 /// GITHUB_REPOSITORY, else `owner/name` parsed from REPO_PATH's `origin` URL.
 fn github_repository(args: &RunArgs) -> Result<String> {
-    let repo = Repo::open(&args.repo_path, &args.base_branch, None)
-        .with_context(|| format!("REPO_PATH {} is not a usable git repository", args.repo_path.display()))?;
+    let repo = Repo::open(&args.repo_path, &args.base_branch, None).with_context(|| {
+        format!(
+            "REPO_PATH {} is not a usable git repository",
+            args.repo_path.display()
+        )
+    })?;
     if let Some(repository) = &args.github_repository {
         return Ok(repository.clone());
     }
-    let url = repo.origin_url().context("REPO_PATH has no usable origin remote")?;
-    git::parse_github_repository(&url).context(
-        "GITHUB_REPOSITORY is not set and cannot be parsed from REPO_PATH's origin URL",
-    )
+    let url = repo
+        .origin_url()
+        .context("REPO_PATH has no usable origin remote")?;
+    git::parse_github_repository(&url)
+        .context("GITHUB_REPOSITORY is not set and cannot be parsed from REPO_PATH's origin URL")
 }

@@ -29,7 +29,12 @@ pub struct Daemon {
 impl Daemon {
     /// `once`: exit when no pending task is left instead of polling.
     pub fn new(store: Store, pipeline: Pipeline, poll_interval: Duration, once: bool) -> Daemon {
-        Daemon { store, pipeline, poll_interval, once }
+        Daemon {
+            store,
+            pipeline,
+            poll_interval,
+            once,
+        }
     }
 
     /// Runs until `shutdown` is triggered (or, with `once`, until the queue is empty).
@@ -86,8 +91,13 @@ impl Daemon {
 
     async fn release(&self, task: &Task, why: &str) {
         match self.store.release(task.id).await {
-            Ok(()) => warn!(reason = why, "released back to pending; completed stages are kept"),
-            Err(e) => error!(reason = why, error = %e, "could not release the task; it stays in_progress"),
+            Ok(()) => warn!(
+                reason = why,
+                "released back to pending; completed stages are kept"
+            ),
+            Err(e) => {
+                error!(reason = why, error = %e, "could not release the task; it stays in_progress")
+            }
         }
     }
 }

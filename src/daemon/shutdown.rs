@@ -18,7 +18,10 @@ pub struct Shutdown {
 impl Shutdown {
     /// A shutdown that has not been triggered; `grace` is how long a running stage may continue.
     pub fn new(grace: Duration) -> Shutdown {
-        Shutdown { token: CancellationToken::new(), grace }
+        Shutdown {
+            token: CancellationToken::new(),
+            grace,
+        }
     }
 
     /// Triggers the shutdown (idempotent).
@@ -53,7 +56,10 @@ impl Shutdown {
                 _ = term.recv() => "SIGTERM",
                 _ = int.recv() => "SIGINT",
             };
-            tracing::info!(signal = name, "shutting down: no new claims, releasing work in flight");
+            tracing::info!(
+                signal = name,
+                "shutting down: no new claims, releasing work in flight"
+            );
             shutdown.trigger();
         });
         Ok(())

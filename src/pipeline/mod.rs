@@ -56,7 +56,6 @@ enum TaskFailure {
 enum State {
     Run(Stage),
     Consensus,
-    Done,
 }
 
 /// Everything needed to run tasks; shared by the daemon's workers.
@@ -77,7 +76,13 @@ impl Pipeline {
         thresholds: Thresholds,
         publisher: Publisher,
     ) -> Pipeline {
-        Pipeline { store, provider, models, thresholds, publisher }
+        Pipeline {
+            store,
+            provider,
+            models,
+            thresholds,
+            publisher,
+        }
     }
 
     /// Runs `task` (claimed, in_progress) to its end and records it: completed with a PR,
@@ -116,7 +121,9 @@ impl Pipeline {
                         }
                         self.prepare_context(stage, &chain, &mut repo).await?;
                         let span = tracing::info_span!("stage", stage = %stage);
-                        self.run_stage(stage, task, &mut chain, &repo).instrument(span).await?;
+                        self.run_stage(stage, task, &mut chain, &repo)
+                            .instrument(span)
+                            .await?;
                     }
                     if stage == Stage::Pm && chain.pm_rejected() {
                         return Ok(self.rejected_by_pm(&chain));
@@ -124,11 +131,15 @@ impl Pipeline {
                     next(stage)
                 }
                 State::Consensus => {
-                    let consensus = consensus::decide(votes(&chain, self.thresholds), self.thresholds);
-                    info!(score = consensus.score, decision = consensus.decision.as_str(), "consensus");
+                    let consensus =
+                        consensus::decide(votes(&chain, self.thresholds), self.thresholds);
+                    info!(
+                        score = consensus.score,
+                        decision = consensus.decision.as_str(),
+                        "consensus"
+                    );
                     return self.conclude(task, &chain, consensus).await;
                 }
-                State::Done => unreachable!("the loop returns at consensus"),
             };
         }
     }
@@ -137,9 +148,14 @@ impl Pipeline {
     async fn recorded_chain(&self, task: &Task) -> Result<Chain, Stop> {
         let mut chain = Chain::default();
         for record in self.store.stages(task.id).await? {
-            chain.restore(record.stage, record.output).map_err(|error| {
-                Stop::Failed(TaskFailure::Corrupt { stage: record.stage, error })
-            })?;
+            chain
+                .restore(record.stage, record.output)
+                .map_err(|error| {
+                    Stop::Failed(TaskFailure::Corrupt {
+                        stage: record.stage,
+                        error,
+                    })
+                })?;
         }
         if chain.completed() > 0 {
             info!(stages = chain.completed(), "resuming after recorded stages");
@@ -149,7 +165,12 @@ impl Pipeline {
 
     /// Fetches the repository context a stage needs and that is not loaded yet: the listing for
     /// the Architect, the current content of the Architect's files for the Engineer.
-    async fn prepare_context(&self, stage: Stage, chain: &Chain, repo: &mut RepoContext) -> Result<(), Stop> {
+    async fn prepare_context(
+        &self,
+        stage: Stage,
+        chain: &Chain,
+        repo: &mut RepoContext,
+    ) -> Result<(), Stop> {
         match stage {
             Stage::Architect => {
                 let listing = self.publisher.listing(LISTING_MAX_BYTES).await?;
@@ -157,7 +178,11 @@ impl Pipeline {
                 repo.truncated = listing.truncated;
             }
             Stage::Engineer => {
-                let named = chain.architect.as_ref().map(|a| a.files.clone()).unwrap_or_default();
+                let named = chain
+                    .architect
+                    .as_ref()
+                    .map(|a| a.files.clone())
+                    .unwrap_or_default();
                 repo.files = self.publisher.read_files(named, FILE_MAX_BYTES).await?;
             }
             _ => {}
@@ -165,23 +190,29 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn run_stage(&self, stage: Stage, task: &Task, chain: &mut Chain, repo: &RepoContext) -> Result<(), Stop> {
+    async fn run_stage(
+        &self,
+        stage: Stage,
+        task: &Task,
+        chain: &mut Chain,
+        repo: &RepoContext,
+    ) -> Result<(), Stop> {
         let model = self.models.for_stage(stage);
         info!(model, "stage started");
         let input = Input { task, chain, repo };
         let record = match stage {
-            Stage::Pm => self.ask::<agents::pm::Pm>(model, input).await?,
-            Stage::Architect => self.ask::<agents::architect::Architect>(model, input).await?,
-            Stage::Engineer => self.ask::<agents::engineer::Engineer>(model, input).await?,
-            Stage::Qa => self.ask::<agents::qa::Qa>(model, input).await?,
-            Stage::Security => self.ask::<agents::security::Security>(model, input).await?,
+            Stage::Pm => self.ask::<agents::Pm>(model, input).await?,
+            Stage::Architect => self.ask::<agents::Architect>(model, input).await?,
+            Stage::Engineer => self.ask::<agents::Engineer>(model, input).await?,
+            Stage::Qa => self.ask::<agents::Qa>(model, input).await?,
+            Stage::Security => self.ask::<agents::Security>(model, input).await?,
         };
         self.store.save_stage(task.id, &record).await?;
-        chain.restore(stage, record.output.clone()).map_err(|error| {
-            Stop::Failed(TaskFailure::Corrupt { stage, error })
-        })?;
+        chain
+            .restore(stage, record.output.clone())
+            .map_err(|error| Stop::Failed(TaskFailure::Corrupt { stage, error }))?;
         info!(
-            vote = %chain.vote_text(stage, self.thresholds),
+            vote = %vote_text(&chain, stage, self.thresholds),
             duration_ms = record.duration_ms,
             input_tokens = record.usage.input_tokens,
             output_tokens = record.usage.output_tokens,
@@ -190,17 +221,17 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn ask<R: Role>(&self, model: &str, input: Input<'_>) -> Result<StageRecord, Stop>
-    where
-        R::Output: agents::Scored,
-    {
+    async fn ask<R: Role>(&self, model: &str, input: Input<'_>) -> Result<StageRecord, Stop> {
         let started = Instant::now();
         let Answer { output, usage, .. } = agents::ask::<R>(self.provider.as_ref(), model, input)
             .await
             .map_err(|e| Stop::Failed(e.into()))?;
-        let score = agents::Scored::score(&output);
+        let score = agents::Scored::vote_score(&output);
         let output = serde_json::to_value(&output).map_err(|e| {
-            Stop::Failed(TaskFailure::Corrupt { stage: R::STAGE, error: e.to_string() })
+            Stop::Failed(TaskFailure::Corrupt {
+                stage: R::STAGE,
+                error: e.to_string(),
+            })
         })?;
         Ok(StageRecord {
             stage: R::STAGE,
@@ -215,7 +246,10 @@ impl Pipeline {
 
     fn rejected_by_pm(&self, chain: &Chain) -> Finish {
         let votes = votes(chain, self.thresholds);
-        info!(decision = Decision::RejectedByPm.as_str(), "the PM rejected the task");
+        info!(
+            decision = Decision::RejectedByPm.as_str(),
+            "the PM rejected the task"
+        );
         Finish {
             status: TaskStatus::Failed,
             consensus_score: None,
@@ -226,10 +260,18 @@ impl Pipeline {
     }
 
     /// Acts on the consensus: publish when approved, otherwise needs_review or failed.
-    async fn conclude(&self, task: &Task, chain: &Chain, consensus: Consensus) -> Result<Finish, Stop> {
+    async fn conclude(
+        &self,
+        task: &Task,
+        chain: &Chain,
+        consensus: Consensus,
+    ) -> Result<Finish, Stop> {
         let (status, error) = match consensus.decision {
             Decision::Approved => {
-                let pr = self.publisher.publish(task, chain, &consensus, self.thresholds).await?;
+                let pr = self
+                    .publisher
+                    .publish(task, chain, &consensus, self.thresholds)
+                    .await?;
                 info!(pr_url = %pr.url, branch = %pr.branch, "pull request opened");
                 return Ok(Finish {
                     status: TaskStatus::Completed,
@@ -278,10 +320,19 @@ fn votes(chain: &Chain, thresholds: Thresholds) -> Vec<Vote> {
         .map(|stage| Vote {
             role: stage,
             score: chain.score(stage),
-            vote: chain.vote_text(stage, thresholds),
+            vote: vote_text(chain, stage, thresholds),
             rationale: chain.rationale(stage).to_owned(),
         })
         .collect()
+}
+
+/// The vote word of `stage`: the PM's approve/reject, else the verdict of its score.
+fn vote_text(chain: &Chain, stage: Stage, thresholds: Thresholds) -> String {
+    match (stage, &chain.pm, chain.score(stage)) {
+        (Stage::Pm, Some(pm), _) => pm.vote.as_str().to_owned(),
+        (_, _, Some(score)) => consensus::verdict(score, thresholds).to_owned(),
+        _ => "-".to_owned(),
+    }
 }
 
 /// How `stages` ends early.

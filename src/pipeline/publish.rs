@@ -59,7 +59,10 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(config: PublisherConfig, github: GitHub) -> Publisher {
-        Publisher { config: Arc::new(config), github: Arc::new(github) }
+        Publisher {
+            config: Arc::new(config),
+            github: Arc::new(github),
+        }
     }
 
     /// Fetches the base branch and lists its tracked files (at most `max_bytes` of paths).
@@ -71,9 +74,18 @@ impl Publisher {
         .await
     }
 
-    /// Current content at the base branch of those `paths` that exist (each cut to `max_bytes`).
-    pub async fn read_files(&self, paths: Vec<String>, max_bytes: usize) -> Result<Vec<FileChange>, PublishError> {
-        self.with_repo(move |repo| repo.read_files(&paths, max_bytes)).await
+    /// Fetches the base branch and returns the current content of those `paths` that exist there
+    /// (each cut to `max_bytes`).
+    pub async fn read_files(
+        &self,
+        paths: Vec<String>,
+        max_bytes: usize,
+    ) -> Result<Vec<FileChange>, PublishError> {
+        self.with_repo(move |repo| {
+            repo.fetch_base()?;
+            repo.read_files(&paths, max_bytes)
+        })
+        .await
     }
 
     /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, pushes it,
@@ -110,7 +122,13 @@ impl Publisher {
             .await?;
         let labels = labels(task, chain, consensus, thresholds);
         self.github.add_labels(pr.number, &labels).await?;
-        Ok(PublishedPr { branch, commit: pushed.commit, number: pr.number, url: pr.url, labels })
+        Ok(PublishedPr {
+            branch,
+            commit: pushed.commit,
+            number: pr.number,
+            url: pr.url,
+            labels,
+        })
     }
 
     /// Runs a git operation on a blocking thread with the repository opened there.
@@ -142,7 +160,11 @@ pub fn pr_title(task: &Task) -> String {
 
 /// The Engineer's files, then QA's test files at paths the Engineer did not write.
 fn files_to_write(chain: &Chain) -> Vec<FileChange> {
-    let mut files: Vec<FileChange> = chain.engineer.iter().flat_map(|e| e.files.clone()).collect();
+    let mut files: Vec<FileChange> = chain
+        .engineer
+        .iter()
+        .flat_map(|e| e.files.clone())
+        .collect();
     for test in chain.qa.iter().flat_map(|q| &q.test_files) {
         if files.iter().any(|f| f.path == test.path) {
             tracing::warn!(path = %test.path, "QA test file collides with an Engineer file; keeping the Engineer's");
@@ -160,7 +182,11 @@ fn files_list(chain: &Chain) -> Vec<String> {
 /// Commit message: `[Autonomous] <title>`, the Engineer's summary, and the trailers
 /// `Task: <task_id>` and `Consensus: 82.5%`.
 pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> String {
-    let summary = chain.engineer.as_ref().map(|e| e.summary.trim()).unwrap_or_default();
+    let summary = chain
+        .engineer
+        .as_ref()
+        .map(|e| e.summary.trim())
+        .unwrap_or_default();
     format!(
         "{}\n\n{summary}\n\nTask: {}\nConsensus: {:.1}%\n",
         pr_title(task),
@@ -171,7 +197,12 @@ pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> Stri
 
 /// PR labels: `autonomous`, the task's labels, `consensus-approved` (score ≥ the approve
 /// threshold), `security-review` (Security score < 80) — from the design's PR metadata.
-pub fn labels(task: &Task, chain: &Chain, consensus: &Consensus, thresholds: Thresholds) -> Vec<String> {
+pub fn labels(
+    task: &Task,
+    chain: &Chain,
+    consensus: &Consensus,
+    thresholds: Thresholds,
+) -> Vec<String> {
     let mut labels = vec!["autonomous".to_owned()];
     labels.extend(task.labels.iter().cloned());
     if consensus.score >= thresholds.approve {
@@ -205,7 +236,9 @@ pub fn pr_body(
         thresholds.conditional,
     );
     for vote in &consensus.votes {
-        let score = vote.score.map_or_else(|| "–".to_owned(), |s| format!("{s:.0}"));
+        let score = vote
+            .score
+            .map_or_else(|| "–".to_owned(), |s| format!("{s:.0}"));
         body.push_str(&format!(
             "| {} | {score} | {} | {} |\n",
             vote.role.role_name(),
@@ -223,7 +256,10 @@ pub fn pr_body(
         }
     }
     if let Some(architect) = &chain.architect {
-        body.push_str(&format!("\n## Architecture\n\n{}\n", architect.design.trim()));
+        body.push_str(&format!(
+            "\n## Architecture\n\n{}\n",
+            architect.design.trim()
+        ));
         if !architect.risks.is_empty() {
             body.push_str("\n**Risks:**\n\n");
             for risk in &architect.risks {
@@ -249,5 +285,8 @@ pub fn pr_body(
 
 /// Makes text safe for one Markdown table cell: one line, `|` escaped.
 fn table_cell(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
 }

@@ -24,7 +24,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
@@ -42,7 +46,10 @@ impl Remote {
         let seed = dir.path().join("seed");
         let clone = dir.path().join("clone");
         std::fs::create_dir_all(&seed).unwrap();
-        git(dir.path(), &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
+        );
         git(&seed, &["init", "-q", "-b", "main"]);
         std::fs::write(seed.join("README.md"), "# target\n").unwrap();
         std::fs::create_dir_all(seed.join("src")).unwrap();
@@ -50,13 +57,24 @@ impl Remote {
         git(&seed, &["add", "."]);
         git(&seed, &["commit", "-q", "-m", "initial"]);
         git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
-        git(dir.path(), &["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()]);
+        git(
+            dir.path(),
+            &[
+                "clone",
+                "-q",
+                bare.to_str().unwrap(),
+                clone.to_str().unwrap(),
+            ],
+        );
         Remote { dir, bare, clone }
     }
 
     /// Branch names on the remote (`feature/task-…`), sorted.
     pub fn branches(&self) -> Vec<String> {
-        let out = git(&self.bare, &["for-each-ref", "--format=%(refname:short)", "refs/heads/"]);
+        let out = git(
+            &self.bare,
+            &["for-each-ref", "--format=%(refname:short)", "refs/heads/"],
+        );
         let mut branches: Vec<String> = out.lines().map(str::to_owned).collect();
         branches.sort();
         branches
@@ -67,7 +85,11 @@ impl Remote {
 pub fn database_url(pool: &PgPool) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
     let mut url = reqwest::Url::parse(&base).expect("DATABASE_URL is a URL");
-    let db = pool.connect_options().get_database().expect("test database name").to_owned();
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("test database name")
+        .to_owned();
     url.set_path(&db);
     url.to_string()
 }
@@ -98,7 +120,10 @@ impl FakeModel {
         let requests = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
-            .respond_with(ModelResponder { script, requests: requests.clone() })
+            .respond_with(ModelResponder {
+                script,
+                requests: requests.clone(),
+            })
             .mount(&server)
             .await;
         FakeModel { server, requests }
@@ -107,7 +132,10 @@ impl FakeModel {
     /// Number of requests for the forced tool `tool`.
     pub fn calls_to(&self, tool: &str) -> usize {
         let requests = self.requests.lock().unwrap();
-        requests.iter().filter(|r| r["tool_choice"]["name"] == tool).count()
+        requests
+            .iter()
+            .filter(|r| r["tool_choice"]["name"] == tool)
+            .count()
     }
 }
 
@@ -119,7 +147,10 @@ struct ModelResponder {
 impl Respond for ModelResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
-        let tool = body["tool_choice"]["name"].as_str().expect("forced tool").to_owned();
+        let tool = body["tool_choice"]["name"]
+            .as_str()
+            .expect("forced tool")
+            .to_owned();
         let text = body["messages"][0]["content"].to_string();
         let task_id = task_id_in(&text);
         let input = answer(&tool, &task_id, (self.script)(&task_id));
@@ -140,10 +171,15 @@ impl Respond for ModelResponder {
 
 /// The first `phase1-NNN`-like task id in the rendered prompt (`id="…"` attribute).
 fn task_id_in(text: &str) -> String {
-    let start = text.find("id=\\\"").map(|i| i + 5).or_else(|| text.find("id=\"").map(|i| i + 4));
+    let start = text
+        .find("id=\\\"")
+        .map(|i| i + 5)
+        .or_else(|| text.find("id=\"").map(|i| i + 4));
     let start = start.expect("task id attribute in the prompt");
     let rest = &text[start..];
-    rest.chars().take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).collect()
+    rest.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .collect()
 }
 
 fn answer(tool: &str, task_id: &str, script: Script) -> Value {
@@ -199,7 +235,10 @@ impl FakeGitHub {
         let uri = server.uri();
         Mock::given(method("POST"))
             .and(path("/repos/o/r/pulls"))
-            .respond_with(PullResponder { uri, next: Mutex::new(1) })
+            .respond_with(PullResponder {
+                uri,
+                next: Mutex::new(1),
+            })
             .mount(&server)
             .await;
         Mock::given(method("POST"))
@@ -239,7 +278,13 @@ impl FakeGitHub {
                 let number = r.url.path().split('/').nth(5).unwrap().parse().unwrap();
                 let body: Value = serde_json::from_slice(&r.body).unwrap();
                 let labels = body["labels"].as_array().unwrap();
-                (number, labels.iter().map(|l| l.as_str().unwrap().to_owned()).collect())
+                (
+                    number,
+                    labels
+                        .iter()
+                        .map(|l| l.as_str().unwrap().to_owned())
+                        .collect(),
+                )
             })
             .collect()
     }
