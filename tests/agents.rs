@@ -1,9 +1,6 @@
 //! The agent roles: `ask` end to end against a wiremock Messages API (valid answer, corrective
 //! retry, double failure, usage), the rendered user messages (delimited task, context chain) and
 //! the tool schemas and validations of the five roles.
-//!
-//! Validations that need `git::check_path` (non-empty path lists) are `#[ignore]`d until that
-//! function lands; run them with `cargo test --test agents -- --ignored`.
 
 use std::time::Duration;
 
@@ -644,7 +641,6 @@ fn votes_carry_scores_except_the_pm() {
 }
 
 #[test]
-#[ignore = "needs git::check_path (helper-git)"]
 fn paths_are_checked_and_unique() {
     assert_eq!(engineer().validate(), Ok(()));
     assert_eq!(qa().validate(), Ok(()));
