@@ -72,10 +72,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             println!("migrations applied");
         }
         Command::Tasks(command) => tasks(&url, command).await?,
-        Command::Stats => print!(
-            "{}",
-            output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
-        ),
+        Command::Stats => {
+            print!(
+                "{}",
+                output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
+            )
+        }
         Command::Run(args) => run::run(&url, args).await?,
     }
     Ok(())

@@ -2,23 +2,20 @@
 //! runs the daemon until SIGTERM/SIGINT (or, with `--once`, until the queue is empty).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use secrecy::SecretString;
 use tracing::info;
 
-use crate::config::RunArgs;
+use crate::config::{ProviderKind, RunArgs};
 use crate::consensus::Thresholds;
 use crate::daemon::{Daemon, Shutdown};
 use crate::git::{self, Repo};
 use crate::github::GitHub;
-use crate::llm::{Anthropic, RetryPolicy};
-use crate::pipeline::{Pipeline, Publisher, PublisherConfig};
+use crate::llm::{Anthropic, Provider, RetryPolicy};
+use crate::pipeline::{Pipeline, Publisher, PublisherConfig, RoleModel, Roles};
 use crate::store::Store;
-
-/// How long a running stage may continue after SIGTERM before its task is released.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+use crate::task::Stage;
 
 /// Starts the daemon. Configuration problems end it at once with one clear line.
 pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
@@ -32,33 +29,26 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
     let store = Store::connect(database_url).await?;
     store.migrate().await?;
 
-    let github = GitHub::new(&args.github_api_url, args.github_token.clone(), &repository)?;
+    let token = args
+        .github_token
+        .clone()
+        .context("missing setting GITHUB_TOKEN (--github-token)")?;
+    let github = GitHub::new(&args.github_api_url, token.clone(), &repository)?;
     let publisher = Publisher::new(
         PublisherConfig {
             repo_path: args.repo_path.clone(),
             base_branch: args.base_branch.clone(),
-            token: Some(args.github_token.clone()),
+            token: Some(token),
         },
         github,
-    );
-    let provider = Anthropic::new(
-        &args.anthropic_base_url,
-        args.anthropic_api_key.clone(),
-        RetryPolicy::default(),
     );
     let thresholds = Thresholds {
         approve: args.consensus_threshold,
         conditional: args.conditional_threshold,
     };
-    let pipeline = Pipeline::new(
-        store.clone(),
-        Arc::new(provider),
-        args.models.clone(),
-        thresholds,
-        publisher,
-    );
+    let pipeline = Pipeline::new(store.clone(), roles(&args)?, thresholds, publisher);
 
-    let shutdown = Shutdown::new(SHUTDOWN_GRACE);
+    let shutdown = Shutdown::new(args.shutdown_grace);
     shutdown
         .trigger_on_signals()
         .context("cannot install signal handlers")?;
@@ -74,6 +64,44 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         .await?;
     info!("daemon stopped");
     Ok(())
+}
+
+/// The provider and model of each role. A provider is built once and shared by its roles; its
+/// key is required only when some role uses it.
+fn roles(args: &RunArgs) -> Result<Roles> {
+    let uses = |kind| {
+        Stage::ALL
+            .iter()
+            .any(|s| args.providers.for_stage(*s) == kind)
+    };
+    let anthropic: Option<Arc<dyn Provider>> = if uses(ProviderKind::Anthropic) {
+        let key = args
+            .anthropic_api_key
+            .clone()
+            .context("missing setting ANTHROPIC_API_KEY (a role uses the anthropic provider)")?;
+        Some(Arc::new(Anthropic::new(
+            &args.anthropic_base_url,
+            key,
+            RetryPolicy::default(),
+        )))
+    } else {
+        None
+    };
+    let openai: Option<Arc<dyn Provider>> = if uses(ProviderKind::Openai) {
+        anyhow::bail!("the openai provider is not available in this build");
+    } else {
+        None
+    };
+    Ok(Roles::new(|stage| {
+        let provider = match args.providers.for_stage(stage) {
+            ProviderKind::Anthropic => anthropic.clone(),
+            ProviderKind::Openai => openai.clone(),
+        };
+        RoleModel {
+            provider: provider.expect("built above for every kind in use"),
+            model: args.models.for_stage(stage).to_owned(),
+        }
+    }))
 }
 
 /// GITHUB_REPOSITORY, else `owner/name` parsed from REPO_PATH's `origin` URL.

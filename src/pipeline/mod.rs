@@ -17,7 +17,6 @@ use serde_json::json;
 use tracing::{Instrument, info, warn};
 
 use crate::agents::{self, AgentError, Answer, Chain, Input, RepoContext, Role};
-use crate::config::Models;
 use crate::consensus::{self, Consensus, Decision, Thresholds, Vote};
 use crate::daemon::Shutdown;
 use crate::llm::Provider;
@@ -58,12 +57,35 @@ enum State {
     Consensus,
 }
 
+/// The provider and model that answer one stage.
+#[derive(Clone)]
+pub struct RoleModel {
+    pub provider: Arc<dyn Provider>,
+    pub model: String,
+}
+
+/// One [`RoleModel`] per stage (roles may mix providers, e.g. the Architect on Anthropic and
+/// the rest on a local model).
+#[derive(Clone)]
+pub struct Roles([RoleModel; 5]);
+
+impl Roles {
+    /// Builds the table by asking `f` for each stage, in pipeline order.
+    pub fn new(f: impl FnMut(Stage) -> RoleModel) -> Roles {
+        Roles(Stage::ALL.map(f))
+    }
+
+    /// The provider and model of `stage`.
+    pub fn get(&self, stage: Stage) -> &RoleModel {
+        &self.0[stage as usize]
+    }
+}
+
 /// Everything needed to run tasks; shared by the daemon's workers.
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
-    provider: Arc<dyn Provider>,
-    models: Models,
+    roles: Roles,
     thresholds: Thresholds,
     publisher: Publisher,
 }
@@ -71,15 +93,13 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(
         store: Store,
-        provider: Arc<dyn Provider>,
-        models: Models,
+        roles: Roles,
         thresholds: Thresholds,
         publisher: Publisher,
     ) -> Pipeline {
         Pipeline {
             store,
-            provider,
-            models,
+            roles,
             thresholds,
             publisher,
         }
@@ -197,15 +217,15 @@ impl Pipeline {
         chain: &mut Chain,
         repo: &RepoContext,
     ) -> Result<(), Stop> {
-        let model = self.models.for_stage(stage);
-        info!(model, "stage started");
+        let role = self.roles.get(stage);
+        info!(model = %role.model, "stage started");
         let input = Input { task, chain, repo };
         let record = match stage {
-            Stage::Pm => self.ask::<agents::Pm>(model, input).await?,
-            Stage::Architect => self.ask::<agents::Architect>(model, input).await?,
-            Stage::Engineer => self.ask::<agents::Engineer>(model, input).await?,
-            Stage::Qa => self.ask::<agents::Qa>(model, input).await?,
-            Stage::Security => self.ask::<agents::Security>(model, input).await?,
+            Stage::Pm => ask::<agents::Pm>(role, input).await?,
+            Stage::Architect => ask::<agents::Architect>(role, input).await?,
+            Stage::Engineer => ask::<agents::Engineer>(role, input).await?,
+            Stage::Qa => ask::<agents::Qa>(role, input).await?,
+            Stage::Security => ask::<agents::Security>(role, input).await?,
         };
         self.store.save_stage(task.id, &record).await?;
         chain
@@ -219,29 +239,6 @@ impl Pipeline {
             "stage finished"
         );
         Ok(())
-    }
-
-    async fn ask<R: Role>(&self, model: &str, input: Input<'_>) -> Result<StageRecord, Stop> {
-        let started = Instant::now();
-        let Answer { output, usage, .. } = agents::ask::<R>(self.provider.as_ref(), model, input)
-            .await
-            .map_err(|e| Stop::Failed(e.into()))?;
-        let score = agents::Scored::vote_score(&output);
-        let output = serde_json::to_value(&output).map_err(|e| {
-            Stop::Failed(TaskFailure::Corrupt {
-                stage: R::STAGE,
-                error: e.to_string(),
-            })
-        })?;
-        Ok(StageRecord {
-            stage: R::STAGE,
-            output,
-            score,
-            model: model.to_owned(),
-            usage,
-            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            created_at: None,
-        })
     }
 
     fn rejected_by_pm(&self, chain: &Chain) -> Finish {
@@ -299,6 +296,30 @@ impl Pipeline {
             error,
         })
     }
+}
+
+/// Runs role `R` and turns its answer into the stage record to persist.
+async fn ask<R: Role>(role: &RoleModel, input: Input<'_>) -> Result<StageRecord, Stop> {
+    let started = Instant::now();
+    let Answer { output, usage, .. } = agents::ask::<R>(role.provider.as_ref(), &role.model, input)
+        .await
+        .map_err(|e| Stop::Failed(e.into()))?;
+    let score = agents::Scored::vote_score(&output);
+    let output = serde_json::to_value(&output).map_err(|e| {
+        Stop::Failed(TaskFailure::Corrupt {
+            stage: R::STAGE,
+            error: e.to_string(),
+        })
+    })?;
+    Ok(StageRecord {
+        stage: R::STAGE,
+        output,
+        score,
+        model: role.model.clone(),
+        usage,
+        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        created_at: None,
+    })
 }
 
 /// The state after `stage`.
