@@ -26,9 +26,6 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         args.consensus_threshold
     );
     let repository = github_repository(&args)?;
-    let store = Store::connect(database_url).await?;
-    store.migrate().await?;
-
     let token = args
         .github_token
         .clone()
@@ -42,11 +39,15 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         },
         github,
     );
+    let roles = roles(&args)?;
     let thresholds = Thresholds {
         approve: args.consensus_threshold,
         conditional: args.conditional_threshold,
     };
-    let pipeline = Pipeline::new(store.clone(), roles(&args)?, thresholds, publisher);
+
+    let store = Store::connect(database_url).await?;
+    store.migrate().await?;
+    let pipeline = Pipeline::new(store.clone(), roles, thresholds, publisher);
 
     let shutdown = Shutdown::new(args.shutdown_grace);
     shutdown

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -116,12 +117,18 @@ pub struct FakeModel {
 
 impl FakeModel {
     pub async fn start(script: fn(&str) -> Script) -> FakeModel {
+        FakeModel::start_slow(script, Duration::ZERO).await
+    }
+
+    /// Like [`FakeModel::start`], each answer taking `delay`.
+    pub async fn start_slow(script: fn(&str) -> Script, delay: Duration) -> FakeModel {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
             .respond_with(ModelResponder {
                 script,
+                delay,
                 requests: requests.clone(),
             })
             .mount(&server)
@@ -141,6 +148,7 @@ impl FakeModel {
 
 struct ModelResponder {
     script: fn(&str) -> Script,
+    delay: Duration,
     requests: Arc<Mutex<Vec<Value>>>,
 }
 
@@ -155,7 +163,7 @@ impl Respond for ModelResponder {
         let task_id = task_id_in(&text);
         let input = answer(&tool, &task_id, (self.script)(&task_id));
         self.requests.lock().unwrap().push(body);
-        ResponseTemplate::new(200).set_body_json(json!({
+        ResponseTemplate::new(200).set_delay(self.delay).set_body_json(json!({
             "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
             "type": "message",
             "role": "assistant",
@@ -328,4 +336,85 @@ pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
     pr["head"]["ref"] = request["head"].clone();
     pr["base"]["ref"] = request["base"].clone();
     pr
+}
+
+/// The `autonomous-dev` binary with a clean environment pointing at the test's database,
+/// repository and fakes (secrets are recognisable strings a test can look for in output).
+pub struct Bin {
+    dir: PathBuf,
+    envs: Vec<(String, String)>,
+}
+
+/// GITHUB_TOKEN given to the binary under test.
+pub const GITHUB_TOKEN: &str = "ghp_e2eSecretToken0000000000000000000000";
+/// ANTHROPIC_API_KEY given to the binary under test.
+pub const ANTHROPIC_API_KEY: &str = "sk-ant-e2eSecretKey";
+
+impl Bin {
+    pub fn new(database_url: &str, remote: &Remote, model_uri: &str, github_uri: &str) -> Bin {
+        let envs = [
+            ("DATABASE_URL", database_url),
+            ("REPO_PATH", remote.clone.to_str().unwrap()),
+            ("GITHUB_REPOSITORY", "o/r"),
+            ("GITHUB_TOKEN", GITHUB_TOKEN),
+            ("GITHUB_API_URL", github_uri),
+            ("ANTHROPIC_API_KEY", ANTHROPIC_API_KEY),
+            ("ANTHROPIC_BASE_URL", model_uri),
+            ("RUST_LOG", "info"),
+        ];
+        Bin {
+            dir: remote.dir.path().to_owned(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A copy with `key` set to `value`.
+    pub fn clone_with(&self, key: &str, value: &str) -> Bin {
+        let mut bin = self.clone_without(key);
+        bin.envs.push((key.into(), value.into()));
+        bin
+    }
+
+    /// A copy without `key`.
+    pub fn clone_without(&self, key: &str) -> Bin {
+        let envs = self
+            .envs
+            .iter()
+            .filter(|(k, _)| k != key)
+            .cloned()
+            .collect();
+        Bin {
+            dir: self.dir.clone(),
+            envs,
+        }
+    }
+
+    /// The command, ready to spawn.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_autonomous-dev"));
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs to completion and returns the output.
+    pub async fn output(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().await.expect("binary runs")
+    }
+}
+
+/// (stdout, stderr) as text.
+pub fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
