@@ -290,3 +290,151 @@ fn table_cell(text: &str) -> String {
         .join(" ")
         .replace('|', "\\|")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::{PmOutput, PmVote, SecurityOutput};
+    use crate::consensus::{Decision, Vote};
+    use crate::task::TaskStatus;
+
+    fn task(description: &str, labels: &[&str]) -> Task {
+        let now = chrono::Utc::now().naive_utc();
+        Task {
+            id: 1,
+            task_id: "phase1-001".into(),
+            description: description.into(),
+            status: TaskStatus::InProgress,
+            priority: 100,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+            started_at: Some(now),
+            completed_at: None,
+            pr_url: None,
+            consensus_score: None,
+            result: None,
+            error: None,
+        }
+    }
+
+    fn security(privilege_escalation: bool) -> SecurityOutput {
+        SecurityOutput {
+            introduces_privilege_escalation: privilege_escalation,
+            destructive_operations_without_safeguards: false,
+            unvalidated_external_api: false,
+            missing_audit_logging: false,
+            encryption_at_rest_and_in_transit: true,
+            advanced_audit_logging: true,
+            findings: vec!["uses TLS".into()],
+            rationale: "fine".into(),
+        }
+    }
+
+    fn consensus(score: f64) -> Consensus {
+        let vote = |role, score: Option<f64>, vote: &str, rationale: &str| Vote {
+            role,
+            score,
+            vote: vote.into(),
+            rationale: rationale.into(),
+        };
+        Consensus {
+            score,
+            decision: Decision::Approved,
+            votes: vec![
+                vote(Stage::Pm, None, "approve", "clear | scoped\nwell"),
+                vote(Stage::Architect, Some(90.0), "approve", "sound"),
+            ],
+        }
+    }
+
+    #[test]
+    fn title_is_the_first_line_cut_to_72_characters() {
+        let long = format!("{}\n\nbody", "é".repeat(100));
+        assert_eq!(
+            pr_title(&task(&long, &[])),
+            format!("[Autonomous] {}", "é".repeat(72))
+        );
+        assert_eq!(
+            pr_title(&task("  Add X  \nmore", &[])),
+            "[Autonomous] Add X"
+        );
+        assert_eq!(branch_name(&task("x", &[])), "feature/task-phase1-001");
+    }
+
+    #[test]
+    fn labels_follow_the_design() {
+        let t = Thresholds::default();
+        let safe = Chain {
+            security: Some(security(false)),
+            ..Chain::default()
+        };
+        let risky = Chain {
+            security: Some(security(true)),
+            ..Chain::default()
+        };
+        let task = task("x", &["phase-1", "autonomous"]);
+        assert_eq!(
+            labels(&task, &safe, &consensus(85.0), t),
+            ["autonomous", "phase-1", "consensus-approved"]
+        );
+        assert_eq!(
+            labels(&task, &risky, &consensus(85.0), t),
+            [
+                "autonomous",
+                "phase-1",
+                "consensus-approved",
+                "security-review"
+            ]
+        );
+    }
+
+    #[test]
+    fn commit_message_carries_the_trailers() {
+        let message = commit_message(&task("Add X", &[]), &Chain::default(), &consensus(82.5));
+        assert!(message.starts_with("[Autonomous] Add X\n\n"));
+        assert!(
+            message.ends_with("\n\nTask: phase1-001\nConsensus: 82.5%\n"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn body_has_the_score_the_votes_table_and_the_prd() {
+        let chain = Chain {
+            pm: Some(PmOutput {
+                prd: "The PRD.".into(),
+                acceptance_criteria: vec!["works".into()],
+                vote: PmVote::Approve,
+                rationale: "clear".into(),
+            }),
+            security: Some(security(false)),
+            ..Chain::default()
+        };
+        let body = pr_body(
+            &task("Add X", &[]),
+            &chain,
+            &consensus(82.5),
+            Thresholds::default(),
+            &["src/x.rs".into()],
+        );
+        assert!(body.contains("## Consensus: 82.5% (approve)"), "{body}");
+        assert!(
+            body.contains("| PM | – | approve | clear \\| scoped well |"),
+            "{body}"
+        );
+        assert!(
+            body.contains("| Architect | 90 | approve | sound |"),
+            "{body}"
+        );
+        assert!(
+            body.contains("## PRD\n\nThe PRD.") && body.contains("- works"),
+            "{body}"
+        );
+        assert!(
+            body.contains("- uses TLS") && body.contains("- `src/x.rs`"),
+            "{body}"
+        );
+    }
+}
