@@ -145,6 +145,11 @@ pub struct RunArgs {
           value_parser = percent)]
     pub conditional_threshold: f64,
 
+    /// Tasks run at once by this daemon (several daemons may also share one database).
+    #[arg(long, env = "CONCURRENCY", value_name = "CONCURRENCY", default_value = "1",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
     /// Seconds a running stage may continue after SIGTERM/SIGINT before its task is released.
     #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SHUTDOWN_GRACE", default_value = "30",
           value_parser = seconds)]

@@ -134,3 +134,58 @@ async fn sigterm_stops_at_the_stage_boundary_and_the_task_resumes_later(pool: Pg
     assert_eq!(fast.calls_to("submit_design"), 1);
     assert_eq!(github.pulls().await.len(), 1);
 }
+
+/// Datagrams the daemon sent to its NOTIFY_SOCKET so far (non-blocking), as text.
+fn received(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    messages
+}
+
+#[sqlx::test]
+async fn speaks_systemd_notify_ready_status_watchdog_stopping(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(approve).await;
+    let github = FakeGitHub::start().await;
+    let bin = setup(&pool, &remote, &model, &github).await;
+    let path = remote.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let bin = bin
+        .clone_with("NOTIFY_SOCKET", path.to_str().unwrap())
+        .clone_with("WATCHDOG_USEC", "200000");
+
+    let child = bin.command(&["run"]).spawn().unwrap();
+    let mut messages = Vec::new();
+    wait_for("the task to complete", || {
+        messages.extend(received(&socket));
+        let working = messages
+            .iter()
+            .position(|m| m.contains("STATUS=processing t-1"));
+        let idle_again =
+            working.is_some_and(|w| messages[w..].iter().any(|m| m.contains("STATUS=idle")));
+        idle_again && messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2
+    })
+    .await;
+    sigterm(&child);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    messages.extend(received(&socket));
+    let ready = messages
+        .iter()
+        .position(|m| m.contains("READY=1"))
+        .expect("READY=1 sent");
+    let working = messages
+        .iter()
+        .position(|m| m.contains("STATUS=processing t-1"))
+        .expect("status names the task");
+    assert!(ready < working, "READY=1 comes first: {messages:?}");
+    assert!(
+        messages.last().unwrap().contains("STOPPING=1"),
+        "{messages:?}"
+    );
+    assert_eq!(task_row(&pool).await.0, "completed");
+}

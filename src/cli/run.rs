@@ -9,7 +9,7 @@ use tracing::info;
 
 use crate::config::{ProviderKind, RunArgs};
 use crate::consensus::Thresholds;
-use crate::daemon::{Daemon, Shutdown};
+use crate::daemon::{Daemon, DaemonSettings, Shutdown, systemd};
 use crate::git::{self, Repo};
 use crate::github::GitHub;
 use crate::llm::{Anthropic, Provider, RetryPolicy};
@@ -60,7 +60,14 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         once = args.once,
         "daemon started"
     );
-    Daemon::new(store, pipeline, args.poll_interval, args.once)
+    let settings = DaemonSettings {
+        poll_interval: args.poll_interval,
+        concurrency: usize::from(args.concurrency),
+        once: args.once,
+    };
+    systemd::ready("idle, waiting for tasks");
+    systemd::spawn_watchdog(&shutdown);
+    Daemon::new(store, pipeline, settings)
         .run(&shutdown)
         .await?;
     info!("daemon stopped");
