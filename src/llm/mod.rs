@@ -6,9 +6,11 @@
 
 mod anthropic;
 mod http;
+mod openai;
 mod retry;
 
 pub use anthropic::Anthropic;
+pub use openai::OpenAi;
 pub use retry::RetryPolicy;
 
 use async_trait::async_trait;
