@@ -1,6 +1,8 @@
 //! The GitHub client against a wiremock server answering as GitHub documents: exact request
 //! bodies and the Authorization header on the fake side, documented answers and errors back.
 
+mod common;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use autonomous_dev::github::{GitHub, GitHubError, NewPullRequest, PullRequest, RateLimitPolicy};
@@ -758,4 +760,26 @@ fn transient_and_permanent_errors() {
         rate_limit_reset: None,
     };
     assert!(exhausted.is_rate_limited());
+}
+
+#[tokio::test]
+async fn a_retried_task_ends_with_one_pull_request() {
+    // The daemon created the PR, then died before saving pr_url; the retry must adopt it.
+    let fake = common::FakeGitHub::start().await;
+    let github = fast_client(&fake.server);
+    let (first, created) = github.ensure_pull_request(&new_pr()).await.expect("first");
+    assert!(created);
+    let (second, created) = github.ensure_pull_request(&new_pr()).await.expect("retry");
+    assert!(!created);
+    assert_eq!(second, first);
+    assert_eq!(fake.pulls().await.len(), 1, "a second PR was created");
+    assert_eq!(fake.lists().await, 2);
+    // Another task's branch is not mistaken for this one.
+    let other = NewPullRequest {
+        head: "feature/task-phase1-002".to_string(),
+        ..new_pr()
+    };
+    let (third, created) = github.ensure_pull_request(&other).await.expect("other");
+    assert!(created);
+    assert_ne!(third.number, first.number);
 }

@@ -249,16 +249,14 @@ impl GitHub {
                 Err(err) => err,
             };
             let maybe_exists = err.is_already_exists() || err.is_server_error() || err.is_network();
-            if maybe_exists {
-                if let Some(found) = self.find_open_pull_request(&pr.head).await? {
-                    tracing::info!(
-                        number = found.number,
-                        head = %pr.head,
-                        error = %err,
-                        "creating the pull request failed but it exists; adopting it"
-                    );
-                    return Ok((found, false));
-                }
+            if maybe_exists && let Some(found) = self.find_open_pull_request(&pr.head).await? {
+                tracing::info!(
+                    number = found.number,
+                    head = %pr.head,
+                    error = %err,
+                    "creating the pull request failed but it exists; adopting it"
+                );
+                return Ok((found, false));
             }
             let wait = if err.is_already_exists() {
                 // GitHub says it exists but does not list it yet: give the listing time.
