@@ -231,22 +231,32 @@ fn answer(tool: &str, task_id: &str, script: Script) -> Value {
     }
 }
 
-/// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1) and
-/// adds labels, answering with GitHub's documented response shapes.
+/// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1), lists
+/// the open ones (`GET /pulls?state=open&head=o:<branch>`, as created here) and adds labels,
+/// answering with GitHub's documented response shapes.
 pub struct FakeGitHub {
     pub server: MockServer,
+    /// Pull requests created so far (GitHub's objects), all open.
+    pub open: Arc<Mutex<Vec<Value>>>,
 }
 
 impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
         let server = MockServer::start().await;
         let uri = server.uri();
+        let open = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
             .and(path("/repos/o/r/pulls"))
             .respond_with(PullResponder {
                 uri,
                 next: Mutex::new(1),
+                open: open.clone(),
             })
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(ListResponder { open: open.clone() })
             .mount(&server)
             .await;
         Mock::given(method("POST"))
@@ -268,7 +278,16 @@ impl FakeGitHub {
             })
             .mount(&server)
             .await;
-        FakeGitHub { server }
+        FakeGitHub { server, open }
+    }
+
+    /// Number of `GET /pulls` (list) requests.
+    pub async fn lists(&self) -> usize {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() == "GET" && r.url.path() == "/repos/o/r/pulls")
+            .count()
     }
 
     /// Bodies of the pull requests created, in order.
@@ -310,6 +329,32 @@ impl FakeGitHub {
 struct PullResponder {
     uri: String,
     next: Mutex<u64>,
+    open: Arc<Mutex<Vec<Value>>>,
+}
+
+/// Lists the open pull requests, filtered by the `head` query (`o:<branch>`) when given.
+struct ListResponder {
+    open: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for ListResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let head = request
+            .url
+            .query_pairs()
+            .find(|(key, _)| key == "head")
+            .map(|(_, value)| value.into_owned());
+        let open = self.open.lock().unwrap();
+        let matching: Vec<Value> = open
+            .iter()
+            .filter(|pr| match &head {
+                Some(head) => pr["head"]["label"].as_str() == Some(head.as_str()),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        ResponseTemplate::new(200).set_body_json(matching)
+    }
 }
 
 impl Respond for PullResponder {
@@ -320,7 +365,9 @@ impl Respond for PullResponder {
             *next += 1;
             *next - 1
         };
-        ResponseTemplate::new(201).set_body_json(pull_request(&self.uri, number, &body))
+        let pr = pull_request(&self.uri, number, &body);
+        self.open.lock().unwrap().push(pr.clone());
+        ResponseTemplate::new(201).set_body_json(pr)
     }
 }
 
@@ -334,6 +381,9 @@ pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
     pr["title"] = request["title"].clone();
     pr["body"] = request["body"].clone();
     pr["head"]["ref"] = request["head"].clone();
+    if let Some(head) = request["head"].as_str() {
+        pr["head"]["label"] = json!(format!("o:{head}"));
+    }
     pr["base"]["ref"] = request["base"].clone();
     pr
 }
