@@ -104,7 +104,7 @@ impl Pipeline {
                 }
             }
         };
-        self.store.finish(task.id, &finish).await?;
+        self.store.legacy_finish(task.id, &finish).await?;
         Ok(finish.status)
     }
 
@@ -207,7 +207,7 @@ impl Pipeline {
             Stage::Qa => self.ask::<agents::Qa>(model, input).await?,
             Stage::Security => self.ask::<agents::Security>(model, input).await?,
         };
-        self.store.save_stage(task.id, &record).await?;
+        self.store.legacy_save_stage(task.id, &record).await?;
         chain
             .restore(stage, record.output.clone())
             .map_err(|error| Stop::Failed(TaskFailure::Corrupt { stage, error }))?;
