@@ -389,3 +389,16 @@ fn fenced_result(rows: u64, lease: &Lease) -> Result<(), StoreError> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_name_host_pid_and_slot() {
+        let id = worker_id(3);
+        let suffix = format!(":{}:3", std::process::id());
+        assert!(id.ends_with(&suffix), "{id}");
+        assert!(id.len() > suffix.len(), "{id}");
+    }
+}

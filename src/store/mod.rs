@@ -3,7 +3,7 @@
 //! Owns the `tasks` and `task_stages` tables (see `migrations/`). This file holds the connection,
 //! task loading, the read queries and the statistics the CLI prints; the queue protocol is split
 //! by concept:
-//! - [`claim`](self): leases with fencing tokens — `claim_next`, `renew` and every write a worker
+//! - `claim`: leases with fencing tokens — `claim_next`, `renew` and every write a worker
 //!   makes (`save_stage`, `set_pr_url`, `finish`, `release`, `retry_later`, …), each fenced by
 //!   the claim's token in the same statement;
 //! - `control`: what a person does to a task (`cancel`, `retry`);
