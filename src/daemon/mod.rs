@@ -75,7 +75,7 @@ impl Daemon {
     async fn worker(&self, shutdown: &Shutdown) -> Result<(), StoreError> {
         let mut db_backoff = DB_RETRY_START;
         while !shutdown.is_triggered() {
-            match self.store.claim_next().await {
+            match self.store.legacy_claim_next().await {
                 Ok(Some(task)) => {
                     db_backoff = DB_RETRY_START;
                     let span = tracing::info_span!("task", task_id = %task.task_id);
@@ -126,7 +126,7 @@ impl Daemon {
     }
 
     async fn release(&self, task: &Task, why: &str) {
-        match self.store.release(task.id).await {
+        match self.store.legacy_release(task.id).await {
             Ok(()) => warn!(
                 reason = why,
                 "released back to pending; completed stages are kept"

@@ -124,7 +124,7 @@ impl Pipeline {
                 }
             }
         };
-        self.store.finish(task.id, &finish).await?;
+        self.store.legacy_finish(task.id, &finish).await?;
         Ok(finish.status)
     }
 
@@ -227,7 +227,7 @@ impl Pipeline {
             Stage::Qa => ask::<agents::Qa>(role, input).await?,
             Stage::Security => ask::<agents::Security>(role, input).await?,
         };
-        self.store.save_stage(task.id, &record).await?;
+        self.store.legacy_save_stage(task.id, &record).await?;
         chain
             .restore(stage, record.output.clone())
             .map_err(|error| Stop::Failed(TaskFailure::Corrupt { stage, error }))?;
