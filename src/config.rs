@@ -150,6 +150,21 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
+    /// Claims a task gets before a transient failure (network, 5xx) fails it.
+    #[arg(long, env = "MAX_ATTEMPTS", value_name = "MAX_ATTEMPTS", default_value = "5",
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_attempts: u16,
+
+    /// Seconds a claim (lease) stays valid without renewal; an expired lease is reclaimed.
+    #[arg(long, env = "LEASE_SECONDS", value_name = "LEASE_SECONDS", default_value = "60",
+          value_parser = seconds)]
+    pub lease_seconds: Duration,
+
+    /// Seconds between lease renewals (must be well under LEASE_SECONDS).
+    #[arg(long, env = "HEARTBEAT_SECONDS", value_name = "HEARTBEAT_SECONDS", default_value = "10",
+          value_parser = seconds)]
+    pub heartbeat_seconds: Duration,
+
     /// Seconds a running stage may continue after SIGTERM/SIGINT before its task is released.
     #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SHUTDOWN_GRACE", default_value = "30",
           value_parser = seconds)]

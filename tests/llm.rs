@@ -909,6 +909,7 @@ async fn openai_invalid_json_arguments_make_ask_send_a_corrective_retry() {
         consensus_score: None,
         result: None,
         error: None,
+        queue: Default::default(),
     };
     let (chain, repo) = (Chain::default(), RepoContext::default());
     let input = Input {

@@ -578,51 +578,6 @@ async fn release_returns_a_task_to_pending_keeping_its_stages(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn the_legacy_unfenced_api_still_works(pool: PgPool) {
-    // Kept until the daemon and pipeline use leases.
-    let store = Store::from_pool(pool);
-    store.add_task(&new_task("t", 0)).await.unwrap();
-    let task = store.legacy_claim_next().await.unwrap().unwrap();
-    assert_eq!(task.status, TaskStatus::InProgress);
-    assert_eq!(
-        task.queue.lease_expires_at, None,
-        "no lease: never reclaimed"
-    );
-    assert_eq!(task.queue.locked_by, None);
-    assert!(claim(&store).await.is_none());
-    store
-        .legacy_save_stage(task.id, &stage_record(Stage::Pm, None))
-        .await
-        .unwrap();
-    store.legacy_release(task.id).await.unwrap();
-    assert!(matches!(
-        store.legacy_release(task.id).await,
-        Err(StoreError::NotInProgress(_))
-    ));
-    let task = store.legacy_claim_next().await.unwrap().unwrap();
-    assert_eq!(task.attempts, 2);
-    store
-        .legacy_finish(task.id, &finish(TaskStatus::Completed))
-        .await
-        .unwrap();
-    assert!(matches!(
-        store
-            .legacy_finish(task.id, &finish(TaskStatus::Failed))
-            .await,
-        Err(StoreError::NotInProgress(_))
-    ));
-    assert!(matches!(
-        store
-            .legacy_save_stage(99_999, &stage_record(Stage::Qa, None))
-            .await,
-        Err(StoreError::NotFound(_))
-    ));
-    let done = store.get_task("t").await.unwrap().unwrap();
-    assert_eq!(done.status, TaskStatus::Completed);
-    assert_eq!(store.stages(done.id).await.unwrap().len(), 1);
-}
-
-#[sqlx::test]
 async fn check_constraints_refuse_bad_values(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     store.add_task(&new_task("t", 0)).await.unwrap();

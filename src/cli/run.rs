@@ -12,8 +12,8 @@ use crate::consensus::Thresholds;
 use crate::daemon::{Daemon, DaemonSettings, Shutdown, systemd};
 use crate::git::{self, Repo};
 use crate::github::GitHub;
-use crate::llm::{Anthropic, Provider, RetryPolicy};
-use crate::pipeline::{Pipeline, Publisher, PublisherConfig, RoleModel, Roles};
+use crate::llm::{self, Anthropic, OpenAi, Provider};
+use crate::pipeline::{Pipeline, Publisher, PublisherConfig, RetryPolicy, RoleModel, Roles};
 use crate::store::Store;
 use crate::task::Stage;
 
@@ -25,17 +25,27 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         args.conditional_threshold,
         args.consensus_threshold
     );
+    anyhow::ensure!(
+        args.heartbeat_seconds < args.lease_seconds,
+        "HEARTBEAT_SECONDS ({}) must be shorter than LEASE_SECONDS ({})",
+        args.heartbeat_seconds.as_secs(),
+        args.lease_seconds.as_secs()
+    );
     let repository = github_repository(&args)?;
-    let token = args
-        .github_token
-        .clone()
-        .context("missing setting GITHUB_TOKEN (--github-token)")?;
-    let github = GitHub::new(&args.github_api_url, token.clone(), &repository)?;
+    let github = if args.dry_run {
+        None
+    } else {
+        let token = args
+            .github_token
+            .clone()
+            .context("missing setting GITHUB_TOKEN (--github-token; not needed with --dry-run)")?;
+        Some(GitHub::new(&args.github_api_url, token, &repository)?)
+    };
     let publisher = Publisher::new(
         PublisherConfig {
             repo_path: args.repo_path.clone(),
             base_branch: args.base_branch.clone(),
-            token: Some(token),
+            token: args.github_token.clone(),
         },
         github,
     );
@@ -47,7 +57,11 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
 
     let store = Store::connect(database_url).await?;
     store.migrate().await?;
-    let pipeline = Pipeline::new(store.clone(), roles, thresholds, publisher);
+    let retry = RetryPolicy {
+        max_attempts: i32::from(args.max_attempts),
+        ..RetryPolicy::default()
+    };
+    let pipeline = Pipeline::new(store.clone(), roles, thresholds, publisher, retry);
 
     let shutdown = Shutdown::new(args.shutdown_grace);
     shutdown
@@ -64,6 +78,8 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         poll_interval: args.poll_interval,
         concurrency: usize::from(args.concurrency),
         once: args.once,
+        lease: args.lease_seconds,
+        heartbeat: args.heartbeat_seconds,
     };
     systemd::ready("idle, waiting for tasks");
     systemd::spawn_watchdog(&shutdown);
@@ -90,13 +106,17 @@ fn roles(args: &RunArgs) -> Result<Roles> {
         Some(Arc::new(Anthropic::new(
             &args.anthropic_base_url,
             key,
-            RetryPolicy::default(),
+            llm::RetryPolicy::default(),
         )))
     } else {
         None
     };
     let openai: Option<Arc<dyn Provider>> = if uses(ProviderKind::Openai) {
-        anyhow::bail!("the openai provider is not available in this build");
+        Some(Arc::new(OpenAi::new(
+            &args.openai_base_url,
+            args.openai_api_key.clone(),
+            llm::RetryPolicy::default(),
+        )))
     } else {
         None
     };

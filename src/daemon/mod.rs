@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::{Instrument, error, info, warn};
 
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::store::{Store, StoreError};
+use crate::pipeline::{Ended, Pipeline, PipelineError};
+use crate::store::{Event, Lease, Store, StoreError, worker_id};
 use crate::task::Task;
 
 /// How long to wait before claiming again after the database failed, doubling to a minute.
@@ -32,6 +32,11 @@ pub struct DaemonSettings {
     pub concurrency: usize,
     /// Exit when no pending task is left instead of polling (`run --once`).
     pub once: bool,
+    /// How long a claim is valid without renewal (LEASE_SECONDS, default 60 s); a task whose
+    /// lease expired (its daemon crashed or was killed) is reclaimed by any daemon.
+    pub lease: Duration,
+    /// How often a worker renews its lease (HEARTBEAT_SECONDS, default 10 s).
+    pub heartbeat: Duration,
 }
 
 /// The claim loop and its workers.
@@ -60,36 +65,88 @@ impl Daemon {
     }
 
     /// Runs the workers until `shutdown` is triggered (or, with `once`, until the queue is
-    /// empty). Errors only if the database fails in `once` mode; the long-running daemon waits
-    /// out database outages with backoff instead.
+    /// empty), with a listener that wakes them when a task is inserted (LISTEN/NOTIFY; the poll
+    /// stays as the fallback). Errors only if the database fails in `once` mode; the
+    /// long-running daemon waits out database outages with backoff instead.
     pub async fn run(&self, shutdown: &Shutdown) -> Result<(), StoreError> {
         let workers = (0..self.settings.concurrency.max(1)).map(|n| {
-            self.worker(shutdown)
+            let worker = worker_id(u32::try_from(n).unwrap_or(u32::MAX));
+            self.worker(worker, shutdown)
                 .instrument(tracing::info_span!("worker", worker = n))
         });
-        let results = futures::future::join_all(workers).await;
+        let workers = futures::future::join_all(workers);
+        let result = if self.settings.once {
+            workers.await
+        } else {
+            tokio::select! {
+                results = workers => results,
+                () = self.listen(shutdown) => unreachable!("the listener runs until shutdown"),
+            }
+        };
         systemd::stopping();
-        results.into_iter().collect()
+        result.into_iter().collect()
     }
 
-    async fn worker(&self, shutdown: &Shutdown) -> Result<(), StoreError> {
+    /// Wakes the workers on every new-task notification and after a listener reconnect (missed
+    /// notifications are covered by that claim pass and by the poll). Never returns.
+    async fn listen(&self, shutdown: &Shutdown) {
+        let mut events = None;
+        loop {
+            if shutdown.is_triggered() {
+                std::future::pending::<()>().await;
+            }
+            let listener = match &mut events {
+                Some(listener) => listener,
+                None => match self.store.listener().await {
+                    Ok(listener) => events.insert(listener),
+                    Err(e) => {
+                        warn!(error = %e, "cannot LISTEN for new tasks; polling only, retrying in 30 s");
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        continue;
+                    }
+                },
+            };
+            match listener.recv().await {
+                Ok(Event::NewTask(_) | Event::Reconnected) => self.wake(),
+                Ok(Event::Cancel(task_id)) => info!(task_id, "cancellation requested"),
+                Err(e) => {
+                    warn!(error = %e, "task notifications interrupted; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn worker(&self, worker: String, shutdown: &Shutdown) -> Result<(), StoreError> {
         let mut db_backoff = DB_RETRY_START;
+        let mut db_down = false;
         while !shutdown.is_triggered() {
-            match self.store.legacy_claim_next().await {
-                Ok(Some(task)) => {
+            match self.store.claim_next(&worker, self.settings.lease).await {
+                Ok(claimed) => {
+                    if db_down {
+                        info!("database reachable again");
+                        db_down = false;
+                    }
                     db_backoff = DB_RETRY_START;
-                    let span = tracing::info_span!("task", task_id = %task.task_id);
-                    self.process(task, shutdown).instrument(span).await;
+                    match claimed {
+                        Some((task, lease)) => {
+                            let span = tracing::info_span!("task", task_id = %task.task_id);
+                            self.process(task, lease, shutdown).instrument(span).await;
+                        }
+                        None if self.settings.once => {
+                            info!("no pending task left");
+                            break;
+                        }
+                        None => self.idle(self.settings.poll_interval, shutdown).await,
+                    }
                 }
-                Ok(None) if self.settings.once => {
-                    info!("no pending task left");
-                    break;
-                }
-                Ok(None) => self.idle(self.settings.poll_interval, shutdown).await,
                 Err(e) if self.settings.once => return Err(e),
                 Err(e) => {
-                    error!(error = %e, retry_in_s = db_backoff.as_secs(), "cannot claim a task");
-                    systemd::status("database unreachable, retrying");
+                    if !db_down {
+                        error!(error = %e, "cannot claim a task; retrying with backoff until the database answers");
+                        systemd::status("database unreachable, retrying");
+                        db_down = true;
+                    }
                     self.idle(db_backoff, shutdown).await;
                     db_backoff = (db_backoff * 2).min(DB_RETRY_MAX);
                 }
@@ -106,32 +163,66 @@ impl Daemon {
         }
     }
 
-    /// Runs one claimed task; on shutdown (or a store failure mid-task) releases it to pending.
-    async fn process(&self, task: Task, shutdown: &Shutdown) {
-        info!(priority = task.priority, attempt = task.attempts, "claimed");
+    /// Runs one claimed task while renewing its lease. On shutdown (or a store failure) the
+    /// task is released to pending; when the lease is lost, another worker owns the task and
+    /// this one stops at once, writing nothing more.
+    async fn process(&self, task: Task, lease: Lease, shutdown: &Shutdown) {
+        if task.queue.cancel_requested {
+            info!("cancelled before it resumed");
+            if let Err(e) = self.store.finish_cancelled(&lease).await {
+                error!(error = %e, "could not record the cancellation");
+            }
+            return;
+        }
+        info!(
+            priority = task.priority,
+            attempt = task.attempts,
+            token = lease.token,
+            "claimed"
+        );
         self.set_busy(&task.task_id, true);
         let result = tokio::select! {
-            result = self.pipeline.run(&task, shutdown) => result,
+            result = self.pipeline.run(&task, &lease, shutdown) => result,
             _ = shutdown.deadline() => Err(PipelineError::Interrupted),
+            lost = self.heartbeat(&lease) => Err(PipelineError::Store(lost)),
         };
         match result {
-            Ok(status) => info!(%status, "task finished"),
-            Err(PipelineError::Interrupted) => self.release(&task, "shutdown").await,
+            Ok(Ended::Finished(status)) => info!(%status, "task finished"),
+            Ok(Ended::RetryLater) => info!("task returned to pending for a later attempt"),
+            Err(PipelineError::Store(StoreError::LeaseLost(_))) => {
+                warn!("lease lost: another worker owns this task now; stopped without writing")
+            }
+            Err(PipelineError::Interrupted) => self.release(&lease, "shutdown").await,
             Err(PipelineError::Store(e)) => {
                 error!(error = %e, "database error while processing");
-                self.release(&task, "database error").await;
+                self.release(&lease, "database error").await;
             }
         }
         self.set_busy(&task.task_id, false);
     }
 
-    async fn release(&self, task: &Task, why: &str) {
-        match self.store.legacy_release(task.id).await {
+    /// Renews `lease` every heartbeat; returns only when the lease is lost. A database outage
+    /// is retried at the next heartbeat (if it outlasts the lease, the renewal reports it lost).
+    async fn heartbeat(&self, lease: &Lease) -> StoreError {
+        loop {
+            tokio::time::sleep(self.settings.heartbeat).await;
+            match self.store.renew(lease, self.settings.lease).await {
+                Ok(()) => {}
+                Err(lost @ StoreError::LeaseLost(_)) => return lost,
+                Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
+            }
+        }
+    }
+
+    async fn release(&self, lease: &Lease, why: &str) {
+        match self.store.release(lease).await {
             Ok(()) => warn!(
                 reason = why,
                 "released back to pending; completed stages are kept"
             ),
-            Err(e) => error!(reason = why, error = %e, "could not release the task"),
+            Err(e) => {
+                error!(reason = why, error = %e, "could not release the task; its lease will expire")
+            }
         }
     }
 

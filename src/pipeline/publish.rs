@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
 use crate::git::{GitError, Listing, Repo};
-use crate::github::{GitHub, GitHubError, NewPullRequest};
+use crate::github::{GitHub, GitHubError, NewPullRequest, PullRequest};
 use crate::task::{FileChange, Stage, Task};
 
 /// Longest PR title text after the `[Autonomous] ` prefix (from the issue: 72 characters).
@@ -38,31 +38,55 @@ pub enum PublishError {
     Worker(String),
     #[error("nothing to publish: the Engineer wrote no file")]
     Empty,
+    #[error("a dry run opens no pull request")]
+    DryRun,
 }
 
-/// The pull request a task produced, stored in `tasks.result.pr`.
+/// The pull request a task asks for: what `tasks show` displays after a dry run, and what is
+/// opened on GitHub otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PublishedPr {
+pub struct DraftPr {
+    pub title: String,
+    /// Head branch, `feature/task-<task_id>`.
+    pub head: String,
+    /// Base branch (BASE_BRANCH).
+    pub base: String,
+    /// Markdown.
+    pub body: String,
+    pub labels: Vec<String>,
+}
+
+/// The task's branch commit: pushed to origin, or (dry run) only committed locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BranchCommit {
     pub branch: String,
     pub commit: String,
-    pub number: u64,
-    pub url: String,
-    pub labels: Vec<String>,
+    /// False in a dry run.
+    pub pushed: bool,
+    /// True when origin already had this exact content (a retried publish).
+    pub reused: bool,
 }
 
 /// Publishes approved tasks and reads the target repository. Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     config: Arc<PublisherConfig>,
-    github: Arc<GitHub>,
+    /// `None` in a dry run: nothing is pushed and no PR is opened.
+    github: Option<Arc<GitHub>>,
 }
 
 impl Publisher {
-    pub fn new(config: PublisherConfig, github: GitHub) -> Publisher {
+    /// `github: None` makes a dry-run publisher.
+    pub fn new(config: PublisherConfig, github: Option<GitHub>) -> Publisher {
         Publisher {
             config: Arc::new(config),
-            github: Arc::new(github),
+            github: github.map(Arc::new),
         }
+    }
+
+    /// True when this publisher pushes nothing and opens no PR.
+    pub fn is_dry_run(&self) -> bool {
+        self.github.is_none()
     }
 
     /// Fetches the base branch and lists its tracked files (at most `max_bytes` of paths).
@@ -88,47 +112,81 @@ impl Publisher {
         .await
     }
 
-    /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, pushes it,
-    /// opens the PR against the base branch and labels it.
-    pub async fn publish(
+    /// The PR this task asks for (title, head, base, body, labels).
+    pub fn draft(
         &self,
         task: &Task,
         chain: &Chain,
         consensus: &Consensus,
         thresholds: Thresholds,
-    ) -> Result<PublishedPr, PublishError> {
+    ) -> DraftPr {
+        DraftPr {
+            title: pr_title(task),
+            head: branch_name(task),
+            base: self.config.base_branch.clone(),
+            body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
+            labels: labels(task, chain, consensus, thresholds),
+        }
+    }
+
+    /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, built on the
+    /// freshly fetched base, and pushes it — unless origin already has the same content on that
+    /// branch (a retried publish), or this is a dry run (committed locally only).
+    pub async fn push_branch(
+        &self,
+        task: &Task,
+        chain: &Chain,
+        consensus: &Consensus,
+    ) -> Result<BranchCommit, PublishError> {
         let files = files_to_write(chain);
         if files.is_empty() {
             return Err(PublishError::Empty);
         }
         let branch = branch_name(task);
         let message = commit_message(task, chain, consensus);
-        let pushed = {
-            let branch = branch.clone();
-            self.with_repo(move |repo| {
+        let dry_run = self.is_dry_run();
+        self.with_repo(move |repo| {
+            if dry_run {
                 repo.fetch_base()?;
-                repo.commit_and_push(&branch, &files, &message)
+                let committed = repo.commit(&branch, &files, &message)?;
+                return Ok(BranchCommit {
+                    branch,
+                    commit: committed.commit,
+                    pushed: false,
+                    reused: false,
+                });
+            }
+            let pushed = repo.publish_branch(&branch, &files, &message)?;
+            Ok(BranchCommit {
+                branch,
+                commit: pushed.commit,
+                pushed: true,
+                reused: pushed.reused,
             })
-            .await?
-        };
-        let pr = self
-            .github
-            .open_pull_request(&NewPullRequest {
-                title: pr_title(task),
-                head: branch.clone(),
-                base: self.config.base_branch.clone(),
-                body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
-            })
-            .await?;
-        let labels = labels(task, chain, consensus, thresholds);
-        self.github.add_labels(pr.number, &labels).await?;
-        Ok(PublishedPr {
-            branch,
-            commit: pushed.commit,
-            number: pr.number,
-            url: pr.url,
-            labels,
         })
+        .await
+    }
+
+    /// Opens `draft` as a PR, or adopts the open PR that already has its head branch (a retried
+    /// publish), so a task never gets two. Returns the PR and whether it was created now.
+    pub async fn open_pull_request(
+        &self,
+        draft: &DraftPr,
+    ) -> Result<(PullRequest, bool), PublishError> {
+        let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
+        let pr = NewPullRequest {
+            title: draft.title.clone(),
+            head: draft.head.clone(),
+            base: draft.base.clone(),
+            body: draft.body.clone(),
+        };
+        Ok(github.ensure_pull_request(&pr).await?)
+    }
+
+    /// Adds `labels` to PR `number` (idempotent on GitHub's side).
+    pub async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError> {
+        let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
+        Ok(github.add_labels(number, labels).await?)
     }
 
     /// Runs a git operation on a blocking thread with the repository opened there.
@@ -316,6 +374,7 @@ mod tests {
             consensus_score: None,
             result: None,
             error: None,
+            queue: Default::default(),
         }
     }
 

@@ -77,8 +77,7 @@ macro_rules! back_to_queue {
 /// The claim, in one statement: the first claimable task by priority DESC, created_at, id —
 /// pending with `run_after` come, or in_progress with an expired lease — locked with
 /// `FOR UPDATE SKIP LOCKED` so concurrent claimers skip each other's rows (served by
-/// `idx_tasks_claim`). $1 worker id or NULL, $2 lease length in µs or NULL (no lease, never
-/// reclaimed: the legacy claim).
+/// `idx_tasks_claim`). $1 worker id, $2 lease length in µs.
 pub(super) const CLAIM: &str = concat!(
     "UPDATE tasks \
      SET status = 'in_progress', locked_by = $1, \

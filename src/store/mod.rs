@@ -8,7 +8,6 @@
 //!   the claim's token in the same statement;
 //! - `control`: what a person does to a task (`cancel`, `retry`);
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
-//! - `legacy`: the pre-lease, unfenced claim and writes, kept until the daemon uses leases.
 //!
 //! Queries are checked at run time (`sqlx::query`, bind parameters only); rows become [`Task`]
 //! and [`StageRecord`] through the private `*_from_row` helpers.
@@ -16,7 +15,6 @@
 mod claim;
 mod control;
 mod events;
-mod legacy;
 mod task_file;
 
 pub use claim::{Lease, worker_id};
@@ -47,10 +45,6 @@ pub enum StoreError {
     Duplicate(String),
     #[error("task '{0}' not found")]
     NotFound(String),
-    /// A pre-lease (`legacy_*`) `finish`/`release` of a task (by `tasks.id`) that is not
-    /// in_progress: unknown, already finished or released (a stale worker must not overwrite it).
-    #[error("task #{0} is not in progress (unknown, already finished or released)")]
-    NotInProgress(i32),
     /// A fenced write or `renew` with a [`Lease`] that is no longer current (names `tasks.id`):
     /// the lease expired and another worker reclaimed the task (its fencing token moved on), or
     /// the task left in_progress (finished, released, cancelled). Nothing was changed; the worker
