@@ -129,10 +129,11 @@ impl Wire {
                         "logprobs": null,
                         "finish_reason": "tool_calls"
                     }],
+                    // OpenAI's prompt_tokens includes the cached part; Usage does not.
                     "usage": {
-                        "prompt_tokens": input_tokens,
+                        "prompt_tokens": input_tokens + cache_read,
                         "completion_tokens": output_tokens,
-                        "total_tokens": input_tokens + output_tokens,
+                        "total_tokens": input_tokens + cache_read + output_tokens,
                         "prompt_tokens_details": {"cached_tokens": cache_read, "audio_tokens": 0},
                         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
@@ -925,7 +926,7 @@ async fn openai_invalid_json_arguments_make_ask_send_a_corrective_retry() {
     assert_eq!(
         answer.usage,
         Usage {
-            input_tokens: 300,
+            input_tokens: 294, // prompt_tokens minus the cached 3, twice
             output_tokens: 100,
             cache_creation_input_tokens: 0,
             cache_read_input_tokens: 6,

@@ -272,18 +272,20 @@ mod wire {
     }
 
     impl From<WireUsage> for Usage {
-        /// `prompt_tokens` → `input_tokens` (OpenAI counts the cached part in it too),
-        /// `completion_tokens` → `output_tokens`, `prompt_tokens_details.cached_tokens` →
-        /// `cache_read_input_tokens`; OpenAI reports no cache writes.
+        /// In Anthropic's sense, so both providers' usage adds up the same way:
+        /// `input_tokens` = `prompt_tokens` − cached (OpenAI counts the cached part in
+        /// `prompt_tokens`), `cache_read_input_tokens` = `prompt_tokens_details.cached_tokens`,
+        /// `output_tokens` = `completion_tokens`; OpenAI reports no cache writes.
         fn from(u: WireUsage) -> Usage {
+            let cached = u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0);
             Usage {
-                input_tokens: u.prompt_tokens.unwrap_or(0),
+                input_tokens: u.prompt_tokens.unwrap_or(0).saturating_sub(cached),
                 output_tokens: u.completion_tokens.unwrap_or(0),
                 cache_creation_input_tokens: 0,
-                cache_read_input_tokens: u
-                    .prompt_tokens_details
-                    .and_then(|d| d.cached_tokens)
-                    .unwrap_or(0),
+                cache_read_input_tokens: cached,
             }
         }
     }
