@@ -74,6 +74,19 @@ pub enum TasksCommand {
         /// The task id.
         task_id: String,
     },
+    /// Cancel a pending task now, or ask a running one to stop at its next stage boundary.
+    Cancel {
+        /// The task id.
+        task_id: String,
+    },
+    /// Put a failed or cancelled task back to pending; it resumes from its last recorded stage.
+    Retry {
+        /// The task id.
+        task_id: String,
+        /// Forget its recorded stages and start again from the PM.
+        #[arg(long)]
+        fresh: bool,
+    },
 }
 
 /// Settings of `run`.

@@ -108,25 +108,46 @@ pub enum Script {
     PmReject,
 }
 
-/// A fake Anthropic Messages API: answers each role's forced tool with a valid tool_use block
-/// whose content follows the task's [`Script`]. `script` maps a task_id to its script.
+/// The wire format a [`FakeModel`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Anthropic,
+    /// OpenAI's Chat Completions API (`POST /v1/chat/completions`).
+    OpenAi,
+}
+
+/// A fake model API: answers each role's forced tool with a valid tool call whose content
+/// follows the task's [`Script`] (`script` maps a task_id to its script), in the documented
+/// response format of its [`Wire`].
 pub struct FakeModel {
     pub server: MockServer,
     pub requests: Arc<Mutex<Vec<Value>>>,
 }
 
 impl FakeModel {
+    /// An Anthropic fake answering at once.
     pub async fn start(script: fn(&str) -> Script) -> FakeModel {
-        FakeModel::start_slow(script, Duration::ZERO).await
+        FakeModel::serve(Wire::Anthropic, script, Duration::ZERO).await
     }
 
     /// Like [`FakeModel::start`], each answer taking `delay`.
     pub async fn start_slow(script: fn(&str) -> Script, delay: Duration) -> FakeModel {
+        FakeModel::serve(Wire::Anthropic, script, delay).await
+    }
+
+    /// A fake of `wire`, each answer taking `delay`.
+    pub async fn serve(wire: Wire, script: fn(&str) -> Script, delay: Duration) -> FakeModel {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let endpoint = match wire {
+            Wire::Anthropic => "/v1/messages",
+            Wire::OpenAi => "/v1/chat/completions",
+        };
         Mock::given(method("POST"))
-            .and(path("/v1/messages"))
+            .and(path(endpoint))
             .respond_with(ModelResponder {
+                wire,
                 script,
                 delay,
                 requests: requests.clone(),
@@ -139,14 +160,21 @@ impl FakeModel {
     /// Number of requests for the forced tool `tool`.
     pub fn calls_to(&self, tool: &str) -> usize {
         let requests = self.requests.lock().unwrap();
-        requests
-            .iter()
-            .filter(|r| r["tool_choice"]["name"] == tool)
-            .count()
+        requests.iter().filter(|r| forced_tool(r) == tool).count()
     }
 }
 
+/// The forced tool of a request in either wire format.
+fn forced_tool(body: &Value) -> &str {
+    let choice = &body["tool_choice"];
+    choice["name"]
+        .as_str()
+        .or_else(|| choice["function"]["name"].as_str())
+        .expect("a forced tool")
+}
+
 struct ModelResponder {
+    wire: Wire,
     script: fn(&str) -> Script,
     delay: Duration,
     requests: Arc<Mutex<Vec<Value>>>,
@@ -155,25 +183,48 @@ struct ModelResponder {
 impl Respond for ModelResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
-        let tool = body["tool_choice"]["name"]
-            .as_str()
-            .expect("forced tool")
-            .to_owned();
-        let text = body["messages"][0]["content"].to_string();
-        let task_id = task_id_in(&text);
+        let tool = forced_tool(&body).to_owned();
+        let first_user = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+            .expect("a user message");
+        let task_id = task_id_in(&first_user["content"].to_string());
         let input = answer(&tool, &task_id, (self.script)(&task_id));
         self.requests.lock().unwrap().push(body);
-        ResponseTemplate::new(200).set_delay(self.delay).set_body_json(json!({
-            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-4-5",
-            "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": tool, "input": input}],
-            "stop_reason": "tool_use",
-            "stop_sequence": null,
-            "usage": {"input_tokens": 1200, "output_tokens": 300,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-        }))
+        let response = match self.wire {
+            Wire::Anthropic => json!({
+                "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": tool, "input": input}],
+                "stop_reason": "tool_use",
+                "stop_sequence": null,
+                "usage": {"input_tokens": 1200, "output_tokens": 300,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+            }),
+            Wire::OpenAi => json!({
+                "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+                "object": "chat.completion",
+                "created": 1741569952,
+                "model": "local-model",
+                "choices": [{
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": null,
+                        "tool_calls": [{"id": "call_abc123", "type": "function",
+                                        "function": {"name": tool, "arguments": input.to_string()}}]
+                    },
+                    "logprobs": null,
+                    "finish_reason": "tool_calls"
+                }],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
+            }),
+        };
+        ResponseTemplate::new(200)
+            .set_delay(self.delay)
+            .set_body_json(response)
     }
 }
 
