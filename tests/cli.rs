@@ -202,3 +202,34 @@ async fn add_list_show_and_stats(pool: PgPool) {
         "{stats}"
     );
 }
+
+#[sqlx::test]
+async fn cancel_and_retry(pool: PgPool) {
+    let remote = Remote::new();
+    let bin = bin(&pool, &remote);
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let out = bin
+        .output(&["tasks", "add", "--id", "c-1", "--priority", "1", "Do it"])
+        .await;
+    assert!(out.status.success());
+
+    let out = bin.output(&["tasks", "retry", "c-1"]).await;
+    assert!(!out.status.success(), "a pending task cannot be retried");
+    one_line_naming(&text(&out).1, "pending");
+
+    let (stdout, _) = text(&bin.output(&["tasks", "cancel", "c-1"]).await);
+    assert_eq!(stdout.trim(), "cancelled c-1");
+    let out = bin.output(&["tasks", "cancel", "c-1"]).await;
+    assert!(!out.status.success());
+    one_line_naming(&text(&out).1, "already cancelled");
+
+    let out = bin.output(&["tasks", "retry", "c-1", "--fresh"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE task_id = 'c-1'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "pending");
+    let out = bin.output(&["tasks", "cancel", "nope"]).await;
+    one_line_naming(&text(&out).1, "nope");
+}
