@@ -293,6 +293,12 @@ pub struct FakeGitHub {
 
 impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
+        FakeGitHub::start_slow_create(Duration::ZERO).await
+    }
+
+    /// Like [`FakeGitHub::start`], but "Create a pull request" answers only after `delay` — the
+    /// PR exists (and is listed) from the moment the request arrives.
+    pub async fn start_slow_create(delay: Duration) -> FakeGitHub {
         let server = MockServer::start().await;
         let uri = server.uri();
         let open = Arc::new(Mutex::new(Vec::new()));
@@ -300,6 +306,7 @@ impl FakeGitHub {
             .and(path("/repos/o/r/pulls"))
             .respond_with(PullResponder {
                 uri,
+                delay,
                 next: Mutex::new(1),
                 open: open.clone(),
             })
@@ -379,6 +386,7 @@ impl FakeGitHub {
 
 struct PullResponder {
     uri: String,
+    delay: Duration,
     next: Mutex<u64>,
     open: Arc<Mutex<Vec<Value>>>,
 }
@@ -418,7 +426,9 @@ impl Respond for PullResponder {
         };
         let pr = pull_request(&self.uri, number, &body);
         self.open.lock().unwrap().push(pr.clone());
-        ResponseTemplate::new(201).set_body_json(pr)
+        ResponseTemplate::new(201)
+            .set_delay(self.delay)
+            .set_body_json(pr)
     }
 }
 
