@@ -189,3 +189,33 @@ async fn speaks_systemd_notify_ready_status_watchdog_stopping(pool: PgPool) {
     );
     assert_eq!(task_row(&pool).await.0, "completed");
 }
+
+#[sqlx::test]
+async fn a_task_inserted_by_sql_is_picked_up_without_waiting_for_the_poll(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(approve).await;
+    let github = FakeGitHub::start().await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("POLL_INTERVAL", "3600");
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let child = bin.command(&["run"]).spawn().unwrap();
+    // Let the daemon go idle (its first claim finds nothing; the next poll is an hour away).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sqlx::query(
+        "INSERT INTO tasks (task_id, description, priority) VALUES ('sql-1', 'Write the docs', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    wait_for("the PM request for the inserted task", || {
+        !model.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    sigterm(&child);
+    assert!(child.wait_with_output().await.unwrap().status.success());
+}
