@@ -10,7 +10,7 @@ pub use shutdown::Shutdown;
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tracing::{Instrument, error, info, warn};
@@ -46,6 +46,9 @@ pub struct Daemon {
     settings: DaemonSettings,
     wakeup: Notify,
     busy: Mutex<BTreeSet<String>>,
+    /// Until when no worker claims: a rate limit or exhausted quota was hit (the design's
+    /// "pause for 5 hours" on quota exhaustion, configurable as the retry policy's wait).
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl Daemon {
@@ -56,6 +59,7 @@ impl Daemon {
             settings,
             wakeup: Notify::new(),
             busy: Mutex::default(),
+            paused_until: Mutex::default(),
         }
     }
 
@@ -121,6 +125,10 @@ impl Daemon {
         let mut db_backoff = DB_RETRY_START;
         let mut db_down = false;
         while !shutdown.is_triggered() {
+            if let Some(pause) = self.pause_left() {
+                self.idle(pause, shutdown).await;
+                continue;
+            }
             match self.store.claim_next(&worker, self.settings.lease).await {
                 Ok(claimed) => {
                     if db_down {
@@ -189,6 +197,7 @@ impl Daemon {
         match result {
             Ok(Ended::Finished(status)) => info!(%status, "task finished"),
             Ok(Ended::RetryLater) => info!("task returned to pending for a later attempt"),
+            Ok(Ended::RateLimited(wait)) => self.pause(wait),
             Err(PipelineError::Store(StoreError::LeaseLost(_))) => {
                 warn!("lease lost: another worker owns this task now; stopped without writing")
             }
@@ -223,6 +232,38 @@ impl Daemon {
             Err(e) => {
                 error!(reason = why, error = %e, "could not release the task; its lease will expire")
             }
+        }
+    }
+
+    /// Stops all claiming for `wait`; logged once per pause, not once per worker.
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            warn!(
+                pause_s = wait.as_secs(),
+                "rate limit or quota exhausted: pausing all work; no task fails and no attempt is spent"
+            );
+            systemd::status(&format!(
+                "paused {} s: rate limit or quota exhausted",
+                wait.as_secs()
+            ));
+            *paused = Some(until);
+        }
+    }
+
+    /// What is left of a pause, if one is running.
+    fn pause_left(&self) -> Option<Duration> {
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let left = paused.map(|until| until.saturating_duration_since(Instant::now()));
+        match left {
+            Some(left) if !left.is_zero() => Some(left),
+            Some(_) => {
+                info!("pause over: claiming again");
+                *paused = None;
+                None
+            }
+            None => None,
         }
     }
 

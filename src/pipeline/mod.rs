@@ -51,6 +51,9 @@ pub enum Ended {
     Finished(TaskStatus),
     /// A transient failure: back to pending, to run again later.
     RetryLater,
+    /// A rate limit or exhausted quota outlasted the clients' own waiting: back to pending
+    /// without spending an attempt; no LLM or GitHub work should start for this long.
+    RateLimited(std::time::Duration),
 }
 
 /// The states of the machine, in order.
@@ -144,7 +147,11 @@ impl Pipeline {
                 self.store
                     .retry_later(lease, delay, &error, spend_attempt)
                     .await?;
-                Ok(Ended::RetryLater)
+                Ok(if spend_attempt {
+                    Ended::RetryLater
+                } else {
+                    Ended::RateLimited(delay)
+                })
             }
             Retry::Never => {
                 warn!(%error, "task failed");
