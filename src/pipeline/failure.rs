@@ -100,6 +100,7 @@ fn kind(failure: &TaskFailure) -> Kind {
     match failure {
         TaskFailure::Agent(AgentError::Llm(e)) => match e {
             LlmError::Unavailable { status: 429, .. } => Kind::RateLimited,
+            LlmError::Api { message, .. } if quota_exhausted(message) => Kind::RateLimited,
             LlmError::Unavailable { .. } | LlmError::Network(_) => Kind::Transient,
             LlmError::Auth { .. } | LlmError::Api { .. } | LlmError::InvalidResponse(_) => {
                 Kind::Permanent
@@ -114,6 +115,14 @@ fn kind(failure: &TaskFailure) -> Kind {
         TaskFailure::Publish(PublishError::Worker(_)) => Kind::Transient,
         TaskFailure::Publish(_) | TaskFailure::Corrupt { .. } => Kind::Permanent,
     }
+}
+
+/// Anthropic answers an exhausted prepaid balance with a 400 `invalid_request_error` ("Your
+/// credit balance is too low…") and OpenAI with 429 `insufficient_quota`: both mean "wait for a
+/// person to pay", not "this task is broken".
+fn quota_exhausted(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("credit balance") || message.contains("insufficient_quota")
 }
 
 #[cfg(test)]
@@ -160,6 +169,19 @@ mod tests {
                 spend_attempt: false
             }
         );
+        let broke = llm(LlmError::Api {
+            status: 400,
+            message:
+                "invalid_request_error: Your credit balance is too low to access the Anthropic API."
+                    .into(),
+        });
+        assert!(matches!(
+            policy.decide(&broke, 1),
+            Retry::After {
+                spend_attempt: false,
+                ..
+            }
+        ));
     }
 
     #[test]
