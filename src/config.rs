@@ -168,6 +168,24 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_attempts: u16,
 
+    /// Seconds before a task that failed transiently is claimed again, doubled per attempt
+    /// (±25 % jitter, at most an hour).
+    #[arg(long, env = "RETRY_BASE_SECONDS", value_name = "RETRY_BASE_SECONDS", default_value = "30",
+          value_parser = seconds)]
+    pub retry_base_seconds: Duration,
+
+    /// Seconds a task waits after a rate limit that outlasted the clients' own retries; the
+    /// wait spends no attempt.
+    #[arg(long, env = "RATE_LIMIT_WAIT_SECONDS", value_name = "RATE_LIMIT_WAIT_SECONDS",
+          default_value = "900", value_parser = seconds)]
+    pub rate_limit_wait_seconds: Duration,
+
+    /// Retries of one LLM request after a transient answer (429, 5xx, 529) or a network error,
+    /// waiting what `retry-after` says or 2 s doubling; then the task's own retry takes over.
+    #[arg(long, env = "LLM_MAX_RETRIES", value_name = "LLM_MAX_RETRIES", default_value = "4",
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub llm_max_retries: u32,
+
     /// Seconds a claim (lease) stays valid without renewal; an expired lease is reclaimed.
     #[arg(long, env = "LEASE_SECONDS", value_name = "LEASE_SECONDS", default_value = "60",
           value_parser = seconds)]

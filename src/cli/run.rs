@@ -59,6 +59,8 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
     store.migrate().await?;
     let retry = RetryPolicy {
         max_attempts: i32::from(args.max_attempts),
+        base_delay: args.retry_base_seconds,
+        rate_limit_wait: args.rate_limit_wait_seconds,
         ..RetryPolicy::default()
     };
     let pipeline = Pipeline::new(store.clone(), roles, thresholds, publisher, retry);
@@ -98,6 +100,10 @@ fn roles(args: &RunArgs) -> Result<Roles> {
             .iter()
             .any(|s| args.providers.for_stage(*s) == kind)
     };
+    let llm_retry = llm::RetryPolicy {
+        max_retries: args.llm_max_retries,
+        ..llm::RetryPolicy::default()
+    };
     let anthropic: Option<Arc<dyn Provider>> = if uses(ProviderKind::Anthropic) {
         let key = args
             .anthropic_api_key
@@ -106,7 +112,7 @@ fn roles(args: &RunArgs) -> Result<Roles> {
         Some(Arc::new(Anthropic::new(
             &args.anthropic_base_url,
             key,
-            llm::RetryPolicy::default(),
+            llm_retry,
         )))
     } else {
         None
@@ -115,7 +121,7 @@ fn roles(args: &RunArgs) -> Result<Roles> {
         Some(Arc::new(OpenAi::new(
             &args.openai_base_url,
             args.openai_api_key.clone(),
-            llm::RetryPolicy::default(),
+            llm_retry,
         )))
     } else {
         None

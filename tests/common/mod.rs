@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use wiremock::matchers::{method, path, path_regex};
+use wiremock::matchers::{body_partial_json, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Runs `git` with `args` in `dir`, panicking with its stderr on failure; returns stdout.
@@ -530,4 +530,270 @@ pub fn text(out: &std::process::Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+impl FakeModel {
+    /// Makes the next `n` requests whose forced tool is `tool` (Anthropic wire) get `response`
+    /// instead of an answer; later ones are answered as usual. Refused requests are not in
+    /// [`FakeModel::requests`] (see [`FakeModel::refused`]).
+    pub async fn refuse_first(&self, tool: &str, n: u64, response: ResponseTemplate) {
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .and(body_partial_json(json!({"tool_choice": {"name": tool}})))
+            .respond_with(response)
+            .up_to_n_times(n)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Number of requests received (answered or refused).
+    pub async fn received(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
+    }
+
+    /// Number of requests that were refused (received but not answered with a tool call).
+    pub async fn refused(&self) -> usize {
+        self.received().await - self.requests.lock().unwrap().len()
+    }
+}
+
+/// Anthropic's 529 `overloaded_error`, as its docs show it.
+pub fn anthropic_overloaded() -> ResponseTemplate {
+    ResponseTemplate::new(529).set_body_json(json!({
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"}
+    }))
+}
+
+/// Anthropic's 429 `rate_limit_error` with `retry-after: <seconds>`, as its docs show it.
+pub fn anthropic_rate_limited(retry_after_s: u64) -> ResponseTemplate {
+    ResponseTemplate::new(429)
+        .insert_header("retry-after", retry_after_s.to_string().as_str())
+        .insert_header("anthropic-ratelimit-requests-remaining", "0")
+        .set_body_json(json!({
+            "type": "error",
+            "error": {
+                "type": "rate_limit_error",
+                "message": "Number of request tokens has exceeded your per-minute rate limit"
+            }
+        }))
+}
+
+impl FakeGitHub {
+    /// Makes the next `n` requests `verb path_pattern` (a regex over the path) get `response`;
+    /// later ones are served as usual.
+    pub async fn refuse_first(
+        &self,
+        verb: &str,
+        path_pattern: &str,
+        n: u64,
+        response: ResponseTemplate,
+    ) {
+        Mock::given(method(verb))
+            .and(path_regex(path_pattern))
+            .respond_with(response)
+            .up_to_n_times(n)
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+    }
+}
+
+/// A running child (`run`) whose stderr is collected as it is written — a busy daemon never
+/// blocks on a full pipe, and a test can wait for a log line while it runs.
+pub struct Running {
+    pub child: tokio::process::Child,
+    stderr: Arc<Mutex<String>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Spawns `bin args` (stdout discarded).
+    pub fn spawn(bin: &Bin, args: &[&str]) -> Running {
+        use tokio::io::AsyncBufReadExt;
+        let mut command = bin.command(args);
+        command.stdout(std::process::Stdio::null());
+        let mut child = command.spawn().expect("binary starts");
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Running {
+            child,
+            stderr,
+            reader,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("not reaped yet")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Occurrences of `needle` in stderr so far.
+    pub fn count(&self, needle: &str) -> usize {
+        self.stderr.lock().unwrap().matches(needle).count()
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM");
+    }
+
+    /// SIGTERM, then the exit status (within 30 s) and the whole stderr.
+    pub async fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.sigterm();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits within 30 s of SIGTERM")
+            .expect("wait");
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.reader).await;
+        (status, self.stderr())
+    }
+}
+
+/// A PostgreSQL cluster of the test's own (initdb in a temp dir, trust auth, listening on
+/// 127.0.0.1:<free port> and a socket in its dir) that the test may stop and start. Stopped
+/// (immediate mode) when dropped, so a failing test leaves no server behind.
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PgCluster {
+    /// initdb and start; panics with the tool's output when PostgreSQL is not installed.
+    pub fn start_new() -> PgCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let cluster = PgCluster { dir, port };
+        if is_root() {
+            // initdb refuses to run as root: the cluster belongs to the `postgres` user.
+            run_checked(Command::new("chown").args(["postgres:", cluster.dir_str()]));
+        }
+        run_checked(as_postgres("initdb").args([
+            "--no-sync",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-D",
+            &cluster.data(),
+        ]));
+        cluster.start();
+        cluster
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl start`, waiting until the server accepts connections.
+    pub fn start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir_str()
+        );
+        let log = format!("{}/server.log", self.dir_str());
+        run_checked(as_postgres("pg_ctl").args([
+            "-D",
+            &self.data(),
+            "-o",
+            &options,
+            "-l",
+            &log,
+            "-w",
+            "-s",
+            "start",
+        ]));
+    }
+
+    /// `pg_ctl stop -m fast`: sessions are terminated, the server is down when this returns.
+    pub fn stop(&self) {
+        run_checked(as_postgres("pg_ctl").args([
+            "-D",
+            &self.data(),
+            "-m",
+            "fast",
+            "-w",
+            "-s",
+            "stop",
+        ]));
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir_str())
+    }
+
+    fn dir_str(&self) -> &str {
+        self.dir.path().to_str().expect("UTF-8 temp dir")
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = as_postgres("pg_ctl")
+            .args(["-D", &self.data(), "-m", "immediate", "-s", "stop"])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("id runs");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// `program` run as the `postgres` user when this process is root, else as is.
+fn as_postgres(program: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", program]);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run_checked(command: &mut Command) {
+    let out = command.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TCP port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address").port()
 }
