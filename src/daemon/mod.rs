@@ -95,6 +95,7 @@ impl Daemon {
     /// notifications are covered by that claim pass and by the poll). Never returns.
     async fn listen(&self, shutdown: &Shutdown) {
         let mut events = None;
+        let mut interrupted = false;
         loop {
             if shutdown.is_triggered() {
                 std::future::pending::<()>().await;
@@ -104,17 +105,30 @@ impl Daemon {
                 None => match self.store.listener().await {
                     Ok(listener) => events.insert(listener),
                     Err(e) => {
-                        warn!(error = %e, "cannot LISTEN for new tasks; polling only, retrying in 30 s");
-                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        if !interrupted {
+                            warn!(error = %e, "cannot LISTEN for new tasks; polling until it works again");
+                            interrupted = true;
+                        }
+                        tokio::time::sleep(Duration::from_secs(5)).await;
                         continue;
                     }
                 },
             };
             match listener.recv().await {
-                Ok(Event::NewTask(_) | Event::Reconnected) => self.wake(),
+                Ok(Event::NewTask(_)) => self.wake(),
+                Ok(Event::Reconnected) => {
+                    if interrupted {
+                        info!("listening for new tasks again");
+                        interrupted = false;
+                    }
+                    self.wake();
+                }
                 Ok(Event::Cancel(task_id)) => info!(task_id, "cancellation requested"),
                 Err(e) => {
-                    warn!(error = %e, "task notifications interrupted; reconnecting");
+                    if !interrupted {
+                        warn!(error = %e, "task notifications interrupted; reconnecting, polling meanwhile");
+                        interrupted = true;
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
