@@ -63,19 +63,7 @@ async fn setup(pool: &PgPool, remote: &Remote, model: &FakeModel, github: &FakeG
         &model.server.uri(),
         &github.server.uri(),
     ));
-    assert!(bin.output(&["migrate"]).await.status.success());
-    let out = bin
-        .output(&[
-            "tasks",
-            "add",
-            "--id",
-            "k-1",
-            "--priority",
-            "1",
-            "Write the docs",
-        ])
-        .await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    common::migrate_and_add(&bin, "k-1").await;
     bin
 }
 

@@ -50,19 +50,7 @@ async fn setup(pool: &PgPool, remote: &Remote, model: &FakeModel, github: &FakeG
         &github.server.uri(),
     )
     .clone_with("POLL_INTERVAL", "1");
-    assert!(bin.output(&["migrate"]).await.status.success());
-    let out = bin
-        .output(&[
-            "tasks",
-            "add",
-            "--id",
-            "t-1",
-            "--priority",
-            "1",
-            "Write the docs",
-        ])
-        .await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    common::migrate_and_add(&bin, "t-1").await;
     bin
 }
 

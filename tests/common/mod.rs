@@ -524,6 +524,23 @@ impl Bin {
     }
 }
 
+/// Migrates the database and adds one task `task_id` ("Write the docs", priority 1).
+pub async fn migrate_and_add(bin: &Bin, task_id: &str) {
+    let out = bin.output(&["migrate"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let add = [
+        "tasks",
+        "add",
+        "--id",
+        task_id,
+        "--priority",
+        "1",
+        "Write the docs",
+    ];
+    let out = bin.output(&add).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+}
+
 /// (stdout, stderr) as text.
 pub fn text(out: &std::process::Output) -> (String, String) {
     (
