@@ -277,21 +277,57 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// The `retry-after` header in (possibly fractional) seconds; HTTP dates are ignored.
+/// How long the server asks us to wait: the `retry-after` header in (possibly fractional)
+/// seconds (HTTP dates are ignored); without it, Anthropic's rate-limit headers — for every
+/// limit whose `anthropic-ratelimit-<limit>-remaining` is 0, until its `…-reset` (RFC 3339)
+/// time, the latest of them.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Duration::try_from_secs_f64(seconds).ok()
+    let header = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<f64>().ok()) {
+        return Duration::try_from_secs_f64(seconds).ok();
+    }
+    let now = chrono::Utc::now();
+    ["requests", "tokens", "input-tokens", "output-tokens"]
+        .iter()
+        .filter(|limit| header(&format!("anthropic-ratelimit-{limit}-remaining")) == Some("0"))
+        .filter_map(|limit| header(&format!("anthropic-ratelimit-{limit}-reset")))
+        .filter_map(|reset| chrono::DateTime::parse_from_rfc3339(reset).ok())
+        .filter_map(|reset| (reset.with_timezone(&chrono::Utc) - now).to_std().ok())
+        .max()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anthropic_rate_limit_headers_set_the_wait_without_retry_after() {
+        let mut headers = HeaderMap::new();
+        let reset = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc3339();
+        headers.insert(
+            "anthropic-ratelimit-tokens-remaining",
+            HeaderValue::from_static("0"),
+        );
+        headers.insert(
+            "anthropic-ratelimit-tokens-reset",
+            HeaderValue::from_str(&reset).unwrap(),
+        );
+        headers.insert(
+            "anthropic-ratelimit-requests-remaining",
+            HeaderValue::from_static("12"),
+        );
+        headers.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_static("2999-01-01T00:00:00Z"),
+        );
+        let wait = retry_after(&headers).expect("the exhausted limit's reset");
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        headers.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+    }
 
     #[test]
     fn retry_after_parses_seconds_only() {
