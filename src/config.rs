@@ -35,7 +35,7 @@ pub enum Command {
     /// Count and average consensus score per status.
     Stats,
     /// Run the daemon: claim pending tasks and turn them into pull requests.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// `tasks …` subcommands.

@@ -78,7 +78,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
             )
         }
-        Command::Run(args) => run::run(&url, args).await?,
+        Command::Run(args) => run::run(&url, *args).await?,
     }
     Ok(())
 }

@@ -288,7 +288,7 @@ impl Pipeline {
             .restore(stage, record.output.clone())
             .map_err(|error| Stop::Failed(TaskFailure::Corrupt { stage, error }))?;
         info!(
-            vote = %vote_text(&chain, stage, self.thresholds),
+            vote = %vote_text(chain, stage, self.thresholds),
             duration_ms = record.duration_ms,
             input_tokens = record.usage.input_tokens,
             output_tokens = record.usage.output_tokens,
