@@ -207,3 +207,40 @@ async fn a_task_inserted_by_sql_is_picked_up_without_waiting_for_the_poll(pool: 
     sigterm(&child);
     assert!(child.wait_with_output().await.unwrap().status.success());
 }
+
+#[sqlx::test]
+async fn cancelling_a_running_task_stops_it_at_the_next_stage_boundary(pool: PgPool) {
+    let remote = Remote::new();
+    let slow = FakeModel::start_slow(approve, Duration::from_millis(1500)).await;
+    let github = FakeGitHub::start().await;
+    let bin = setup(&pool, &remote, &slow, &github).await;
+
+    let child = bin.command(&["run"]).spawn().unwrap();
+    wait_for("the PM request", || {
+        !slow.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    let (stdout, _) = text(&bin.output(&["tasks", "cancel", "t-1"]).await);
+    assert!(stdout.contains("asked it to stop"), "{stdout}");
+    let start = Instant::now();
+    loop {
+        let (status, _) = task_row(&pool).await;
+        if status == "cancelled" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "still {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        task_row(&pool).await.1,
+        1,
+        "the running PM stage finished; no later stage ran"
+    );
+    assert_eq!(slow.requests.lock().unwrap().len(), 1);
+    assert!(github.pulls().await.is_empty());
+    sigterm(&child);
+    assert!(
+        child.wait_with_output().await.unwrap().status.success(),
+        "the daemon keeps running until told"
+    );
+}
