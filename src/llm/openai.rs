@@ -125,9 +125,10 @@ mod wire {
         User {
             content: &'a str,
         },
-        /// An earlier call, echoed back: `content` is `null`.
+        /// An earlier call, echoed back. `content` is sent as `""`, not `null`: OpenAI accepts
+        /// both, but llama.cpp's Python server rejects `null` (and a missing field) with a 500.
         Assistant {
-            content: Option<&'a str>,
+            content: &'a str,
             tool_calls: [OutgoingCall<'a>; 1],
         },
         /// Our answer to the call `tool_call_id`.
@@ -186,7 +187,7 @@ mod wire {
         match message {
             Message::User(text) => vec![ChatMessage::User { content: text }],
             Message::ToolCall { id, name, input } => vec![ChatMessage::Assistant {
-                content: None,
+                content: "",
                 tool_calls: [OutgoingCall {
                     id,
                     r#type: "function",
