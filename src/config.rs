@@ -74,6 +74,19 @@ pub enum TasksCommand {
         /// The task id.
         task_id: String,
     },
+    /// Cancel a pending task now, or ask a running one to stop at its next stage boundary.
+    Cancel {
+        /// The task id.
+        task_id: String,
+    },
+    /// Put a failed or cancelled task back to pending; it resumes from its last recorded stage.
+    Retry {
+        /// The task id.
+        task_id: String,
+        /// Forget its recorded stages and start again from the PM.
+        #[arg(long)]
+        fresh: bool,
+    },
 }
 
 /// Settings of `run`.
@@ -87,9 +100,9 @@ pub struct RunArgs {
     #[arg(long, env = "GITHUB_REPOSITORY", value_name = "GITHUB_REPOSITORY", value_parser = repository)]
     pub github_repository: Option<String>,
 
-    /// Token used to push and to open pull requests.
+    /// Token used to push and to open pull requests (not needed with --dry-run).
     #[arg(long, env = "GITHUB_TOKEN", value_name = "GITHUB_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub github_token: SecretString,
+    pub github_token: Option<SecretString>,
 
     /// GitHub REST API base URL (GitHub Enterprise, tests).
     #[arg(long, env = "GITHUB_API_URL", value_name = "GITHUB_API_URL",
@@ -105,14 +118,27 @@ pub struct RunArgs {
     )]
     pub base_branch: String,
 
-    /// Anthropic API key.
+    /// Anthropic API key (required when a role uses the anthropic provider).
     #[arg(long, env = "ANTHROPIC_API_KEY", value_name = "ANTHROPIC_API_KEY", hide_env_values = true, value_parser = secret)]
-    pub anthropic_api_key: SecretString,
+    pub anthropic_api_key: Option<SecretString>,
 
     /// Anthropic Messages API base URL (proxies, tests).
     #[arg(long, env = "ANTHROPIC_BASE_URL", value_name = "ANTHROPIC_BASE_URL",
           default_value = "https://api.anthropic.com", value_parser = url)]
     pub anthropic_base_url: String,
+
+    /// Base URL of an OpenAI-compatible Chat Completions API (OpenAI, OpenRouter, Ollama, vLLM,
+    /// llama.cpp's server); `/v1/chat/completions` is appended.
+    #[arg(long, env = "OPENAI_BASE_URL", value_name = "OPENAI_BASE_URL",
+          default_value = "https://api.openai.com", value_parser = url)]
+    pub openai_base_url: String,
+
+    /// API key of the OpenAI-compatible API (local servers need none).
+    #[arg(long, env = "OPENAI_API_KEY", value_name = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub openai_api_key: Option<SecretString>,
+
+    #[command(flatten)]
+    pub providers: Providers,
 
     #[command(flatten)]
     pub models: Models,
@@ -132,9 +158,106 @@ pub struct RunArgs {
           value_parser = percent)]
     pub conditional_threshold: f64,
 
+    /// Tasks run at once by this daemon (several daemons may also share one database).
+    #[arg(long, env = "CONCURRENCY", value_name = "CONCURRENCY", default_value = "1",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+
+    /// Claims a task gets before a transient failure (network, 5xx) fails it.
+    #[arg(long, env = "MAX_ATTEMPTS", value_name = "MAX_ATTEMPTS", default_value = "5",
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub max_attempts: u16,
+
+    /// Seconds a claim (lease) stays valid without renewal; an expired lease is reclaimed.
+    #[arg(long, env = "LEASE_SECONDS", value_name = "LEASE_SECONDS", default_value = "60",
+          value_parser = seconds)]
+    pub lease_seconds: Duration,
+
+    /// Seconds between lease renewals (must be well under LEASE_SECONDS).
+    #[arg(long, env = "HEARTBEAT_SECONDS", value_name = "HEARTBEAT_SECONDS", default_value = "10",
+          value_parser = seconds)]
+    pub heartbeat_seconds: Duration,
+
+    /// Seconds a running stage may continue after SIGTERM/SIGINT before its task is released.
+    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SHUTDOWN_GRACE", default_value = "30",
+          value_parser = seconds)]
+    pub shutdown_grace: Duration,
+
     /// Process pending tasks until none is left, then exit 0.
     #[arg(long)]
     pub once: bool,
+
+    /// Run every stage and commit the branch in REPO_PATH's repository, but push nothing and
+    /// open no PR; the PR that would have been opened is stored with the task.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Which wire format a role's model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// Anthropic's Messages API (ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY).
+    Anthropic,
+    /// An OpenAI-compatible Chat Completions API (OPENAI_BASE_URL, OPENAI_API_KEY).
+    Openai,
+}
+
+/// The provider of each role: LLM_PROVIDER for all, PROVIDER_<ROLE> to override one.
+#[derive(Debug, Clone, Args)]
+pub struct Providers {
+    /// Provider of every role without its own PROVIDER_<ROLE>.
+    #[arg(
+        long,
+        env = "LLM_PROVIDER",
+        value_name = "LLM_PROVIDER",
+        value_enum,
+        default_value = "anthropic"
+    )]
+    pub llm_provider: ProviderKind,
+    /// Provider of the PM role.
+    #[arg(long, env = "PROVIDER_PM", value_name = "PROVIDER_PM", value_enum)]
+    pub provider_pm: Option<ProviderKind>,
+    /// Provider of the Architect role.
+    #[arg(
+        long,
+        env = "PROVIDER_ARCHITECT",
+        value_name = "PROVIDER_ARCHITECT",
+        value_enum
+    )]
+    pub provider_architect: Option<ProviderKind>,
+    /// Provider of the Engineer role.
+    #[arg(
+        long,
+        env = "PROVIDER_ENGINEER",
+        value_name = "PROVIDER_ENGINEER",
+        value_enum
+    )]
+    pub provider_engineer: Option<ProviderKind>,
+    /// Provider of the QA role.
+    #[arg(long, env = "PROVIDER_QA", value_name = "PROVIDER_QA", value_enum)]
+    pub provider_qa: Option<ProviderKind>,
+    /// Provider of the Security role.
+    #[arg(
+        long,
+        env = "PROVIDER_SECURITY",
+        value_name = "PROVIDER_SECURITY",
+        value_enum
+    )]
+    pub provider_security: Option<ProviderKind>,
+}
+
+impl Providers {
+    /// The provider configured for `stage`.
+    pub fn for_stage(&self, stage: Stage) -> ProviderKind {
+        let own = match stage {
+            Stage::Pm => self.provider_pm,
+            Stage::Architect => self.provider_architect,
+            Stage::Engineer => self.provider_engineer,
+            Stage::Qa => self.provider_qa,
+            Stage::Security => self.provider_security,
+        };
+        own.unwrap_or(self.llm_provider)
+    }
 }
 
 /// The model of each role (the design's stack: Opus for the Architect, Sonnet for the others).

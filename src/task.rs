@@ -102,6 +102,30 @@ pub struct Task {
     pub result: Option<serde_json::Value>,
     /// Last error, for failed tasks.
     pub error: Option<String>,
+    /// Lease, schedule and cancellation state (`migrations/0003_leases.sql`).
+    pub queue: QueueState,
+}
+
+/// The queue columns of a task: who holds it, until when, and when it may run. Timestamps are UTC.
+///
+/// `Default` (epoch `run_after`, no lease, token 0) is for fixtures; the database always sets
+/// `run_after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueState {
+    /// A pending task is not claimable before this (retry backoff, quota waits).
+    pub run_after: NaiveDateTime,
+    /// Worker id of the last claim (`host:pid:n`); cleared when the task returns to pending, kept
+    /// when it ends (who finished it).
+    pub locked_by: Option<String>,
+    /// End of the current lease, while in_progress; after it the task may be reclaimed. `None`
+    /// when not in_progress (or claimed without a lease by the pre-lease API).
+    pub lease_expires_at: Option<NaiveDateTime>,
+    /// Incremented by every claim; the claim's `Lease` carries it and every write is checked
+    /// against it.
+    pub fencing_token: i64,
+    /// Someone asked to cancel this in_progress task; its worker stops at the next stage
+    /// boundary. A task reclaimed with this set should be ended with `finish_cancelled` at once.
+    pub cancel_requested: bool,
 }
 
 impl Task {

@@ -36,6 +36,7 @@ fn task(description: &str) -> Task {
         consensus_score: None,
         result: None,
         error: None,
+        queue: Default::default(),
     }
 }
 

@@ -4,12 +4,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{FakeGitHub, FakeModel, Remote, Script};
+use common::{FakeGitHub, FakeModel, Remote, Script, text};
 use sqlx::PgPool;
-
-const BIN: &str = env!("CARGO_BIN_EXE_autonomous-dev");
 
 /// The fake model's script for the backlog: one needs_review, one consensus reject, one PM
 /// reject, the other twelve approved.
@@ -22,59 +19,25 @@ fn backlog_script(task_id: &str) -> Script {
     }
 }
 
-struct Env<'a> {
-    db: String,
-    remote: &'a Remote,
-    model: &'a FakeModel,
-    github: &'a FakeGitHub,
-}
-
-impl Env<'_> {
-    async fn cli(&self, args: &[&str]) -> Output {
-        let out = tokio::process::Command::new(BIN)
-            .args(args)
-            .current_dir(self.remote.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", &self.db)
-            .env("REPO_PATH", &self.remote.clone)
-            .env("GITHUB_REPOSITORY", "o/r")
-            .env("GITHUB_TOKEN", "ghp_e2eSecretToken0000000000000000000000")
-            .env("GITHUB_API_URL", self.github.server.uri())
-            .env("ANTHROPIC_API_KEY", "sk-ant-e2eSecretKey")
-            .env("ANTHROPIC_BASE_URL", self.model.server.uri())
-            .env("RUST_LOG", "info")
-            .output()
-            .await
-            .expect("binary runs");
-        out
-    }
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[sqlx::test]
 async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) {
     let remote = Remote::new();
     let model = FakeModel::start(backlog_script).await;
     let github = FakeGitHub::start().await;
-    let env = Env {
-        db: common::database_url(&pool),
-        remote: &remote,
-        model: &model,
-        github: &github,
-    };
+    let env = common::Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    );
     let backlog = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks/phase1.json");
     let user_head_before = common::git(&remote.clone, &["rev-parse", "HEAD"]);
 
-    let out = env.cli(&["migrate"]).await;
+    let out = env.output(&["migrate"]).await;
     assert!(out.status.success(), "{:?}", text(&out));
-    let out = env.cli(&["tasks", "load", backlog.to_str().unwrap()]).await;
+    let out = env
+        .output(&["tasks", "load", backlog.to_str().unwrap()])
+        .await;
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -82,11 +45,11 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         "{stdout}"
     );
 
-    let out = env.cli(&["run", "--once"]).await;
+    let out = env.output(&["run", "--once"]).await;
     let (_, log) = text(&out);
     assert!(out.status.success(), "run --once failed:\n{log}");
     assert!(
-        !log.contains("ghp_e2eSecretToken") && !log.contains("sk-ant-e2eSecretKey"),
+        !log.contains(common::GITHUB_TOKEN) && !log.contains(common::ANTHROPIC_API_KEY),
         "secret in log"
     );
 
@@ -120,7 +83,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
             body.contains("81.2%") || body.contains("81.3%"),
             "consensus in body: {body}"
         );
-        assert!(!body.contains("ghp_e2eSecretToken"));
+        assert!(!body.contains(common::GITHUB_TOKEN) && !body.contains(common::ANTHROPIC_API_KEY));
     }
     let labels = github.labels().await;
     assert_eq!(labels.len(), approved.len());
@@ -203,10 +166,16 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         .count();
     assert_eq!(asked_after_pm, 0);
     assert_eq!(model.calls_to("submit_prd"), 15);
+    for request in model.requests.lock().unwrap().iter() {
+        let request = request.to_string();
+        assert!(
+            !request.contains(common::GITHUB_TOKEN) && !request.contains(common::ANTHROPIC_API_KEY)
+        );
+    }
     assert_eq!(model.calls_to("submit_security_review"), 14);
 
     // `stats` agrees.
-    let out = env.cli(&["stats"]).await;
+    let out = env.output(&["stats"]).await;
     let (stats, _) = text(&out);
     assert!(out.status.success());
     let line = |status: &str| {
@@ -224,7 +193,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     assert_eq!(line("pending")[0], "0");
 
     // `tasks show` tells the whole story of one task.
-    let out = env.cli(&["tasks", "show", "phase1-001"]).await;
+    let out = env.output(&["tasks", "show", "phase1-001"]).await;
     let (show, _) = text(&out);
     for needle in [
         "PM",

@@ -421,6 +421,256 @@ fn commit_and_push_twice_force_updates_the_branch() {
     assert_eq!(blob_at(&origin, &commit, "b.txt").as_deref(), Some("two\n"));
 }
 
+/// How many times origin moved `refs/heads/<branch>` (its reflog; the fixture's bare origin
+/// logs every ref update once [`log_ref_updates`] was called).
+fn remote_updates(fx: &Fixture, branch: &str) -> usize {
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let reflog = origin
+        .reflog(&format!("refs/heads/{branch}"))
+        .expect("reflog");
+    reflog.len()
+}
+
+/// Makes the bare origin keep a reflog of every ref, so pushes can be counted.
+fn log_ref_updates(fx: &Fixture) {
+    git(&fx.origin, &["config", "core.logAllRefUpdates", "always"]);
+}
+
+/// Number of commits in the clone's object database reachable from any ref.
+fn commits_in_clone(fx: &Fixture) -> usize {
+    git_out(&fx.clone, &["rev-list", "--all", "--count"])
+        .trim()
+        .parse()
+        .expect("count")
+}
+
+#[test]
+fn commit_then_push_is_commit_and_push_in_two_steps() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    let base = repo.fetch_base().expect("fetch");
+    let before = snapshot(&fx.clone);
+
+    let files = [change("docs/a.md", "# A\n")];
+    let committed = repo
+        .commit("feature/two", &files, "two steps")
+        .expect("commit");
+    assert_eq!(committed.branch, "feature/two");
+    assert_eq!(
+        local_branch(&fx, "feature/two"),
+        Some(committed.commit.clone())
+    );
+    assert_eq!(remote_branch(&fx, "feature/two"), None, "commit pushed");
+    let clone = git2::Repository::open(&fx.clone).expect("clone");
+    let commit = clone
+        .find_commit(git2::Oid::from_str(&committed.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(commit.tree_id().to_string(), committed.tree);
+    assert_eq!(commit.parent_id(0).expect("parent").to_string(), base);
+
+    let pushed = repo.push("feature/two").expect("push");
+    assert_eq!(pushed.commit, committed.commit);
+    assert!(!pushed.reused);
+    assert_eq!(remote_branch(&fx, "feature/two"), Some(committed.commit));
+    assert_eq!(snapshot(&fx.clone), before, "user's checkout changed");
+
+    let err = repo
+        .push("feature/never-committed")
+        .expect_err("pushed nothing");
+    assert!(matches!(err, GitError::Branch { .. }), "{err}");
+    let err = repo.push("bad..name").expect_err("bad name");
+    assert!(matches!(err, GitError::Branch { .. }), "{err}");
+}
+
+#[test]
+fn remote_branch_asks_origin() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    assert_eq!(repo.remote_branch("feature/x").expect("ls-remote"), None);
+    assert_eq!(
+        repo.remote_branch("main").expect("ls-remote"),
+        Some(fx.seed_head())
+    );
+    // Only a local commit: origin still has nothing.
+    repo.commit("feature/x", &[change("x.txt", "x\n")], "x")
+        .expect("commit");
+    assert_eq!(repo.remote_branch("feature/x").expect("ls-remote"), None);
+    let pushed = repo.push("feature/x").expect("push");
+    assert_eq!(
+        repo.remote_branch("feature/x").expect("ls-remote"),
+        Some(pushed.commit)
+    );
+    // `feature/x` is not mistaken for a longer name sharing its prefix.
+    assert_eq!(repo.remote_branch("feature").expect("ls-remote"), None);
+    assert!(matches!(
+        repo.remote_branch("a..b"),
+        Err(GitError::Branch { .. })
+    ));
+}
+
+#[test]
+fn publish_branch_pushes_once_then_reuses_the_same_content() {
+    let fx = Fixture::new();
+    log_ref_updates(&fx);
+    let repo = fx.open();
+    let before = snapshot(&fx.clone);
+    let files = [
+        change("src/lib.rs", "pub fn answer() -> u32 {\n    42\n}\n"),
+        change("docs/answer.md", "# 42\n"),
+    ];
+
+    let first = repo
+        .publish_branch("feature/task-1", &files, "answer")
+        .expect("first publish");
+    assert!(!first.reused, "nothing to reuse on the first call");
+    assert_eq!(
+        remote_branch(&fx, "feature/task-1"),
+        Some(first.commit.clone())
+    );
+    assert_eq!(remote_updates(&fx, "feature/task-1"), 1);
+    let commits = commits_in_clone(&fx);
+
+    // The retry after a crash (here with another message: only the content matters).
+    let second = repo
+        .publish_branch("feature/task-1", &files, "answer, retried")
+        .expect("second publish");
+    assert!(second.reused, "identical content was pushed again");
+    assert_eq!(second.commit, first.commit);
+    assert_eq!(
+        remote_branch(&fx, "feature/task-1"),
+        Some(first.commit.clone())
+    );
+    assert_eq!(
+        remote_updates(&fx, "feature/task-1"),
+        1,
+        "origin's ref moved"
+    );
+    assert_eq!(commits_in_clone(&fx), commits, "a new commit was made");
+    assert_eq!(local_branch(&fx, "feature/task-1"), Some(first.commit));
+    assert_eq!(snapshot(&fx.clone), before, "user's checkout changed");
+}
+
+#[test]
+fn publish_branch_pushes_a_new_commit_when_the_files_change() {
+    let fx = Fixture::new();
+    log_ref_updates(&fx);
+    let repo = fx.open();
+    let first = repo
+        .publish_branch("feature/task-2", &[change("a.txt", "one\n")], "one")
+        .expect("first");
+    let base = repo.fetch_base().expect("fetch");
+    let second = repo
+        .publish_branch(
+            "feature/task-2",
+            &[change("a.txt", "one\n"), change("b.txt", "two\n")],
+            "two",
+        )
+        .expect("second");
+    assert!(!second.reused);
+    assert_ne!(second.commit, first.commit);
+    assert_eq!(
+        remote_branch(&fx, "feature/task-2"),
+        Some(second.commit.clone())
+    );
+    assert_eq!(remote_updates(&fx, "feature/task-2"), 2);
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let commit = origin
+        .find_commit(git2::Oid::from_str(&second.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(commit.parent_id(0).expect("parent").to_string(), base);
+    assert_eq!(blob_at(&origin, &commit, "b.txt").as_deref(), Some("two\n"));
+
+    // Dropping a file is a change too.
+    let third = repo
+        .publish_branch("feature/task-2", &[change("a.txt", "one\n")], "one")
+        .expect("third");
+    assert!(!third.reused);
+    assert_eq!(remote_updates(&fx, "feature/task-2"), 3);
+}
+
+#[test]
+fn publish_branch_rebuilds_when_the_base_moved() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    let files = [change("a.txt", "one\n")];
+    let first = repo
+        .publish_branch("feature/task-3", &files, "one")
+        .expect("first");
+    fs::write(fx.seed.join("NEWS.md"), "news\n").expect("write");
+    git(&fx.seed, &["add", "NEWS.md"]);
+    git(&fx.seed, &["commit", "-qm", "news"]);
+    git(&fx.seed, &["push", "-q", "origin", "main"]);
+
+    let second = repo
+        .publish_branch("feature/task-3", &files, "one")
+        .expect("second");
+    assert!(!second.reused, "reused a commit on the old base");
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let commit = origin
+        .find_commit(git2::Oid::from_str(&second.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(
+        commit.parent_id(0).expect("parent").to_string(),
+        fx.seed_head()
+    );
+    assert_ne!(second.commit, first.commit);
+}
+
+#[test]
+fn publish_branch_after_a_crash_before_the_push_pushes() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let files = [change("a.txt", "one\n")];
+    // The commit was made locally, then the daemon died before pushing.
+    repo.commit("feature/task-4", &files, "one")
+        .expect("commit");
+    let pushed = repo
+        .publish_branch("feature/task-4", &files, "one")
+        .expect("publish");
+    assert!(!pushed.reused);
+    assert_eq!(
+        remote_branch(&fx, "feature/task-4"),
+        Some(pushed.commit.clone())
+    );
+    assert_eq!(local_branch(&fx, "feature/task-4"), Some(pushed.commit));
+}
+
+#[test]
+fn publish_branch_from_another_clone_reuses_what_origin_has() {
+    let fx = Fixture::new();
+    log_ref_updates(&fx);
+    let files = [change("a.txt", "one\n")];
+    let first = fx
+        .open()
+        .publish_branch("feature/task-5", &files, "one")
+        .expect("first");
+
+    // A fresh clone of main only (another host, or a re-cloned REPO_PATH): the pushed commit is
+    // not in its object database and must be fetched to be compared.
+    let other = fx._dir.path().join("other");
+    git(
+        fx._dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--single-branch",
+            "-b",
+            "main",
+            "origin.git",
+            "other",
+        ],
+    );
+    let repo = Repo::open(&other, "main", None).expect("open");
+    let second = repo
+        .publish_branch("feature/task-5", &files, "one")
+        .expect("second");
+    assert!(second.reused);
+    assert_eq!(second.commit, first.commit);
+    assert_eq!(remote_updates(&fx, "feature/task-5"), 1);
+}
+
 #[test]
 fn hostile_paths_are_rejected_before_anything_is_written() {
     let fx = Fixture::new();
@@ -775,9 +1025,21 @@ fn fetch_and_push_over_http_with_the_token() {
     let pushed = repo
         .commit_and_push("feature/http", &[change("http.txt", "over http\n")], "http")
         .expect("push");
-    assert_eq!(remote_branch(&fx, "feature/http"), Some(pushed.commit));
-    assert_eq!(snapshot(&fx.clone), before);
+    assert_eq!(
+        remote_branch(&fx, "feature/http"),
+        Some(pushed.commit.clone())
+    );
     assert!(server.unauthorized() <= 4, "{}", server.unauthorized());
+    assert_eq!(
+        repo.remote_branch("feature/http").expect("ls-remote"),
+        Some(pushed.commit.clone())
+    );
+    let again = repo
+        .publish_branch("feature/http", &[change("http.txt", "over http\n")], "http")
+        .expect("publish");
+    assert!(again.reused);
+    assert_eq!(again.commit, pushed.commit);
+    assert_eq!(snapshot(&fx.clone), before);
 }
 
 #[test]
@@ -805,6 +1067,12 @@ fn wrong_or_missing_token_fails_without_leaking_it() {
     assert!(matches!(err, GitError::Auth(_)), "{err}");
     assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
     assert_eq!(remote_branch(&fx, "feature/denied"), None);
+
+    let err = repo
+        .remote_branch("main")
+        .expect_err("ls-remote with a wrong token");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
 
     let anonymous = over_http(&fx, &url, None);
     let err = anonymous.fetch_base().expect_err("no token accepted");

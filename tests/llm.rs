@@ -1,18 +1,405 @@
-//! The Anthropic provider against a wiremock server answering as the Messages API documents:
-//! request shape, tool_use parsing, error mapping and the retry policy.
+//! The LLM providers against a wiremock server answering as each API documents: request shape,
+//! tool-call parsing, the corrective-retry conversation, error mapping and the retry policy.
+//!
+//! Every behaviour is one test body taking a [`Wire`] and run twice, once against Anthropic's
+//! Messages API and once against OpenAI's Chat Completions API (`anthropic::…` and `openai::…`
+//! test names, see [`both_wires!`]). [`Wire`] knows each format: its path, how to render a
+//! success, an error or an answer without a tool call, and how to read a recorded request back
+//! into provider-neutral terms. Behaviours only one format has come last.
 
 use std::time::{Duration, Instant};
 
+use autonomous_dev::agents::{self, Chain, Input, Pm, PmVote, RepoContext};
 use autonomous_dev::llm::{
-    Anthropic, LlmError, Message, Provider, RetryPolicy, ToolRequest, ToolSpec,
+    Anthropic, LlmError, Message, OpenAi, Provider, RetryPolicy, ToolRequest, ToolSpec,
 };
+use autonomous_dev::task::{Task, TaskStatus, Usage};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, header, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const KEY: &str = "sk-ant-test-0123456789";
+const KEY: &str = "sk-test-0123456789abcdef";
 const TOOL: &str = "submit_prd";
+const CALL_ID: &str = "call_01A09q90qw90lq917835lq9";
+
+// ------------------------------------------------------------------------------------------
+// The two wire formats
+// ------------------------------------------------------------------------------------------
+
+/// One API format, with what a test needs to fake its server and read its requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wire {
+    Anthropic,
+    OpenAi,
+}
+
+/// A recorded request's conversation in provider-neutral terms.
+#[derive(Debug, Clone, PartialEq)]
+enum Turn {
+    System(String),
+    User(String),
+    Call {
+        id: String,
+        name: String,
+        input: Value,
+    },
+    ToolError {
+        id: String,
+        error: String,
+    },
+}
+
+impl Wire {
+    /// The endpoint's path.
+    fn path(self) -> &'static str {
+        match self {
+            Wire::Anthropic => "/v1/messages",
+            Wire::OpenAi => "/v1/chat/completions",
+        }
+    }
+
+    /// A client of `base_url` with `KEY` and `retry`.
+    fn client_at(self, base_url: &str, retry: RetryPolicy) -> Box<dyn Provider> {
+        let key = SecretString::from(KEY);
+        match self {
+            Wire::Anthropic => Box::new(Anthropic::new(base_url, key, retry)),
+            Wire::OpenAi => Box::new(OpenAi::new(base_url, Some(key), retry)),
+        }
+    }
+
+    fn client(self, server: &MockServer, retry: RetryPolicy) -> Box<dyn Provider> {
+        self.client_at(&server.uri(), retry)
+    }
+
+    /// A documented success calling `TOOL` with `input` and the given token counts; returns the
+    /// response and the [`Usage`] the provider must report for it. Anthropic's also carries
+    /// `cache_creation` (OpenAI reports no cache writes) and a text block before the call.
+    fn success_with(
+        self,
+        input: Value,
+        input_tokens: u32,
+        output_tokens: u32,
+        cache_read: u32,
+    ) -> (ResponseTemplate, Usage) {
+        match self {
+            Wire::Anthropic => (
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-sonnet-4-5",
+                    "content": [
+                        {"type": "text", "text": "I'll submit the PRD."},
+                        {"type": "tool_use", "id": CALL_ID, "name": TOOL, "input": input}
+                    ],
+                    "stop_reason": "tool_use",
+                    "stop_sequence": null,
+                    "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens,
+                              "cache_creation_input_tokens": 2051,
+                              "cache_read_input_tokens": cache_read,
+                              "service_tier": "standard"}
+                })),
+                Usage {
+                    input_tokens,
+                    output_tokens,
+                    cache_creation_input_tokens: 2051,
+                    cache_read_input_tokens: cache_read,
+                },
+            ),
+            Wire::OpenAi => (
+                ResponseTemplate::new(200).set_body_json(json!({
+                    "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+                    "object": "chat.completion",
+                    "created": 1741569952,
+                    "model": "gpt-4.1-2025-04-14",
+                    "choices": [{
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": null,
+                            "tool_calls": [{
+                                "id": CALL_ID,
+                                "type": "function",
+                                "function": {"name": TOOL, "arguments": input.to_string()}
+                            }],
+                            "refusal": null,
+                            "annotations": []
+                        },
+                        "logprobs": null,
+                        "finish_reason": "tool_calls"
+                    }],
+                    // OpenAI's prompt_tokens includes the cached part; Usage does not.
+                    "usage": {
+                        "prompt_tokens": input_tokens + cache_read,
+                        "completion_tokens": output_tokens,
+                        "total_tokens": input_tokens + cache_read + output_tokens,
+                        "prompt_tokens_details": {"cached_tokens": cache_read, "audio_tokens": 0},
+                        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
+                    },
+                    "service_tier": "default"
+                })),
+                Usage {
+                    input_tokens,
+                    output_tokens,
+                    cache_creation_input_tokens: 0,
+                    cache_read_input_tokens: cache_read,
+                },
+            ),
+        }
+    }
+
+    /// [`Self::base_body`] as a 200 response.
+    fn success(self) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(self.base_body())
+    }
+
+    /// A success whose usage has no cache counts: absent, or `null` where the API allows it.
+    fn success_without_cache_counts(self) -> ResponseTemplate {
+        let usage = match self {
+            Wire::Anthropic => json!({"input_tokens": 1, "output_tokens": 2,
+                                      "cache_read_input_tokens": null}),
+            Wire::OpenAi => json!({"prompt_tokens": 1, "completion_tokens": 2,
+                                   "total_tokens": 3, "prompt_tokens_details": null}),
+        };
+        let mut body = self.base_body();
+        body["usage"] = usage;
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
+    /// An answer with text only, stopped by the output budget (`truncated`) or by the model.
+    /// Returns the response and the stop reason the error must name.
+    fn without_tool_call(self, truncated: bool) -> (ResponseTemplate, &'static str) {
+        let mut body = self.base_body();
+        let reason = match (self, truncated) {
+            (Wire::Anthropic, true) => "max_tokens",
+            (Wire::Anthropic, false) => "end_turn",
+            (Wire::OpenAi, true) => "length",
+            (Wire::OpenAi, false) => "stop",
+        };
+        match self {
+            Wire::Anthropic => {
+                body["content"] = json!([{"type": "text", "text": "Here is a PRD…"}]);
+                body["stop_reason"] = json!(reason);
+            }
+            Wire::OpenAi => {
+                body["choices"][0]["message"] =
+                    json!({"role": "assistant", "content": "Here is a PRD…"});
+                body["choices"][0]["finish_reason"] = json!(reason);
+            }
+        }
+        (ResponseTemplate::new(200).set_body_json(body), reason)
+    }
+
+    /// The documented error body.
+    fn error(self, status: u16, kind: &str, message: &str) -> ResponseTemplate {
+        ResponseTemplate::new(status).set_body_json(match self {
+            Wire::Anthropic => json!({
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"
+            }),
+            Wire::OpenAi => json!({
+                "error": {"message": message, "type": kind, "param": null, "code": null}
+            }),
+        })
+    }
+
+    /// The status an overloaded server answers: Anthropic's 529, else 503.
+    fn overloaded(self) -> u16 {
+        match self {
+            Wire::Anthropic => 529,
+            Wire::OpenAi => 503,
+        }
+    }
+
+    /// The plain success body of most tests: `{"prd": "# PRD"}`, 10 tokens in, 20 out.
+    fn base_body(self) -> Value {
+        match self {
+            Wire::Anthropic => json!({
+                "id": "msg_1", "type": "message", "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [{"type": "tool_use", "id": CALL_ID, "name": TOOL,
+                             "input": {"prd": "# PRD"}}],
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 10, "output_tokens": 20}
+            }),
+            Wire::OpenAi => json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952,
+                "model": "gpt-4.1",
+                "choices": [{"index": 0, "finish_reason": "tool_calls",
+                    "message": {"role": "assistant", "content": null,
+                        "tool_calls": [{"id": CALL_ID, "type": "function",
+                            "function": {"name": TOOL, "arguments": "{\"prd\":\"# PRD\"}"}}]}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+            }),
+        }
+    }
+
+    /// Checks the authentication and version headers of a recorded request sent with `KEY`.
+    fn assert_headers(self, request: &wiremock::Request) {
+        let header = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(header("content-type").as_deref(), Some("application/json"));
+        match self {
+            Wire::Anthropic => {
+                assert_eq!(header("x-api-key").as_deref(), Some(KEY));
+                assert_eq!(header("anthropic-version").as_deref(), Some("2023-06-01"));
+                assert_eq!(header("authorization"), None);
+            }
+            Wire::OpenAi => {
+                assert_eq!(
+                    header("authorization").as_deref(),
+                    Some(format!("Bearer {KEY}").as_str())
+                );
+                assert_eq!(header("x-api-key"), None);
+            }
+        }
+    }
+
+    /// The forced tool of a recorded body, after checking that `tool_choice` forces it.
+    fn forced_tool(self, body: &Value) -> String {
+        let choice = &body["tool_choice"];
+        match self {
+            Wire::Anthropic => {
+                assert_eq!(choice["type"], "tool", "{choice}");
+                choice["name"].as_str().unwrap().to_owned()
+            }
+            Wire::OpenAi => {
+                assert_eq!(choice["type"], "function", "{choice}");
+                choice["function"]["name"].as_str().unwrap().to_owned()
+            }
+        }
+    }
+
+    /// The one offered tool of a recorded body: (name, description, JSON Schema).
+    fn offered_tool(self, body: &Value) -> (String, String, Value) {
+        let tools = body["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 1, "{tools:?}");
+        let (spec, schema) = match self {
+            Wire::Anthropic => (&tools[0], "input_schema"),
+            Wire::OpenAi => {
+                assert_eq!(tools[0]["type"], "function");
+                (&tools[0]["function"], "parameters")
+            }
+        };
+        (
+            spec["name"].as_str().unwrap().to_owned(),
+            spec["description"].as_str().unwrap().to_owned(),
+            spec[schema].clone(),
+        )
+    }
+
+    /// The system prompt and conversation of a recorded body, strictly checking each turn's
+    /// documented shape on the way.
+    fn conversation(self, body: &Value) -> Vec<Turn> {
+        let messages = body["messages"].as_array().unwrap();
+        match self {
+            Wire::Anthropic => {
+                let mut turns = vec![Turn::System(body["system"].as_str().unwrap().into())];
+                for message in messages {
+                    let role = message["role"].as_str().unwrap();
+                    for block in message["content"].as_array().unwrap() {
+                        let turn = match block["type"].as_str().unwrap() {
+                            "text" => Turn::User(block["text"].as_str().unwrap().into()),
+                            "tool_use" => Turn::Call {
+                                id: block["id"].as_str().unwrap().into(),
+                                name: block["name"].as_str().unwrap().into(),
+                                input: block["input"].clone(),
+                            },
+                            "tool_result" => {
+                                assert_eq!(block["is_error"], true);
+                                Turn::ToolError {
+                                    id: block["tool_use_id"].as_str().unwrap().into(),
+                                    error: block["content"].as_str().unwrap().into(),
+                                }
+                            }
+                            other => panic!("unexpected block {other}"),
+                        };
+                        let expected_role = match turn {
+                            Turn::Call { .. } => "assistant",
+                            _ => "user",
+                        };
+                        assert_eq!(role, expected_role, "{message}");
+                        turns.push(turn);
+                    }
+                }
+                turns
+            }
+            Wire::OpenAi => messages
+                .iter()
+                .map(|m| match m["role"].as_str().unwrap() {
+                    "system" => Turn::System(m["content"].as_str().unwrap().into()),
+                    "user" => Turn::User(m["content"].as_str().unwrap().into()),
+                    "assistant" => {
+                        assert_eq!(m["content"], Value::Null, "{m}");
+                        let calls = m["tool_calls"].as_array().unwrap();
+                        assert_eq!(calls.len(), 1, "{m}");
+                        assert_eq!(calls[0]["type"], "function");
+                        let arguments = calls[0]["function"]["arguments"].as_str().unwrap();
+                        Turn::Call {
+                            id: calls[0]["id"].as_str().unwrap().into(),
+                            name: calls[0]["function"]["name"].as_str().unwrap().into(),
+                            input: serde_json::from_str(arguments).unwrap(),
+                        }
+                    }
+                    "tool" => Turn::ToolError {
+                        id: m["tool_call_id"].as_str().unwrap().into(),
+                        error: m["content"].as_str().unwrap().into(),
+                    },
+                    other => panic!("unexpected role {other}"),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs each listed `async fn name(wire: Wire)` as `anthropic::name` and `openai::name`.
+macro_rules! both_wires {
+    ($($name:ident),* $(,)?) => {
+        mod anthropic {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Wire::Anthropic).await
+                }
+            )*
+        }
+        mod openai {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Wire::OpenAi).await
+                }
+            )*
+        }
+    };
+}
+
+both_wires!(
+    request_has_documented_path_headers_and_forced_tool,
+    tool_call_is_parsed_with_usage_including_cache_tokens,
+    absent_or_null_cache_tokens_count_zero,
+    retry_conversation_maps_to_call_and_tool_error_turns,
+    rate_limit_waits_retry_after_then_succeeds,
+    overloaded_storm_gives_unavailable_after_the_limit,
+    server_error_then_success,
+    bad_gateway_is_retried,
+    unauthorized_is_auth_at_once_and_never_shows_the_key,
+    forbidden_is_auth,
+    bad_request_is_api_error_without_retry,
+    answer_without_tool_call_is_invalid_response_naming_the_stop_reason,
+    unreachable_server_is_a_network_error_after_retries,
+);
+
+// ------------------------------------------------------------------------------------------
+// Fixtures
+// ------------------------------------------------------------------------------------------
 
 /// Fast retries so that tests do not sleep.
 fn fast(max_retries: u32) -> RetryPolicy {
@@ -23,13 +410,9 @@ fn fast(max_retries: u32) -> RetryPolicy {
     }
 }
 
-fn client(server: &MockServer, retry: RetryPolicy) -> Anthropic {
-    Anthropic::new(&server.uri(), SecretString::from(KEY), retry)
-}
-
 fn request(messages: Vec<Message>) -> ToolRequest {
     ToolRequest {
-        model: "claude-sonnet-4-5".into(),
+        model: "some-model".into(),
         system: "You are a PM.".into(),
         messages,
         tool: ToolSpec {
@@ -49,44 +432,22 @@ fn simple_request() -> ToolRequest {
     request(vec![Message::User("Write a PRD.".into())])
 }
 
-/// A documented successful Messages API response with a text block and the tool call.
-fn tool_use_body(usage: Value) -> Value {
-    json!({
-        "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-sonnet-4-5",
-        "content": [
-            {"type": "text", "text": "I'll submit the PRD."},
-            {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": TOOL,
-             "input": {"prd": "# PRD"}}
-        ],
-        "stop_reason": "tool_use",
-        "stop_sequence": null,
-        "usage": usage
-    })
-}
-
-fn ok() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(tool_use_body(
-        json!({"input_tokens": 10, "output_tokens": 20}),
-    ))
-}
-
-/// The documented error body.
-fn error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({
-        "type": "error",
-        "error": {"type": kind, "message": message},
-        "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"
-    }))
-}
-
-async fn mount_once(server: &MockServer, response: ResponseTemplate) {
+/// Answers the next request on `wire`'s path with `response`, once.
+async fn mount_once(server: &MockServer, wire: Wire, response: ResponseTemplate) {
     Mock::given(method("POST"))
-        .and(path("/v1/messages"))
+        .and(path(wire.path()))
         .respond_with(response)
         .up_to_n_times(1)
+        .mount(server)
+        .await;
+}
+
+/// Answers every request on `wire`'s path with `response`, expecting exactly `times`.
+async fn mount_always(server: &MockServer, wire: Wire, response: ResponseTemplate, times: u64) {
+    Mock::given(method("POST"))
+        .and(path(wire.path()))
+        .respond_with(response)
+        .expect(times)
         .mount(server)
         .await;
 }
@@ -95,135 +456,132 @@ async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
     server.received_requests().await.unwrap_or_default()
 }
 
-#[tokio::test]
-async fn request_has_documented_path_headers_and_forced_tool() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/messages"))
-        .and(header("x-api-key", KEY))
-        .and(header("anthropic-version", "2023-06-01"))
-        .and(header("content-type", "application/json"))
-        .and(body_partial_json(json!({
-            "model": "claude-sonnet-4-5",
-            "max_tokens": 4096,
-            "system": "You are a PM.",
-            "tool_choice": {"type": "tool", "name": TOOL},
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "Write a PRD."}]}]
-        })))
-        .respond_with(ok())
-        .expect(1)
-        .mount(&server)
-        .await;
+// ------------------------------------------------------------------------------------------
+// Behaviours, run for both wires
+// ------------------------------------------------------------------------------------------
 
-    let call = client(&server, fast(0))
+async fn request_has_documented_path_headers_and_forced_tool(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_always(&server, wire, wire.success(), 1).await;
+
+    let call = wire
+        .client(&server, fast(0))
         .call_tool(&simple_request())
         .await
         .unwrap();
-    assert_eq!(call.id, "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(call.id, CALL_ID);
 
-    let body: Value = requests(&server).await[0].body_json().unwrap();
-    let tools = body["tools"].as_array().unwrap();
-    assert_eq!(tools.len(), 1);
-    assert_eq!(tools[0]["name"], TOOL);
-    assert_eq!(tools[0]["description"], "Submit the PRD.");
-    assert_eq!(tools[0]["input_schema"]["type"], "object");
-    assert_eq!(tools[0]["input_schema"]["required"], json!(["prd"]));
+    let recorded = requests(&server).await;
+    assert_eq!(recorded[0].url.path(), wire.path());
+    wire.assert_headers(&recorded[0]);
+    let body: Value = recorded[0].body_json().unwrap();
+    assert_eq!(body["model"], "some-model");
+    assert_eq!(body["max_tokens"], 4096);
+    assert_eq!(wire.forced_tool(&body), TOOL);
+    let (name, description, schema) = wire.offered_tool(&body);
+    assert_eq!(name, TOOL);
+    assert_eq!(description, "Submit the PRD.");
+    assert_eq!(schema["type"], "object");
+    assert_eq!(schema["required"], json!(["prd"]));
+    assert_eq!(
+        wire.conversation(&body),
+        [
+            Turn::System("You are a PM.".into()),
+            Turn::User("Write a PRD.".into())
+        ]
+    );
+    assert!(body.get("response_format").is_none(), "{body}");
+    assert!(body.get("stream").is_none(), "{body}");
 }
 
-#[tokio::test]
-async fn retry_conversation_maps_to_tool_use_and_tool_result_turns() {
+async fn tool_call_is_parsed_with_usage_including_cache_tokens(wire: Wire) {
     let server = MockServer::start().await;
-    mount_once(&server, ok()).await;
+    let input = json!({"prd": "# PRD\n\n\"quoted\" and ünïcode", "extra": [1, 2]});
+    let (response, usage) = wire.success_with(input.clone(), 2095, 503, 17);
+    mount_once(&server, wire, response).await;
+    let call = wire
+        .client(&server, fast(0))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    assert_eq!(call.id, CALL_ID);
+    assert_eq!(call.input, input);
+    assert_eq!(call.usage, usage);
+    assert_eq!(call.usage.input_tokens, 2095);
+    assert_eq!(call.usage.output_tokens, 503);
+    assert_eq!(call.usage.cache_read_input_tokens, 17);
+}
+
+async fn absent_or_null_cache_tokens_count_zero(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_once(&server, wire, wire.success_without_cache_counts()).await;
+    let call = wire
+        .client(&server, fast(0))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    assert_eq!(
+        call.usage,
+        Usage {
+            input_tokens: 1,
+            output_tokens: 2,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+        }
+    );
+}
+
+async fn retry_conversation_maps_to_call_and_tool_error_turns(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_once(&server, wire, wire.success()).await;
     let conversation = request(vec![
         Message::User("Write a PRD.".into()),
         Message::ToolCall {
-            id: "toolu_1".into(),
+            id: "call_1".into(),
             name: TOOL.into(),
             input: json!({"prd": ""}),
         },
         Message::ToolError {
-            id: "toolu_1".into(),
+            id: "call_1".into(),
             error: "`prd` must not be empty".into(),
         },
     ]);
-    client(&server, fast(0))
+    wire.client(&server, fast(0))
         .call_tool(&conversation)
         .await
         .unwrap();
 
     let body: Value = requests(&server).await[0].body_json().unwrap();
-    let messages = body["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 3);
-    assert_eq!(messages[1]["role"], "assistant");
+    let turns = wire.conversation(&body);
     assert_eq!(
-        messages[1]["content"],
-        json!([{"type": "tool_use", "id": "toolu_1", "name": TOOL, "input": {"prd": ""}}])
+        turns[..4],
+        [
+            Turn::System("You are a PM.".into()),
+            Turn::User("Write a PRD.".into()),
+            Turn::Call {
+                id: "call_1".into(),
+                name: TOOL.into(),
+                input: json!({"prd": ""}),
+            },
+            Turn::ToolError {
+                id: "call_1".into(),
+                error: "`prd` must not be empty".into(),
+            },
+        ]
     );
-    assert_eq!(messages[2]["role"], "user");
-    let content = messages[2]["content"].as_array().unwrap();
-    assert_eq!(
-        content[0],
-        json!({"type": "tool_result", "tool_use_id": "toolu_1",
-               "content": "`prd` must not be empty", "is_error": true})
-    );
-    assert_eq!(content[1]["type"], "text");
-    assert!(
-        content[1]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Call the tool again")
-    );
+    assert_eq!(turns.len(), 5, "{turns:?}");
+    match &turns[4] {
+        Turn::User(text) => assert!(text.contains("again with corrected"), "{text}"),
+        other => panic!("expected the request to call again, got {other:?}"),
+    }
 }
 
-#[tokio::test]
-async fn tool_use_is_parsed_with_usage_including_cache_tokens() {
+async fn rate_limit_waits_retry_after_then_succeeds(wire: Wire) {
     let server = MockServer::start().await;
     mount_once(
         &server,
-        ResponseTemplate::new(200).set_body_json(tool_use_body(json!({
-            "input_tokens": 2095,
-            "output_tokens": 503,
-            "cache_creation_input_tokens": 2051,
-            "cache_read_input_tokens": 17,
-            "service_tier": "standard"
-        }))),
-    )
-    .await;
-    let call = client(&server, fast(0))
-        .call_tool(&simple_request())
-        .await
-        .unwrap();
-    assert_eq!(call.input, json!({"prd": "# PRD"}));
-    assert_eq!(call.usage.input_tokens, 2095);
-    assert_eq!(call.usage.output_tokens, 503);
-    assert_eq!(call.usage.cache_creation_input_tokens, 2051);
-    assert_eq!(call.usage.cache_read_input_tokens, 17);
-}
-
-#[tokio::test]
-async fn absent_or_null_cache_tokens_count_zero() {
-    let server = MockServer::start().await;
-    mount_once(
-        &server,
-        ResponseTemplate::new(200).set_body_json(tool_use_body(json!({
-            "input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": null
-        }))),
-    )
-    .await;
-    let call = client(&server, fast(0))
-        .call_tool(&simple_request())
-        .await
-        .unwrap();
-    assert_eq!(call.usage.cache_creation_input_tokens, 0);
-    assert_eq!(call.usage.cache_read_input_tokens, 0);
-}
-
-#[tokio::test]
-async fn rate_limit_waits_retry_after_then_succeeds() {
-    let server = MockServer::start().await;
-    mount_once(
-        &server,
-        error(
+        wire,
+        wire.error(
             429,
             "rate_limit_error",
             "Number of request tokens has exceeded your per-minute rate limit",
@@ -231,10 +589,11 @@ async fn rate_limit_waits_retry_after_then_succeeds() {
         .insert_header("retry-after", "1"),
     )
     .await;
-    mount_once(&server, ok()).await;
+    mount_once(&server, wire, wire.success()).await;
 
     let started = Instant::now();
-    let call = client(&server, fast(3))
+    let call = wire
+        .client(&server, fast(3))
         .call_tool(&simple_request())
         .await
         .unwrap();
@@ -247,25 +606,28 @@ async fn rate_limit_waits_retry_after_then_succeeds() {
     assert_eq!(requests(&server).await.len(), 2);
 }
 
-#[tokio::test]
-async fn overloaded_storm_gives_unavailable_after_the_limit() {
+async fn overloaded_storm_gives_unavailable_after_the_limit(wire: Wire) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(error(529, "overloaded_error", "Overloaded"))
-        .expect(3)
-        .mount(&server)
-        .await;
-    let err = client(&server, fast(2))
+    let status = wire.overloaded();
+    mount_always(
+        &server,
+        wire,
+        wire.error(status, "overloaded_error", "Overloaded"),
+        3,
+    )
+    .await;
+    let err = wire
+        .client(&server, fast(2))
         .call_tool(&simple_request())
         .await
         .unwrap_err();
     match err {
         LlmError::Unavailable {
-            status,
+            status: got,
             attempts,
             ref message,
         } => {
-            assert_eq!(status, 529);
+            assert_eq!(got, status);
             assert_eq!(attempts, 3);
             assert!(message.contains("overloaded_error"), "{message}");
         }
@@ -273,47 +635,76 @@ async fn overloaded_storm_gives_unavailable_after_the_limit() {
     }
 }
 
-#[tokio::test]
-async fn server_error_then_success() {
+async fn server_error_then_success(wire: Wire) {
     let server = MockServer::start().await;
-    mount_once(&server, error(500, "api_error", "Internal server error")).await;
-    mount_once(&server, ok()).await;
-    let call = client(&server, fast(2))
+    mount_once(
+        &server,
+        wire,
+        wire.error(500, "api_error", "Internal server error"),
+    )
+    .await;
+    mount_once(&server, wire, wire.success()).await;
+    let call = wire
+        .client(&server, fast(2))
         .call_tool(&simple_request())
         .await
         .unwrap();
-    assert_eq!(call.id, "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(call.id, CALL_ID);
     assert_eq!(requests(&server).await.len(), 2);
 }
 
-#[tokio::test]
-async fn unauthorized_is_auth_at_once_and_never_shows_the_key() {
+async fn bad_gateway_is_retried(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_once(
+        &server,
+        wire,
+        ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>"),
+    )
+    .await;
+    mount_once(&server, wire, wire.success()).await;
+    wire.client(&server, fast(1))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+async fn unauthorized_is_auth_at_once_and_never_shows_the_key(wire: Wire) {
     let server = MockServer::start().await;
     // Even a server echoing the key back must not make it appear in our error.
-    Mock::given(method("POST"))
-        .respond_with(error(
+    mount_always(
+        &server,
+        wire,
+        wire.error(
             401,
             "authentication_error",
-            &format!("invalid x-api-key {KEY}"),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, fast(3))
+            &format!("Incorrect API key provided: {KEY}"),
+        ),
+        1,
+    )
+    .await;
+    let err = wire
+        .client(&server, fast(3))
         .call_tool(&simple_request())
         .await
         .unwrap_err();
     assert!(matches!(err, LlmError::Auth { status: 401, .. }), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("authentication_error"), "{shown}");
+    assert!(shown.contains("[redacted]"), "{shown}");
     assert!(!shown.contains(KEY), "key leaked: {shown}");
 }
 
-#[tokio::test]
-async fn forbidden_is_auth() {
+async fn forbidden_is_auth(wire: Wire) {
     let server = MockServer::start().await;
-    mount_once(&server, error(403, "permission_error", "no access")).await;
-    let err = client(&server, fast(3))
+    mount_once(
+        &server,
+        wire,
+        wire.error(403, "permission_error", "no access"),
+    )
+    .await;
+    let err = wire
+        .client(&server, fast(3))
         .call_tool(&simple_request())
         .await
         .unwrap_err();
@@ -321,19 +712,21 @@ async fn forbidden_is_auth() {
     assert_eq!(requests(&server).await.len(), 1);
 }
 
-#[tokio::test]
-async fn bad_request_is_api_error_without_retry() {
+async fn bad_request_is_api_error_without_retry(wire: Wire) {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(error(
+    mount_always(
+        &server,
+        wire,
+        wire.error(
             400,
             "invalid_request_error",
             "tools.0.input_schema: JSON schema is invalid",
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, fast(3))
+        ),
+        1,
+    )
+    .await;
+    let err = wire
+        .client(&server, fast(3))
         .call_tool(&simple_request())
         .await
         .unwrap_err();
@@ -349,51 +742,215 @@ async fn bad_request_is_api_error_without_retry() {
     }
 }
 
-#[tokio::test]
-async fn answer_without_tool_use_is_invalid_response_naming_stop_reason() {
+async fn answer_without_tool_call_is_invalid_response_naming_the_stop_reason(wire: Wire) {
     let server = MockServer::start().await;
-    let mut body = tool_use_body(json!({"input_tokens": 1, "output_tokens": 4096}));
-    body["content"] = json!([{"type": "text", "text": "Here is a PRD…"}]);
-    body["stop_reason"] = json!("max_tokens");
-    mount_once(
-        &server,
-        ResponseTemplate::new(200).set_body_json(body.clone()),
-    )
-    .await;
-    body["stop_reason"] = json!("end_turn");
-    mount_once(&server, ResponseTemplate::new(200).set_body_json(body)).await;
+    let (truncated, budget_reason) = wire.without_tool_call(true);
+    let (stopped, stop_reason) = wire.without_tool_call(false);
+    mount_once(&server, wire, truncated).await;
+    mount_once(&server, wire, stopped).await;
 
-    let client = client(&server, fast(3));
+    let client = wire.client(&server, fast(3));
     let err = client.call_tool(&simple_request()).await.unwrap_err();
     assert!(
-        matches!(&err, LlmError::InvalidResponse(m) if m.contains("max_tokens")),
+        matches!(&err, LlmError::InvalidResponse(m)
+            if m.contains(budget_reason) && m.contains("max_tokens")),
         "{err:?}"
     );
     let err = client.call_tool(&simple_request()).await.unwrap_err();
     assert!(
-        matches!(&err, LlmError::InvalidResponse(m) if m.contains("end_turn")),
+        matches!(&err, LlmError::InvalidResponse(m) if m.contains(stop_reason)),
         "{err:?}"
     );
     assert_eq!(requests(&server).await.len(), 2, "no retry of a bad answer");
 }
 
-#[tokio::test]
-async fn unreachable_server_is_a_network_error_after_retries() {
+async fn unreachable_server_is_a_network_error_after_retries(wire: Wire) {
     // Bind then drop a listener: nothing listens on that port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let client = Anthropic::new(
-        &format!("http://127.0.0.1:{port}"),
-        SecretString::from(KEY),
-        fast(1),
-    );
+    let client = wire.client_at(&format!("http://127.0.0.1:{port}"), fast(1));
     let err = client.call_tool(&simple_request()).await.unwrap_err();
     match &err {
         LlmError::Network(message) => assert!(message.contains("after 2 attempts"), "{message}"),
         other => panic!("expected Network, got {other:?}"),
     }
     assert!(!err.to_string().contains(KEY));
+}
+
+// ------------------------------------------------------------------------------------------
+// OpenAI-compatible servers only
+// ------------------------------------------------------------------------------------------
+
+/// An OpenAI answer calling `TOOL` with `arguments` as sent (a JSON string or an object).
+fn openai_answer(id: &str, arguments: Value, prompt_tokens: u32) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1741569952,
+        "model": "local",
+        "choices": [{"index": 0, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": id, "type": "function",
+                    "function": {"name": TOOL, "arguments": arguments}}]}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 50,
+                  "total_tokens": prompt_tokens + 50,
+                  "prompt_tokens_details": {"cached_tokens": 3}}
+    }))
+}
+
+#[tokio::test]
+async fn openai_without_a_key_sends_no_authorization() {
+    let server = MockServer::start().await;
+    mount_once(&server, Wire::OpenAi, Wire::OpenAi.success()).await;
+    OpenAi::new(&format!("{}/", server.uri()), None, fast(0))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    let recorded = requests(&server).await;
+    assert_eq!(recorded[0].url.path(), "/v1/chat/completions");
+    assert!(recorded[0].headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn openai_arguments_as_an_object_are_accepted() {
+    let server = MockServer::start().await;
+    mount_once(
+        &server,
+        Wire::OpenAi,
+        openai_answer(CALL_ID, json!({"prd": "# PRD"}), 5),
+    )
+    .await;
+    let call = Wire::OpenAi
+        .client(&server, fast(0))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    assert_eq!(call.input, json!({"prd": "# PRD"}));
+}
+
+#[tokio::test]
+async fn openai_missing_usage_counts_zero() {
+    let server = MockServer::start().await;
+    let mut body = Wire::OpenAi.base_body();
+    body.as_object_mut().unwrap().remove("usage");
+    mount_once(
+        &server,
+        Wire::OpenAi,
+        ResponseTemplate::new(200).set_body_json(body),
+    )
+    .await;
+    let call = Wire::OpenAi
+        .client(&server, fast(0))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    assert_eq!(call.usage, Usage::default());
+}
+
+#[tokio::test]
+async fn openai_plain_string_error_body_is_quoted() {
+    let server = MockServer::start().await;
+    mount_once(
+        &server,
+        Wire::OpenAi,
+        ResponseTemplate::new(404).set_body_json(json!({"error": "model 'llama9' not found"})),
+    )
+    .await;
+    let err = Wire::OpenAi
+        .client(&server, fast(3))
+        .call_tool(&simple_request())
+        .await
+        .unwrap_err();
+    match err {
+        LlmError::Api { status, message } => {
+            assert_eq!(status, 404);
+            assert_eq!(message, "model 'llama9' not found");
+        }
+        other => panic!("expected Api, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn openai_invalid_json_arguments_make_ask_send_a_corrective_retry() {
+    let server = MockServer::start().await;
+    let broken = r##"{"prd": "# PRD", "acceptance_criteria": ["##;
+    mount_once(
+        &server,
+        Wire::OpenAi,
+        openai_answer("call_a", json!(broken), 100),
+    )
+    .await;
+    let valid = json!({
+        "prd": "# PRD\nAdd a health endpoint.",
+        "acceptance_criteria": ["GET /health returns 200"],
+        "vote": "approve",
+        "rationale": "Clear and small."
+    });
+    mount_once(
+        &server,
+        Wire::OpenAi,
+        openai_answer("call_b", json!(valid.to_string()), 200),
+    )
+    .await;
+
+    let task = Task {
+        id: 1,
+        task_id: "phase1-001".into(),
+        description: "Add a health endpoint".into(),
+        status: TaskStatus::InProgress,
+        priority: 0,
+        labels: vec![],
+        attempts: 1,
+        created_at: Default::default(),
+        updated_at: Default::default(),
+        started_at: None,
+        completed_at: None,
+        pr_url: None,
+        consensus_score: None,
+        result: None,
+        error: None,
+        queue: Default::default(),
+    };
+    let (chain, repo) = (Chain::default(), RepoContext::default());
+    let input = Input {
+        task: &task,
+        chain: &chain,
+        repo: &repo,
+    };
+    let provider = OpenAi::new(&server.uri(), None, fast(0));
+    let answer = agents::ask::<Pm>(&provider, "local-model", input)
+        .await
+        .unwrap();
+    assert_eq!(answer.output.vote, PmVote::Approve);
+    assert_eq!(
+        answer.usage,
+        Usage {
+            input_tokens: 294, // prompt_tokens minus the cached 3, twice
+            output_tokens: 100,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 6,
+        }
+    );
+
+    let recorded = requests(&server).await;
+    assert_eq!(recorded.len(), 2);
+    let second: Value = recorded[1].body_json().unwrap();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 5, "{messages:?}");
+    // The model's own text goes back untouched, then the error, then the request to call again.
+    assert_eq!(
+        messages[2],
+        json!({"role": "assistant", "content": null, "tool_calls": [{
+            "id": "call_a", "type": "function",
+            "function": {"name": TOOL, "arguments": broken}}]})
+    );
+    assert_eq!(messages[3]["role"], "tool");
+    assert_eq!(messages[3]["tool_call_id"], "call_a");
+    let error = messages[3]["content"].as_str().unwrap();
+    assert!(
+        error.contains("does not match the tool's schema"),
+        "{error}"
+    );
+    assert_eq!(messages[4]["role"], "user");
 }

@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 
-use autonomous_dev::store::{Finish, LoadReport, Store, StoreError, parse_task_file};
-use autonomous_dev::task::{NewTask, Stage, StageRecord, TaskStatus, Usage};
+use std::time::Duration;
+
+use autonomous_dev::store::{Finish, Lease, LoadReport, Store, StoreError, parse_task_file};
+use autonomous_dev::task::{NewTask, Stage, StageRecord, Task, TaskStatus, Usage};
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -15,6 +17,27 @@ fn new_task(task_id: &str, priority: i32) -> NewTask {
         description: format!("Build {task_id}\nDetails."),
         priority,
         labels: vec!["phase-1".to_string()],
+    }
+}
+
+const WORKER: &str = "test-host:1:0";
+
+/// Claims the next task for [`WORKER`] with a one-minute lease.
+async fn claim(store: &Store) -> Option<Task> {
+    let (task, lease) = store
+        .claim_next(WORKER, Duration::from_secs(60))
+        .await
+        .unwrap()?;
+    assert_eq!(lease, lease_of(&task));
+    Some(task)
+}
+
+/// The lease a claim of `task` (as returned by the claim) holds.
+fn lease_of(task: &Task) -> Lease {
+    Lease {
+        task: task.id,
+        token: task.queue.fencing_token,
+        worker: WORKER.to_string(),
     }
 }
 
@@ -81,20 +104,20 @@ async fn claims_by_priority_then_age_then_id(pool: PgPool) {
     age(&pool, "high-old-b", 30).await; // same age as -a, inserted later: higher id
 
     let mut order = Vec::new();
-    while let Some(task) = store.claim_next().await.unwrap() {
+    while let Some(task) = claim(&store).await {
         assert_eq!(task.status, TaskStatus::InProgress);
         assert_eq!(task.attempts, 1);
         assert!(task.started_at.is_some());
         order.push(task.task_id);
     }
     assert_eq!(order, ["high-old-a", "high-old-b", "high-new", "low-old"]);
-    assert!(store.claim_next().await.unwrap().is_none());
+    assert!(claim(&store).await.is_none());
 }
 
 #[sqlx::test]
 async fn claim_on_an_empty_queue_is_none(pool: PgPool) {
     let store = Store::from_pool(pool);
-    assert!(store.claim_next().await.unwrap().is_none());
+    assert!(claim(&store).await.is_none());
 }
 
 #[sqlx::test]
@@ -106,8 +129,8 @@ async fn claim_skips_tasks_that_are_not_pending(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(store.claim_next().await.unwrap().unwrap().task_id, "todo");
-    assert!(store.claim_next().await.unwrap().is_none());
+    assert_eq!(claim(&store).await.unwrap().task_id, "todo");
+    assert!(claim(&store).await.is_none());
 }
 
 #[sqlx::test]
@@ -123,7 +146,7 @@ async fn concurrent_claimers_never_share_a_task(pool: PgPool) {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut mine = Vec::new();
-                while let Some(task) = store.claim_next().await.unwrap() {
+                while let Some(task) = claim(&store).await {
                     mine.push(task.task_id);
                     tokio::task::yield_now().await;
                 }
@@ -223,7 +246,7 @@ async fn load_counts_inserted_skipped_and_updated(pool: PgPool) {
     assert_eq!(store.get_task("a").await.unwrap().unwrap().priority, 1);
 
     // "c" (priority 3)... "d" has the highest priority: claim it, so it is no longer pending.
-    let claimed = store.claim_next().await.unwrap().unwrap();
+    let claimed = claim(&store).await.unwrap();
     assert_eq!(claimed.task_id, "d");
 
     // With --update: "a" and "b" change (pending), "c" is unchanged, "d" is in progress, "e" new.
@@ -316,7 +339,7 @@ async fn list_tasks_orders_and_filters(pool: PgPool) {
     ];
     store.load_tasks(&tasks, false).await.unwrap();
     age(&pool, "p5-old", 10).await;
-    store.claim_next().await.unwrap(); // p9
+    claim(&store).await; // p9
 
     let all: Vec<String> = store
         .list_tasks(None)
@@ -354,12 +377,12 @@ async fn stats_count_every_status_with_mean_scores(pool: PgPool) {
         (Some(40.0), TaskStatus::NeedsReview),
         (None, TaskStatus::Failed),
     ] {
-        let task = store.claim_next().await.unwrap().unwrap();
+        let task = claim(&store).await.unwrap();
         let mut end = finish(status);
         end.consensus_score = score;
-        store.finish(task.id, &end).await.unwrap();
+        store.finish(&lease_of(&task), &end).await.unwrap();
     }
-    store.claim_next().await.unwrap(); // s4 in progress; s5 stays pending
+    claim(&store).await; // s4 in progress; s5 stays pending
 
     let stats = store.stats().await.unwrap();
     let statuses: Vec<TaskStatus> = stats.iter().map(|s| s.status).collect();
@@ -387,7 +410,7 @@ async fn stats_on_an_empty_table_list_every_status(pool: PgPool) {
 async fn save_stage_upserts_and_stages_come_in_pipeline_order(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     store.add_task(&new_task("t", 0)).await.unwrap();
-    let task = store.claim_next().await.unwrap().unwrap();
+    let task = claim(&store).await.unwrap();
 
     // Saved out of order (and out of alphabetical order).
     for stage in [
@@ -399,7 +422,7 @@ async fn save_stage_upserts_and_stages_come_in_pipeline_order(pool: PgPool) {
     ] {
         let score = (stage != Stage::Pm).then_some(70.0);
         store
-            .save_stage(task.id, &stage_record(stage, score))
+            .save_stage(&lease_of(&task), &stage_record(stage, score))
             .await
             .unwrap();
     }
@@ -408,7 +431,7 @@ async fn save_stage_upserts_and_stages_come_in_pipeline_order(pool: PgPool) {
     rerun.model = "claude-other".to_string();
     rerun.usage.output_tokens = 999;
     rerun.output = json!({ "rerun": true });
-    store.save_stage(task.id, &rerun).await.unwrap();
+    store.save_stage(&lease_of(&task), &rerun).await.unwrap();
 
     let stages = store.stages(task.id).await.unwrap();
     let order: Vec<Stage> = stages.iter().map(|s| s.stage).collect();
@@ -431,11 +454,16 @@ async fn save_stage_upserts_and_stages_come_in_pipeline_order(pool: PgPool) {
     assert_eq!(rows, 5);
 
     assert!(store.stages(task.id + 1000).await.unwrap().is_empty());
+    let mut unknown = lease_of(&task);
+    unknown.task += 1000;
     let e = store
-        .save_stage(task.id + 1000, &stage_record(Stage::Pm, None))
+        .save_stage(&unknown, &stage_record(Stage::Pm, None))
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::NotFound(_)), "{e}");
+    assert!(
+        matches!(e, StoreError::LeaseLost(id) if id == task.id + 1000),
+        "{e}"
+    );
 }
 
 #[sqlx::test]
@@ -444,23 +472,23 @@ async fn finish_ends_an_in_progress_task_only(pool: PgPool) {
     store.add_task(&new_task("t", 0)).await.unwrap();
     let pending = store.get_task("t").await.unwrap().unwrap();
     let e = store
-        .finish(pending.id, &finish(TaskStatus::Completed))
+        .finish(&lease_of(&pending), &finish(TaskStatus::Completed))
         .await
         .unwrap_err();
     assert!(
-        matches!(e, StoreError::NotInProgress(id) if id == pending.id),
+        matches!(e, StoreError::LeaseLost(id) if id == pending.id),
         "{e}"
     );
 
-    let task = store.claim_next().await.unwrap().unwrap();
+    let task = claim(&store).await.unwrap();
     let e = store
-        .finish(task.id, &finish(TaskStatus::Pending))
+        .finish(&lease_of(&task), &finish(TaskStatus::Pending))
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Invalid(_)), "{e}");
 
     store
-        .finish(task.id, &finish(TaskStatus::Completed))
+        .finish(&lease_of(&task), &finish(TaskStatus::Completed))
         .await
         .unwrap();
     let done = store.get_task("t").await.unwrap().unwrap();
@@ -479,15 +507,17 @@ async fn finish_ends_an_in_progress_task_only(pool: PgPool) {
     // A stale worker cannot overwrite the outcome.
     let mut stale = finish(TaskStatus::Failed);
     stale.error = Some("late".to_string());
-    let e = store.finish(task.id, &stale).await.unwrap_err();
-    assert!(matches!(e, StoreError::NotInProgress(_)), "{e}");
+    let e = store.finish(&lease_of(&task), &stale).await.unwrap_err();
+    assert!(matches!(e, StoreError::LeaseLost(_)), "{e}");
     assert_eq!(
         store.get_task("t").await.unwrap().unwrap().status,
         TaskStatus::Completed
     );
+    let mut unknown = lease_of(&task);
+    unknown.task = 99_999;
     assert!(matches!(
-        store.finish(99_999, &finish(TaskStatus::Failed)).await,
-        Err(StoreError::NotInProgress(99_999))
+        store.finish(&unknown, &finish(TaskStatus::Failed)).await,
+        Err(StoreError::LeaseLost(99_999))
     ));
 }
 
@@ -496,20 +526,20 @@ async fn finish_records_failures_and_reviews(pool: PgPool) {
     let store = Store::from_pool(pool);
     store.add_task(&new_task("f", 1)).await.unwrap();
     store.add_task(&new_task("r", 0)).await.unwrap();
-    let f = store.claim_next().await.unwrap().unwrap();
+    let f = claim(&store).await.unwrap();
     let mut failed = finish(TaskStatus::Failed);
     failed.consensus_score = None;
     failed.pr_url = None;
     failed.error = Some("engineer: invalid path".to_string());
-    store.finish(f.id, &failed).await.unwrap();
+    store.finish(&lease_of(&f), &failed).await.unwrap();
     let f = store.get_task("f").await.unwrap().unwrap();
     assert_eq!(f.status, TaskStatus::Failed);
     assert_eq!(f.error.as_deref(), Some("engineer: invalid path"));
     assert!(f.completed_at.is_some() && f.pr_url.is_none());
 
-    let r = store.claim_next().await.unwrap().unwrap();
+    let r = claim(&store).await.unwrap();
     store
-        .finish(r.id, &finish(TaskStatus::NeedsReview))
+        .finish(&lease_of(&r), &finish(TaskStatus::NeedsReview))
         .await
         .unwrap();
     let r = store.get_task("r").await.unwrap().unwrap();
@@ -521,25 +551,30 @@ async fn finish_records_failures_and_reviews(pool: PgPool) {
 async fn release_returns_a_task_to_pending_keeping_its_stages(pool: PgPool) {
     let store = Store::from_pool(pool);
     store.add_task(&new_task("t", 0)).await.unwrap();
-    let task = store.claim_next().await.unwrap().unwrap();
+    let task = claim(&store).await.unwrap();
     store
-        .save_stage(task.id, &stage_record(Stage::Pm, None))
+        .save_stage(&lease_of(&task), &stage_record(Stage::Pm, None))
         .await
         .unwrap();
 
-    store.release(task.id).await.unwrap();
+    store.release(&lease_of(&task)).await.unwrap();
     let released = store.get_task("t").await.unwrap().unwrap();
     assert_eq!(released.status, TaskStatus::Pending);
-    assert_eq!(released.started_at, None);
-    assert_eq!(released.attempts, 1);
+    // The interrupted claim does not burn an attempt; the first start time is kept.
+    assert_eq!(released.attempts, 0);
+    assert_eq!(released.started_at, task.started_at);
+    assert_eq!(released.queue.locked_by, None);
+    assert_eq!(released.queue.lease_expires_at, None);
     assert_eq!(store.stages(task.id).await.unwrap().len(), 1);
 
-    let e = store.release(task.id).await.unwrap_err();
-    assert!(matches!(e, StoreError::NotInProgress(_)), "{e}");
+    let e = store.release(&lease_of(&task)).await.unwrap_err();
+    assert!(matches!(e, StoreError::LeaseLost(_)), "{e}");
 
-    let again = store.claim_next().await.unwrap().unwrap();
+    let again = claim(&store).await.unwrap();
     assert_eq!(again.id, task.id);
-    assert_eq!(again.attempts, 2);
+    assert_eq!(again.attempts, 1);
+    assert_eq!(again.queue.fencing_token, task.queue.fencing_token + 1);
+    assert_eq!(again.started_at, task.started_at);
 }
 
 #[sqlx::test]
@@ -582,9 +617,9 @@ async fn updated_at_follows_every_update(pool: PgPool) {
 async fn deleting_a_task_deletes_its_stages(pool: PgPool) {
     let store = Store::from_pool(pool.clone());
     store.add_task(&new_task("t", 0)).await.unwrap();
-    let task = store.claim_next().await.unwrap().unwrap();
+    let task = claim(&store).await.unwrap();
     store
-        .save_stage(task.id, &stage_record(Stage::Pm, None))
+        .save_stage(&lease_of(&task), &stage_record(Stage::Pm, None))
         .await
         .unwrap();
     sqlx::query("DELETE FROM tasks")

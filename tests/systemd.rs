@@ -208,6 +208,8 @@ fn unit_has_required_directives() {
     expect("Service", "RestartSec", "10");
     expect("Service", "WorkingDirectory", "/var/lib/autonomous-dev");
     expect("Service", "StateDirectory", "autonomous-dev");
+    expect("Service", "Type", "notify");
+    expect("Service", "WatchdogSec", "60");
     expect("Service", "KillSignal", "SIGTERM");
     expect("Service", "TimeoutStopSec", "60");
     expect("Service", "NoNewPrivileges", "yes");

@@ -12,7 +12,7 @@ use clap::error::ErrorKind;
 use secrecy::SecretString;
 
 use crate::config::{Cli, Command, TasksCommand};
-use crate::store::{self, Store, StoreError};
+use crate::store::{self, Cancelled, Store, StoreError};
 use crate::task::NewTask;
 
 /// Entry point of the binary: 0 on success, 1 on a failure, 2 on a bad command line or setting.
@@ -72,10 +72,12 @@ async fn dispatch(cli: Cli) -> Result<()> {
             println!("migrations applied");
         }
         Command::Tasks(command) => tasks(&url, command).await?,
-        Command::Stats => print!(
-            "{}",
-            output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
-        ),
+        Command::Stats => {
+            print!(
+                "{}",
+                output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
+            )
+        }
         Command::Run(args) => run::run(&url, args).await?,
     }
     Ok(())
@@ -127,6 +129,30 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             };
             let stages = store.stages(task.id).await?;
             print!("{}", output::task_detail(&task, &stages));
+        }
+        TasksCommand::Cancel { task_id } => {
+            match connect(url).await?.cancel(&task_id).await.map_err(hint)? {
+                Cancelled::Now => println!("cancelled {task_id}"),
+                Cancelled::Requested => {
+                    println!("{task_id} is running: asked it to stop at its next stage boundary")
+                }
+                Cancelled::AlreadyFinished(status) => {
+                    bail!("task '{task_id}' is already {status}")
+                }
+            }
+        }
+        TasksCommand::Retry { task_id, fresh } => {
+            connect(url)
+                .await?
+                .retry(&task_id, fresh)
+                .await
+                .map_err(hint)?;
+            let from = if fresh {
+                "from the PM"
+            } else {
+                "from its last recorded stage"
+            };
+            println!("{task_id} is pending again and will resume {from}");
         }
     }
     Ok(())

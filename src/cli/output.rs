@@ -107,6 +107,48 @@ pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
     let _ = writeln!(out, "decision:   {}", decision.unwrap_or("-"));
     let _ = writeln!(out, "pr:         {}", task.pr_url.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "error:      {}", task.error.as_deref().unwrap_or("-"));
+    if let Some(branch) = result.and_then(|r| r.get("branch")) {
+        let name = branch.get("branch").and_then(Value::as_str).unwrap_or("-");
+        let commit = branch.get("commit").and_then(Value::as_str).unwrap_or("-");
+        let pushed = branch
+            .get("pushed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let place = if pushed { "pushed" } else { "local only" };
+        let _ = writeln!(out, "branch:     {name} @ {commit} ({place})");
+    }
+    if let Some(draft) = result.and_then(|r| r.get("dry_run_pr")) {
+        let field = |name| draft.get(name).and_then(Value::as_str).unwrap_or("-");
+        let labels: Vec<&str> = draft
+            .get("labels")
+            .and_then(Value::as_array)
+            .map(|l| l.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let _ = writeln!(out, "\nwould-be PR (dry run, not opened):");
+        let _ = writeln!(out, "  title:    {}", field("title"));
+        let _ = writeln!(
+            out,
+            "  head:     {} → base {}",
+            field("head"),
+            field("base")
+        );
+        let _ = writeln!(out, "  labels:   {}", labels.join(", "));
+        let _ = writeln!(out, "  body:\n{}", indent_by(field("body"), 4));
+    }
+    if task.status == crate::task::TaskStatus::Pending && task.attempts > 0 {
+        let _ = writeln!(
+            out,
+            "next run:   not before {} UTC",
+            task.queue.run_after.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    if let Some(worker) = &task.queue.locked_by {
+        let _ = writeln!(
+            out,
+            "worker:     {worker} (fencing token {})",
+            task.queue.fencing_token
+        );
+    }
     out
 }
 

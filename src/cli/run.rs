@@ -2,23 +2,20 @@
 //! runs the daemon until SIGTERM/SIGINT (or, with `--once`, until the queue is empty).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use secrecy::SecretString;
 use tracing::info;
 
-use crate::config::RunArgs;
+use crate::config::{ProviderKind, RunArgs};
 use crate::consensus::Thresholds;
-use crate::daemon::{Daemon, Shutdown};
+use crate::daemon::{Daemon, DaemonSettings, Shutdown, systemd};
 use crate::git::{self, Repo};
 use crate::github::GitHub;
-use crate::llm::{Anthropic, RetryPolicy};
-use crate::pipeline::{Pipeline, Publisher, PublisherConfig};
+use crate::llm::{self, Anthropic, OpenAi, Provider};
+use crate::pipeline::{Pipeline, Publisher, PublisherConfig, RetryPolicy, RoleModel, Roles};
 use crate::store::Store;
-
-/// How long a running stage may continue after SIGTERM before its task is released.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+use crate::task::Stage;
 
 /// Starts the daemon. Configuration problems end it at once with one clear line.
 pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
@@ -28,37 +25,45 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         args.conditional_threshold,
         args.consensus_threshold
     );
+    anyhow::ensure!(
+        args.heartbeat_seconds < args.lease_seconds,
+        "HEARTBEAT_SECONDS ({}) must be shorter than LEASE_SECONDS ({})",
+        args.heartbeat_seconds.as_secs(),
+        args.lease_seconds.as_secs()
+    );
     let repository = github_repository(&args)?;
-    let store = Store::connect(database_url).await?;
-    store.migrate().await?;
-
-    let github = GitHub::new(&args.github_api_url, args.github_token.clone(), &repository)?;
+    let github = if args.dry_run {
+        None
+    } else {
+        let token = args
+            .github_token
+            .clone()
+            .context("missing setting GITHUB_TOKEN (--github-token; not needed with --dry-run)")?;
+        Some(GitHub::new(&args.github_api_url, token, &repository)?)
+    };
     let publisher = Publisher::new(
         PublisherConfig {
             repo_path: args.repo_path.clone(),
             base_branch: args.base_branch.clone(),
-            token: Some(args.github_token.clone()),
+            token: args.github_token.clone(),
         },
         github,
     );
-    let provider = Anthropic::new(
-        &args.anthropic_base_url,
-        args.anthropic_api_key.clone(),
-        RetryPolicy::default(),
-    );
+    let roles = roles(&args)?;
     let thresholds = Thresholds {
         approve: args.consensus_threshold,
         conditional: args.conditional_threshold,
     };
-    let pipeline = Pipeline::new(
-        store.clone(),
-        Arc::new(provider),
-        args.models.clone(),
-        thresholds,
-        publisher,
-    );
 
-    let shutdown = Shutdown::new(SHUTDOWN_GRACE);
+    let store = Store::connect(database_url).await?;
+    store.migrate().await?;
+    let retry = RetryPolicy {
+        max_attempts: i32::from(args.max_attempts),
+        ..RetryPolicy::default()
+    };
+    let pipeline = Pipeline::new(store.clone(), roles, thresholds, publisher, retry);
+
+    let shutdown = Shutdown::new(args.shutdown_grace);
     shutdown
         .trigger_on_signals()
         .context("cannot install signal handlers")?;
@@ -69,11 +74,62 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         once = args.once,
         "daemon started"
     );
-    Daemon::new(store, pipeline, args.poll_interval, args.once)
+    let settings = DaemonSettings {
+        poll_interval: args.poll_interval,
+        concurrency: usize::from(args.concurrency),
+        once: args.once,
+        lease: args.lease_seconds,
+        heartbeat: args.heartbeat_seconds,
+    };
+    systemd::ready("idle, waiting for tasks");
+    systemd::spawn_watchdog(&shutdown);
+    Daemon::new(store, pipeline, settings)
         .run(&shutdown)
         .await?;
     info!("daemon stopped");
     Ok(())
+}
+
+/// The provider and model of each role. A provider is built once and shared by its roles; its
+/// key is required only when some role uses it.
+fn roles(args: &RunArgs) -> Result<Roles> {
+    let uses = |kind| {
+        Stage::ALL
+            .iter()
+            .any(|s| args.providers.for_stage(*s) == kind)
+    };
+    let anthropic: Option<Arc<dyn Provider>> = if uses(ProviderKind::Anthropic) {
+        let key = args
+            .anthropic_api_key
+            .clone()
+            .context("missing setting ANTHROPIC_API_KEY (a role uses the anthropic provider)")?;
+        Some(Arc::new(Anthropic::new(
+            &args.anthropic_base_url,
+            key,
+            llm::RetryPolicy::default(),
+        )))
+    } else {
+        None
+    };
+    let openai: Option<Arc<dyn Provider>> = if uses(ProviderKind::Openai) {
+        Some(Arc::new(OpenAi::new(
+            &args.openai_base_url,
+            args.openai_api_key.clone(),
+            llm::RetryPolicy::default(),
+        )))
+    } else {
+        None
+    };
+    Ok(Roles::new(|stage| {
+        let provider = match args.providers.for_stage(stage) {
+            ProviderKind::Anthropic => anthropic.clone(),
+            ProviderKind::Openai => openai.clone(),
+        };
+        RoleModel {
+            provider: provider.expect("built above for every kind in use"),
+            model: args.models.for_stage(stage).to_owned(),
+        }
+    }))
 }
 
 /// GITHUB_REPOSITORY, else `owner/name` parsed from REPO_PATH's `origin` URL.

@@ -1,62 +1,160 @@
-//! The daemon: claims the highest-priority pending task, runs it through the pipeline, and claims
-//! again at once while work remains; otherwise waits POLL_INTERVAL. On shutdown it stops
-//! claiming, and a task it cannot finish goes back to pending (never stays in_progress).
+//! The daemon: CONCURRENCY workers, each claiming the highest-priority pending task, running it
+//! through the pipeline, and claiming again at once while work remains; an idle worker waits
+//! POLL_INTERVAL or until woken. On shutdown they stop claiming, and a task a worker cannot
+//! finish goes back to pending (never stays in_progress).
 
 mod shutdown;
+pub mod systemd;
 
 pub use shutdown::Shutdown;
 
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tracing::{Instrument, error, info, warn};
 
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::store::{Store, StoreError};
+use crate::pipeline::{Ended, Pipeline, PipelineError};
+use crate::store::{Event, Lease, Store, StoreError, worker_id};
 use crate::task::Task;
 
 /// How long to wait before claiming again after the database failed, doubling to a minute.
 const DB_RETRY_START: Duration = Duration::from_secs(1);
 const DB_RETRY_MAX: Duration = Duration::from_secs(60);
 
-/// The claim loop.
+/// How the claim loop behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct DaemonSettings {
+    /// Wait between claims when the queue is empty (POLL_INTERVAL).
+    pub poll_interval: Duration,
+    /// Tasks run at once in this process (CONCURRENCY, at least 1).
+    pub concurrency: usize,
+    /// Exit when no pending task is left instead of polling (`run --once`).
+    pub once: bool,
+    /// How long a claim is valid without renewal (LEASE_SECONDS, default 60 s); a task whose
+    /// lease expired (its daemon crashed or was killed) is reclaimed by any daemon.
+    pub lease: Duration,
+    /// How often a worker renews its lease (HEARTBEAT_SECONDS, default 10 s).
+    pub heartbeat: Duration,
+}
+
+/// The claim loop and its workers.
 pub struct Daemon {
     store: Store,
     pipeline: Pipeline,
-    poll_interval: Duration,
-    once: bool,
+    settings: DaemonSettings,
+    wakeup: Notify,
+    busy: Mutex<BTreeSet<String>>,
+    /// Until when no worker claims: a rate limit or exhausted quota was hit (the design's
+    /// "pause for 5 hours" on quota exhaustion, configurable as the retry policy's wait).
+    paused_until: Mutex<Option<Instant>>,
 }
 
 impl Daemon {
-    /// `once`: exit when no pending task is left instead of polling.
-    pub fn new(store: Store, pipeline: Pipeline, poll_interval: Duration, once: bool) -> Daemon {
+    pub fn new(store: Store, pipeline: Pipeline, settings: DaemonSettings) -> Daemon {
         Daemon {
             store,
             pipeline,
-            poll_interval,
-            once,
+            settings,
+            wakeup: Notify::new(),
+            busy: Mutex::default(),
+            paused_until: Mutex::default(),
         }
     }
 
-    /// Runs until `shutdown` is triggered (or, with `once`, until the queue is empty).
-    /// Errors only if the database is unreachable in `once` mode; the long-running daemon waits
-    /// out database outages with backoff instead.
+    /// Wakes idle workers to claim now (a task was just inserted).
+    pub fn wake(&self) {
+        self.wakeup.notify_waiters();
+    }
+
+    /// Runs the workers until `shutdown` is triggered (or, with `once`, until the queue is
+    /// empty), with a listener that wakes them when a task is inserted (LISTEN/NOTIFY; the poll
+    /// stays as the fallback). Errors only if the database fails in `once` mode; the
+    /// long-running daemon waits out database outages with backoff instead.
     pub async fn run(&self, shutdown: &Shutdown) -> Result<(), StoreError> {
-        let mut db_backoff = DB_RETRY_START;
-        while !shutdown.is_triggered() {
-            match self.store.claim_next().await {
-                Ok(Some(task)) => {
-                    db_backoff = DB_RETRY_START;
-                    let span = tracing::info_span!("task", task_id = %task.task_id);
-                    self.process(task, shutdown).instrument(span).await;
-                }
-                Ok(None) if self.once => {
-                    info!("no pending task left");
-                    break;
-                }
-                Ok(None) => self.idle(self.poll_interval, shutdown).await,
-                Err(e) if self.once => return Err(e),
+        let workers = (0..self.settings.concurrency.max(1)).map(|n| {
+            let worker = worker_id(u32::try_from(n).unwrap_or(u32::MAX));
+            self.worker(worker, shutdown)
+                .instrument(tracing::info_span!("worker", worker = n))
+        });
+        let workers = futures::future::join_all(workers);
+        let result = if self.settings.once {
+            workers.await
+        } else {
+            tokio::select! {
+                results = workers => results,
+                () = self.listen(shutdown) => unreachable!("the listener runs until shutdown"),
+            }
+        };
+        systemd::stopping();
+        result.into_iter().collect()
+    }
+
+    /// Wakes the workers on every new-task notification and after a listener reconnect (missed
+    /// notifications are covered by that claim pass and by the poll). Never returns.
+    async fn listen(&self, shutdown: &Shutdown) {
+        let mut events = None;
+        loop {
+            if shutdown.is_triggered() {
+                std::future::pending::<()>().await;
+            }
+            let listener = match &mut events {
+                Some(listener) => listener,
+                None => match self.store.listener().await {
+                    Ok(listener) => events.insert(listener),
+                    Err(e) => {
+                        warn!(error = %e, "cannot LISTEN for new tasks; polling only, retrying in 30 s");
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        continue;
+                    }
+                },
+            };
+            match listener.recv().await {
+                Ok(Event::NewTask(_) | Event::Reconnected) => self.wake(),
+                Ok(Event::Cancel(task_id)) => info!(task_id, "cancellation requested"),
                 Err(e) => {
-                    error!(error = %e, retry_in_s = db_backoff.as_secs(), "cannot claim a task");
+                    warn!(error = %e, "task notifications interrupted; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn worker(&self, worker: String, shutdown: &Shutdown) -> Result<(), StoreError> {
+        let mut db_backoff = DB_RETRY_START;
+        let mut db_down = false;
+        while !shutdown.is_triggered() {
+            if let Some(pause) = self.pause_left() {
+                self.idle(pause, shutdown).await;
+                continue;
+            }
+            match self.store.claim_next(&worker, self.settings.lease).await {
+                Ok(claimed) => {
+                    if db_down {
+                        info!("database reachable again");
+                        db_down = false;
+                    }
+                    db_backoff = DB_RETRY_START;
+                    match claimed {
+                        Some((task, lease)) => {
+                            let span = tracing::info_span!("task", task_id = %task.task_id);
+                            self.process(task, lease, shutdown).instrument(span).await;
+                        }
+                        None if self.settings.once => {
+                            info!("no pending task left");
+                            break;
+                        }
+                        None => self.idle(self.settings.poll_interval, shutdown).await,
+                    }
+                }
+                Err(e) if self.settings.once => return Err(e),
+                Err(e) => {
+                    if !db_down {
+                        error!(error = %e, "cannot claim a task; retrying with backoff until the database answers");
+                        systemd::status("database unreachable, retrying");
+                        db_down = true;
+                    }
                     self.idle(db_backoff, shutdown).await;
                     db_backoff = (db_backoff * 2).min(DB_RETRY_MAX);
                 }
@@ -68,36 +166,123 @@ impl Daemon {
     async fn idle(&self, duration: Duration, shutdown: &Shutdown) {
         tokio::select! {
             _ = tokio::time::sleep(duration) => {}
+            _ = self.wakeup.notified() => {}
             _ = shutdown.triggered() => {}
         }
     }
 
-    /// Runs one claimed task; on shutdown (or a store failure mid-task) releases it to pending.
-    async fn process(&self, task: Task, shutdown: &Shutdown) {
-        info!(priority = task.priority, attempt = task.attempts, "claimed");
+    /// Runs one claimed task while renewing its lease. On shutdown (or a store failure) the
+    /// task is released to pending; when the lease is lost, another worker owns the task and
+    /// this one stops at once, writing nothing more.
+    async fn process(&self, task: Task, lease: Lease, shutdown: &Shutdown) {
+        if task.queue.cancel_requested {
+            info!("cancelled before it resumed");
+            if let Err(e) = self.store.finish_cancelled(&lease).await {
+                error!(error = %e, "could not record the cancellation");
+            }
+            return;
+        }
+        info!(
+            priority = task.priority,
+            attempt = task.attempts,
+            token = lease.token,
+            "claimed"
+        );
+        self.set_busy(&task.task_id, true);
         let result = tokio::select! {
-            result = self.pipeline.run(&task, shutdown) => result,
+            result = self.pipeline.run(&task, &lease, shutdown) => result,
             _ = shutdown.deadline() => Err(PipelineError::Interrupted),
+            lost = self.heartbeat(&lease) => Err(PipelineError::Store(lost)),
         };
         match result {
-            Ok(status) => info!(%status, "task finished"),
-            Err(PipelineError::Interrupted) => self.release(&task, "shutdown").await,
+            Ok(Ended::Finished(status)) => info!(%status, "task finished"),
+            Ok(Ended::RetryLater) => info!("task returned to pending for a later attempt"),
+            Ok(Ended::RateLimited(wait)) => self.pause(wait),
+            Err(PipelineError::Store(StoreError::LeaseLost(_))) => {
+                warn!("lease lost: another worker owns this task now; stopped without writing")
+            }
+            Err(PipelineError::Interrupted) => self.release(&lease, "shutdown").await,
             Err(PipelineError::Store(e)) => {
                 error!(error = %e, "database error while processing");
-                self.release(&task, "database error").await;
+                self.release(&lease, "database error").await;
+            }
+        }
+        self.set_busy(&task.task_id, false);
+    }
+
+    /// Renews `lease` every heartbeat; returns only when the lease is lost. A database outage
+    /// is retried at the next heartbeat (if it outlasts the lease, the renewal reports it lost).
+    async fn heartbeat(&self, lease: &Lease) -> StoreError {
+        loop {
+            tokio::time::sleep(self.settings.heartbeat).await;
+            match self.store.renew(lease, self.settings.lease).await {
+                Ok(()) => {}
+                Err(lost @ StoreError::LeaseLost(_)) => return lost,
+                Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
             }
         }
     }
 
-    async fn release(&self, task: &Task, why: &str) {
-        match self.store.release(task.id).await {
+    async fn release(&self, lease: &Lease, why: &str) {
+        match self.store.release(lease).await {
             Ok(()) => warn!(
                 reason = why,
                 "released back to pending; completed stages are kept"
             ),
             Err(e) => {
-                error!(reason = why, error = %e, "could not release the task; it stays in_progress")
+                error!(reason = why, error = %e, "could not release the task; its lease will expire")
             }
         }
+    }
+
+    /// Stops all claiming for `wait`; logged once per pause, not once per worker.
+    fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|current| current < until) {
+            warn!(
+                pause_s = wait.as_secs(),
+                "rate limit or quota exhausted: pausing all work; no task fails and no attempt is spent"
+            );
+            systemd::status(&format!(
+                "paused {} s: rate limit or quota exhausted",
+                wait.as_secs()
+            ));
+            *paused = Some(until);
+        }
+    }
+
+    /// What is left of a pause, if one is running.
+    fn pause_left(&self) -> Option<Duration> {
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        let left = paused.map(|until| until.saturating_duration_since(Instant::now()));
+        match left {
+            Some(left) if !left.is_zero() => Some(left),
+            Some(_) => {
+                info!("pause over: claiming again");
+                *paused = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps systemd's STATUS= line saying which tasks are running.
+    fn set_busy(&self, task_id: &str, busy: bool) {
+        let mut set = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if busy {
+            set.insert(task_id.to_owned());
+        } else {
+            set.remove(task_id);
+        }
+        let status = if set.is_empty() {
+            "idle, waiting for tasks".to_owned()
+        } else {
+            format!(
+                "processing {}",
+                set.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        };
+        systemd::status(&status);
     }
 }

@@ -1,6 +1,8 @@
 //! Git through libgit2 (git2): read the target repository at `origin/BASE_BRANCH`, and build,
 //! commit and push a task's branch without touching the user's checked-out working tree, index
-//! or HEAD. All functions block: call them from `tokio::task::spawn_blocking`.
+//! or HEAD. [`Repo::publish_branch`] is idempotent across crashes: when origin already holds
+//! the same content on the task's branch it is reused, not pushed again. All functions block:
+//! call them from `tokio::task::spawn_blocking`.
 
 mod path;
 mod remote;
@@ -13,7 +15,7 @@ pub use url::parse_github_repository;
 
 use std::path::{Path, PathBuf};
 
-use git2::{AutotagOption, FetchOptions, FetchPrune, PushOptions, Reference, Signature};
+use git2::{AutotagOption, Direction, FetchOptions, FetchPrune, PushOptions, Reference, Signature};
 use secrecy::SecretString;
 
 use crate::task::FileChange;
@@ -73,12 +75,31 @@ pub struct Listing {
     pub truncated: bool,
 }
 
-/// A branch commit that was pushed.
+/// A branch commit that is on origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
     pub branch: String,
     /// Hex SHA of the commit.
     pub commit: String,
+    /// `true` when origin already had this content ([`Repo::publish_branch`]) and nothing was
+    /// pushed; always `false` from [`Repo::push`] and [`Repo::commit_and_push`].
+    pub reused: bool,
+}
+
+/// A commit built by [`Repo::commit`] and pointed to by the local branch; not pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub branch: String,
+    /// Hex SHA of the commit.
+    pub commit: String,
+    /// Hex SHA of the commit's tree.
+    pub tree: String,
+}
+
+/// The base commit and the tree built on it for a set of files.
+struct Planned {
+    base: git2::Oid,
+    tree: git2::Oid,
 }
 
 /// The target repository: a local clone at REPO_PATH whose `origin` is the GitHub repository.
@@ -192,6 +213,8 @@ impl Repo {
     /// Builds a commit on `origin/BASE_BRANCH` that writes `files` (rejecting any hostile path
     /// before anything is written: absolute, `..`, inside `.git/`, through a symlink), points
     /// the local branch `branch` at it and pushes it to origin. Commits as `autonomous-dev`.
+    /// The composition of [`Repo::commit`] and [`Repo::push`]; always pushes a new commit (see
+    /// [`Repo::publish_branch`] for the crash-safe variant that reuses an identical push).
     ///
     /// The user's HEAD, index file and working tree are never touched: the tree is built in an
     /// in-memory index and only objects and `refs/heads/<branch>` are written. Both the local
@@ -209,6 +232,165 @@ impl Repo {
         files: &[FileChange],
         message: &str,
     ) -> Result<Pushed, GitError> {
+        self.commit(branch, files, message)?;
+        self.push(branch)
+    }
+
+    /// Builds a commit on `origin/BASE_BRANCH` (the last fetched base) that writes `files` and
+    /// force-points the local branch `refs/heads/<branch>` at it; pushes nothing. Commits as
+    /// `autonomous-dev`, with the base commit as the only parent.
+    ///
+    /// Only the object database and `refs/heads/<branch>` are written; the user's HEAD, index
+    /// and working tree are never touched. Errors (all before the ref is written): as for
+    /// [`Repo::commit_and_push`] up to [`GitError::NoChanges`], and [`GitError::MissingBase`]
+    /// when the base was never fetched.
+    pub fn commit(
+        &self,
+        branch: &str,
+        files: &[FileChange],
+        message: &str,
+    ) -> Result<Committed, GitError> {
+        let planned = self.plan_tree(branch, files)?;
+        let base = self.repo.find_commit(planned.base)?;
+        let tree = self.repo.find_tree(planned.tree)?;
+        let signature = Signature::now(AUTHOR_NAME, AUTHOR_EMAIL)?;
+        let commit = self
+            .repo
+            .commit(None, &signature, &signature, message, &tree, &[&base])?;
+        self.set_local_branch(branch, commit)?;
+        Ok(Committed {
+            branch: branch.to_string(),
+            commit: commit.to_string(),
+            tree: planned.tree.to_string(),
+        })
+    }
+
+    /// Force-pushes the local branch `refs/heads/<branch>` to the same name on origin
+    /// (the branch belongs to the daemon, so a previous attempt's commit is replaced).
+    ///
+    /// Errors: [`GitError::Branch`] for an invalid name or a local branch that does not exist
+    /// (call [`Repo::commit`] first); [`GitError::Auth`], [`GitError::Remote`],
+    /// [`GitError::PushRejected`] from origin.
+    pub fn push(&self, branch: &str) -> Result<Pushed, GitError> {
+        check_branch_name(branch)?;
+        let refname = format!("refs/heads/{branch}");
+        let commit = match self.repo.find_reference(&refname) {
+            Ok(reference) => reference.peel_to_commit()?.id(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                return Err(GitError::Branch {
+                    branch: branch.to_string(),
+                    reason: "no such local branch (commit it first)",
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.push_ref(&refname)?;
+        Ok(Pushed {
+            branch: branch.to_string(),
+            commit: commit.to_string(),
+            reused: false,
+        })
+    }
+
+    /// The SHA of `refs/heads/<branch>` on origin, asked of origin itself (`git ls-remote`,
+    /// authenticated like fetch and push); `None` when origin has no such branch.
+    ///
+    /// Errors: [`GitError::Branch`] for an invalid name; [`GitError::Auth`],
+    /// [`GitError::Remote`] when origin cannot be reached or refuses the token.
+    pub fn remote_branch(&self, branch: &str) -> Result<Option<String>, GitError> {
+        check_branch_name(branch)?;
+        let refname = format!("refs/heads/{branch}");
+        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let url = remote.url().ok().map(str::to_string);
+        let session = Session::new(self.token.as_ref());
+        let connection = remote
+            .connect_auth(Direction::Fetch, Some(session.callbacks()), None)
+            .map_err(|e| session.error("ls-remote", &e, url.as_deref()))?;
+        let heads = connection
+            .list()
+            .map_err(|e| session.error("ls-remote", &e, url.as_deref()))?;
+        Ok(heads
+            .iter()
+            .find(|head| head.name() == refname)
+            .map(|head| head.oid().to_string()))
+    }
+
+    /// Publishes `files` on `branch` idempotently: fetches the base, builds the tree, and when
+    /// origin's `branch` already holds a commit with exactly that tree on the current base
+    /// (a previous attempt pushed the same content, then crashed), reuses that commit without
+    /// pushing (`reused: true`); otherwise commits and force-pushes (`reused: false`).
+    ///
+    /// "Same content" means the remote tip's tree equals the tree built now *and* its first
+    /// parent is the current base commit (so the PR's diff is exactly `files`). A remote tip
+    /// the clone has not got is fetched into `refs/remotes/origin/<branch>` to compare. On
+    /// reuse the local branch is pointed at the remote tip too.
+    ///
+    /// Errors: as [`Repo::fetch_base`], [`Repo::commit`], [`Repo::remote_branch`] and
+    /// [`Repo::push`]. Nothing is pushed when an error occurs before the push.
+    pub fn publish_branch(
+        &self,
+        branch: &str,
+        files: &[FileChange],
+        message: &str,
+    ) -> Result<Pushed, GitError> {
+        self.fetch_base()?;
+        let planned = self.plan_tree(branch, files)?;
+        if let Some(remote_tip) = self.remote_branch(branch)?
+            && let Some(commit) = self.remote_commit(branch, &remote_tip)?
+            && commit.tree_id() == planned.tree
+            && commit.parent_ids().next() == Some(planned.base)
+        {
+            self.set_local_branch(branch, commit.id())?;
+            tracing::info!(
+                %branch,
+                commit = %commit.id(),
+                "origin already has this content on the branch; reusing it without a push"
+            );
+            return Ok(Pushed {
+                branch: branch.to_string(),
+                commit: commit.id().to_string(),
+                reused: true,
+            });
+        }
+        self.commit(branch, files, message)?;
+        self.push(branch)
+    }
+
+    /// The commit `sha` that origin's `branch` points to, fetching the branch into
+    /// `refs/remotes/origin/<branch>` when the object is not in the clone. `None` when the
+    /// branch vanished meanwhile or does not point to a commit.
+    fn remote_commit(&self, branch: &str, sha: &str) -> Result<Option<git2::Commit<'_>>, GitError> {
+        let oid = git2::Oid::from_str(sha)?;
+        if let Ok(commit) = self.repo.find_commit(oid) {
+            return Ok(Some(commit));
+        }
+        let tracking = format!("refs/remotes/{ORIGIN}/{branch}");
+        let refspec = format!("+refs/heads/{branch}:{tracking}");
+        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let url = remote.url().ok().map(str::to_string);
+        let session = Session::new(self.token.as_ref());
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(session.callbacks())
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false);
+        remote
+            .fetch(
+                &[refspec],
+                Some(&mut options),
+                Some("autonomous-dev: fetch task branch"),
+            )
+            .map_err(|e| session.error("fetch", &e, url.as_deref()))?;
+        match self.repo.find_reference(&tracking) {
+            Ok(reference) => Ok(reference.peel_to_commit().ok()),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks `branch` and `files` and writes the tree of `origin/BASE_BRANCH` with `files`
+    /// applied into the object database. Errors as [`Repo::commit`]; writes no ref.
+    fn plan_tree(&self, branch: &str, files: &[FileChange]) -> Result<Planned, GitError> {
         check_branch_name(branch)?;
         self.check_not_checked_out(branch)?;
         let base = self.base_commit()?;
@@ -221,23 +403,22 @@ impl Repo {
         if tree_id == base_tree.id() {
             return Err(GitError::NoChanges(self.base_branch.clone()));
         }
-        let tree = self.repo.find_tree(tree_id)?;
-        let signature = Signature::now(AUTHOR_NAME, AUTHOR_EMAIL)?;
-        let commit = self
-            .repo
-            .commit(None, &signature, &signature, message, &tree, &[&base])?;
-        let refname = format!("refs/heads/{branch}");
-        self.repo
-            .reference(&refname, commit, true, "autonomous-dev: task commit")?;
-        self.push(&refname)?;
-        Ok(Pushed {
-            branch: branch.to_string(),
-            commit: commit.to_string(),
+        Ok(Planned {
+            base: base.id(),
+            tree: tree_id,
         })
     }
 
+    /// Force-points `refs/heads/<branch>` at `commit`.
+    fn set_local_branch(&self, branch: &str, commit: git2::Oid) -> Result<(), GitError> {
+        let refname = format!("refs/heads/{branch}");
+        self.repo
+            .reference(&refname, commit, true, "autonomous-dev: task commit")?;
+        Ok(())
+    }
+
     /// Force-pushes the local `refname` to the same name on origin.
-    fn push(&self, refname: &str) -> Result<(), GitError> {
+    fn push_ref(&self, refname: &str) -> Result<(), GitError> {
         let mut remote = self.repo.find_remote(ORIGIN)?;
         let url = remote
             .pushurl()

@@ -1,14 +1,25 @@
-//! GitHub's REST API through octocrab: open a pull request and label it.
+//! GitHub's REST API through octocrab: find or open a task's pull request (exactly one per
+//! head branch, whatever failed where) and label it.
 //!
-//! Octocrab's own retries are switched off (a retried `POST /pulls` is not idempotent, and the
-//! caller decides what is transient from [`GitHubError::Status`]); connect and read timeouts are
-//! set so a stalled connection cannot hang the daemon.
+//! Octocrab's own retries are switched off: every call goes through this module's
+//! [`RateLimitPolicy`] instead, which waits out rate limits, retries idempotent calls on 5xx and
+//! network failures, and never repeats `POST /pulls` blindly (after an ambiguous failure it
+//! looks for the pull request first). Connect and read timeouts are set so a stalled connection
+//! cannot hang the daemon.
 
-use std::time::Duration;
+mod retry;
+
+pub use retry::RateLimitPolicy;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
 
 use octocrab::Octocrab;
+use octocrab::params::State;
 use octocrab::service::middleware::retry::RetryConfig;
 use secrecy::{ExposeSecret, SecretString};
+
+use retry::Idempotent;
 
 /// Connect timeout of API requests.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,6 +59,65 @@ impl GitHubError {
             _ => None,
         }
     }
+
+    /// Whether trying again later may succeed: 5xx, 429, a rate-limit 403
+    /// ([`GitHubError::is_rate_limited`]), a network failure or unreadable answer
+    /// ([`GitHubError::Api`]), and 422 "A pull request already exists" (a retry adopts that
+    /// pull request). Permanent: configuration errors, 401 (bad credentials), a plain 403 (no
+    /// permission), 404, and any other 4xx.
+    pub fn is_transient(&self) -> bool {
+        self.is_server_error()
+            || self.is_network()
+            || self.is_rate_limited()
+            || self.is_already_exists()
+    }
+
+    /// Whether GitHub refused the call for a rate limit: 429; or 403 with `retry-after`, with
+    /// `x-ratelimit-remaining: 0`, or whose message mentions a (secondary) rate limit. GitHub
+    /// docs: primary and secondary limits answer 403 or 429.
+    pub fn is_rate_limited(&self) -> bool {
+        match self {
+            GitHubError::Status { status: 429, .. } => true,
+            GitHubError::Status {
+                status: 403,
+                message,
+                retry_after,
+                rate_limit_remaining,
+                ..
+            } => {
+                retry_after.is_some()
+                    || *rate_limit_remaining == Some(0)
+                    || message.to_ascii_lowercase().contains("rate limit")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether this is GitHub's 422 "A pull request already exists for owner:branch." (an
+    /// open pull request has the same head and base).
+    pub fn is_already_exists(&self) -> bool {
+        match self {
+            GitHubError::Status {
+                status: 422,
+                message,
+                ..
+            } => message
+                .to_ascii_lowercase()
+                .contains("a pull request already exists"),
+            _ => false,
+        }
+    }
+
+    /// A 5xx answer.
+    fn is_server_error(&self) -> bool {
+        self.status()
+            .is_some_and(|status| (500..600).contains(&status))
+    }
+
+    /// No usable answer: connection failure, timeout, or an answer that did not decode.
+    fn is_network(&self) -> bool {
+        matches!(self, GitHubError::Api(_))
+    }
 }
 
 /// A pull request to open.
@@ -75,6 +145,7 @@ pub struct GitHub {
     octocrab: Octocrab,
     owner: String,
     name: String,
+    policy: RateLimitPolicy,
     /// Kept only to scrub it from error messages.
     token: SecretString,
 }
@@ -101,16 +172,145 @@ impl GitHub {
             octocrab,
             owner,
             name,
+            policy: RateLimitPolicy::default(),
             token,
         })
+    }
+
+    /// The same client with `policy` for waits and retries (default:
+    /// [`RateLimitPolicy::default`]).
+    pub fn with_policy(mut self, policy: RateLimitPolicy) -> GitHub {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy this client waits and retries by.
+    pub fn policy(&self) -> RateLimitPolicy {
+        self.policy
     }
 
     /// POST /repos/{owner}/{repo}/pulls.
     ///
     /// Sends `{"title","head","base","body"}`; returns the new PR's number and `html_url`.
+    /// Rate limits are waited out and the request sent again (a rate-limited request created
+    /// nothing); a 5xx or network failure is returned at once, because the pull request may
+    /// have been created — [`GitHub::ensure_pull_request`] handles that case.
     /// Errors: [`GitHubError::Status`] (e.g. 422 when a PR for `head` already exists),
     /// [`GitHubError::Api`].
     pub async fn open_pull_request(&self, pr: &NewPullRequest) -> Result<PullRequest, GitHubError> {
+        self.retrying("create pull request", Idempotent::No, || {
+            self.create_once(pr)
+        })
+        .await
+    }
+
+    /// The open pull request whose head is `head_branch` of this repository, if any
+    /// (`GET /repos/{owner}/{repo}/pulls?state=open&head={owner}:{head_branch}`; the first
+    /// match). Its base branch is not checked: any open PR from the task's branch is the task's.
+    ///
+    /// Rate limits, 5xx and network failures are retried per the [`RateLimitPolicy`].
+    /// Errors: [`GitHubError::Status`], [`GitHubError::Api`].
+    pub async fn find_open_pull_request(
+        &self,
+        head_branch: &str,
+    ) -> Result<Option<PullRequest>, GitHubError> {
+        self.retrying("find pull request", Idempotent::Yes, || {
+            self.find_once(head_branch)
+        })
+        .await
+    }
+
+    /// The one open pull request for `pr.head`: an existing one is adopted (`false`), else one
+    /// is created (`true`). Safe to call again after any failure or crash: it never creates a
+    /// second pull request for the same head.
+    ///
+    /// Looks first; creates only when there is none. When the create answers 422 "A pull
+    /// request already exists" (a race), a 5xx, or fails on the network (the PR may have been
+    /// created anyway), it looks again before anything else and adopts what it finds; only
+    /// when there is still none does it create again (after the policy's wait). Rate limits
+    /// are waited out. At most `1 + max_retries` creates are sent.
+    ///
+    /// Errors: [`GitHubError::Status`] / [`GitHubError::Api`] once a permanent error occurs or
+    /// retries run out (the last error; see [`GitHubError::is_transient`]).
+    pub async fn ensure_pull_request(
+        &self,
+        pr: &NewPullRequest,
+    ) -> Result<(PullRequest, bool), GitHubError> {
+        let mut retries = 0u32;
+        let mut secondary_waits = 0u32;
+        let mut look_first = true;
+        loop {
+            if look_first && let Some(found) = self.find_open_pull_request(&pr.head).await? {
+                tracing::info!(number = found.number, head = %pr.head, "adopting the open pull request");
+                return Ok((found, false));
+            }
+            let err = match self.create_once(pr).await {
+                Ok(created) => return Ok((created, true)),
+                Err(err) => err,
+            };
+            let maybe_exists = err.is_already_exists() || err.is_server_error() || err.is_network();
+            if maybe_exists && let Some(found) = self.find_open_pull_request(&pr.head).await? {
+                tracing::info!(
+                    number = found.number,
+                    head = %pr.head,
+                    error = %err,
+                    "creating the pull request failed but it exists; adopting it"
+                );
+                return Ok((found, false));
+            }
+            let wait = if err.is_already_exists() {
+                // GitHub says it exists but does not list it yet: give the listing time.
+                Some(retry::Wait {
+                    duration: self.policy.backoff_for(retries),
+                    reason: "pull request exists but is not listed yet".to_string(),
+                    secondary: false,
+                })
+            } else {
+                self.policy.delay(
+                    &err,
+                    retries,
+                    secondary_waits,
+                    Idempotent::Yes,
+                    SystemTime::now(),
+                )
+            };
+            let Some(wait) = wait else {
+                return Err(err);
+            };
+            if retries >= self.policy.max_retries {
+                return Err(err);
+            }
+            retries += 1;
+            secondary_waits += u32::from(wait.secondary);
+            self.log_wait("create pull request", &wait, retries, &err);
+            tokio::time::sleep(wait.duration).await;
+            look_first = !maybe_exists;
+        }
+    }
+
+    /// POST /repos/{owner}/{repo}/issues/{number}/labels (adding is idempotent on GitHub's side:
+    /// a label the PR already has is left as it is, so the call may be repeated freely).
+    ///
+    /// Sends `{"labels":[…]}`; labels GitHub does not know yet are created by GitHub. Does
+    /// nothing when `labels` is empty. Rate limits, 5xx and network failures are retried per the
+    /// [`RateLimitPolicy`]. Errors as for [`GitHub::open_pull_request`].
+    pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        self.retrying("add labels", Idempotent::Yes, || async {
+            self.octocrab
+                .issues(&self.owner, &self.name)
+                .add_labels(number, labels)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error(e))
+        })
+        .await
+    }
+
+    /// One `POST /pulls`, no retry.
+    async fn create_once(&self, pr: &NewPullRequest) -> Result<PullRequest, GitHubError> {
         let created = self
             .octocrab
             .pulls(&self.owner, &self.name)
@@ -119,32 +319,74 @@ impl GitHub {
             .send()
             .await
             .map_err(|e| self.error(e))?;
-        let url = created.html_url.ok_or_else(|| {
-            GitHubError::Api(format!(
-                "pull request #{} has no html_url in GitHub's answer",
-                created.number
-            ))
-        })?;
-        Ok(PullRequest {
-            number: created.number,
-            url: url.to_string(),
-        })
+        pull_request(created)
     }
 
-    /// POST /repos/{owner}/{repo}/issues/{number}/labels (adding is idempotent on GitHub's side).
-    ///
-    /// Sends `{"labels":[…]}`; labels GitHub does not know yet are created by GitHub. Does
-    /// nothing when `labels` is empty. Errors as for [`GitHub::open_pull_request`].
-    pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
-        if labels.is_empty() {
-            return Ok(());
-        }
-        self.octocrab
-            .issues(&self.owner, &self.name)
-            .add_labels(number, labels)
+    /// One `GET /pulls?state=open&head=owner:branch`, no retry.
+    async fn find_once(&self, head_branch: &str) -> Result<Option<PullRequest>, GitHubError> {
+        let page = self
+            .octocrab
+            .pulls(&self.owner, &self.name)
+            .list()
+            .state(State::Open)
+            .head(format!("{}:{head_branch}", self.owner))
+            .send()
             .await
             .map_err(|e| self.error(e))?;
-        Ok(())
+        page.items.into_iter().next().map(pull_request).transpose()
+    }
+
+    /// Runs `call` until it succeeds, fails for good, or `max_retries` retries are spent,
+    /// waiting as [`RateLimitPolicy`] says between attempts. `operation` names the call in the
+    /// log.
+    async fn retrying<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        idempotent: Idempotent,
+        mut call: F,
+    ) -> Result<T, GitHubError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, GitHubError>>,
+    {
+        let mut retries = 0u32;
+        let mut secondary_waits = 0u32;
+        loop {
+            let err = match call().await {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            let wait = self.policy.delay(
+                &err,
+                retries,
+                secondary_waits,
+                idempotent,
+                SystemTime::now(),
+            );
+            let Some(wait) = wait else {
+                return Err(err);
+            };
+            if retries >= self.policy.max_retries {
+                return Err(err);
+            }
+            retries += 1;
+            secondary_waits += u32::from(wait.secondary);
+            self.log_wait(operation, &wait, retries, &err);
+            tokio::time::sleep(wait.duration).await;
+        }
+    }
+
+    /// One warn line per wait: the operation, the wait, why, and GitHub's (token-free) error.
+    fn log_wait(&self, operation: &str, wait: &retry::Wait, retry: u32, err: &GitHubError) {
+        tracing::warn!(
+            operation,
+            wait_ms = u64::try_from(wait.duration.as_millis()).unwrap_or(u64::MAX),
+            reason = %wait.reason,
+            retry,
+            max_retries = self.policy.max_retries,
+            error = %err,
+            "GitHub: waiting before retrying"
+        );
     }
 
     /// Maps an octocrab error, scrubbing the token from the text just in case.
@@ -168,6 +410,20 @@ impl GitHub {
             GitHubError::Config(message) => GitHubError::Config(scrub(message)),
         }
     }
+}
+
+/// Our view of octocrab's pull request: number and `html_url` (required).
+fn pull_request(pr: octocrab::models::pulls::PullRequest) -> Result<PullRequest, GitHubError> {
+    let url = pr.html_url.ok_or_else(|| {
+        GitHubError::Api(format!(
+            "pull request #{} has no html_url in GitHub's answer",
+            pr.number
+        ))
+    })?;
+    Ok(PullRequest {
+        number: pr.number,
+        url: url.to_string(),
+    })
 }
 
 /// `owner/name` → (`owner`, `name`); each non-empty, without `/`, whitespace or control

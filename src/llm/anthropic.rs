@@ -1,33 +1,22 @@
 //! Anthropic Messages API provider (reqwest + serde): maps a provider-neutral [`ToolRequest`] to
-//! `POST /v1/messages` with one forced tool, parses the `tool_use` block of the answer and
-//! retries transient failures under a [`RetryPolicy`]. Anthropic's wire types stay private here.
-
-use std::time::Duration;
+//! `POST /v1/messages` with one forced tool and parses the `tool_use` block of the answer.
+//! Anthropic's wire types stay private here; sending, retrying transient failures under a
+//! [`RetryPolicy`], status mapping and key scrubbing are shared with the other providers.
 
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+use super::http::Transport;
 use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
 
 /// The API version this client speaks (sent as `anthropic-version`).
 const API_VERSION: &str = "2023-06-01";
 
-/// Per-request timeout: generous, a long answer can take minutes to generate.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Timeout to establish a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How much of a non-JSON error body is quoted in an error message, in characters.
-const MAX_QUOTED_BODY: usize = 300;
-
 /// Client of `POST {base_url}/v1/messages` with `x-api-key` and `anthropic-version: 2023-06-01`.
 pub struct Anthropic {
-    http: reqwest::Client,
+    transport: Transport,
     base_url: String,
-    api_key: SecretString,
-    retry: RetryPolicy,
 }
 
 impl Anthropic {
@@ -37,80 +26,21 @@ impl Anthropic {
     /// If the HTTP client cannot be built (no TLS backend), like `reqwest::Client::new`; this
     /// happens at start-up, never per request.
     pub fn new(base_url: &str, api_key: SecretString, retry: RetryPolicy) -> Anthropic {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .expect("cannot build the HTTP client (TLS backend)");
         Anthropic {
-            http,
+            transport: Transport::new(Some(api_key), retry),
             base_url: base_url.trim_end_matches('/').to_owned(),
-            api_key,
-            retry,
         }
     }
 
-    /// The request headers; the key is exposed here only, into a header marked sensitive.
+    /// The request headers; the key goes into a header marked sensitive.
     fn headers(&self) -> Result<HeaderMap, LlmError> {
-        let mut key =
-            HeaderValue::from_str(self.api_key.expose_secret()).map_err(|_| LlmError::Auth {
-                status: 0,
-                message: "the API key is not a valid HTTP header value".into(),
-            })?;
-        key.set_sensitive(true);
         let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", key);
+        if let Some(key) = self.transport.key_header("")? {
+            headers.insert("x-api-key", key);
+        }
         headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
         headers.insert("content-type", HeaderValue::from_static("application/json"));
         Ok(headers)
-    }
-
-    /// Removes any occurrence of the API key from a text that came from the network.
-    fn redact(&self, text: String) -> String {
-        let key = self.api_key.expose_secret();
-        if key.is_empty() {
-            text
-        } else {
-            text.replace(key, "[redacted]")
-        }
-    }
-
-    /// One HTTP exchange, classified.
-    async fn attempt(&self, headers: &HeaderMap, body: &wire::Request<'_>, tool: &str) -> Outcome {
-        let url = format!("{}/v1/messages", self.base_url);
-        let response = match self
-            .http
-            .post(url)
-            .headers(headers.clone())
-            .json(body)
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => return Outcome::Retry(Transient::Network(self.redact(describe(&e)))),
-        };
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let text = match response.text().await {
-            Ok(text) => text,
-            Err(e) => return Outcome::Retry(Transient::Network(self.redact(describe(&e)))),
-        };
-        if (200..300).contains(&status) {
-            return Outcome::Done(wire::parse_tool_call(&text, tool).map_err(|e| match e {
-                LlmError::InvalidResponse(m) => LlmError::InvalidResponse(self.redact(m)),
-                other => other,
-            }));
-        }
-        let message = self.redact(wire::error_message(&text));
-        match status {
-            401 | 403 => Outcome::Done(Err(LlmError::Auth { status, message })),
-            429 | 500 | 503 | 529 => Outcome::Retry(Transient::Status {
-                status,
-                message,
-                retry_after,
-            }),
-            _ => Outcome::Done(Err(LlmError::Api { status, message })),
-        }
     }
 }
 
@@ -119,108 +49,14 @@ impl Provider for Anthropic {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
         let headers = self.headers()?;
         let body = wire::Request::from(request);
-        let mut retries = 0;
-        loop {
-            let transient = match self.attempt(&headers, &body, &request.tool.name).await {
-                Outcome::Done(result) => return result,
-                Outcome::Retry(transient) => transient,
-            };
-            if retries >= self.retry.max_retries {
-                return Err(transient.into_error(retries + 1));
-            }
-            let wait = self.retry.delay_for(retries, transient.retry_after());
-            tracing::warn!(
-                status = transient.status(),
-                wait_ms = wait.as_millis() as u64,
-                retry = retries + 1,
-                max_retries = self.retry.max_retries,
-                "LLM API transient failure, retrying"
-            );
-            tokio::time::sleep(wait).await;
-            retries += 1;
-        }
+        let url = format!("{}/v1/messages", self.base_url);
+        let tool = request.tool.name.as_str();
+        self.transport
+            .post(&url, &headers, &body, wire::error_message, |text| {
+                wire::parse_tool_call(text, tool)
+            })
+            .await
     }
-}
-
-/// What one HTTP exchange came to.
-enum Outcome {
-    /// Final: the tool call, or a permanent error.
-    Done(Result<ToolCall, LlmError>),
-    /// Worth retrying.
-    Retry(Transient),
-}
-
-/// A failure the retry policy covers.
-enum Transient {
-    /// HTTP 429/500/503/529; `retry_after` from the header of that name.
-    Status {
-        status: u16,
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    /// Connection failure or timeout.
-    Network(String),
-}
-
-impl Transient {
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Transient::Status { retry_after, .. } => *retry_after,
-            Transient::Network(_) => None,
-        }
-    }
-
-    /// The HTTP status for the log; `None` for a network failure.
-    fn status(&self) -> Option<u16> {
-        match self {
-            Transient::Status { status, .. } => Some(*status),
-            Transient::Network(_) => None,
-        }
-    }
-
-    /// The error once the policy gave up after `attempts` attempts.
-    fn into_error(self, attempts: u32) -> LlmError {
-        match self {
-            Transient::Status {
-                status, message, ..
-            } => LlmError::Unavailable {
-                status,
-                attempts,
-                message,
-            },
-            Transient::Network(message) => {
-                LlmError::Network(format!("{message} (after {attempts} attempts)"))
-            }
-        }
-    }
-}
-
-/// A reqwest error with its source chain (reqwest's own Display hides the cause).
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        format!("timed out: {error}")
-    } else {
-        error.to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// The `retry-after` header in (possibly fractional) seconds; HTTP dates are ignored.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: f64 = headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// Anthropic's request and response bodies, as documented for the Messages API.
@@ -228,7 +64,7 @@ mod wire {
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
 
-    use super::MAX_QUOTED_BODY;
+    use crate::llm::http::quote_body;
     use crate::llm::{LlmError, Message, ToolCall, ToolRequest};
     use crate::task::Usage;
 
@@ -432,8 +268,7 @@ mod wire {
     pub(super) fn error_message(body: &str) -> String {
         match serde_json::from_str::<ErrorBody>(body) {
             Ok(ErrorBody { error }) => format!("{}: {}", error.r#type, error.message),
-            Err(_) if body.trim().is_empty() => "(empty body)".into(),
-            Err(_) => body.chars().take(MAX_QUOTED_BODY).collect(),
+            Err(_) => quote_body(body),
         }
     }
 
@@ -491,7 +326,10 @@ mod wire {
                 r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#;
             assert_eq!(error_message(documented), "invalid_request_error: bad");
             assert_eq!(error_message(""), "(empty body)");
-            assert_eq!(error_message(&"x".repeat(1000)).len(), MAX_QUOTED_BODY);
+            assert_eq!(
+                error_message(&"x".repeat(1000)).len(),
+                crate::llm::http::MAX_QUOTED_BODY
+            );
         }
 
         #[test]
@@ -519,33 +357,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_parses_seconds_only() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert("retry-after", HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert("retry-after", HeaderValue::from_static("0.5"));
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
-        headers.insert(
-            "retry-after",
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        assert_eq!(retry_after(&headers), None);
-        headers.insert("retry-after", HeaderValue::from_static("-1"));
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn redaction_removes_the_key() {
+    fn base_url_loses_its_trailing_slash_and_headers_carry_the_key() {
         let client = Anthropic::new(
             "http://localhost/",
             SecretString::from("sk-secret"),
             RetryPolicy::default(),
         );
         assert_eq!(client.base_url, "http://localhost");
-        assert_eq!(
-            client.redact("bad key sk-secret!".into()),
-            "bad key [redacted]!"
-        );
+        let headers = client.headers().unwrap();
+        assert!(headers["x-api-key"].is_sensitive());
+        assert_eq!(headers["anthropic-version"], API_VERSION);
     }
 }

@@ -1,11 +1,16 @@
 //! LLM providers behind one trait: a conversation with one forced tool goes in, the model's tool
-//! call and its token usage come out. Anthropic's Messages API is implemented in [`anthropic`];
-//! an OpenAI-compatible provider slots in beside it.
+//! call and its token usage come out. Anthropic's Messages API is implemented in [`Anthropic`],
+//! OpenAI's Chat Completions API (OpenAI, OpenRouter, Ollama, vLLM, llama.cpp's server) in
+//! [`OpenAi`]; both send through one private transport (retry loop, status mapping, key
+//! scrubbing), so they differ only in their wire types.
 
 mod anthropic;
+mod http;
+mod openai;
 mod retry;
 
 pub use anthropic::Anthropic;
+pub use openai::OpenAi;
 pub use retry::RetryPolicy;
 
 use async_trait::async_trait;
@@ -46,6 +51,12 @@ pub struct ToolRequest {
 }
 
 /// The model's call of the forced tool: its id, its raw `input` and what the request cost.
+///
+/// `input` is the tool input as the model wrote it, unvalidated. When a provider receives
+/// arguments that are not JSON at all (OpenAI-compatible servers send them as a string), `input`
+/// is that raw text as a [`serde_json::Value::String`]: deserializing it into a role's output
+/// type fails, so the caller sends a corrective retry, and echoing it back in a
+/// [`Message::ToolCall`] returns the model's own text unchanged.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
     pub id: String,
@@ -59,7 +70,7 @@ pub enum LlmError {
     /// 401/403: the key is missing, wrong or lacks permission. Permanent.
     #[error("LLM authentication failed (HTTP {status}): {message}")]
     Auth { status: u16, message: String },
-    /// 429/500/503/529 still failing after the retry policy's attempts.
+    /// 429/500/502/503/529 still failing after the retry policy's attempts.
     #[error("LLM API still unavailable after {attempts} attempts (last HTTP {status}): {message}")]
     Unavailable {
         status: u16,
@@ -81,6 +92,6 @@ pub enum LlmError {
 #[async_trait]
 pub trait Provider: Send + Sync {
     /// Sends `request` and returns the model's call of `request.tool`, retrying transient
-    /// failures (429, 500, 503, 529, network) under the provider's [`RetryPolicy`].
+    /// failures (429, 500, 502, 503, 529, network) under the provider's [`RetryPolicy`].
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError>;
 }

@@ -1,9 +1,9 @@
 //! Retry policy for transient LLM API failures: a small, pure value type. The loop that applies
-//! it lives in the provider (see [`crate::llm::Anthropic`]).
+//! it is shared by the providers (the private `llm::http` module).
 
 use std::time::Duration;
 
-/// Exponential backoff with jitter for 429/500/503/529 and network errors; a `retry-after`
+/// Exponential backoff with jitter for 429/500/502/503/529 and network errors; a `retry-after`
 /// header, when present, sets the wait instead (capped at `max_delay`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -6,9 +6,11 @@
 //! a task released mid-way resumes from its first stage without a record. The pipeline ends the
 //! task itself (`Store::finish`); the daemon only releases it when interrupted.
 
+mod failure;
 mod publish;
 
-pub use publish::{Publisher, PublisherConfig};
+pub use failure::RetryPolicy;
+pub use publish::{BranchCommit, DraftPr, Publisher, PublisherConfig};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,39 +18,42 @@ use std::time::Instant;
 use serde_json::json;
 use tracing::{Instrument, info, warn};
 
-use crate::agents::{self, AgentError, Answer, Chain, Input, RepoContext, Role};
-use crate::config::Models;
+use crate::agents::{self, Answer, Chain, Input, RepoContext, Role};
 use crate::consensus::{self, Consensus, Decision, Thresholds, Vote};
 use crate::daemon::Shutdown;
 use crate::llm::Provider;
-use crate::store::{Finish, Store, StoreError};
+use crate::store::{Finish, Lease, Store, StoreError};
 use crate::task::{Stage, StageRecord, Task, TaskStatus};
+
+use failure::{Retry, TaskFailure};
 
 /// Bound on the repository listing shown to the Architect, in bytes of paths.
 const LISTING_MAX_BYTES: usize = 64 * 1024;
 /// Bound on each current file shown to the Engineer, in bytes.
 const FILE_MAX_BYTES: usize = 64 * 1024;
 
-/// Why the pipeline stopped without ending the task; the daemon releases it to pending.
+/// Why the pipeline stopped without recording an end; the daemon releases the task to pending
+/// (or, for a lost lease, leaves it to the worker that owns it now).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// Shutdown was triggered; stopped at a stage boundary.
     #[error("interrupted by shutdown")]
     Interrupted,
-    /// The task's state could not be written.
+    /// The task's state could not be written (including `StoreError::LeaseLost`).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// A failure that ends the task as `failed` with this message (never contains a secret).
-#[derive(Debug, thiserror::Error)]
-enum TaskFailure {
-    #[error(transparent)]
-    Agent(#[from] AgentError),
-    #[error("publish failed: {0}")]
-    Publish(#[from] publish::PublishError),
-    #[error("recorded {stage} output is unreadable: {error}")]
-    Corrupt { stage: Stage, error: String },
+/// How a run ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// A final status: completed, needs_review, failed or cancelled.
+    Finished(TaskStatus),
+    /// A transient failure: back to pending, to run again later.
+    RetryLater,
+    /// A rate limit or exhausted quota outlasted the clients' own waiting: back to pending
+    /// without spending an attempt; no LLM or GitHub work should start for this long.
+    RateLimited(std::time::Duration),
 }
 
 /// The states of the machine, in order.
@@ -58,57 +63,117 @@ enum State {
     Consensus,
 }
 
+/// The provider and model that answer one stage.
+#[derive(Clone)]
+pub struct RoleModel {
+    pub provider: Arc<dyn Provider>,
+    pub model: String,
+}
+
+/// One [`RoleModel`] per stage (roles may mix providers, e.g. the Architect on Anthropic and
+/// the rest on a local model).
+#[derive(Clone)]
+pub struct Roles([RoleModel; 5]);
+
+impl Roles {
+    /// Builds the table by asking `f` for each stage, in pipeline order.
+    pub fn new(f: impl FnMut(Stage) -> RoleModel) -> Roles {
+        Roles(Stage::ALL.map(f))
+    }
+
+    /// The provider and model of `stage`.
+    pub fn get(&self, stage: Stage) -> &RoleModel {
+        &self.0[stage as usize]
+    }
+}
+
 /// Everything needed to run tasks; shared by the daemon's workers.
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
-    provider: Arc<dyn Provider>,
-    models: Models,
+    roles: Roles,
     thresholds: Thresholds,
     publisher: Publisher,
+    retry: RetryPolicy,
 }
 
 impl Pipeline {
     pub fn new(
         store: Store,
-        provider: Arc<dyn Provider>,
-        models: Models,
+        roles: Roles,
         thresholds: Thresholds,
         publisher: Publisher,
+        retry: RetryPolicy,
     ) -> Pipeline {
         Pipeline {
             store,
-            provider,
-            models,
+            roles,
             thresholds,
             publisher,
+            retry,
         }
     }
 
-    /// Runs `task` (claimed, in_progress) to its end and records it: completed with a PR,
-    /// needs_review, or failed with the error. Returns the final status.
-    pub async fn run(&self, task: &Task, shutdown: &Shutdown) -> Result<TaskStatus, PipelineError> {
-        let finish = match self.stages(task, shutdown).await {
-            Ok(finish) => finish,
+    /// Runs `task`, claimed under `lease`, to its end and records it (every write fenced by the
+    /// lease): completed with a PR, needs_review, failed, cancelled, or — after a transient
+    /// failure with attempts left — back to pending with a backoff.
+    pub async fn run(
+        &self,
+        task: &Task,
+        lease: &Lease,
+        shutdown: &Shutdown,
+    ) -> Result<Ended, PipelineError> {
+        let failure = match self.stages(task, lease, shutdown).await {
+            Ok(finish) => {
+                self.store.finish(lease, &finish).await?;
+                return Ok(Ended::Finished(finish.status));
+            }
             Err(Stop::Interrupted) => return Err(PipelineError::Interrupted),
             Err(Stop::Store(e)) => return Err(PipelineError::Store(e)),
-            Err(Stop::Failed(failure)) => {
-                let error = failure.to_string();
+            Err(Stop::Cancelled) => {
+                info!("cancelled at a stage boundary");
+                self.store.finish_cancelled(lease).await?;
+                return Ok(Ended::Finished(TaskStatus::Cancelled));
+            }
+            Err(Stop::Failed(failure)) => failure,
+        };
+        let error = failure.to_string();
+        match self.retry.decide(&failure, task.attempts) {
+            Retry::After {
+                delay,
+                spend_attempt,
+            } => {
+                warn!(%error, retry_in_s = delay.as_secs(), attempt = task.attempts, "transient failure, will retry");
+                self.store
+                    .retry_later(lease, delay, &error, spend_attempt)
+                    .await?;
+                Ok(if spend_attempt {
+                    Ended::RetryLater
+                } else {
+                    Ended::RateLimited(delay)
+                })
+            }
+            Retry::Never => {
                 warn!(%error, "task failed");
-                Finish {
+                let finish = Finish {
                     status: TaskStatus::Failed,
                     consensus_score: None,
                     result: json!({ "decision": "error", "error": error }),
                     pr_url: None,
                     error: Some(error),
-                }
+                };
+                self.store.finish(lease, &finish).await?;
+                Ok(Ended::Finished(TaskStatus::Failed))
             }
-        };
-        self.store.finish(task.id, &finish).await?;
-        Ok(finish.status)
+        }
     }
 
-    async fn stages(&self, task: &Task, shutdown: &Shutdown) -> Result<Finish, Stop> {
+    async fn stages(
+        &self,
+        task: &Task,
+        lease: &Lease,
+        shutdown: &Shutdown,
+    ) -> Result<Finish, Stop> {
         let mut chain = self.recorded_chain(task).await?;
         let mut repo = RepoContext::default();
         let mut state = State::Run(Stage::Pm);
@@ -116,12 +181,10 @@ impl Pipeline {
             state = match state {
                 State::Run(stage) => {
                     if !chain.has(stage) {
-                        if shutdown.is_triggered() {
-                            return Err(Stop::Interrupted);
-                        }
+                        self.boundary(lease, shutdown).await?;
                         self.prepare_context(stage, &chain, &mut repo).await?;
                         let span = tracing::info_span!("stage", stage = %stage);
-                        self.run_stage(stage, task, &mut chain, &repo)
+                        self.run_stage(stage, task, lease, &mut chain, &repo)
                             .instrument(span)
                             .await?;
                     }
@@ -138,10 +201,22 @@ impl Pipeline {
                         decision = consensus.decision.as_str(),
                         "consensus"
                     );
-                    return self.conclude(task, &chain, consensus).await;
+                    self.boundary(lease, shutdown).await?;
+                    return self.conclude(task, lease, &chain, consensus).await;
                 }
             };
         }
+    }
+
+    /// A stage boundary: stop here on shutdown or when a person asked to cancel the task.
+    async fn boundary(&self, lease: &Lease, shutdown: &Shutdown) -> Result<(), Stop> {
+        if shutdown.is_triggered() {
+            return Err(Stop::Interrupted);
+        }
+        if self.store.cancel_requested(lease).await? {
+            return Err(Stop::Cancelled);
+        }
+        Ok(())
     }
 
     /// Rebuilds the chain from the stages already recorded for the task (resume).
@@ -194,20 +269,21 @@ impl Pipeline {
         &self,
         stage: Stage,
         task: &Task,
+        lease: &Lease,
         chain: &mut Chain,
         repo: &RepoContext,
     ) -> Result<(), Stop> {
-        let model = self.models.for_stage(stage);
-        info!(model, "stage started");
+        let role = self.roles.get(stage);
+        info!(model = %role.model, "stage started");
         let input = Input { task, chain, repo };
         let record = match stage {
-            Stage::Pm => self.ask::<agents::Pm>(model, input).await?,
-            Stage::Architect => self.ask::<agents::Architect>(model, input).await?,
-            Stage::Engineer => self.ask::<agents::Engineer>(model, input).await?,
-            Stage::Qa => self.ask::<agents::Qa>(model, input).await?,
-            Stage::Security => self.ask::<agents::Security>(model, input).await?,
+            Stage::Pm => ask::<agents::Pm>(role, input).await?,
+            Stage::Architect => ask::<agents::Architect>(role, input).await?,
+            Stage::Engineer => ask::<agents::Engineer>(role, input).await?,
+            Stage::Qa => ask::<agents::Qa>(role, input).await?,
+            Stage::Security => ask::<agents::Security>(role, input).await?,
         };
-        self.store.save_stage(task.id, &record).await?;
+        self.store.save_stage(lease, &record).await?;
         chain
             .restore(stage, record.output.clone())
             .map_err(|error| Stop::Failed(TaskFailure::Corrupt { stage, error }))?;
@@ -219,29 +295,6 @@ impl Pipeline {
             "stage finished"
         );
         Ok(())
-    }
-
-    async fn ask<R: Role>(&self, model: &str, input: Input<'_>) -> Result<StageRecord, Stop> {
-        let started = Instant::now();
-        let Answer { output, usage, .. } = agents::ask::<R>(self.provider.as_ref(), model, input)
-            .await
-            .map_err(|e| Stop::Failed(e.into()))?;
-        let score = agents::Scored::vote_score(&output);
-        let output = serde_json::to_value(&output).map_err(|e| {
-            Stop::Failed(TaskFailure::Corrupt {
-                stage: R::STAGE,
-                error: e.to_string(),
-            })
-        })?;
-        Ok(StageRecord {
-            stage: R::STAGE,
-            output,
-            score,
-            model: model.to_owned(),
-            usage,
-            duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            created_at: None,
-        })
     }
 
     fn rejected_by_pm(&self, chain: &Chain) -> Finish {
@@ -263,28 +316,12 @@ impl Pipeline {
     async fn conclude(
         &self,
         task: &Task,
+        lease: &Lease,
         chain: &Chain,
         consensus: Consensus,
     ) -> Result<Finish, Stop> {
         let (status, error) = match consensus.decision {
-            Decision::Approved => {
-                let pr = self
-                    .publisher
-                    .publish(task, chain, &consensus, self.thresholds)
-                    .await?;
-                info!(pr_url = %pr.url, branch = %pr.branch, "pull request opened");
-                return Ok(Finish {
-                    status: TaskStatus::Completed,
-                    consensus_score: Some(consensus.score),
-                    result: json!({
-                        "decision": consensus.decision,
-                        "consensus": consensus,
-                        "pr": pr,
-                    }),
-                    pr_url: Some(pr.url),
-                    error: None,
-                });
-            }
+            Decision::Approved => return self.publish(task, lease, chain, consensus).await,
             Decision::Conditional => (TaskStatus::NeedsReview, None),
             Decision::Rejected | Decision::RejectedByPm => (
                 TaskStatus::Failed,
@@ -299,6 +336,80 @@ impl Pipeline {
             error,
         })
     }
+
+    /// Pushes the branch and opens (or adopts) the PR; pr_url is saved as soon as the PR
+    /// exists, before labelling. A dry run stops after the local commit and records the draft.
+    async fn publish(
+        &self,
+        task: &Task,
+        lease: &Lease,
+        chain: &Chain,
+        consensus: Consensus,
+    ) -> Result<Finish, Stop> {
+        let draft = self
+            .publisher
+            .draft(task, chain, &consensus, self.thresholds);
+        let branch = self.publisher.push_branch(task, chain, &consensus).await?;
+        if self.publisher.is_dry_run() {
+            info!(branch = %branch.branch, commit = %branch.commit, "dry run: branch committed locally, no PR");
+            return Ok(Finish {
+                status: TaskStatus::Completed,
+                consensus_score: Some(consensus.score),
+                result: json!({
+                    "decision": consensus.decision,
+                    "consensus": consensus,
+                    "branch": branch,
+                    "dry_run_pr": draft,
+                }),
+                pr_url: None,
+                error: None,
+            });
+        }
+        let (pr, created) = self.publisher.open_pull_request(&draft).await?;
+        self.store.set_pr_url(lease, &pr.url).await?;
+        self.publisher.label(pr.number, &draft.labels).await?;
+        if created {
+            info!(pr_url = %pr.url, branch = %branch.branch, "pull request opened");
+        } else {
+            info!(pr_url = %pr.url, branch = %branch.branch, "adopted the open pull request");
+        }
+        Ok(Finish {
+            status: TaskStatus::Completed,
+            consensus_score: Some(consensus.score),
+            result: json!({
+                "decision": consensus.decision,
+                "consensus": consensus,
+                "branch": branch,
+                "pr": { "number": pr.number, "url": pr.url, "labels": draft.labels },
+            }),
+            pr_url: Some(pr.url),
+            error: None,
+        })
+    }
+}
+
+/// Runs role `R` and turns its answer into the stage record to persist.
+async fn ask<R: Role>(role: &RoleModel, input: Input<'_>) -> Result<StageRecord, Stop> {
+    let started = Instant::now();
+    let Answer { output, usage, .. } = agents::ask::<R>(role.provider.as_ref(), &role.model, input)
+        .await
+        .map_err(|e| Stop::Failed(e.into()))?;
+    let score = agents::Scored::vote_score(&output);
+    let output = serde_json::to_value(&output).map_err(|e| {
+        Stop::Failed(TaskFailure::Corrupt {
+            stage: R::STAGE,
+            error: e.to_string(),
+        })
+    })?;
+    Ok(StageRecord {
+        stage: R::STAGE,
+        output,
+        score,
+        model: role.model.clone(),
+        usage,
+        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        created_at: None,
+    })
 }
 
 /// The state after `stage`.
@@ -338,6 +449,7 @@ fn vote_text(chain: &Chain, stage: Stage, thresholds: Thresholds) -> String {
 /// How `stages` ends early.
 enum Stop {
     Interrupted,
+    Cancelled,
     Store(StoreError),
     Failed(TaskFailure),
 }

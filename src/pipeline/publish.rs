@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
 use crate::git::{GitError, Listing, Repo};
-use crate::github::{GitHub, GitHubError, NewPullRequest};
+use crate::github::{GitHub, GitHubError, NewPullRequest, PullRequest};
 use crate::task::{FileChange, Stage, Task};
 
 /// Longest PR title text after the `[Autonomous] ` prefix (from the issue: 72 characters).
@@ -38,31 +38,55 @@ pub enum PublishError {
     Worker(String),
     #[error("nothing to publish: the Engineer wrote no file")]
     Empty,
+    #[error("a dry run opens no pull request")]
+    DryRun,
 }
 
-/// The pull request a task produced, stored in `tasks.result.pr`.
+/// The pull request a task asks for: what `tasks show` displays after a dry run, and what is
+/// opened on GitHub otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PublishedPr {
+pub struct DraftPr {
+    pub title: String,
+    /// Head branch, `feature/task-<task_id>`.
+    pub head: String,
+    /// Base branch (BASE_BRANCH).
+    pub base: String,
+    /// Markdown.
+    pub body: String,
+    pub labels: Vec<String>,
+}
+
+/// The task's branch commit: pushed to origin, or (dry run) only committed locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BranchCommit {
     pub branch: String,
     pub commit: String,
-    pub number: u64,
-    pub url: String,
-    pub labels: Vec<String>,
+    /// False in a dry run.
+    pub pushed: bool,
+    /// True when origin already had this exact content (a retried publish).
+    pub reused: bool,
 }
 
 /// Publishes approved tasks and reads the target repository. Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     config: Arc<PublisherConfig>,
-    github: Arc<GitHub>,
+    /// `None` in a dry run: nothing is pushed and no PR is opened.
+    github: Option<Arc<GitHub>>,
 }
 
 impl Publisher {
-    pub fn new(config: PublisherConfig, github: GitHub) -> Publisher {
+    /// `github: None` makes a dry-run publisher.
+    pub fn new(config: PublisherConfig, github: Option<GitHub>) -> Publisher {
         Publisher {
             config: Arc::new(config),
-            github: Arc::new(github),
+            github: github.map(Arc::new),
         }
+    }
+
+    /// True when this publisher pushes nothing and opens no PR.
+    pub fn is_dry_run(&self) -> bool {
+        self.github.is_none()
     }
 
     /// Fetches the base branch and lists its tracked files (at most `max_bytes` of paths).
@@ -88,47 +112,81 @@ impl Publisher {
         .await
     }
 
-    /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, pushes it,
-    /// opens the PR against the base branch and labels it.
-    pub async fn publish(
+    /// The PR this task asks for (title, head, base, body, labels).
+    pub fn draft(
         &self,
         task: &Task,
         chain: &Chain,
         consensus: &Consensus,
         thresholds: Thresholds,
-    ) -> Result<PublishedPr, PublishError> {
+    ) -> DraftPr {
+        DraftPr {
+            title: pr_title(task),
+            head: branch_name(task),
+            base: self.config.base_branch.clone(),
+            body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
+            labels: labels(task, chain, consensus, thresholds),
+        }
+    }
+
+    /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, built on the
+    /// freshly fetched base, and pushes it — unless origin already has the same content on that
+    /// branch (a retried publish), or this is a dry run (committed locally only).
+    pub async fn push_branch(
+        &self,
+        task: &Task,
+        chain: &Chain,
+        consensus: &Consensus,
+    ) -> Result<BranchCommit, PublishError> {
         let files = files_to_write(chain);
         if files.is_empty() {
             return Err(PublishError::Empty);
         }
         let branch = branch_name(task);
         let message = commit_message(task, chain, consensus);
-        let pushed = {
-            let branch = branch.clone();
-            self.with_repo(move |repo| {
+        let dry_run = self.is_dry_run();
+        self.with_repo(move |repo| {
+            if dry_run {
                 repo.fetch_base()?;
-                repo.commit_and_push(&branch, &files, &message)
+                let committed = repo.commit(&branch, &files, &message)?;
+                return Ok(BranchCommit {
+                    branch,
+                    commit: committed.commit,
+                    pushed: false,
+                    reused: false,
+                });
+            }
+            let pushed = repo.publish_branch(&branch, &files, &message)?;
+            Ok(BranchCommit {
+                branch,
+                commit: pushed.commit,
+                pushed: true,
+                reused: pushed.reused,
             })
-            .await?
-        };
-        let pr = self
-            .github
-            .open_pull_request(&NewPullRequest {
-                title: pr_title(task),
-                head: branch.clone(),
-                base: self.config.base_branch.clone(),
-                body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
-            })
-            .await?;
-        let labels = labels(task, chain, consensus, thresholds);
-        self.github.add_labels(pr.number, &labels).await?;
-        Ok(PublishedPr {
-            branch,
-            commit: pushed.commit,
-            number: pr.number,
-            url: pr.url,
-            labels,
         })
+        .await
+    }
+
+    /// Opens `draft` as a PR, or adopts the open PR that already has its head branch (a retried
+    /// publish), so a task never gets two. Returns the PR and whether it was created now.
+    pub async fn open_pull_request(
+        &self,
+        draft: &DraftPr,
+    ) -> Result<(PullRequest, bool), PublishError> {
+        let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
+        let pr = NewPullRequest {
+            title: draft.title.clone(),
+            head: draft.head.clone(),
+            base: draft.base.clone(),
+            body: draft.body.clone(),
+        };
+        Ok(github.ensure_pull_request(&pr).await?)
+    }
+
+    /// Adds `labels` to PR `number` (idempotent on GitHub's side).
+    pub async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError> {
+        let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
+        Ok(github.add_labels(number, labels).await?)
     }
 
     /// Runs a git operation on a blocking thread with the repository opened there.
@@ -289,4 +347,153 @@ fn table_cell(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::{PmOutput, PmVote, SecurityOutput};
+    use crate::consensus::{Decision, Vote};
+    use crate::task::TaskStatus;
+
+    fn task(description: &str, labels: &[&str]) -> Task {
+        let now = chrono::Utc::now().naive_utc();
+        Task {
+            id: 1,
+            task_id: "phase1-001".into(),
+            description: description.into(),
+            status: TaskStatus::InProgress,
+            priority: 100,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            attempts: 1,
+            created_at: now,
+            updated_at: now,
+            started_at: Some(now),
+            completed_at: None,
+            pr_url: None,
+            consensus_score: None,
+            result: None,
+            error: None,
+            queue: Default::default(),
+        }
+    }
+
+    fn security(privilege_escalation: bool) -> SecurityOutput {
+        SecurityOutput {
+            introduces_privilege_escalation: privilege_escalation,
+            destructive_operations_without_safeguards: false,
+            unvalidated_external_api: false,
+            missing_audit_logging: false,
+            encryption_at_rest_and_in_transit: true,
+            advanced_audit_logging: true,
+            findings: vec!["uses TLS".into()],
+            rationale: "fine".into(),
+        }
+    }
+
+    fn consensus(score: f64) -> Consensus {
+        let vote = |role, score: Option<f64>, vote: &str, rationale: &str| Vote {
+            role,
+            score,
+            vote: vote.into(),
+            rationale: rationale.into(),
+        };
+        Consensus {
+            score,
+            decision: Decision::Approved,
+            votes: vec![
+                vote(Stage::Pm, None, "approve", "clear | scoped\nwell"),
+                vote(Stage::Architect, Some(90.0), "approve", "sound"),
+            ],
+        }
+    }
+
+    #[test]
+    fn title_is_the_first_line_cut_to_72_characters() {
+        let long = format!("{}\n\nbody", "é".repeat(100));
+        assert_eq!(
+            pr_title(&task(&long, &[])),
+            format!("[Autonomous] {}", "é".repeat(72))
+        );
+        assert_eq!(
+            pr_title(&task("  Add X  \nmore", &[])),
+            "[Autonomous] Add X"
+        );
+        assert_eq!(branch_name(&task("x", &[])), "feature/task-phase1-001");
+    }
+
+    #[test]
+    fn labels_follow_the_design() {
+        let t = Thresholds::default();
+        let safe = Chain {
+            security: Some(security(false)),
+            ..Chain::default()
+        };
+        let risky = Chain {
+            security: Some(security(true)),
+            ..Chain::default()
+        };
+        let task = task("x", &["phase-1", "autonomous"]);
+        assert_eq!(
+            labels(&task, &safe, &consensus(85.0), t),
+            ["autonomous", "phase-1", "consensus-approved"]
+        );
+        assert_eq!(
+            labels(&task, &risky, &consensus(85.0), t),
+            [
+                "autonomous",
+                "phase-1",
+                "consensus-approved",
+                "security-review"
+            ]
+        );
+    }
+
+    #[test]
+    fn commit_message_carries_the_trailers() {
+        let message = commit_message(&task("Add X", &[]), &Chain::default(), &consensus(82.5));
+        assert!(message.starts_with("[Autonomous] Add X\n\n"));
+        assert!(
+            message.ends_with("\n\nTask: phase1-001\nConsensus: 82.5%\n"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn body_has_the_score_the_votes_table_and_the_prd() {
+        let chain = Chain {
+            pm: Some(PmOutput {
+                prd: "The PRD.".into(),
+                acceptance_criteria: vec!["works".into()],
+                vote: PmVote::Approve,
+                rationale: "clear".into(),
+            }),
+            security: Some(security(false)),
+            ..Chain::default()
+        };
+        let body = pr_body(
+            &task("Add X", &[]),
+            &chain,
+            &consensus(82.5),
+            Thresholds::default(),
+            &["src/x.rs".into()],
+        );
+        assert!(body.contains("## Consensus: 82.5% (approve)"), "{body}");
+        assert!(
+            body.contains("| PM | – | approve | clear \\| scoped well |"),
+            "{body}"
+        );
+        assert!(
+            body.contains("| Architect | 90 | approve | sound |"),
+            "{body}"
+        );
+        assert!(
+            body.contains("## PRD\n\nThe PRD.") && body.contains("- works"),
+            "{body}"
+        );
+        assert!(
+            body.contains("- uses TLS") && body.contains("- `src/x.rs`"),
+            "{body}"
+        );
+    }
 }

@@ -1,12 +1,25 @@
 //! The store: every SQL statement of the program lives here (PostgreSQL through sqlx).
 //!
-//! Owns the `tasks` and `task_stages` tables (see `migrations/`), the claim protocol
-//! (`FOR UPDATE SKIP LOCKED`), task loading and the statistics the CLI prints. Queries are
-//! checked at run time (`sqlx::query`, bind parameters only); rows become [`Task`] and
-//! [`StageRecord`] through the private `*_from_row` helpers.
+//! Owns the `tasks` and `task_stages` tables (see `migrations/`). This file holds the connection,
+//! task loading, the read queries and the statistics the CLI prints; the queue protocol is split
+//! by concept:
+//! - `claim`: leases with fencing tokens — `claim_next`, `renew` and every write a worker
+//!   makes (`save_stage`, `set_pr_url`, `finish`, `release`, `retry_later`, …), each fenced by
+//!   the claim's token in the same statement;
+//! - `control`: what a person does to a task (`cancel`, `retry`);
+//! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
+//!
+//! Queries are checked at run time (`sqlx::query`, bind parameters only); rows become [`Task`]
+//! and [`StageRecord`] through the private `*_from_row` helpers.
 
+mod claim;
+mod control;
+mod events;
 mod task_file;
 
+pub use claim::{Lease, worker_id};
+pub use control::Cancelled;
+pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
 use std::collections::HashMap;
@@ -17,7 +30,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
-use crate::task::{NewTask, Stage, StageRecord, Task, TaskStatus, Usage};
+use crate::task::{NewTask, QueueState, Stage, StageRecord, Task, TaskStatus, Usage};
 
 /// Errors of the store. Messages never contain the connection string.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +45,14 @@ pub enum StoreError {
     Duplicate(String),
     #[error("task '{0}' not found")]
     NotFound(String),
-    /// `finish`/`release` of a task (by `tasks.id`) that is not in_progress: unknown, already
-    /// finished or released (a stale worker must not overwrite it).
-    #[error("task #{0} is not in progress (unknown, already finished or released)")]
-    NotInProgress(i32),
+    /// A fenced write or `renew` with a [`Lease`] that is no longer current (names `tasks.id`):
+    /// the lease expired and another worker reclaimed the task (its fencing token moved on), or
+    /// the task left in_progress (finished, released, cancelled). Nothing was changed; the worker
+    /// must stop working on the task without further writes.
+    #[error(
+        "lease on task #{0} lost (reclaimed by another worker, or the task is no longer in progress)"
+    )]
+    LeaseLost(i32),
     /// A task or a request the store refuses before touching the database (see
     /// [`validate_new_task`]); the message names the entry and the field.
     #[error("invalid input: {0}")]
@@ -60,7 +77,7 @@ pub struct StatusStats {
     pub avg_score: Option<f64>,
 }
 
-/// How a task ends (`Store::finish`).
+/// How a task ends (`Store::finish`; `pr_url: None` keeps a URL saved by `Store::set_pr_url`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
     /// `completed`, `failed` or `needs_review`.
@@ -79,13 +96,23 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 const BAD_URL: &str = "DATABASE_URL is not a valid PostgreSQL connection string \
                        (expected postgres://user:password@host:port/database)";
 
+/// The current time as the tables store it (UTC `TIMESTAMP`), for `concat!`.
+macro_rules! now_utc {
+    () => {
+        "(now() AT TIME ZONE 'utc')"
+    };
+}
+use now_utc;
+
 /// The `tasks` columns every task query returns, in the order `task_from_row` reads them.
 macro_rules! task_columns {
     () => {
         "id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
-         started_at, completed_at, pr_url, consensus_score, result, error"
+         started_at, completed_at, pr_url, consensus_score, result, error, run_after, locked_by, \
+         lease_expires_at, fencing_token, cancel_requested"
     };
 }
+use task_columns;
 
 /// Set-based load without `--update`: new task_ids are inserted, existing ones left alone.
 /// $1 task_ids, $2 descriptions, $3 priorities, $4 labels (one JSON array of strings per task).
@@ -149,44 +176,6 @@ const STATS: &str = "\
     LEFT JOIN tasks t ON t.status = s.status \
     GROUP BY s.status, s.ord \
     ORDER BY s.ord";
-
-/// The claim, in one statement: concurrent claimers skip each other's locked rows.
-const CLAIM_NEXT: &str = concat!(
-    "UPDATE tasks \
-     SET status = 'in_progress', started_at = (now() AT TIME ZONE 'utc'), \
-         attempts = attempts + 1 \
-     WHERE id = ( \
-         SELECT id FROM tasks WHERE status = 'pending' \
-         ORDER BY priority DESC, created_at, id \
-         LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING ",
-    task_columns!()
-);
-
-/// Upsert of one stage of task $1; a re-run replaces the earlier record.
-const SAVE_STAGE: &str = "\
-    INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
-                             cache_creation_input_tokens, cache_read_input_tokens, duration_ms) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-    ON CONFLICT (task, stage) DO UPDATE \
-        SET output = EXCLUDED.output, score = EXCLUDED.score, model = EXCLUDED.model, \
-            input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens, \
-            cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
-            cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
-            duration_ms = EXCLUDED.duration_ms, \
-            created_at = (now() AT TIME ZONE 'utc')";
-
-/// Ends task $1, only while it is in_progress.
-const FINISH: &str = "\
-    UPDATE tasks \
-    SET status = $2, consensus_score = $3, result = $4, pr_url = $5, error = $6, \
-        completed_at = (now() AT TIME ZONE 'utc') \
-    WHERE id = $1 AND status = 'in_progress'";
-
-/// Returns task $1 to the queue, only while it is in_progress.
-const RELEASE: &str = "\
-    UPDATE tasks SET status = 'pending', started_at = NULL \
-    WHERE id = $1 AND status = 'in_progress'";
 
 /// Handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
@@ -350,93 +339,6 @@ impl Store {
             .await?;
         Ok(stats)
     }
-
-    /// Claims the highest-priority pending task (ties: oldest, then lowest id) in one statement
-    /// with `FOR UPDATE SKIP LOCKED`: sets in_progress, started_at, attempts + 1. `None` when no
-    /// task is pending (or every pending one is being claimed by someone else).
-    pub async fn claim_next(&self) -> Result<Option<Task>, StoreError> {
-        let task = sqlx::query(CLAIM_NEXT)
-            .try_map(|row: PgRow| task_from_row(&row))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(task)
-    }
-
-    /// Records a completed stage of task `id` (replaces an earlier record of the same stage).
-    /// `record.created_at` is ignored: the database stamps the time. Token counts above
-    /// `i32::MAX` are stored as `i32::MAX`.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] (`#id`) if there is no such task.
-    pub async fn save_stage(&self, id: i32, record: &StageRecord) -> Result<(), StoreError> {
-        let usage = record.usage;
-        let result = sqlx::query(SAVE_STAGE)
-            .bind(id)
-            .bind(record.stage.as_str())
-            .bind(&record.output)
-            .bind(record.score)
-            .bind(&record.model)
-            .bind(token_column(usage.input_tokens))
-            .bind(token_column(usage.output_tokens))
-            .bind(token_column(usage.cache_creation_input_tokens))
-            .bind(token_column(usage.cache_read_input_tokens))
-            .bind(record.duration_ms)
-            .execute(&self.pool)
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
-                Err(StoreError::NotFound(format!("#{id}")))
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Ends an in_progress task: status, consensus_score, result, pr_url, error, and
-    /// completed_at = now (UTC).
-    ///
-    /// # Errors
-    /// [`StoreError::Invalid`] unless `finish.status` is completed, failed or needs_review;
-    /// [`StoreError::NotInProgress`] if the task is not in_progress (nothing is changed).
-    pub async fn finish(&self, id: i32, finish: &Finish) -> Result<(), StoreError> {
-        let terminal = [
-            TaskStatus::Completed,
-            TaskStatus::Failed,
-            TaskStatus::NeedsReview,
-        ];
-        if !terminal.contains(&finish.status) {
-            return Err(StoreError::Invalid(format!(
-                "a task cannot finish as '{}' (expected completed, failed or needs_review)",
-                finish.status
-            )));
-        }
-        let done = sqlx::query(FINISH)
-            .bind(id)
-            .bind(finish.status.as_str())
-            .bind(finish.consensus_score)
-            .bind(&finish.result)
-            .bind(&finish.pr_url)
-            .bind(&finish.error)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotInProgress(id));
-        }
-        Ok(())
-    }
-
-    /// Returns an in_progress task to pending (the daemon is stopping) and clears started_at; its
-    /// stages and attempt count are kept.
-    ///
-    /// # Errors
-    /// [`StoreError::NotInProgress`] if the task is not in_progress (nothing is changed).
-    pub async fn release(&self, id: i32) -> Result<(), StoreError> {
-        let done = sqlx::query(RELEASE).bind(id).execute(&self.pool).await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotInProgress(id));
-        }
-        Ok(())
-    }
 }
 
 /// Parses DATABASE_URL; any problem gives the fixed [`BAD_URL`] message.
@@ -464,6 +366,29 @@ fn url_password(url: &str) -> Option<&str> {
     let authority = rest.split(['/', '?']).next()?;
     let userinfo = authority.rsplit_once('@')?.0;
     Some(userinfo.split_once(':')?.1)
+}
+
+/// A duration as whole microseconds for `$n::bigint * interval '1 microsecond'` (saturating;
+/// an absurd duration makes the timestamp arithmetic fail in the database, not here).
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Refuses a [`Finish`] whose status is not an outcome of the pipeline.
+fn check_outcome(finish: &Finish) -> Result<(), StoreError> {
+    const OUTCOMES: [TaskStatus; 3] = [
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::NeedsReview,
+    ];
+    if OUTCOMES.contains(&finish.status) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "a task cannot finish as '{}' (expected completed, failed or needs_review)",
+            finish.status
+        )))
+    }
 }
 
 /// Checks every task and that no task_id repeats, naming the entry (1-based) like a task file.
@@ -519,6 +444,13 @@ fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
         consensus_score: row.try_get("consensus_score")?,
         result: row.try_get("result")?,
         error: row.try_get("error")?,
+        queue: QueueState {
+            run_after: row.try_get("run_after")?,
+            locked_by: row.try_get("locked_by")?,
+            lease_expires_at: row.try_get("lease_expires_at")?,
+            fencing_token: row.try_get("fencing_token")?,
+            cancel_requested: row.try_get("cancel_requested")?,
+        },
     })
 }
 

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -107,21 +108,48 @@ pub enum Script {
     PmReject,
 }
 
-/// A fake Anthropic Messages API: answers each role's forced tool with a valid tool_use block
-/// whose content follows the task's [`Script`]. `script` maps a task_id to its script.
+/// The wire format a [`FakeModel`] speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// Anthropic's Messages API (`POST /v1/messages`).
+    Anthropic,
+    /// OpenAI's Chat Completions API (`POST /v1/chat/completions`).
+    OpenAi,
+}
+
+/// A fake model API: answers each role's forced tool with a valid tool call whose content
+/// follows the task's [`Script`] (`script` maps a task_id to its script), in the documented
+/// response format of its [`Wire`].
 pub struct FakeModel {
     pub server: MockServer,
     pub requests: Arc<Mutex<Vec<Value>>>,
 }
 
 impl FakeModel {
+    /// An Anthropic fake answering at once.
     pub async fn start(script: fn(&str) -> Script) -> FakeModel {
+        FakeModel::serve(Wire::Anthropic, script, Duration::ZERO).await
+    }
+
+    /// Like [`FakeModel::start`], each answer taking `delay`.
+    pub async fn start_slow(script: fn(&str) -> Script, delay: Duration) -> FakeModel {
+        FakeModel::serve(Wire::Anthropic, script, delay).await
+    }
+
+    /// A fake of `wire`, each answer taking `delay`.
+    pub async fn serve(wire: Wire, script: fn(&str) -> Script, delay: Duration) -> FakeModel {
         let server = MockServer::start().await;
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let endpoint = match wire {
+            Wire::Anthropic => "/v1/messages",
+            Wire::OpenAi => "/v1/chat/completions",
+        };
         Mock::given(method("POST"))
-            .and(path("/v1/messages"))
+            .and(path(endpoint))
             .respond_with(ModelResponder {
+                wire,
                 script,
+                delay,
                 requests: requests.clone(),
             })
             .mount(&server)
@@ -132,40 +160,71 @@ impl FakeModel {
     /// Number of requests for the forced tool `tool`.
     pub fn calls_to(&self, tool: &str) -> usize {
         let requests = self.requests.lock().unwrap();
-        requests
-            .iter()
-            .filter(|r| r["tool_choice"]["name"] == tool)
-            .count()
+        requests.iter().filter(|r| forced_tool(r) == tool).count()
     }
 }
 
+/// The forced tool of a request in either wire format.
+fn forced_tool(body: &Value) -> &str {
+    let choice = &body["tool_choice"];
+    choice["name"]
+        .as_str()
+        .or_else(|| choice["function"]["name"].as_str())
+        .expect("a forced tool")
+}
+
 struct ModelResponder {
+    wire: Wire,
     script: fn(&str) -> Script,
+    delay: Duration,
     requests: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Respond for ModelResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
-        let tool = body["tool_choice"]["name"]
-            .as_str()
-            .expect("forced tool")
-            .to_owned();
-        let text = body["messages"][0]["content"].to_string();
-        let task_id = task_id_in(&text);
+        let tool = forced_tool(&body).to_owned();
+        let first_user = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+            .expect("a user message");
+        let task_id = task_id_in(&first_user["content"].to_string());
         let input = answer(&tool, &task_id, (self.script)(&task_id));
         self.requests.lock().unwrap().push(body);
-        ResponseTemplate::new(200).set_body_json(json!({
-            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-4-5",
-            "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": tool, "input": input}],
-            "stop_reason": "tool_use",
-            "stop_sequence": null,
-            "usage": {"input_tokens": 1200, "output_tokens": 300,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
-        }))
+        let response = match self.wire {
+            Wire::Anthropic => json!({
+                "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [{"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": tool, "input": input}],
+                "stop_reason": "tool_use",
+                "stop_sequence": null,
+                "usage": {"input_tokens": 1200, "output_tokens": 300,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+            }),
+            Wire::OpenAi => json!({
+                "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+                "object": "chat.completion",
+                "created": 1741569952,
+                "model": "local-model",
+                "choices": [{
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": null,
+                        "tool_calls": [{"id": "call_abc123", "type": "function",
+                                        "function": {"name": tool, "arguments": input.to_string()}}]
+                    },
+                    "logprobs": null,
+                    "finish_reason": "tool_calls"
+                }],
+                "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
+            }),
+        };
+        ResponseTemplate::new(200)
+            .set_delay(self.delay)
+            .set_body_json(response)
     }
 }
 
@@ -223,22 +282,39 @@ fn answer(tool: &str, task_id: &str, script: Script) -> Value {
     }
 }
 
-/// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1) and
-/// adds labels, answering with GitHub's documented response shapes.
+/// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1), lists
+/// the open ones (`GET /pulls?state=open&head=o:<branch>`, as created here) and adds labels,
+/// answering with GitHub's documented response shapes.
 pub struct FakeGitHub {
     pub server: MockServer,
+    /// Pull requests created so far (GitHub's objects), all open.
+    pub open: Arc<Mutex<Vec<Value>>>,
 }
 
 impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
+        FakeGitHub::start_slow_create(Duration::ZERO).await
+    }
+
+    /// Like [`FakeGitHub::start`], but "Create a pull request" answers only after `delay` — the
+    /// PR exists (and is listed) from the moment the request arrives.
+    pub async fn start_slow_create(delay: Duration) -> FakeGitHub {
         let server = MockServer::start().await;
         let uri = server.uri();
+        let open = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
             .and(path("/repos/o/r/pulls"))
             .respond_with(PullResponder {
                 uri,
+                delay,
                 next: Mutex::new(1),
+                open: open.clone(),
             })
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/o/r/pulls"))
+            .respond_with(ListResponder { open: open.clone() })
             .mount(&server)
             .await;
         Mock::given(method("POST"))
@@ -260,7 +336,16 @@ impl FakeGitHub {
             })
             .mount(&server)
             .await;
-        FakeGitHub { server }
+        FakeGitHub { server, open }
+    }
+
+    /// Number of `GET /pulls` (list) requests.
+    pub async fn lists(&self) -> usize {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .filter(|r| r.method.as_str() == "GET" && r.url.path() == "/repos/o/r/pulls")
+            .count()
     }
 
     /// Bodies of the pull requests created, in order.
@@ -301,7 +386,34 @@ impl FakeGitHub {
 
 struct PullResponder {
     uri: String,
+    delay: Duration,
     next: Mutex<u64>,
+    open: Arc<Mutex<Vec<Value>>>,
+}
+
+/// Lists the open pull requests, filtered by the `head` query (`o:<branch>`) when given.
+struct ListResponder {
+    open: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for ListResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let head = request
+            .url
+            .query_pairs()
+            .find(|(key, _)| key == "head")
+            .map(|(_, value)| value.into_owned());
+        let open = self.open.lock().unwrap();
+        let matching: Vec<Value> = open
+            .iter()
+            .filter(|pr| match &head {
+                Some(head) => pr["head"]["label"].as_str() == Some(head.as_str()),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        ResponseTemplate::new(200).set_body_json(matching)
+    }
 }
 
 impl Respond for PullResponder {
@@ -312,7 +424,11 @@ impl Respond for PullResponder {
             *next += 1;
             *next - 1
         };
-        ResponseTemplate::new(201).set_body_json(pull_request(&self.uri, number, &body))
+        let pr = pull_request(&self.uri, number, &body);
+        self.open.lock().unwrap().push(pr.clone());
+        ResponseTemplate::new(201)
+            .set_delay(self.delay)
+            .set_body_json(pr)
     }
 }
 
@@ -326,6 +442,92 @@ pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
     pr["title"] = request["title"].clone();
     pr["body"] = request["body"].clone();
     pr["head"]["ref"] = request["head"].clone();
+    if let Some(head) = request["head"].as_str() {
+        pr["head"]["label"] = json!(format!("o:{head}"));
+    }
     pr["base"]["ref"] = request["base"].clone();
     pr
+}
+
+/// The `autonomous-dev` binary with a clean environment pointing at the test's database,
+/// repository and fakes (secrets are recognisable strings a test can look for in output).
+pub struct Bin {
+    dir: PathBuf,
+    envs: Vec<(String, String)>,
+}
+
+/// GITHUB_TOKEN given to the binary under test.
+pub const GITHUB_TOKEN: &str = "ghp_e2eSecretToken0000000000000000000000";
+/// ANTHROPIC_API_KEY given to the binary under test.
+pub const ANTHROPIC_API_KEY: &str = "sk-ant-e2eSecretKey";
+
+impl Bin {
+    pub fn new(database_url: &str, remote: &Remote, model_uri: &str, github_uri: &str) -> Bin {
+        let envs = [
+            ("DATABASE_URL", database_url),
+            ("REPO_PATH", remote.clone.to_str().unwrap()),
+            ("GITHUB_REPOSITORY", "o/r"),
+            ("GITHUB_TOKEN", GITHUB_TOKEN),
+            ("GITHUB_API_URL", github_uri),
+            ("ANTHROPIC_API_KEY", ANTHROPIC_API_KEY),
+            ("ANTHROPIC_BASE_URL", model_uri),
+            ("RUST_LOG", "info"),
+        ];
+        Bin {
+            dir: remote.dir.path().to_owned(),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// A copy with `key` set to `value`.
+    pub fn clone_with(&self, key: &str, value: &str) -> Bin {
+        let mut bin = self.clone_without(key);
+        bin.envs.push((key.into(), value.into()));
+        bin
+    }
+
+    /// A copy without `key`.
+    pub fn clone_without(&self, key: &str) -> Bin {
+        let envs = self
+            .envs
+            .iter()
+            .filter(|(k, _)| k != key)
+            .cloned()
+            .collect();
+        Bin {
+            dir: self.dir.clone(),
+            envs,
+        }
+    }
+
+    /// The command, ready to spawn.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_autonomous-dev"));
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs to completion and returns the output.
+    pub async fn output(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().await.expect("binary runs")
+    }
+}
+
+/// (stdout, stderr) as text.
+pub fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

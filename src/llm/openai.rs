@@ -1,0 +1,575 @@
+//! OpenAI-compatible Chat Completions provider: maps a provider-neutral [`ToolRequest`] to
+//! `POST {base_url}/v1/chat/completions` with one forced function and parses the model's
+//! `tool_calls`. Speaks to OpenAI itself, OpenRouter and local servers (Ollama, vLLM, llama.cpp's
+//! server): the key is optional, `arguments` may come as a JSON string or an object, error bodies
+//! may be documented objects or plain strings, and `response_format` is never sent (llama.cpp's
+//! server answers 500 to a `json_schema` one). The wire types stay private here; sending,
+//! retrying, status mapping and key scrubbing are shared with the other providers.
+
+use async_trait::async_trait;
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::SecretString;
+
+use super::http::Transport;
+use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
+
+/// Client of `POST {base_url}/v1/chat/completions`, with `Authorization: Bearer <key>` when a key
+/// is set.
+pub struct OpenAi {
+    transport: Transport,
+    base_url: String,
+}
+
+impl OpenAi {
+    /// `base_url` is the server's root without `/v1` (e.g. `https://api.openai.com`,
+    /// `http://localhost:11434` for Ollama); a trailing `/` is ignored. `api_key` is `None` for
+    /// local servers that want none: then no `Authorization` header is sent.
+    ///
+    /// # Panics
+    /// If the HTTP client cannot be built (no TLS backend), like `reqwest::Client::new`; this
+    /// happens at start-up, never per request.
+    pub fn new(base_url: &str, api_key: Option<SecretString>, retry: RetryPolicy) -> OpenAi {
+        OpenAi {
+            transport: Transport::new(api_key, retry),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The request headers; the key, if any, goes into a header marked sensitive.
+    fn headers(&self) -> Result<HeaderMap, LlmError> {
+        let mut headers = HeaderMap::new();
+        if let Some(bearer) = self.transport.key_header("Bearer ")? {
+            headers.insert("authorization", bearer);
+        }
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        Ok(headers)
+    }
+}
+
+#[async_trait]
+impl Provider for OpenAi {
+    async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
+        let headers = self.headers()?;
+        let body = wire::Request::from(request);
+        let url = format!("{}/v1/chat/completions", self.base_url);
+        let tool = request.tool.name.as_str();
+        self.transport
+            .post(&url, &headers, &body, wire::error_message, |text| {
+                wire::parse_tool_call(text, tool)
+            })
+            .await
+    }
+}
+
+/// The Chat Completions request and response bodies, as OpenAI documents them, read leniently
+/// enough for the compatible servers.
+mod wire {
+    use serde::{Deserialize, Serialize};
+    use serde_json::Value;
+
+    use crate::llm::http::quote_body;
+    use crate::llm::{LlmError, Message, ToolCall, ToolRequest};
+    use crate::task::Usage;
+
+    /// The user turn sent after a `tool` error message so the model knows what to do next.
+    const CORRECT_AND_RETRY: &str = "The function arguments above were rejected for the reasons \
+         given. Call the function again with corrected arguments that fix every problem listed.";
+
+    /// Tool-call id used when a server sends none (some local servers): the corrective retry
+    /// needs one to pair the `tool` message with the assistant's call.
+    const FALLBACK_CALL_ID: &str = "call_0";
+
+    /// `POST /v1/chat/completions` body. No `response_format`, no streaming.
+    #[derive(Debug, Serialize)]
+    pub(super) struct Request<'a> {
+        model: &'a str,
+        max_tokens: u32,
+        messages: Vec<ChatMessage<'a>>,
+        tools: [Tool<'a>; 1],
+        tool_choice: ToolChoice<'a>,
+    }
+
+    /// `{"type": "function", "function": {"name", "description", "parameters"}}`.
+    #[derive(Debug, Serialize)]
+    struct Tool<'a> {
+        r#type: &'static str,
+        function: FunctionSpec<'a>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct FunctionSpec<'a> {
+        name: &'a str,
+        description: &'a str,
+        parameters: &'a Value,
+    }
+
+    /// `{"type": "function", "function": {"name": …}}`: the model must call that function.
+    #[derive(Debug, Serialize)]
+    struct ToolChoice<'a> {
+        r#type: &'static str,
+        function: FunctionName<'a>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct FunctionName<'a> {
+        name: &'a str,
+    }
+
+    /// One entry of `messages`, tagged by `role`.
+    #[derive(Debug, Serialize)]
+    #[serde(tag = "role", rename_all = "lowercase")]
+    enum ChatMessage<'a> {
+        System {
+            content: &'a str,
+        },
+        User {
+            content: &'a str,
+        },
+        /// An earlier call, echoed back: `content` is `null`.
+        Assistant {
+            content: Option<&'a str>,
+            tool_calls: [OutgoingCall<'a>; 1],
+        },
+        /// Our answer to the call `tool_call_id`.
+        Tool {
+            tool_call_id: &'a str,
+            content: &'a str,
+        },
+    }
+
+    /// `{"id", "type": "function", "function": {"name", "arguments"}}`, `arguments` being the
+    /// input serialized as a JSON string.
+    #[derive(Debug, Serialize)]
+    struct OutgoingCall<'a> {
+        id: &'a str,
+        r#type: &'static str,
+        function: OutgoingFunction<'a>,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct OutgoingFunction<'a> {
+        name: &'a str,
+        arguments: String,
+    }
+
+    impl<'a> From<&'a ToolRequest> for Request<'a> {
+        fn from(request: &'a ToolRequest) -> Request<'a> {
+            let mut messages = vec![ChatMessage::System {
+                content: &request.system,
+            }];
+            messages.extend(request.messages.iter().flat_map(chat_messages));
+            Request {
+                model: &request.model,
+                max_tokens: request.max_tokens,
+                messages,
+                tools: [Tool {
+                    r#type: "function",
+                    function: FunctionSpec {
+                        name: &request.tool.name,
+                        description: &request.tool.description,
+                        parameters: &request.tool.input_schema,
+                    },
+                }],
+                tool_choice: ToolChoice {
+                    r#type: "function",
+                    function: FunctionName {
+                        name: &request.tool.name,
+                    },
+                },
+            }
+        }
+    }
+
+    /// One neutral message as Chat Completions messages: a tool error becomes the `tool` answer
+    /// to the call plus a user turn asking for a corrected call.
+    fn chat_messages(message: &Message) -> Vec<ChatMessage<'_>> {
+        match message {
+            Message::User(text) => vec![ChatMessage::User { content: text }],
+            Message::ToolCall { id, name, input } => vec![ChatMessage::Assistant {
+                content: None,
+                tool_calls: [OutgoingCall {
+                    id,
+                    r#type: "function",
+                    function: OutgoingFunction {
+                        name,
+                        arguments: arguments(input),
+                    },
+                }],
+            }],
+            Message::ToolError { id, error } => vec![
+                ChatMessage::Tool {
+                    tool_call_id: id,
+                    content: error,
+                },
+                ChatMessage::User {
+                    content: CORRECT_AND_RETRY,
+                },
+            ],
+        }
+    }
+
+    /// The `arguments` string of an echoed call: the input as JSON text, except that a string
+    /// input is the model's own unparsable text (see [`parse_arguments`]) and goes back as is.
+    fn arguments(input: &Value) -> String {
+        match input {
+            Value::String(raw) => raw.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// A successful response (fields we use).
+    #[derive(Debug, Deserialize)]
+    struct Response {
+        #[serde(default)]
+        choices: Vec<Choice>,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Choice {
+        message: ResponseMessage,
+        #[serde(default)]
+        finish_reason: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct ResponseMessage {
+        #[serde(default)]
+        tool_calls: Option<Vec<IncomingCall>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct IncomingCall {
+        #[serde(default)]
+        id: Option<String>,
+        function: IncomingFunction,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct IncomingFunction {
+        name: String,
+        /// A JSON string as documented; an object from some local servers.
+        #[serde(default)]
+        arguments: Value,
+    }
+
+    /// Token counts; any of them may be absent or `null` on compatible servers.
+    #[derive(Debug, Default, Deserialize)]
+    struct WireUsage {
+        #[serde(default)]
+        prompt_tokens: Option<u32>,
+        #[serde(default)]
+        completion_tokens: Option<u32>,
+        #[serde(default)]
+        prompt_tokens_details: Option<PromptDetails>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    struct PromptDetails {
+        #[serde(default)]
+        cached_tokens: Option<u32>,
+    }
+
+    impl From<WireUsage> for Usage {
+        /// In Anthropic's sense, so both providers' usage adds up the same way:
+        /// `input_tokens` = `prompt_tokens` − cached (OpenAI counts the cached part in
+        /// `prompt_tokens`), `cache_read_input_tokens` = `prompt_tokens_details.cached_tokens`,
+        /// `output_tokens` = `completion_tokens`; OpenAI reports no cache writes.
+        fn from(u: WireUsage) -> Usage {
+            let cached = u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0);
+            Usage {
+                input_tokens: u.prompt_tokens.unwrap_or(0).saturating_sub(cached),
+                output_tokens: u.completion_tokens.unwrap_or(0),
+                cache_creation_input_tokens: 0,
+                cache_read_input_tokens: cached,
+            }
+        }
+    }
+
+    /// Finds the call of `tool` in the first choice of a 2xx response body; a missing `usage`
+    /// counts zero tokens.
+    pub(super) fn parse_tool_call(body: &str, tool: &str) -> Result<ToolCall, LlmError> {
+        let response: Response = serde_json::from_str(body)
+            .map_err(|e| LlmError::InvalidResponse(format!("cannot parse the response: {e}")))?;
+        let usage = response.usage.unwrap_or_default().into();
+        let Some(choice) = response.choices.into_iter().next() else {
+            return Err(LlmError::InvalidResponse("no choices in the answer".into()));
+        };
+        let calls = choice.message.tool_calls.unwrap_or_default();
+        let called: Vec<String> = calls.iter().map(|c| c.function.name.clone()).collect();
+        match calls.into_iter().find(|c| c.function.name == tool) {
+            Some(call) => Ok(ToolCall {
+                id: call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| FALLBACK_CALL_ID.to_owned()),
+                input: parse_arguments(call.function.arguments),
+                usage,
+            }),
+            None => Err(LlmError::InvalidResponse(no_tool_call(
+                tool,
+                &called,
+                choice.finish_reason.as_deref(),
+            ))),
+        }
+    }
+
+    /// The tool input from `arguments`: a JSON string is parsed; text that is not JSON stays a
+    /// [`Value::String`] so that the caller's deserialization fails and it asks again; an object
+    /// (local servers) is taken as is.
+    fn parse_arguments(arguments: Value) -> Value {
+        match arguments {
+            Value::String(raw) => serde_json::from_str(&raw).unwrap_or(Value::String(raw)),
+            other => other,
+        }
+    }
+
+    fn no_tool_call(tool: &str, called: &[String], finish_reason: Option<&str>) -> String {
+        if !called.is_empty() {
+            return format!(
+                "no call of `{tool}` in the answer (called: {})",
+                called.join(", ")
+            );
+        }
+        match finish_reason {
+            Some("length") => format!(
+                "the answer hit max_tokens before the model called `{tool}` \
+                 (finish_reason: length); raise the role's output budget"
+            ),
+            Some(reason) => format!("no call of `{tool}` in the answer (finish_reason: {reason})"),
+            None => format!("no call of `{tool}` in the answer (no finish_reason)"),
+        }
+    }
+
+    /// `{"error": {"message", "type", "code"}}` as documented, `{"error": "…"}` (Ollama and
+    /// others) or a top-level `{"message", "type"}` (vLLM).
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    enum ErrorBody {
+        Nested { error: ErrorDetail },
+        Flat(Detail),
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    enum ErrorDetail {
+        Text(String),
+        Object(Detail),
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Detail {
+        message: String,
+        #[serde(default)]
+        r#type: Option<String>,
+        /// A string on OpenAI (`"invalid_api_key"`), a number or `null` elsewhere.
+        #[serde(default)]
+        code: Option<Value>,
+    }
+
+    impl Detail {
+        /// `"{type} ({code}): {message}"`, leaving out the parts that are absent.
+        fn render(self) -> String {
+            let code = match self.code {
+                Some(Value::String(code)) => Some(code),
+                Some(Value::Number(code)) => Some(code.to_string()),
+                _ => None,
+            };
+            match (self.r#type, code) {
+                (Some(kind), Some(code)) => format!("{kind} ({code}): {}", self.message),
+                (Some(kind), None) => format!("{kind}: {}", self.message),
+                (None, Some(code)) => format!("({code}): {}", self.message),
+                (None, None) => self.message,
+            }
+        }
+    }
+
+    /// A one-line message from an error body (see [`ErrorBody`]), else the start of the body.
+    pub(super) fn error_message(body: &str) -> String {
+        match serde_json::from_str::<ErrorBody>(body) {
+            Ok(ErrorBody::Nested {
+                error: ErrorDetail::Text(message),
+            }) => message,
+            Ok(ErrorBody::Nested {
+                error: ErrorDetail::Object(detail),
+            })
+            | Ok(ErrorBody::Flat(detail)) => detail.render(),
+            Err(_) => quote_body(body),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde_json::json;
+
+        use super::*;
+        use crate::llm::ToolSpec;
+
+        fn request(messages: Vec<Message>) -> ToolRequest {
+            ToolRequest {
+                model: "m".into(),
+                system: "s".into(),
+                messages,
+                tool: ToolSpec {
+                    name: "x".into(),
+                    description: "d".into(),
+                    input_schema: json!({"type": "object"}),
+                },
+                max_tokens: 10,
+            }
+        }
+
+        fn answer(tool_calls: Value, finish_reason: &str) -> String {
+            json!({
+                "choices": [{"index": 0, "finish_reason": finish_reason,
+                             "message": {"role": "assistant", "content": null,
+                                         "tool_calls": tool_calls}}]
+            })
+            .to_string()
+        }
+
+        #[test]
+        fn request_has_system_first_and_no_response_format() {
+            let body =
+                serde_json::to_value(Request::from(&request(vec![Message::User("u".into())])))
+                    .unwrap();
+            assert_eq!(
+                body["messages"],
+                json!([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+            );
+            assert!(body.get("response_format").is_none());
+            assert!(body.get("stream").is_none());
+        }
+
+        #[test]
+        fn echoed_call_serializes_input_as_a_json_string_or_raw_text_back() {
+            let body = serde_json::to_value(Request::from(&request(vec![
+                Message::ToolCall {
+                    id: "c1".into(),
+                    name: "x".into(),
+                    input: json!({"a": [1]}),
+                },
+                Message::ToolCall {
+                    id: "c2".into(),
+                    name: "x".into(),
+                    input: Value::String("{\"a\": ".into()),
+                },
+            ])))
+            .unwrap();
+            let first = &body["messages"][1];
+            assert_eq!(first["content"], Value::Null);
+            assert_eq!(
+                first["tool_calls"][0]["function"]["arguments"],
+                r#"{"a":[1]}"#
+            );
+            assert_eq!(
+                body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+                "{\"a\": "
+            );
+        }
+
+        #[test]
+        fn arguments_as_string_object_or_broken_json() {
+            let call = parse_tool_call(
+                &answer(
+                    json!([{"id": "c", "type": "function",
+                            "function": {"name": "x", "arguments": "{\"a\":1}"}}]),
+                    "tool_calls",
+                ),
+                "x",
+            )
+            .unwrap();
+            assert_eq!(call.input, json!({"a": 1}));
+            assert_eq!(call.usage, Usage::default(), "missing usage counts zero");
+
+            let call = parse_tool_call(
+                &answer(
+                    json!([{"function": {"name": "x", "arguments": {"a": 2}}}]),
+                    "stop",
+                ),
+                "x",
+            )
+            .unwrap();
+            assert_eq!(call.input, json!({"a": 2}));
+            assert_eq!(call.id, FALLBACK_CALL_ID);
+
+            let call = parse_tool_call(
+                &answer(
+                    json!([{"id": "c", "function": {"name": "x", "arguments": "{\"a\":"}}]),
+                    "tool_calls",
+                ),
+                "x",
+            )
+            .unwrap();
+            assert_eq!(call.input, Value::String("{\"a\":".into()));
+        }
+
+        #[test]
+        fn missing_or_other_tool_call_is_invalid_response() {
+            let err = parse_tool_call(&answer(Value::Null, "length"), "x").unwrap_err();
+            assert!(err.to_string().contains("finish_reason: length"), "{err}");
+            let err = parse_tool_call(
+                &answer(
+                    json!([{"id": "c", "function": {"name": "y", "arguments": "{}"}}]),
+                    "tool_calls",
+                ),
+                "x",
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("called: y"), "{err}");
+            let err = parse_tool_call(r#"{"choices": []}"#, "x").unwrap_err();
+            assert!(err.to_string().contains("no choices"), "{err}");
+        }
+
+        #[test]
+        fn error_bodies_documented_plain_flat_or_raw() {
+            let documented = json!({"error": {"message": "Incorrect API key provided",
+                "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}});
+            assert_eq!(
+                error_message(&documented.to_string()),
+                "invalid_request_error (invalid_api_key): Incorrect API key provided"
+            );
+            let llama = json!({"error": {"code": 500, "message": "boom", "type": "server_error"}});
+            assert_eq!(
+                error_message(&llama.to_string()),
+                "server_error (500): boom"
+            );
+            assert_eq!(
+                error_message(r#"{"error": "model 'x' not found"}"#),
+                "model 'x' not found"
+            );
+            let vllm = json!({"object": "error", "message": "too long",
+                              "type": "BadRequestError", "code": 400});
+            assert_eq!(
+                error_message(&vllm.to_string()),
+                "BadRequestError (400): too long"
+            );
+            assert_eq!(error_message("Bad Gateway"), "Bad Gateway");
+            assert_eq!(error_message(""), "(empty body)");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_only_with_a_key() {
+        let keyed = OpenAi::new(
+            "http://localhost:8080/",
+            Some(SecretString::from("sk-x")),
+            RetryPolicy::default(),
+        );
+        assert_eq!(keyed.base_url, "http://localhost:8080");
+        let headers = keyed.headers().unwrap();
+        assert!(headers["authorization"].is_sensitive());
+        assert_eq!(headers["authorization"], "Bearer sk-x");
+        let keyless = OpenAi::new("http://localhost", None, RetryPolicy::default());
+        assert!(keyless.headers().unwrap().get("authorization").is_none());
+    }
+}

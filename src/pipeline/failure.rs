@@ -1,0 +1,204 @@
+//! Failures that end a run, and the retry policy that sorts them: transient ones (network,
+//! 5xx, 429/529, rate limits) send the task back to pending with exponential backoff and jitter,
+//! up to `max_attempts`; permanent ones (bad credentials, invalid answers, hostile paths) fail
+//! it at once with a clear error.
+
+use std::time::Duration;
+
+use crate::agents::AgentError;
+use crate::git::GitError;
+use crate::llm::LlmError;
+use crate::task::Stage;
+
+use super::publish::PublishError;
+
+/// A failure of one run; its message never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum TaskFailure {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("publish failed: {0}")]
+    Publish(#[from] PublishError),
+    #[error("recorded {stage} output is unreadable: {error}")]
+    Corrupt { stage: Stage, error: String },
+}
+
+/// What to do after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Retry {
+    /// Fail the task now.
+    Never,
+    /// Back to pending, claimable after `delay`; `spend_attempt` false for rate-limit waits.
+    After {
+        delay: Duration,
+        spend_attempt: bool,
+    },
+}
+
+/// Retries as a policy: how often and how late a task that failed transiently runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Claims a task gets before a transient failure fails it (MAX_ATTEMPTS, default 5).
+    pub max_attempts: i32,
+    /// Backoff after the first failed attempt; doubled per attempt, ±25 % jitter.
+    pub base_delay: Duration,
+    /// Upper bound of the backoff.
+    pub max_delay: Duration,
+    /// Wait after a rate limit that outlasted the clients' own waiting; spends no attempt.
+    pub rate_limit_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 30 s doubling to at most 1 h, 15 min after a rate limit.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+            rate_limit_wait: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The decision for `failure` on the task's `attempts`-th claim (1-based).
+    pub(super) fn decide(&self, failure: &TaskFailure, attempts: i32) -> Retry {
+        match kind(failure) {
+            Kind::Permanent => Retry::Never,
+            Kind::RateLimited => Retry::After {
+                delay: self.rate_limit_wait,
+                spend_attempt: false,
+            },
+            Kind::Transient if attempts >= self.max_attempts => Retry::Never,
+            Kind::Transient => Retry::After {
+                delay: self.backoff(attempts),
+                spend_attempt: true,
+            },
+        }
+    }
+
+    /// `base_delay · 2^(attempts−1)`, capped at `max_delay`, with ±25 % jitter.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exponent = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        let delay = self
+            .base_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        delay.mul_f64(0.75 + fastrand::f64() * 0.5)
+    }
+}
+
+enum Kind {
+    Transient,
+    RateLimited,
+    Permanent,
+}
+
+fn kind(failure: &TaskFailure) -> Kind {
+    match failure {
+        TaskFailure::Agent(AgentError::Llm(e)) => match e {
+            LlmError::Unavailable { status: 429, .. } => Kind::RateLimited,
+            LlmError::Api { message, .. } if quota_exhausted(message) => Kind::RateLimited,
+            LlmError::Unavailable { .. } | LlmError::Network(_) => Kind::Transient,
+            LlmError::Auth { .. } | LlmError::Api { .. } | LlmError::InvalidResponse(_) => {
+                Kind::Permanent
+            }
+        },
+        TaskFailure::Agent(AgentError::Invalid { .. }) => Kind::Permanent,
+        TaskFailure::Publish(PublishError::GitHub(e)) if e.is_rate_limited() => Kind::RateLimited,
+        TaskFailure::Publish(PublishError::GitHub(e)) if e.is_transient() => Kind::Transient,
+        TaskFailure::Publish(PublishError::Git(
+            GitError::Remote(_) | GitError::PushRejected { .. },
+        )) => Kind::Transient,
+        TaskFailure::Publish(PublishError::Worker(_)) => Kind::Transient,
+        TaskFailure::Publish(_) | TaskFailure::Corrupt { .. } => Kind::Permanent,
+    }
+}
+
+/// Anthropic answers an exhausted prepaid balance with a 400 `invalid_request_error` ("Your
+/// credit balance is too low…") and OpenAI with 429 `insufficient_quota`: both mean "wait for a
+/// person to pay", not "this task is broken".
+fn quota_exhausted(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("credit balance") || message.contains("insufficient_quota")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::check_path;
+
+    fn llm(e: LlmError) -> TaskFailure {
+        TaskFailure::Agent(AgentError::Llm(e))
+    }
+
+    #[test]
+    fn transient_failures_back_off_until_attempts_run_out() {
+        let policy = RetryPolicy::default();
+        let failure = llm(LlmError::Network("reset".into()));
+        let Retry::After {
+            delay,
+            spend_attempt,
+        } = policy.decide(&failure, 1)
+        else {
+            panic!("first attempt retries")
+        };
+        assert!(spend_attempt);
+        assert!(delay >= Duration::from_millis(22_500) && delay <= Duration::from_millis(37_500));
+        assert_eq!(policy.decide(&failure, 5), Retry::Never);
+        assert!(
+            policy.backoff(30) <= Duration::from_secs(4500),
+            "capped (plus jitter)"
+        );
+    }
+
+    #[test]
+    fn rate_limits_wait_without_spending_attempts() {
+        let policy = RetryPolicy::default();
+        let failure = llm(LlmError::Unavailable {
+            status: 429,
+            attempts: 5,
+            message: "rate_limit_error".into(),
+        });
+        assert_eq!(
+            policy.decide(&failure, 5),
+            Retry::After {
+                delay: policy.rate_limit_wait,
+                spend_attempt: false
+            }
+        );
+        let broke = llm(LlmError::Api {
+            status: 400,
+            message:
+                "invalid_request_error: Your credit balance is too low to access the Anthropic API."
+                    .into(),
+        });
+        assert!(matches!(
+            policy.decide(&broke, 1),
+            Retry::After {
+                spend_attempt: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn permanent_failures_fail_at_once() {
+        let policy = RetryPolicy::default();
+        let auth = llm(LlmError::Auth {
+            status: 401,
+            message: "invalid x-api-key".into(),
+        });
+        assert_eq!(policy.decide(&auth, 1), Retry::Never);
+        let path = check_path("../etc/passwd").unwrap_err();
+        let hostile = TaskFailure::Publish(PublishError::Git(GitError::Path(path)));
+        assert_eq!(policy.decide(&hostile, 1), Retry::Never);
+        let invalid = TaskFailure::Agent(AgentError::Invalid {
+            role: "QA",
+            error: "score 150".into(),
+        });
+        assert_eq!(policy.decide(&invalid, 1), Retry::Never);
+    }
+}

@@ -1,0 +1,403 @@
+//! Leases with fencing tokens: the claim, its renewal, and every write a worker makes.
+//!
+//! The protocol follows the PostgreSQL job queues (River, Oban, graphile-worker, pg-boss) plus
+//! Kleppmann's fencing tokens ("How to do distributed locking", 2016):
+//! - [`Store::claim_next`] takes the first claimable task in ONE statement with
+//!   `FOR UPDATE SKIP LOCKED` — a pending task whose `run_after` has come, or an in_progress task
+//!   whose lease expired (its worker crashed, hung or lost the network) — and increments its
+//!   `fencing_token`. The [`Lease`] it returns carries that token.
+//! - Every write a worker makes names the lease in the same statement
+//!   (`WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'`), so a worker whose lease
+//!   was reclaimed cannot change anything: it gets [`StoreError::LeaseLost`] and must stop.
+//! - A write with an expired lease that nobody reclaimed yet still succeeds: no one else holds
+//!   the task, so the work is not duplicated.
+//! - The worker renews its lease ([`Store::renew`]) well before it expires (e.g. every third of
+//!   the lease) while a stage runs; a stage longer than the lease without renewal is paid twice.
+
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::{
+    Finish, Store, StoreError, check_outcome, micros, now_utc, task_columns, task_from_row,
+    token_column,
+};
+use crate::task::{StageRecord, Task};
+
+/// Proof of a claim: the task's row id and the fencing token this claim received.
+///
+/// Returned by [`Store::claim_next`]; every fenced write takes it. Stale once another claim of
+/// the same task happens (the token moved on) or the task leaves in_progress.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// `tasks.id` of the claimed task.
+    pub task: i32,
+    /// `tasks.fencing_token` after this claim (1 for the first claim of a task).
+    pub token: i64,
+    /// Worker id given to the claim (`tasks.locked_by`), e.g. `host:pid:n`.
+    pub worker: String,
+}
+
+/// A worker id `host:pid:slot` for [`Store::claim_next`]: unique across the daemons sharing a
+/// database as long as host names are. The host name is read from
+/// `/proc/sys/kernel/hostname`, else `$HOSTNAME`, else `unknown-host`.
+pub fn worker_id(slot: u32) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_string());
+    format!("{host}:{}:{slot}", std::process::id())
+}
+
+/// The fence every worker write repeats: $1 tasks.id, $2 the lease's token.
+macro_rules! fenced {
+    () => {
+        " WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'"
+    };
+}
+
+/// The columns a task returned to the queue gets — unless cancellation was requested meanwhile,
+/// in which case it ends cancelled instead (a request is never lost by a release).
+macro_rules! back_to_queue {
+    () => {
+        concat!(
+            "status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, \
+             completed_at = CASE WHEN cancel_requested THEN ",
+            now_utc!(),
+            " END, \
+             locked_by = CASE WHEN cancel_requested THEN locked_by END, \
+             lease_expires_at = NULL"
+        )
+    };
+}
+
+/// The claim, in one statement: the first claimable task by priority DESC, created_at, id —
+/// pending with `run_after` come, or in_progress with an expired lease — locked with
+/// `FOR UPDATE SKIP LOCKED` so concurrent claimers skip each other's rows (served by
+/// `idx_tasks_claim`). $1 worker id, $2 lease length in µs.
+pub(super) const CLAIM: &str = concat!(
+    "UPDATE tasks \
+     SET status = 'in_progress', locked_by = $1, \
+         lease_expires_at = ",
+    now_utc!(),
+    " + $2::bigint * interval '1 microsecond', \
+         fencing_token = fencing_token + 1, \
+         started_at = COALESCE(started_at, ",
+    now_utc!(),
+    "), attempts = attempts + 1 \
+     WHERE id = ( \
+         SELECT id FROM tasks \
+         WHERE (status = 'pending' AND run_after <= ",
+    now_utc!(),
+    ") OR (status = 'in_progress' AND lease_expires_at < ",
+    now_utc!(),
+    ") ORDER BY priority DESC, created_at, id \
+         LIMIT 1 FOR UPDATE SKIP LOCKED) \
+     RETURNING ",
+    task_columns!()
+);
+
+/// $3 lease length in µs from now.
+const RENEW: &str = concat!(
+    "UPDATE tasks SET lease_expires_at = ",
+    now_utc!(),
+    " + $3::bigint * interval '1 microsecond'",
+    fenced!()
+);
+
+/// Upsert of one stage, written only while the lease holds. `FOR SHARE` keeps a concurrent
+/// reclaim from slipping between the check and the insert (the claim's UPDATE waits, or this
+/// statement re-checks the token after the claim commits and inserts nothing).
+const SAVE_STAGE: &str = concat!(
+    "INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
+                              cache_creation_input_tokens, cache_read_input_tokens, duration_ms) \
+     SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM tasks",
+    fenced!(),
+    " FOR SHARE \
+     ON CONFLICT (task, stage) DO UPDATE \
+         SET output = EXCLUDED.output, score = EXCLUDED.score, model = EXCLUDED.model, \
+             input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens, \
+             cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
+             cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
+             duration_ms = EXCLUDED.duration_ms, \
+             created_at = ",
+    now_utc!()
+);
+
+/// $3 the pull request's URL.
+const SET_PR_URL: &str = concat!("UPDATE tasks SET pr_url = $3", fenced!());
+
+/// $3 status, $4 consensus_score, $5 result, $6 pr_url (NULL keeps the saved one), $7 error.
+const FINISH: &str = concat!(
+    "UPDATE tasks \
+     SET status = $3, consensus_score = $4, result = $5, pr_url = COALESCE($6, pr_url), \
+         error = $7, lease_expires_at = NULL, completed_at = ",
+    now_utc!(),
+    fenced!()
+);
+
+const RELEASE: &str = concat!(
+    "UPDATE tasks SET ",
+    back_to_queue!(),
+    ", attempts = GREATEST(attempts - 1, 0)",
+    fenced!()
+);
+
+/// $3 delay in µs, $4 error, $5 whether the attempt counts.
+const RETRY_LATER: &str = concat!(
+    "UPDATE tasks SET ",
+    back_to_queue!(),
+    ", run_after = ",
+    now_utc!(),
+    " + $3::bigint * interval '1 microsecond', error = $4, \
+       attempts = CASE WHEN $5 THEN attempts ELSE GREATEST(attempts - 1, 0) END",
+    fenced!()
+);
+
+const CANCEL_REQUESTED: &str = concat!("SELECT cancel_requested FROM tasks", fenced!());
+
+const FINISH_CANCELLED: &str = concat!(
+    "UPDATE tasks SET status = 'cancelled', lease_expires_at = NULL, completed_at = ",
+    now_utc!(),
+    fenced!()
+);
+
+/// The earliest time a task becomes claimable: a pending task's run_after or an in_progress
+/// task's lease expiry.
+const NEXT_WAKEUP: &str = "\
+    SELECT min(t) FROM ( \
+        SELECT min(run_after) AS t FROM tasks WHERE status = 'pending' \
+        UNION ALL \
+        SELECT min(lease_expires_at) FROM tasks WHERE status = 'in_progress') AS due";
+
+impl Store {
+    /// Claims the first claimable task for `worker` with a lease of `lease_for`, in one
+    /// statement (`FOR UPDATE SKIP LOCKED`, so concurrent claimers never share a task).
+    ///
+    /// Claimable: pending with `run_after <= now`, or in_progress with `lease_expires_at < now`
+    /// (reclaim: its worker crashed or stalled; the old lease becomes stale). Order: priority
+    /// DESC, then created_at, then id. The claim sets in_progress, `locked_by = worker`,
+    /// `lease_expires_at = now + lease_for`, `fencing_token + 1`, `attempts + 1`, and
+    /// `started_at` unless already set (the first claim's time is kept).
+    ///
+    /// `None` when nothing is claimable (or every candidate is being claimed by someone else).
+    /// A returned task with `queue.cancel_requested` set was reclaimed after a cancellation
+    /// request: end it with [`Store::finish_cancelled`] without running anything. The daemon
+    /// decides from `task.attempts` (which counts this claim) whether to give up.
+    pub async fn claim_next(
+        &self,
+        worker: &str,
+        lease_for: Duration,
+    ) -> Result<Option<(Task, Lease)>, StoreError> {
+        let task = self.claim(Some(worker), Some(micros(lease_for))).await?;
+        Ok(task.map(|task| {
+            let lease = Lease {
+                task: task.id,
+                token: task.queue.fencing_token,
+                worker: worker.to_string(),
+            };
+            (task, lease)
+        }))
+    }
+
+    /// [`CLAIM`] with an optional worker and lease (µs); `None` lease: never reclaimed.
+    pub(super) async fn claim(
+        &self,
+        worker: Option<&str>,
+        lease_micros: Option<i64>,
+    ) -> Result<Option<Task>, StoreError> {
+        let task = sqlx::query(CLAIM)
+            .bind(worker)
+            .bind(lease_micros)
+            .try_map(|row: PgRow| task_from_row(&row))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(task)
+    }
+
+    /// Extends the lease to now + `lease_for` (it may already have expired, as long as nobody
+    /// reclaimed the task).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] if the task was reclaimed or is no longer in_progress.
+    pub async fn renew(&self, lease: &Lease, lease_for: Duration) -> Result<(), StoreError> {
+        let done = sqlx::query(RENEW)
+            .bind(lease.task)
+            .bind(lease.token)
+            .bind(micros(lease_for))
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// Records a completed stage of the leased task (replaces an earlier record of the same
+    /// stage). `record.created_at` is ignored: the database stamps the time. Token counts above
+    /// `i32::MAX` are stored as `i32::MAX`.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
+    pub async fn save_stage(&self, lease: &Lease, record: &StageRecord) -> Result<(), StoreError> {
+        let usage = record.usage;
+        let done = sqlx::query(SAVE_STAGE)
+            .bind(lease.task)
+            .bind(lease.token)
+            .bind(record.stage.as_str())
+            .bind(&record.output)
+            .bind(record.score)
+            .bind(&record.model)
+            .bind(token_column(usage.input_tokens))
+            .bind(token_column(usage.output_tokens))
+            .bind(token_column(usage.cache_creation_input_tokens))
+            .bind(token_column(usage.cache_read_input_tokens))
+            .bind(record.duration_ms)
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// Saves the task's pull request URL as soon as the PR exists (before [`Store::finish`]), so
+    /// a retry or a reclaim finds the PR instead of opening another.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
+    pub async fn set_pr_url(&self, lease: &Lease, url: &str) -> Result<(), StoreError> {
+        let done = sqlx::query(SET_PR_URL)
+            .bind(lease.task)
+            .bind(lease.token)
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// Ends the leased task: status, consensus_score, result, error, pr_url (a `None` keeps the
+    /// URL saved by [`Store::set_pr_url`]), completed_at = now (UTC); the lease is cleared and
+    /// `locked_by` kept (who finished it).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] unless `finish.status` is completed, failed or needs_review;
+    /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
+    pub async fn finish(&self, lease: &Lease, finish: &Finish) -> Result<(), StoreError> {
+        check_outcome(finish)?;
+        let done = sqlx::query(FINISH)
+            .bind(lease.task)
+            .bind(lease.token)
+            .bind(finish.status.as_str())
+            .bind(finish.consensus_score)
+            .bind(&finish.result)
+            .bind(&finish.pr_url)
+            .bind(&finish.error)
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// Gives the task back (the daemon is stopping, or the database failed mid-task): pending,
+    /// lease and `locked_by` cleared, `attempts - 1` so an interrupted claim does not burn an
+    /// attempt; its stages are kept (the next claim resumes after them) and `started_at` too. A
+    /// task whose cancellation was requested ends cancelled instead. NOTIFYs
+    /// `autonomous_dev_tasks` (migration 0003's trigger).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
+    pub async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let done = sqlx::query(RELEASE)
+            .bind(lease.task)
+            .bind(lease.token)
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// Transient failure: back to pending, not claimable before now + `delay`, `error` kept for
+    /// `tasks show`; lease and `locked_by` cleared. `spend_attempt = false` (rate limit, quota
+    /// wait: not the task's fault) gives the claim's attempt back (`attempts - 1`). A task whose
+    /// cancellation was requested ends cancelled instead. Whether attempts are exhausted (then
+    /// [`Store::finish`] as failed instead) is the caller's policy, from `task.attempts`.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
+    pub async fn retry_later(
+        &self,
+        lease: &Lease,
+        delay: Duration,
+        error: &str,
+        spend_attempt: bool,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(RETRY_LATER)
+            .bind(lease.task)
+            .bind(lease.token)
+            .bind(micros(delay))
+            .bind(error)
+            .bind(spend_attempt)
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// Whether someone asked to cancel the leased task ([`Store::cancel`]); checked at every
+    /// stage boundary (also a cheap check that the lease still holds).
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] if the lease is stale.
+    pub async fn cancel_requested(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let requested: Option<bool> = sqlx::query(CANCEL_REQUESTED)
+            .bind(lease.task)
+            .bind(lease.token)
+            .try_map(|row: PgRow| row.try_get(0))
+            .fetch_optional(&self.pool)
+            .await?;
+        requested.ok_or(StoreError::LeaseLost(lease.task))
+    }
+
+    /// Ends the leased task as cancelled (after [`Store::cancel_requested`] said so, or a claim
+    /// returned a task with `queue.cancel_requested`): completed_at = now, lease cleared, stages
+    /// and pr_url kept.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
+    pub async fn finish_cancelled(&self, lease: &Lease) -> Result<(), StoreError> {
+        let done = sqlx::query(FINISH_CANCELLED)
+            .bind(lease.task)
+            .bind(lease.token)
+            .execute(&self.pool)
+            .await?;
+        fenced_result(done.rows_affected(), lease)
+    }
+
+    /// The earliest time (UTC) at which a task becomes claimable — a pending task's `run_after`
+    /// or an in_progress task's lease expiry — so the daemon can sleep until then instead of
+    /// polling blindly (neither event is NOTIFYed). In the past if something is claimable now;
+    /// `None` if no task is pending or leased.
+    pub async fn next_wakeup(&self) -> Result<Option<chrono::NaiveDateTime>, StoreError> {
+        let due = sqlx::query_scalar(NEXT_WAKEUP)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(due)
+    }
+}
+
+/// A fenced write changed `rows` rows: one means the lease held, none that it is stale.
+fn fenced_result(rows: u64, lease: &Lease) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::LeaseLost(lease.task))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_ids_name_host_pid_and_slot() {
+        let id = worker_id(3);
+        let suffix = format!(":{}:3", std::process::id());
+        assert!(id.ends_with(&suffix), "{id}");
+        assert!(id.len() > suffix.len(), "{id}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The daemon's lifecycle as systemd drives it: SIGTERM stops claiming, a running stage may
+//! finish within SHUTDOWN_GRACE, and a task it cannot finish goes back to pending — never stays
+//! in_progress — and later resumes from its first unrecorded stage without paying again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Bin, FakeGitHub, FakeModel, Remote, Script, text};
+use sqlx::PgPool;
+
+fn approve(_: &str) -> Script {
+    Script::Approve
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+async fn task_row(pool: &PgPool) -> (String, i64) {
+    sqlx::query_as(
+        "SELECT status, (SELECT count(*) FROM task_stages WHERE task = tasks.id) FROM tasks",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn setup(pool: &PgPool, remote: &Remote, model: &FakeModel, github: &FakeGitHub) -> Bin {
+    let bin = Bin::new(
+        &common::database_url(pool),
+        remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("POLL_INTERVAL", "1");
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let out = bin
+        .output(&[
+            "tasks",
+            "add",
+            "--id",
+            "t-1",
+            "--priority",
+            "1",
+            "Write the docs",
+        ])
+        .await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    bin
+}
+
+#[sqlx::test]
+async fn sigterm_past_the_grace_releases_the_task_to_pending(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start_slow(approve, Duration::from_secs(60)).await;
+    let github = FakeGitHub::start().await;
+    let bin = setup(&pool, &remote, &model, &github)
+        .await
+        .clone_with("SHUTDOWN_GRACE", "1");
+
+    let child = bin.command(&["run"]).spawn().unwrap();
+    wait_for("the PM request", || {
+        !model.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    let signalled = Instant::now();
+    sigterm(&child);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "exit 0 after SIGTERM: {:?}",
+        text(&out)
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "stopped after the grace, not the stage"
+    );
+    assert_eq!(task_row(&pool).await, ("pending".to_owned(), 0));
+}
+
+#[sqlx::test]
+async fn sigterm_stops_at_the_stage_boundary_and_the_task_resumes_later(pool: PgPool) {
+    let remote = Remote::new();
+    let slow = FakeModel::start_slow(approve, Duration::from_millis(1500)).await;
+    let github = FakeGitHub::start().await;
+    let bin = setup(&pool, &remote, &slow, &github).await;
+
+    let child = bin.command(&["run"]).spawn().unwrap();
+    wait_for("the PM request", || {
+        !slow.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    sigterm(&child);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(
+        slow.requests.lock().unwrap().len(),
+        1,
+        "no stage started after SIGTERM"
+    );
+    assert_eq!(
+        task_row(&pool).await,
+        ("pending".to_owned(), 1),
+        "the PM stage is kept"
+    );
+
+    let fast = FakeModel::start(approve).await;
+    let bin = bin.clone_with("ANTHROPIC_BASE_URL", &fast.server.uri());
+    let out = bin.output(&["run", "--once"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_eq!(task_row(&pool).await, ("completed".to_owned(), 5));
+    assert_eq!(
+        fast.calls_to("submit_prd"),
+        0,
+        "the recorded PM stage is not asked again"
+    );
+    assert_eq!(fast.calls_to("submit_design"), 1);
+    assert_eq!(github.pulls().await.len(), 1);
+}
+
+/// Datagrams the daemon sent to its NOTIFY_SOCKET so far (non-blocking), as text.
+fn received(socket: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = socket.recv(&mut buf) {
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    messages
+}
+
+#[sqlx::test]
+async fn speaks_systemd_notify_ready_status_watchdog_stopping(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(approve).await;
+    let github = FakeGitHub::start().await;
+    let bin = setup(&pool, &remote, &model, &github).await;
+    let path = remote.dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let bin = bin
+        .clone_with("NOTIFY_SOCKET", path.to_str().unwrap())
+        .clone_with("WATCHDOG_USEC", "200000");
+
+    let child = bin.command(&["run"]).spawn().unwrap();
+    let mut messages = Vec::new();
+    wait_for("the task to complete", || {
+        messages.extend(received(&socket));
+        let working = messages
+            .iter()
+            .position(|m| m.contains("STATUS=processing t-1"));
+        let idle_again =
+            working.is_some_and(|w| messages[w..].iter().any(|m| m.contains("STATUS=idle")));
+        idle_again && messages.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 2
+    })
+    .await;
+    sigterm(&child);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    messages.extend(received(&socket));
+    let ready = messages
+        .iter()
+        .position(|m| m.contains("READY=1"))
+        .expect("READY=1 sent");
+    let working = messages
+        .iter()
+        .position(|m| m.contains("STATUS=processing t-1"))
+        .expect("status names the task");
+    assert!(ready < working, "READY=1 comes first: {messages:?}");
+    assert!(
+        messages.last().unwrap().contains("STOPPING=1"),
+        "{messages:?}"
+    );
+    assert_eq!(task_row(&pool).await.0, "completed");
+}
+
+#[sqlx::test]
+async fn a_task_inserted_by_sql_is_picked_up_without_waiting_for_the_poll(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(approve).await;
+    let github = FakeGitHub::start().await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("POLL_INTERVAL", "3600");
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let child = bin.command(&["run"]).spawn().unwrap();
+    // Let the daemon go idle (its first claim finds nothing; the next poll is an hour away).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sqlx::query(
+        "INSERT INTO tasks (task_id, description, priority) VALUES ('sql-1', 'Write the docs', 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    wait_for("the PM request for the inserted task", || {
+        !model.requests.lock().unwrap().is_empty()
+    })
+    .await;
+    sigterm(&child);
+    assert!(child.wait_with_output().await.unwrap().status.success());
+}
