@@ -23,7 +23,7 @@ CHECK=0
 PROVIDER=local
 MODEL=""
 PROFILE=release
-N_CTX=8192
+N_CTX=4096
 
 usage() {
     cat <<EOF
@@ -71,12 +71,14 @@ Options:
   --tasks-file F    Task file to load (default: $TASKS_FILE).
   --run-dir DIR     Where the scratch repository, logs and task reports go (default:
                     \${TMPDIR:-/tmp}/autonomous-dev-demo). Emptied at start, kept at exit.
-  --ctx N           Context window of the local server in tokens (default: $N_CTX; the prompts
-                    with a Phase 1 task and the earlier roles' outputs need more than 2048).
+  --ctx N           Context window of the local server in tokens (default: $N_CTX). A Phase 1
+                    task's PM prompt alone is ~1,500 tokens, so 2048 is too small; a larger
+                    window also lets the small model ramble longer before its answer is cut.
   --debug           Build and run the debug profile (compiles faster; slower to run).
   -h, --help        Show this help and exit.
 
 Environment: DATABASE_URL (see 3), XDG_CACHE_HOME (cache location), RUST_LOG (default info),
+MAX_ATTEMPTS (default 2 here: attempts of a task hit by transient failures),
 ANTHROPIC_API_KEY / OPENAI_BASE_URL / OPENAI_API_KEY / MODEL_* for the non-local providers.
 EOF
 }
@@ -209,7 +211,10 @@ cleanup() {
         log "stopping autonomous-dev (pid $DAEMON_PID); its task goes back to pending"
         stop_group "$DAEMON_PID" 40
     fi
-    [ -n "$TAIL_PID" ] && { kill "$TAIL_PID" 2>/dev/null || true; }
+    if [ -n "$TAIL_PID" ]; then
+        sleep 1 # tail -f polls once a second: let it print the daemon's last lines
+        kill "$TAIL_PID" 2>/dev/null || true
+    fi
     [ -n "$CHILD_PID" ] && stop_group "$CHILD_PID" 10
     if [ -n "$SERVER_PID" ]; then
         log "stopping the model server (pid $SERVER_PID)"
@@ -519,6 +524,8 @@ RUN_UNSET=(
 RUN_ENV=(
     "DATABASE_URL=$DATABASE_URL" "REPO_PATH=$CLONE" "GITHUB_REPOSITORY=$DEMO_REPOSITORY"
     BASE_BRANCH=main "RUST_LOG=${RUST_LOG:-info}"
+    # A task hit by a transient failure is tried again later; 2 attempts (not 5) keep a demo short.
+    "MAX_ATTEMPTS=${MAX_ATTEMPTS:-2}"
 )
 case "$PROVIDER" in
 local)
@@ -538,7 +545,8 @@ if [ -n "$MODEL" ]; then
 fi
 # adev ARGS...: the binary with the demo's settings, run from the run directory (so that no .env
 # of the checkout is read).
-adev() { (cd "$RUN_DIR" && env "${RUN_UNSET[@]}" "${RUN_ENV[@]}" "$BIN" "$@"); }
+# exec: in the background, the PID this script waits on and signals is the binary's own.
+adev() { (cd "$RUN_DIR" && exec env "${RUN_UNSET[@]}" "${RUN_ENV[@]}" "$BIN" "$@"); }
 
 # --- 6. Tasks and the run ------------------------------------------------------------------------
 phase load "6. Migrating and loading tasks"
@@ -614,7 +622,7 @@ Look around:
   git -C $CLONE branch --list 'feature/*'
   git -C $CLONE log --stat main..feature/task-<TASK_ID>
   ls $RUN_DIR/show/    # 'tasks show' of every task, saved
-  less $DAEMON_LOG
+  less -R $DAEMON_LOG
 EOF
 if [ "$KEEP_DB" -eq 1 ]; then
     printf "  DATABASE_URL='%s' %s tasks show %s\n\n" "$(redact "$DATABASE_URL")" "$BIN" "${first_task:-phase1-001}"
