@@ -545,7 +545,6 @@ if [ -n "$MODEL" ]; then
 fi
 # adev ARGS...: the binary with the demo's settings, run from the run directory (so that no .env
 # of the checkout is read).
-# exec: in the background, the PID this script waits on and signals is the binary's own.
 adev() { (cd "$RUN_DIR" && exec env "${RUN_UNSET[@]}" "${RUN_ENV[@]}" "$BIN" "$@"); }
 
 # --- 6. Tasks and the run ------------------------------------------------------------------------
@@ -573,8 +572,10 @@ DAEMON_LOG=$RUN_DIR/daemon.log
 : >"$DAEMON_LOG"
 tail -n +1 -f "$DAEMON_LOG" >&2 &
 TAIL_PID=$!
+# Not through adev: a backgrounded function is a subshell of its own, and the PID signalled at
+# cleanup must be the daemon's, so that it can release its task within SHUTDOWN_GRACE.
 set -m
-adev run --once --dry-run >>"$DAEMON_LOG" 2>&1 &
+(cd "$RUN_DIR" && exec env "${RUN_UNSET[@]}" "${RUN_ENV[@]}" "$BIN" run --once --dry-run) >>"$DAEMON_LOG" 2>&1 &
 DAEMON_PID=$!
 set +m
 run_status=0
