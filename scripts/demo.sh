@@ -23,7 +23,7 @@ CHECK=0
 PROVIDER=local
 MODEL=""
 PROFILE=release
-N_CTX=4096
+N_CTX=8192
 
 usage() {
     cat <<EOF
@@ -72,13 +72,15 @@ Options:
   --run-dir DIR     Where the scratch repository, logs and task reports go (default:
                     \${TMPDIR:-/tmp}/autonomous-dev-demo). Emptied at start, kept at exit.
   --ctx N           Context window of the local server in tokens (default: $N_CTX). A Phase 1
-                    task's PM prompt alone is ~1,500 tokens, so 2048 is too small; a larger
-                    window also lets the small model ramble longer before its answer is cut.
+                    task's PM prompt alone is ~1,500 tokens and a corrective retry doubles
+                    it, so 2048 is too small; answers are capped at MAX_OUTPUT_TOKENS (1536
+                    here) so prompt + answer fit.
   --debug           Build and run the debug profile (compiles faster; slower to run).
   -h, --help        Show this help and exit.
 
 Environment: DATABASE_URL (see 3), XDG_CACHE_HOME (cache location), RUST_LOG (default info),
 MAX_ATTEMPTS (default 2 here: attempts of a task hit by transient failures),
+MAX_OUTPUT_TOKENS (default 1536 here, local server only: cap on each answer),
 ANTHROPIC_API_KEY / OPENAI_BASE_URL / OPENAI_API_KEY / MODEL_* for the non-local providers.
 EOF
 }
@@ -533,7 +535,8 @@ local)
     start_model_server
     MODEL=${MODEL:-$MODEL_ID}
     RUN_UNSET+=(-u OPENAI_API_KEY -u ANTHROPIC_API_KEY)
-    RUN_ENV+=(LLM_PROVIDER=openai "OPENAI_BASE_URL=$SERVER_URL")
+    # The window must hold prompt + output: cap each answer (the Engineer's own budget is 16000).
+    RUN_ENV+=(LLM_PROVIDER=openai "OPENAI_BASE_URL=$SERVER_URL" "MAX_OUTPUT_TOKENS=${MAX_OUTPUT_TOKENS:-1536}")
     ;;
 anthropic) RUN_ENV+=(LLM_PROVIDER=anthropic) ;;
 openai) RUN_ENV+=(LLM_PROVIDER=openai) ;;

@@ -137,6 +137,12 @@ pub struct RunArgs {
     #[arg(long, env = "OPENAI_API_KEY", value_name = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
     pub openai_api_key: Option<SecretString>,
 
+    /// Upper bound on any request's output tokens (each role has its own budget, up to 16000
+    /// for the Engineer); for local models whose context window must hold prompt + output.
+    #[arg(long, env = "MAX_OUTPUT_TOKENS", value_name = "MAX_OUTPUT_TOKENS",
+          value_parser = clap::value_parser!(u32).range(256..))]
+    pub max_output_tokens: Option<u32>,
+
     #[command(flatten)]
     pub providers: Providers,
 

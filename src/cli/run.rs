@@ -126,6 +126,13 @@ fn roles(args: &RunArgs) -> Result<Roles> {
     } else {
         None
     };
+    let cap = |provider: Option<Arc<dyn Provider>>| -> Option<Arc<dyn Provider>> {
+        match args.max_output_tokens {
+            Some(max) => provider.map(|p| Arc::new(llm::Capped::new(p, max)) as Arc<dyn Provider>),
+            None => provider,
+        }
+    };
+    let (anthropic, openai) = (cap(anthropic), cap(openai));
     Ok(Roles::new(|stage| {
         let provider = match args.providers.for_stage(stage) {
             ProviderKind::Anthropic => anthropic.clone(),

@@ -5,11 +5,13 @@
 //! scrubbing), so they differ only in their wire types.
 
 mod anthropic;
+mod capped;
 mod http;
 mod openai;
 mod retry;
 
 pub use anthropic::Anthropic;
+pub use capped::Capped;
 pub use openai::OpenAi;
 pub use retry::RetryPolicy;
 
