@@ -213,15 +213,16 @@ async fn an_expired_lease_is_reclaimed_and_a_live_one_is_not(pool: PgPool) {
     let (live, _) = claim(&store, "w:1:0").await.unwrap();
     assert_eq!(live.task_id, "live");
     let (short, short_lease) = store
-        .claim_next("w:1:1", Duration::from_millis(50))
+        .claim_next("w:1:1", Duration::from_secs(2))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(short.task_id, "short");
     assert!(claim(&store, "w:2:0").await.is_none(), "both leases live");
 
-    // A really short lease runs out on its own.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A short lease runs out on its own (2 s: long enough to still be live above on a busy
+    // machine).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let (again, lease) = claim(&store, "w:2:0").await.unwrap();
     assert_eq!(again.task_id, "short");
     assert_eq!(lease.token, short_lease.token + 1);
@@ -320,7 +321,7 @@ async fn run_after_defers_a_task(pool: PgPool) {
 
     // A quota wait does not spend the attempt; the task comes back after the delay.
     store
-        .retry_later(&lease, Duration::from_millis(400), "rate limited", false)
+        .retry_later(&lease, Duration::from_secs(2), "rate limited", false)
         .await
         .unwrap();
     let waiting = task(&store, "t").await;
@@ -334,7 +335,7 @@ async fn run_after_defers_a_task(pool: PgPool) {
         claim(&store, "w:1:0").await.is_none(),
         "not before the delay"
     );
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let (again, lease) = claim(&store, "w:1:0").await.unwrap();
     assert_eq!(again.attempts, 1);
     assert_eq!(
