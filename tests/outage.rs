@@ -2,8 +2,8 @@
 //! queue complete every task exactly once; PostgreSQL stopped and started under a running
 //! daemon is waited out (one error line per outage) and work resumes in the same process;
 //! GitHub rate limits (403 secondary limit, 429) are waited out without spending an attempt;
-//! an Anthropic 529 storm longer than the client's retries sends the task back to pending with
-//! backoff and it resumes from the stage that failed; an Anthropic 429 outlasting the client's
+//! an Anthropic 529 storm longer than the client's retries sends the task back to pending
+//! without spending an attempt, and it resumes from the stage that failed; an Anthropic 429 outlasting the client's
 //! retries waits without spending an attempt, then completes.
 
 mod common;
@@ -404,7 +404,7 @@ async fn anthropic_529_storm_backs_off_and_resumes_at_the_failed_stage(pool: PgP
 
     let (status, attempts, error) = task_row(&pool, "llm-1").await;
     assert_eq!(status, "completed");
-    assert_eq!(attempts, 2, "the storm cost one attempt");
+    assert_eq!(attempts, 1, "the storm burned no attempt");
     assert_eq!(error, None);
     assert_eq!(
         stderr.matches("transient failure, will retry").count(),

@@ -256,7 +256,7 @@ impl Daemon {
         if paused.is_none_or(|current| current < until) {
             warn!(
                 pause_s = wait.as_secs(),
-                "rate limit or quota exhausted: pausing all work; no task fails and no attempt is spent"
+                "rate limit, exhausted quota or provider overload: pausing all work; no task fails and no attempt is spent"
             );
             systemd::status(&format!(
                 "paused {} s: rate limit or quota exhausted",

@@ -1,7 +1,8 @@
 //! Failures that end a run, and the retry policy that sorts them: transient ones (network,
-//! 5xx, 429/529, rate limits) send the task back to pending with exponential backoff and jitter,
-//! up to `max_attempts`; permanent ones (bad credentials, invalid answers, hostile paths) fail
-//! it at once with a clear error.
+//! 5xx) send the task back to pending with exponential backoff and jitter, up to
+//! `max_attempts`; rate limits, exhausted quotas and provider overload (429, 529) send it back
+//! without spending an attempt; permanent ones (bad credentials, invalid answers, hostile
+//! paths) fail it at once with a clear error.
 
 use std::time::Duration;
 
@@ -69,6 +70,10 @@ impl RetryPolicy {
                 delay: self.rate_limit_wait,
                 spend_attempt: false,
             },
+            Kind::Overloaded => Retry::After {
+                delay: self.backoff(1),
+                spend_attempt: false,
+            },
             Kind::Transient if attempts >= self.max_attempts => Retry::Never,
             Kind::Transient => Retry::After {
                 delay: self.backoff(attempts),
@@ -92,6 +97,9 @@ impl RetryPolicy {
 
 enum Kind {
     Transient,
+    /// The provider is overloaded (Anthropic's 529 storms): the task is not at fault, so wait
+    /// the first backoff step without spending an attempt.
+    Overloaded,
     RateLimited,
     Permanent,
 }
@@ -100,6 +108,7 @@ fn kind(failure: &TaskFailure) -> Kind {
     match failure {
         TaskFailure::Agent(AgentError::Llm(e)) => match e {
             LlmError::Unavailable { status: 429, .. } => Kind::RateLimited,
+            LlmError::Unavailable { status: 529, .. } => Kind::Overloaded,
             LlmError::Api { message, .. } if quota_exhausted(message) => Kind::RateLimited,
             LlmError::Unavailable { .. } | LlmError::Network(_) => Kind::Transient,
             LlmError::Auth { .. } | LlmError::Api { .. } | LlmError::InvalidResponse(_) => {
@@ -181,6 +190,20 @@ mod tests {
                 spend_attempt: false,
                 ..
             }
+        ));
+    }
+
+    #[test]
+    fn overload_storms_spend_no_attempt() {
+        let policy = RetryPolicy::default();
+        let overloaded = llm(LlmError::Unavailable {
+            status: 529,
+            attempts: 5,
+            message: "overloaded_error".into(),
+        });
+        assert!(matches!(
+            policy.decide(&overloaded, 5),
+            Retry::After { spend_attempt: false, delay } if delay <= Duration::from_millis(37_500)
         ));
     }
 

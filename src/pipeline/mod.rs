@@ -51,7 +51,7 @@ pub enum Ended {
     Finished(TaskStatus),
     /// A transient failure: back to pending, to run again later.
     RetryLater,
-    /// A rate limit or exhausted quota outlasted the clients' own waiting: back to pending
+    /// A rate limit, exhausted quota or provider overload outlasted the clients' own waiting: back to pending
     /// without spending an attempt; no LLM or GitHub work should start for this long.
     RateLimited(std::time::Duration),
 }
