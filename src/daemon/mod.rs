@@ -259,7 +259,7 @@ impl Daemon {
                 "rate limit, exhausted quota or provider overload: pausing all work; no task fails and no attempt is spent"
             );
             systemd::status(&format!(
-                "paused {} s: rate limit or quota exhausted",
+                "paused {} s: rate limit, quota or overload",
                 wait.as_secs()
             ));
             *paused = Some(until);
