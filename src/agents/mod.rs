@@ -229,7 +229,8 @@ fn accept<T: DeserializeOwned + Validate>(input: &serde_json::Value) -> Result<T
     Ok(output)
 }
 
-/// Wraps a validated output and logs what it cost (no content, nothing secret).
+/// Wraps a validated output and logs what it cost at debug level (no content, nothing secret;
+/// the pipeline's "stage finished" line carries the same at info).
 fn answered<T>(
     role: &'static str,
     model: &str,
@@ -238,7 +239,7 @@ fn answered<T>(
     started: Instant,
 ) -> Answer<T> {
     let duration = started.elapsed();
-    tracing::info!(
+    tracing::debug!(
         role,
         model,
         input_tokens = usage.input_tokens,

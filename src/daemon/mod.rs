@@ -22,6 +22,8 @@ use crate::task::Task;
 /// How long to wait before claiming again after the database failed, doubling to a minute.
 const DB_RETRY_START: Duration = Duration::from_secs(1);
 const DB_RETRY_MAX: Duration = Duration::from_secs(60);
+/// Shortest sleep of an idle worker, so a wake-up time already past cannot spin the loop.
+const MIN_IDLE: Duration = Duration::from_millis(200);
 
 /// How the claim loop behaves.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +54,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// A daemon claiming from `store` and running tasks through `pipeline`.
     pub fn new(store: Store, pipeline: Pipeline, settings: DaemonSettings) -> Daemon {
         Daemon {
             store,
@@ -159,7 +162,7 @@ impl Daemon {
                             info!("no pending task left");
                             break;
                         }
-                        None => self.idle(self.settings.poll_interval, shutdown).await,
+                        None => self.idle(self.until_next_wakeup().await, shutdown).await,
                     }
                 }
                 Err(e) if self.settings.once => return Err(e),
@@ -175,6 +178,21 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// How long an idle worker sleeps: POLL_INTERVAL, or less when a scheduled retry
+    /// (`run_after`) or a lease expiry comes sooner — neither is announced by NOTIFY.
+    async fn until_next_wakeup(&self) -> Duration {
+        let poll = self.settings.poll_interval;
+        match self.store.next_wakeup().await {
+            Ok(Some(at)) => {
+                let left = (at - chrono::Utc::now().naive_utc())
+                    .to_std()
+                    .unwrap_or_default();
+                left.clamp(MIN_IDLE, poll.max(MIN_IDLE))
+            }
+            Ok(None) | Err(_) => poll,
+        }
     }
 
     async fn idle(&self, duration: Duration, shutdown: &Shutdown) {

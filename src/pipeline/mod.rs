@@ -13,7 +13,6 @@ pub use failure::RetryPolicy;
 pub use publish::{BranchCommit, DraftPr, Publisher, PublisherConfig};
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::json;
 use tracing::{Instrument, info, warn};
@@ -98,6 +97,8 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline writing to `store`, asking `roles`, deciding by `thresholds`, publishing
+    /// through `publisher` and sorting failures by `retry`.
     pub fn new(
         store: Store,
         roles: Roles,
@@ -390,8 +391,11 @@ impl Pipeline {
 
 /// Runs role `R` and turns its answer into the stage record to persist.
 async fn ask<R: Role>(role: &RoleModel, input: Input<'_>) -> Result<StageRecord, Stop> {
-    let started = Instant::now();
-    let Answer { output, usage, .. } = agents::ask::<R>(role.provider.as_ref(), &role.model, input)
+    let Answer {
+        output,
+        usage,
+        duration,
+    } = agents::ask::<R>(role.provider.as_ref(), &role.model, input)
         .await
         .map_err(|e| Stop::Failed(e.into()))?;
     let score = agents::Scored::vote_score(&output);
@@ -407,7 +411,7 @@ async fn ask<R: Role>(role: &RoleModel, input: Input<'_>) -> Result<StageRecord,
         score,
         model: role.model.clone(),
         usage,
-        duration_ms: i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         created_at: None,
     })
 }

@@ -76,7 +76,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// `github: None` makes a dry-run publisher.
+    /// A publisher for the clone and base branch in `config`; `github: None` makes a dry-run
+    /// publisher (commits locally, pushes nothing, opens no PR).
     pub fn new(config: PublisherConfig, github: Option<GitHub>) -> Publisher {
         Publisher {
             config: Arc::new(config),
