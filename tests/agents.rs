@@ -2,6 +2,8 @@
 //! retry, double failure, usage), the rendered user messages (delimited task, context chain) and
 //! the tool schemas and validations of the five roles.
 
+mod common;
+
 use std::time::Duration;
 
 use autonomous_dev::agents::{
@@ -9,7 +11,7 @@ use autonomous_dev::agents::{
     PmOutput, PmVote, Qa, QaOutput, RepoContext, Role, Scored, Security, SecurityOutput, Validate,
 };
 use autonomous_dev::llm::{Anthropic, RetryPolicy};
-use autonomous_dev::task::{FileChange, Task, TaskStatus};
+use autonomous_dev::task::{FileChange, Task};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -20,24 +22,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 // ------------------------------------------------------------------------------------------
 
 fn task(description: &str) -> Task {
-    Task {
-        id: 1,
-        task_id: "phase1-001".into(),
-        description: description.into(),
-        status: TaskStatus::InProgress,
-        priority: 0,
-        labels: vec![],
-        attempts: 1,
-        created_at: Default::default(),
-        updated_at: Default::default(),
-        started_at: None,
-        completed_at: None,
-        pr_url: None,
-        consensus_score: None,
-        result: None,
-        error: None,
-        queue: Default::default(),
-    }
+    common::in_progress_task(description)
 }
 
 fn pm() -> PmOutput {

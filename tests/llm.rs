@@ -7,13 +7,15 @@
 //! success, an error or an answer without a tool call, and how to read a recorded request back
 //! into provider-neutral terms. Behaviours only one format has come last.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use autonomous_dev::agents::{self, Chain, Input, Pm, PmVote, RepoContext};
 use autonomous_dev::llm::{
     Anthropic, LlmError, Message, OpenAi, Provider, RetryPolicy, ToolRequest, ToolSpec,
 };
-use autonomous_dev::task::{Task, TaskStatus, Usage};
+use autonomous_dev::task::Usage;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -894,24 +896,7 @@ async fn openai_invalid_json_arguments_make_ask_send_a_corrective_retry() {
     )
     .await;
 
-    let task = Task {
-        id: 1,
-        task_id: "phase1-001".into(),
-        description: "Add a health endpoint".into(),
-        status: TaskStatus::InProgress,
-        priority: 0,
-        labels: vec![],
-        attempts: 1,
-        created_at: Default::default(),
-        updated_at: Default::default(),
-        started_at: None,
-        completed_at: None,
-        pr_url: None,
-        consensus_score: None,
-        result: None,
-        error: None,
-        queue: Default::default(),
-    };
+    let task = common::in_progress_task("Add a health endpoint");
     let (chain, repo) = (Chain::default(), RepoContext::default());
     let input = Input {
         task: &task,

@@ -14,6 +14,29 @@ use sqlx::PgPool;
 use wiremock::matchers::{body_partial_json, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+/// A claimed task `phase1-001` with `description`, as the pipeline hands it to the roles.
+pub fn in_progress_task(description: &str) -> autonomous_dev::task::Task {
+    use autonomous_dev::task::{Task, TaskStatus};
+    Task {
+        id: 1,
+        task_id: "phase1-001".into(),
+        description: description.into(),
+        status: TaskStatus::InProgress,
+        priority: 0,
+        labels: vec![],
+        attempts: 1,
+        created_at: Default::default(),
+        updated_at: Default::default(),
+        started_at: None,
+        completed_at: None,
+        pr_url: None,
+        consensus_score: None,
+        result: None,
+        error: None,
+        queue: Default::default(),
+    }
+}
+
 /// Runs `git` with `args` in `dir`, panicking with its stderr on failure; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
