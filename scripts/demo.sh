@@ -537,6 +537,8 @@ local)
     RUN_UNSET+=(-u OPENAI_API_KEY -u ANTHROPIC_API_KEY)
     # The window must hold prompt + output: cap each answer (the Engineer's own budget is 16000).
     RUN_ENV+=(LLM_PROVIDER=openai "OPENAI_BASE_URL=$SERVER_URL" "MAX_OUTPUT_TOKENS=${MAX_OUTPUT_TOKENS:-1536}")
+    # A local model costs nothing, but every model in use must have a price (cost caps).
+    RUN_ENV+=("MODEL_PRICES=${MODEL_PRICES:-$MODEL=0/0/0/0}")
     ;;
 anthropic) RUN_ENV+=(LLM_PROVIDER=anthropic) ;;
 openai) RUN_ENV+=(LLM_PROVIDER=openai) ;;

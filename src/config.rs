@@ -148,6 +148,10 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub models: Models,
+    #[command(flatten)]
+    pub checks: Checks,
+    #[command(flatten)]
+    pub costs: Costs,
 
     /// Seconds between polls of the task table.
     #[arg(long, env = "POLL_INTERVAL", value_name = "POLL_INTERVAL", default_value = "60",
@@ -215,6 +219,71 @@ pub struct RunArgs {
     /// open no PR; the PR that would have been opened is stored with the task.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Verification in the sandbox, the repair loop and the deterministic gates.
+#[derive(Debug, Clone, Args)]
+pub struct Checks {
+    /// Run the repository's checks on every change in a bubblewrap sandbox before the votes; the
+    /// daemon refuses to start when bubblewrap is missing. `false` records every change as "not
+    /// verified" (never as passed).
+    #[arg(long, env = "VERIFY", value_name = "VERIFY", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub verify: bool,
+    /// The repository's check command, run with `sh -c` in the worktree (e.g. `cargo test`)
+    /// [default: detected from Cargo.toml, go.mod, package.json, pyproject.toml/setup.cfg or a
+    /// Makefile `test` target].
+    #[arg(long, env = "VERIFY_COMMAND", value_name = "VERIFY_COMMAND")]
+    pub verify_command: Option<String>,
+    /// Wall-clock seconds the check command may run; then its whole process tree is killed.
+    #[arg(long, env = "VERIFY_TIMEOUT", value_name = "VERIFY_TIMEOUT", default_value = "600",
+          value_parser = seconds)]
+    pub verify_timeout: Duration,
+    /// Memory limit of each process of the check command, in MiB.
+    #[arg(long, env = "VERIFY_MEMORY_MB", value_name = "VERIFY_MEMORY_MB", default_value = "4096",
+          value_parser = clap::value_parser!(u64).range(64..))]
+    pub verify_memory_mb: u64,
+    /// Engineer answers after a failed verification or edits that do not apply.
+    #[arg(long, env = "REPAIR_ROUNDS", value_name = "REPAIR_ROUNDS", default_value = "2",
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub repair_rounds: u32,
+    /// Largest file a change may write, in bytes.
+    #[arg(long, env = "MAX_FILE_BYTES", value_name = "MAX_FILE_BYTES", default_value = "1048576",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_file_bytes: u64,
+    /// Most files one change may write.
+    #[arg(long, env = "MAX_FILES_CHANGED", value_name = "MAX_FILES_CHANGED", default_value = "50",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_files_changed: u64,
+    /// Let an approved change to CI workflows be published (it is still labelled
+    /// security-review); otherwise such a change goes to needs_review.
+    #[arg(long, env = "ALLOW_WORKFLOW_CHANGES", value_name = "ALLOW_WORKFLOW_CHANGES",
+          default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_workflow_changes: bool,
+}
+
+/// What LLM calls may cost, and how they are made cheaper.
+#[derive(Debug, Clone, Args)]
+pub struct Costs {
+    /// Most USD one task may spend on LLM calls (checked before each call against its worst
+    /// case); the task fails with "budget exceeded" rather than go over.
+    #[arg(long, env = "MAX_TASK_COST_USD", value_name = "MAX_TASK_COST_USD", default_value = "2.00",
+          value_parser = usd)]
+    pub max_task_cost_usd: f64,
+    /// Most USD all tasks may spend per UTC day; then claiming pauses until midnight UTC
+    /// [default: no daily cap].
+    #[arg(long, env = "DAILY_BUDGET_USD", value_name = "DAILY_BUDGET_USD", value_parser = usd)]
+    pub daily_budget_usd: Option<f64>,
+    /// Prices of models missing from the built-in (Anthropic) table, or overrides, in USD per
+    /// million tokens: `model=input/output/cache_write/cache_read,…` (e.g. a local model:
+    /// `smollm2=0/0/0/0`). Every model in use must have a price.
+    #[arg(long, env = "MODEL_PRICES", value_name = "MODEL_PRICES")]
+    pub model_prices: Option<String>,
+    /// Mark the prompt prefix the roles share with Anthropic `cache_control` breakpoints.
+    #[arg(long, env = "PROMPT_CACHING", value_name = "PROMPT_CACHING", default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub prompt_caching: bool,
 }
 
 /// Which wire format a role's model speaks.
@@ -374,6 +443,13 @@ fn seconds(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
         _ => Err("expected a whole number of seconds, at least 1".into()),
+    }
+}
+
+fn usd(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err("expected an amount in USD greater than 0, e.g. 2.00".into()),
     }
 }
 

@@ -219,8 +219,12 @@ impl std::ops::AddAssign for Usage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageRecord {
     pub stage: Stage,
-    /// The role's structured output (its tool input), validated.
+    /// The role's structured output (its tool input), validated; the Engineer's with its edits
+    /// resolved into whole files.
     pub output: serde_json::Value,
+    /// What the stage rests on beyond the model's answer (verification runs, gate results),
+    /// `None` for stages without.
+    pub evidence: Option<serde_json::Value>,
     /// 0–100 for scoring roles; `None` for the PM, which votes approve/reject.
     pub score: Option<f64>,
     /// Model that answered.

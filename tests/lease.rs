@@ -26,6 +26,7 @@ fn stage_record(stage: Stage) -> StageRecord {
     StageRecord {
         stage,
         output: json!({ "stage": stage.as_str() }),
+        evidence: None,
         score: Some(80.0),
         model: "claude-test".to_string(),
         usage: Usage::default(),

@@ -65,7 +65,7 @@ impl Wire {
     fn client_at(self, base_url: &str, retry: RetryPolicy) -> Box<dyn Provider> {
         let key = SecretString::from(KEY);
         match self {
-            Wire::Anthropic => Box::new(Anthropic::new(base_url, key, retry)),
+            Wire::Anthropic => Box::new(Anthropic::new(base_url, key, retry, true)),
             Wire::OpenAi => Box::new(OpenAi::new(base_url, Some(key), retry)),
         }
     }
@@ -417,7 +417,7 @@ fn request(messages: Vec<Message>) -> ToolRequest {
         model: "some-model".into(),
         system: "You are a PM.".into(),
         messages,
-        tool: ToolSpec {
+        tools: vec![ToolSpec {
             name: TOOL.into(),
             description: "Submit the PRD.".into(),
             input_schema: json!({
@@ -425,13 +425,14 @@ fn request(messages: Vec<Message>) -> ToolRequest {
                 "properties": {"prd": {"type": "string"}},
                 "required": ["prd"]
             }),
-        },
+        }],
+        tool_choice: TOOL.into(),
         max_tokens: 4096,
     }
 }
 
 fn simple_request() -> ToolRequest {
-    request(vec![Message::User("Write a PRD.".into())])
+    request(vec![Message::User(vec![Part::text("Write a PRD.")])])
 }
 
 /// Answers the next request on `wire`'s path with `response`, once.
@@ -537,7 +538,7 @@ async fn retry_conversation_maps_to_call_and_tool_error_turns(wire: Wire) {
     let server = MockServer::start().await;
     mount_once(&server, wire, wire.success()).await;
     let conversation = request(vec![
-        Message::User("Write a PRD.".into()),
+        Message::User(vec![Part::text("Write a PRD.")]),
         Message::ToolCall {
             id: "call_1".into(),
             name: TOOL.into(),

@@ -65,6 +65,8 @@ fn stage_record(stage: Stage, score: Option<f64>) -> StageRecord {
     StageRecord {
         stage,
         output: json!({ "stage": stage.as_str(), "notes": ["a", "b"] }),
+        evidence: (stage == Stage::Engineer)
+            .then(|| json!({ "verification": { "status": "passed" } })),
         score,
         model: "claude-test".to_string(),
         usage: Usage {

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, listing_block, user_message};
+use super::{Doc, Problems, Role, Scored, Validate};
 use crate::task::Stage;
 
 /// The Architect role (marker type for [`super::ask`]).
@@ -76,14 +76,4 @@ impl Role for Architect {
     const PROMPT: &'static str = include_str!("architect.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = ArchitectOutput;
-
-    /// The task, the PM's output and the repository listing.
-    fn user_message(input: Input<'_>) -> String {
-        user_message(
-            Self::STAGE,
-            Self::TOOL_NAME,
-            input,
-            &[listing_block(input.repo)],
-        )
-    }
 }

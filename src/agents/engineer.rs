@@ -1,9 +1,13 @@
-//! Engineer role: implementation as whole-file writes, score 0–100.
+//! Engineer role: the implementation as whole-file writes and search/replace edits, score 0–100.
+//! In a repair round the same conversation continues with the verification failure, and the
+//! answer changes the files written so far.
+
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, repo_files_blocks, user_message};
+use super::{Doc, Input, Problems, Role, Scored, Validate, repo_files_blocks};
 use crate::task::{FileChange, Stage};
 
 /// The Engineer role (marker type for [`super::ask`]).
@@ -15,13 +19,30 @@ pub struct Engineer;
 pub struct EngineerOutput {
     /// What the implementation does and how, Markdown.
     pub summary: String,
-    /// Whole-file writes; at least one, each path at most once.
+    /// Whole-file writes (new files, or files rewritten entirely); each path at most once.
+    #[serde(default)]
     pub files: Vec<FileChange>,
+    /// Search/replace edits of existing files, applied in order; each `search` must occur
+    /// exactly once in the file's current content.
+    #[serde(default)]
+    pub edits: Vec<Edit>,
     /// Your confidence in the implementation, 0–100.
     #[schemars(range(max = 100))]
     pub score: u8,
     /// Why you gave that score.
     pub rationale: String,
+}
+
+/// A search/replace edit: the one occurrence of `search` in the file at `path` becomes `replace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Edit {
+    /// Relative path with `/` separators of a file that exists (in the repository, or written
+    /// earlier in this conversation).
+    pub path: String,
+    /// Exact text to find, whitespace included; it must occur exactly once in the file.
+    pub search: String,
+    /// Text that replaces it (may be empty to delete).
+    pub replace: String,
 }
 
 impl EngineerOutput {
@@ -34,18 +55,95 @@ impl EngineerOutput {
             .text("Rationale", &self.rationale)
             .finish()
     }
+
+    /// The paths this answer edits (whose current content [`EngineerOutput::resolve`] needs).
+    pub fn edited_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.edits.iter().map(|e| e.path.clone()).collect();
+        paths.dedup();
+        paths
+    }
+
+    /// Applies this answer to `current` (path → content of every file it may edit: the
+    /// repository's, overridden by those written earlier in the conversation) and returns the
+    /// files it changes, whole: its `files`, then each edited file once with all its edits
+    /// applied in order.
+    ///
+    /// Error: one message listing every edit that does not apply (file unknown, `search` not
+    /// found, or found more than once), for the model to correct.
+    pub fn resolve(&self, current: &BTreeMap<String, String>) -> Result<Vec<FileChange>, String> {
+        let mut edited: BTreeMap<&str, String> = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (i, edit) in self.edits.iter().enumerate() {
+            let Some(content) = edited
+                .get(edit.path.as_str())
+                .or_else(|| current.get(&edit.path))
+            else {
+                problems.push(format!(
+                    "- edits[{i}]: '{}' does not exist; write a new file whole in `files`",
+                    edit.path
+                ));
+                continue;
+            };
+            match content.matches(edit.search.as_str()).count() {
+                1 => {
+                    let content = content.replacen(&edit.search, &edit.replace, 1);
+                    edited.insert(&edit.path, content);
+                }
+                0 => problems.push(format!(
+                    "- edits[{i}]: the `search` text does not occur in '{}'; copy it exactly \
+                     from the file's current content, whitespace included",
+                    edit.path
+                )),
+                n => problems.push(format!(
+                    "- edits[{i}]: the `search` text occurs {n} times in '{}'; include more \
+                     surrounding lines so that it occurs exactly once",
+                    edit.path
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(format!(
+                "These edits do not apply (no change was made):\n{}",
+                problems.join("\n")
+            ));
+        }
+        let mut files = self.files.clone();
+        files.extend(edited.into_iter().map(|(path, content)| FileChange {
+            path: path.to_owned(),
+            content,
+        }));
+        Ok(files)
+    }
 }
 
 impl Validate for EngineerOutput {
-    /// Non-empty summary and rationale; score 0–100; at least one file, each path passing
-    /// `git::check_path` and appearing once.
+    /// Non-empty summary and rationale; score 0–100; at least one file write or edit; each
+    /// written path passing `git::check_path` and appearing once; each edit with a valid path
+    /// not also written whole, and a non-empty `search`.
     fn validate(&self) -> Result<(), String> {
-        Problems::default()
+        let mut problems = Problems::default();
+        problems
             .text("summary", &self.summary)
             .score("score", self.score)
             .text("rationale", &self.rationale)
-            .files("files", &self.files, 1)
-            .finish()
+            .files("files", &self.files, 0);
+        if self.files.is_empty() && self.edits.is_empty() {
+            problems.note("`files` and `edits` are both empty: change at least one file");
+        }
+        for (i, edit) in self.edits.iter().enumerate() {
+            if let Err(e) = crate::git::check_path(&edit.path) {
+                problems.note(&format!("`edits[{i}]`: {e}"));
+            } else if self.files.iter().any(|f| f.path == edit.path) {
+                problems.note(&format!(
+                    "`edits[{i}]`: '{}' is also written whole in `files`; do one or the other",
+                    edit.path
+                ));
+            }
+            if edit.search.is_empty() {
+                problems.note(&format!("`edits[{i}].search` must not be empty"));
+            }
+        }
+        problems.finish()
     }
 }
 
@@ -62,20 +160,15 @@ impl Scored for EngineerOutput {
 impl Role for Engineer {
     const STAGE: Stage = Stage::Engineer;
     const TOOL_NAME: &'static str = "submit_implementation";
-    const TOOL_DESCRIPTION: &'static str = "Submit the implementation as complete file contents \
-        (whole-file writes), a summary and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str = "Submit the implementation as whole-file writes and \
+        search/replace edits of existing files, a summary and your 0-100 score.";
     const PROMPT: &'static str = include_str!("engineer.md");
     /// Whole files are written: the largest budget of all roles.
     const MAX_TOKENS: u32 = 16000;
     type Output = EngineerOutput;
 
-    /// The task, the PM's and Architect's outputs and the current content of the named files.
-    fn user_message(input: Input<'_>) -> String {
-        user_message(
-            Self::STAGE,
-            Self::TOOL_NAME,
-            input,
-            &[repo_files_blocks(input.repo)],
-        )
+    /// The current content of the files the Architect named.
+    fn context(input: Input<'_>) -> Vec<String> {
+        vec![repo_files_blocks(input.repo)]
     }
 }

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, user_message};
+use super::{Doc, Problems, Role, Scored, Validate};
 use crate::task::Stage;
 
 /// The PM role (marker type for [`super::ask`]).
@@ -85,9 +85,4 @@ impl Role for Pm {
     const PROMPT: &'static str = include_str!("pm.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = PmOutput;
-
-    /// The task only.
-    fn user_message(input: Input<'_>) -> String {
-        user_message(Self::STAGE, Self::TOOL_NAME, input, &[])
-    }
 }

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, user_message};
+use super::{Doc, Problems, Role, Scored, Validate};
 use crate::task::{FileChange, Stage};
 
 /// The QA role (marker type for [`super::ask`]).
@@ -77,9 +77,4 @@ impl Role for Qa {
     /// Test files may be written: more than the reviewers' budget.
     const MAX_TOKENS: u32 = 8192;
     type Output = QaOutput;
-
-    /// The task and every earlier output, the Engineer's files included.
-    fn user_message(input: Input<'_>) -> String {
-        user_message(Self::STAGE, Self::TOOL_NAME, input, &[])
-    }
 }

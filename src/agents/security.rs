@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, user_message};
+use super::{Doc, Input, Problems, Role, Scored, Validate};
 use crate::task::Stage;
 
 /// The Security role (marker type for [`super::ask`]).
@@ -120,9 +120,22 @@ impl Role for Security {
     const MAX_TOKENS: u32 = 4096;
     type Output = SecurityOutput;
 
-    /// The task and every earlier output, the Engineer's files and QA's test files included.
-    fn user_message(input: Input<'_>) -> String {
-        user_message(Self::STAGE, Self::TOOL_NAME, input, &[])
+    /// The deterministic gates and the verification of everything to be committed.
+    fn context(input: Input<'_>) -> Vec<String> {
+        let Some(evidence) = &input.chain.security_evidence else {
+            return Vec::new();
+        };
+        vec![
+            super::evidence::gates_block(&evidence.gates),
+            super::evidence::verification_block(
+                &evidence.verification,
+                input
+                    .chain
+                    .engineer_evidence
+                    .as_ref()
+                    .map_or(0, |e| e.repairs()),
+            ),
+        ]
     }
 }
 

@@ -73,10 +73,10 @@ async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Tasks(command) => tasks(&url, command).await?,
         Command::Stats => {
-            print!(
-                "{}",
-                output::stats(&connect(&url).await?.stats().await.map_err(hint)?)
-            )
+            let store = connect(&url).await?;
+            let stats = store.stats().await.map_err(hint)?;
+            let today = store.spend_today().await?;
+            print!("{}", output::stats(&stats, today))
         }
         Command::Run(args) => run::run(&url, *args).await?,
     }
@@ -128,7 +128,8 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
                 bail!("task '{task_id}' not found");
             };
             let stages = store.stages(task.id).await?;
-            print!("{}", output::task_detail(&task, &stages));
+            let costs = store.stage_costs(task.id).await?;
+            print!("{}", output::task_detail(&task, &stages, &costs));
         }
         TasksCommand::Cancel { task_id } => {
             match connect(url).await?.cancel(&task_id).await.map_err(hint)? {

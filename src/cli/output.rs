@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use crate::store::StatusStats;
+use crate::store::{StageCost, StatusStats};
 use crate::task::{StageRecord, Task};
 
 /// `tasks list`: one row per task, in the order given (the store's: highest priority first).
@@ -29,9 +29,10 @@ pub fn task_table(tasks: &[Task]) -> String {
     )
 }
 
-/// `stats`: count and average consensus score per status (the design's get_stats).
-pub fn stats(stats: &[StatusStats]) -> String {
-    let rows: Vec<[String; 3]> = stats
+/// `stats`: count and average consensus score per status (the design's get_stats), the LLM cost
+/// of those tasks, and what was spent today (UTC, all tasks).
+pub fn stats(stats: &[StatusStats], spent_today: f64) -> String {
+    let rows: Vec<[String; 4]> = stats
         .iter()
         .map(|s| {
             [
@@ -39,15 +40,28 @@ pub fn stats(stats: &[StatusStats]) -> String {
                 s.count.to_string(),
                 s.avg_score
                     .map_or_else(|| "-".into(), |a| format!("{a:.1}")),
+                usd(s.cost_usd),
             ]
         })
         .collect();
-    table(["STATUS", "COUNT", "AVG_SCORE"], &rows)
+    let total: f64 = stats.iter().map(|s| s.cost_usd).sum();
+    format!(
+        "{}\ntotal cost:  {}\nspent today: {} (UTC)\n",
+        table(["STATUS", "COUNT", "AVG_SCORE", "COST_USD"], &rows),
+        usd(total),
+        usd(spent_today)
+    )
 }
 
-/// `tasks show`: the task, every recorded stage with its vote and rationale, the consensus,
-/// the decision, the PR URL and the error.
-pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
+/// A USD amount with four decimals (a stage often costs less than a cent).
+fn usd(amount: f64) -> String {
+    format!("${amount:.4}")
+}
+
+/// `tasks show`: the task, every recorded stage with its vote, rationale and evidence, the cost
+/// per stage (every call, retries included), the consensus, the decision, the PR URL and the
+/// error.
+pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task:       {}", task.task_id);
     let _ = writeln!(out, "status:     {}", task.status);
@@ -97,6 +111,27 @@ pub fn task_detail(task: &Task, stages: &[StageRecord]) -> String {
         if let Some(rationale) = stage.output.get("rationale").and_then(Value::as_str) {
             let _ = writeln!(out, "{}", indent_by(rationale, 13));
         }
+    }
+    let _ = writeln!(out, "\ncost:");
+    if costs.is_empty() {
+        let _ = writeln!(out, "  (no LLM call recorded)");
+    }
+    for cost in costs {
+        let _ = writeln!(
+            out,
+            "  {:<10} {} · {} call(s) · {} in / {} out tokens (cache {} written, {} read)",
+            cost.stage.role_name(),
+            usd(cost.cost_usd),
+            cost.calls,
+            cost.usage.input_tokens,
+            cost.usage.output_tokens,
+            cost.usage.cache_creation_input_tokens,
+            cost.usage.cache_read_input_tokens,
+        );
+    }
+    if !costs.is_empty() {
+        let total: f64 = costs.iter().map(|c| c.cost_usd).sum();
+        let _ = writeln!(out, "  {:<10} {}", "total", usd(total));
     }
     let result = task.result.as_ref();
     let decision = result

@@ -9,13 +9,18 @@ use tracing::info;
 
 use crate::config::{ProviderKind, RunArgs};
 use crate::consensus::Thresholds;
+use crate::cost::PriceTable;
 use crate::daemon::{Daemon, DaemonSettings, Shutdown, systemd};
+use crate::gates::GateConfig;
 use crate::git::{self, Repo};
 use crate::github::GitHub;
 use crate::llm::{self, Anthropic, OpenAi, Provider};
-use crate::pipeline::{Pipeline, Publisher, PublisherConfig, RetryPolicy, RoleModel, Roles};
+use crate::pipeline::{
+    Budget, Pipeline, PipelineSettings, Publisher, PublisherConfig, RetryPolicy, RoleModel, Roles,
+};
 use crate::store::Store;
 use crate::task::Stage;
+use crate::verify::{Verifier, VerifyConfig};
 
 /// Starts the daemon. Configuration problems end it at once with one clear line.
 pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
@@ -50,6 +55,8 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         github,
     );
     let roles = roles(&args)?;
+    let budget = budget(&args)?;
+    let verifier = verifier(&args, database_url)?;
     let thresholds = Thresholds {
         approve: args.consensus_threshold,
         conditional: args.conditional_threshold,
@@ -63,7 +70,24 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         rate_limit_wait: args.rate_limit_wait_seconds,
         ..RetryPolicy::default()
     };
-    let pipeline = Pipeline::new(store.clone(), roles, thresholds, publisher, retry);
+    let gates = GateConfig {
+        max_file_bytes: usize::try_from(args.checks.max_file_bytes).unwrap_or(usize::MAX),
+        max_files_changed: usize::try_from(args.checks.max_files_changed).unwrap_or(usize::MAX),
+        allow_workflow_changes: args.checks.allow_workflow_changes,
+    };
+    let pipeline = Pipeline::new(
+        store.clone(),
+        roles,
+        publisher,
+        PipelineSettings {
+            thresholds,
+            retry,
+            budget,
+            gates,
+            verifier,
+            repair_rounds: args.checks.repair_rounds,
+        },
+    );
 
     let shutdown = Shutdown::new(args.shutdown_grace);
     shutdown
@@ -113,6 +137,7 @@ fn roles(args: &RunArgs) -> Result<Roles> {
             &args.anthropic_base_url,
             key,
             llm_retry,
+            args.costs.prompt_caching,
         )))
     } else {
         None
@@ -143,6 +168,59 @@ fn roles(args: &RunArgs) -> Result<Roles> {
             model: args.models.for_stage(stage).to_owned(),
         }
     }))
+}
+
+/// The budget caps with the price table (built-in, then MODEL_PRICES); every role's model must
+/// have a price, so that no call can spend unaccounted.
+fn budget(args: &RunArgs) -> Result<Budget> {
+    let mut prices = PriceTable::anthropic();
+    if let Some(spec) = &args.costs.model_prices {
+        prices = prices
+            .with_overrides(spec)
+            .map_err(|e| anyhow::anyhow!("invalid MODEL_PRICES: {e}"))?;
+    }
+    for stage in Stage::ALL {
+        let model = args.models.for_stage(stage);
+        anyhow::ensure!(
+            prices.get(model).is_some(),
+            "no price for model '{model}' ({} role): add it to MODEL_PRICES as \
+             '{model}=input/output/cache_write/cache_read' in USD per million tokens",
+            stage.role_name()
+        );
+    }
+    Ok(Budget {
+        prices,
+        max_task_usd: args.costs.max_task_cost_usd,
+        daily_usd: args.costs.daily_budget_usd,
+    })
+}
+
+/// The sandbox for verification, proved to work now; `None` with VERIFY=false. Every secret the daemon holds is redacted from verification output.
+fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifier>> {
+    if !args.checks.verify {
+        tracing::warn!("VERIFY=false: changes are not verified before the votes");
+        return Ok(None);
+    }
+    let config = VerifyConfig {
+        command: args.checks.verify_command.clone(),
+        timeout: args.checks.verify_timeout,
+        memory_bytes: args.checks.verify_memory_mb.saturating_mul(1024 * 1024),
+        secrets: [
+            Some(database_url),
+            args.github_token.as_ref(),
+            args.anthropic_api_key.as_ref(),
+            args.openai_api_key.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect(),
+    };
+    let verifier = Verifier::new(config).context(
+        "cannot verify changes in a sandbox (install Debian's `bubblewrap`, or set VERIFY=false \
+         to record every change as not verified)",
+    )?;
+    Ok(Some(verifier))
 }
 
 /// GITHUB_REPOSITORY, else `owner/name` parsed from REPO_PATH's `origin` URL.

@@ -4,6 +4,9 @@
 //! Security scores (the PM votes approve/reject and has no score); ≥ 80 approves (publish a PR),
 //! 60 to < 80 is a conditional approval (needs_review, nothing pushed), < 60 rejects (failed).
 //! Both bounds are configurable (CONSENSUS_THRESHOLD, CONDITIONAL_THRESHOLD).
+//!
+//! Evidence no vote can override ([`Consensus::hold`]): a failed verification or a workflow
+//! change makes an approval conditional (needs_review).
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +72,21 @@ pub struct Consensus {
     pub score: f64,
     pub decision: Decision,
     pub votes: Vec<Vote>,
+    /// Why the decision is at most conditional whatever the score (see [`Consensus::hold`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<String>,
+}
+
+impl Consensus {
+    /// Records `reasons` a person must look first; with any, an approval becomes conditional
+    /// (needs_review). A conditional or rejected decision stays as it is.
+    pub fn hold(mut self, reasons: Vec<String>) -> Consensus {
+        if !reasons.is_empty() && self.decision == Decision::Approved {
+            self.decision = Decision::Conditional;
+        }
+        self.held = reasons;
+        self
+    }
 }
 
 /// Scores `votes`: the mean of the votes that carry a score (Architect, Engineer, QA, Security),
@@ -84,6 +102,7 @@ pub fn decide(votes: Vec<Vote>, thresholds: Thresholds) -> Consensus {
         score,
         decision: classify(score, thresholds),
         votes,
+        held: Vec::new(),
     }
 }
 

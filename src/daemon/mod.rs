@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{Instrument, error, info, warn};
 
-use crate::pipeline::{Ended, Pipeline, PipelineError};
+use crate::pipeline::{Ended, PauseReason, Pipeline, PipelineError};
 use crate::store::{Event, Lease, Store, StoreError, worker_id};
 use crate::task::Task;
 
@@ -50,7 +50,7 @@ pub struct Daemon {
     busy: Mutex<BTreeSet<String>>,
     /// Until when no worker claims: a rate limit or exhausted quota was hit (the design's
     /// "pause for 5 hours" on quota exhaustion, configurable as the retry policy's wait).
-    paused_until: Mutex<Option<Instant>>,
+    paused_until: Mutex<Option<(Instant, PauseReason)>>,
 }
 
 impl Daemon {
@@ -142,6 +142,16 @@ impl Daemon {
         let mut db_backoff = DB_RETRY_START;
         let mut db_down = false;
         while !shutdown.is_triggered() {
+            match self.pipeline.budget_pause().await {
+                // Falls through to the pause below, which idles.
+                Ok(Some(wait)) => self.pause(wait, PauseReason::DailyBudget),
+                // An unreachable database shows in the claim below, which handles it.
+                Ok(None) | Err(_) => {}
+            }
+            if self.settings.once && self.budget_spent() {
+                warn!("daily budget (DAILY_BUDGET_USD) spent: stopping (--once)");
+                break;
+            }
             if let Some(pause) = self.pause_left() {
                 self.idle(pause, shutdown).await;
                 continue;
@@ -229,7 +239,7 @@ impl Daemon {
         match result {
             Ok(Ended::Finished(status)) => info!(%status, "task finished"),
             Ok(Ended::RetryLater) => info!("task returned to pending for a later attempt"),
-            Ok(Ended::RateLimited(wait)) => self.pause(wait),
+            Ok(Ended::Paused { wait, why }) => self.pause(wait, why),
             Err(PipelineError::Store(StoreError::LeaseLost(_))) => {
                 warn!("lease lost: another worker owns this task now; stopped without writing")
             }
@@ -267,27 +277,32 @@ impl Daemon {
         }
     }
 
-    /// Stops all claiming for `wait`; logged once per pause, not once per worker.
-    fn pause(&self, wait: Duration) {
+    /// Stops all claiming for `wait` because of `why`; logged once per pause, not once per
+    /// worker.
+    fn pause(&self, wait: Duration, why: PauseReason) {
         let until = Instant::now() + wait;
         let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if paused.is_none_or(|current| current < until) {
+        if paused.is_none_or(|(current, _)| current < until) {
             warn!(
                 pause_s = wait.as_secs(),
-                "rate limit, exhausted quota or provider overload: pausing all work; no task fails and no attempt is spent"
+                reason = %why,
+                "pausing all work; no task fails and no attempt is spent"
             );
-            systemd::status(&format!(
-                "paused {} s: rate limit, quota or overload",
-                wait.as_secs()
-            ));
-            *paused = Some(until);
+            systemd::status(&format!("paused {} s: {why}", wait.as_secs()));
+            *paused = Some((until, why));
         }
+    }
+
+    /// True while a pause for the daily budget runs.
+    fn budget_spent(&self) -> bool {
+        let paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(*paused, Some((until, PauseReason::DailyBudget)) if until > Instant::now())
     }
 
     /// What is left of a pause, if one is running.
     fn pause_left(&self) -> Option<Duration> {
         let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        let left = paused.map(|until| until.saturating_duration_since(Instant::now()));
+        let left = paused.map(|(until, _)| until.saturating_duration_since(Instant::now()));
         match left {
             Some(left) if !left.is_zero() => Some(left),
             Some(_) => {

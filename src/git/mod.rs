@@ -409,6 +409,30 @@ impl Repo {
         })
     }
 
+    /// Writes the tree of `origin/BASE_BRANCH` (the last fetched base) with `files` applied into
+    /// `dir`, an empty directory: a worktree to verify the change in. Only objects are written
+    /// to the repository; its refs, HEAD, index and working tree are not touched.
+    ///
+    /// Errors: [`GitError::Path`] for a hostile path (as [`Repo::commit`], before anything is
+    /// written), [`GitError::MissingBase`] when the base was never fetched, [`GitError::Git`]
+    /// when a file cannot be written.
+    pub fn export(&self, files: &[FileChange], dir: &Path) -> Result<(), GitError> {
+        let base_tree = self.base_commit()?.tree()?;
+        let modes = tree::plan(&base_tree, files)?;
+        let tree = self
+            .repo
+            .find_tree(tree::build(&self.repo, &base_tree, files, &modes)?)?;
+        let mut checkout = git2::build::CheckoutBuilder::new();
+        checkout
+            .target_dir(dir)
+            .update_index(false)
+            .force()
+            .recreate_missing(true);
+        self.repo
+            .checkout_tree(tree.as_object(), Some(&mut checkout))?;
+        Ok(())
+    }
+
     /// Force-points `refs/heads/<branch>` at `commit`.
     fn set_local_branch(&self, branch: &str, commit: git2::Oid) -> Result<(), GitError> {
         let refname = format!("refs/heads/{branch}");

@@ -17,18 +17,29 @@ const API_VERSION: &str = "2023-06-01";
 pub struct Anthropic {
     transport: Transport,
     base_url: String,
+    caching: bool,
 }
 
 impl Anthropic {
     /// `base_url` is ANTHROPIC_BASE_URL (no trailing `/v1`; a trailing `/` is ignored).
+    /// `caching` (PROMPT_CACHING) marks the shared prefix with `cache_control` breakpoints: the
+    /// system prompt (which, with the tools before it, is the same for every role), the user
+    /// parts marked [`crate::llm::Part::cached`], and in a continued conversation (corrective
+    /// retry, repair round) its last block — at most four, Anthropic's limit.
     ///
     /// # Panics
     /// If the HTTP client cannot be built (no TLS backend), like `reqwest::Client::new`; this
     /// happens at start-up, never per request.
-    pub fn new(base_url: &str, api_key: SecretString, retry: RetryPolicy) -> Anthropic {
+    pub fn new(
+        base_url: &str,
+        api_key: SecretString,
+        retry: RetryPolicy,
+        caching: bool,
+    ) -> Anthropic {
         Anthropic {
             transport: Transport::new(Some(api_key), retry),
             base_url: base_url.trim_end_matches('/').to_owned(),
+            caching,
         }
     }
 
@@ -48,9 +59,9 @@ impl Anthropic {
 impl Provider for Anthropic {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
         let headers = self.headers()?;
-        let body = wire::Request::from(request);
+        let body = wire::Request::new(request, self.caching)?;
         let url = format!("{}/v1/messages", self.base_url);
-        let tool = request.tool.name.as_str();
+        let tool = request.tool_choice.as_str();
         self.transport
             .post(&url, &headers, &body, wire::error_message, |text| {
                 wire::parse_tool_call(text, tool)
@@ -77,9 +88,9 @@ mod wire {
     pub(super) struct Request<'a> {
         model: &'a str,
         max_tokens: u32,
-        system: &'a str,
+        system: [Block<'a>; 1],
         messages: Vec<Turn<'a>>,
-        tools: [Tool<'a>; 1],
+        tools: Vec<Tool<'a>>,
         tool_choice: ToolChoice<'a>,
     }
 
@@ -97,15 +108,35 @@ mod wire {
         name: &'a str,
     }
 
+    /// `{"type": "ephemeral"}`: the prompt up to and including this block is cached (5 minutes,
+    /// refreshed on each read).
+    #[derive(Debug, Clone, Copy, Serialize)]
+    struct CacheControl {
+        r#type: &'static str,
+    }
+
+    const EPHEMERAL: CacheControl = CacheControl {
+        r#type: "ephemeral",
+    };
+
     #[derive(Debug, Serialize)]
     struct Turn<'a> {
         role: &'static str,
         content: Vec<Block<'a>>,
     }
 
+    /// A content block with its optional cache breakpoint.
+    #[derive(Debug, Serialize)]
+    struct Block<'a> {
+        #[serde(flatten)]
+        kind: Kind<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<CacheControl>,
+    }
+
     #[derive(Debug, Serialize)]
     #[serde(tag = "type", rename_all = "snake_case")]
-    enum Block<'a> {
+    enum Kind<'a> {
         Text {
             text: &'a str,
         },
@@ -121,47 +152,99 @@ mod wire {
         },
     }
 
-    impl<'a> From<&'a ToolRequest> for Request<'a> {
-        fn from(request: &'a ToolRequest) -> Request<'a> {
-            Request {
-                model: &request.model,
-                max_tokens: request.max_tokens,
-                system: &request.system,
-                messages: turns(&request.messages),
-                tools: [Tool {
-                    name: &request.tool.name,
-                    description: &request.tool.description,
-                    input_schema: &request.tool.input_schema,
-                }],
-                tool_choice: ToolChoice {
-                    r#type: "tool",
-                    name: &request.tool.name,
-                },
+    impl<'a> Block<'a> {
+        fn new(kind: Kind<'a>, cache: bool) -> Block<'a> {
+            Block {
+                kind,
+                cache_control: cache.then_some(EPHEMERAL),
             }
         }
     }
 
+    impl<'a> Request<'a> {
+        /// The wire body of `request`; with `caching`, `cache_control` breakpoints as
+        /// [`super::Anthropic::new`] describes. Error: the forced tool is not among the tools.
+        pub(super) fn new(
+            request: &'a ToolRequest,
+            caching: bool,
+        ) -> Result<Request<'a>, LlmError> {
+            if request.forced_tool().is_none() {
+                return Err(LlmError::InvalidRequest(format!(
+                    "the forced tool `{}` is not among the tools offered",
+                    request.tool_choice
+                )));
+            }
+            let mut messages = turns(&request.messages, caching);
+            if caching && request.messages.len() > 1 {
+                let last = messages.last_mut().and_then(|turn| turn.content.last_mut());
+                if let Some(block) = last {
+                    block.cache_control = Some(EPHEMERAL);
+                }
+            }
+            Ok(Request {
+                model: &request.model,
+                max_tokens: request.max_tokens,
+                system: [Block::new(
+                    Kind::Text {
+                        text: &request.system,
+                    },
+                    caching,
+                )],
+                messages,
+                tools: request
+                    .tools
+                    .iter()
+                    .map(|tool| Tool {
+                        name: &tool.name,
+                        description: &tool.description,
+                        input_schema: &tool.input_schema,
+                    })
+                    .collect(),
+                tool_choice: ToolChoice {
+                    r#type: "tool",
+                    name: &request.tool_choice,
+                },
+            })
+        }
+    }
+
     /// Maps the neutral conversation to alternating user/assistant turns, merging consecutive
-    /// messages of the same role into one turn.
-    fn turns(messages: &[Message]) -> Vec<Turn<'_>> {
+    /// messages of the same role into one turn. User parts keep their breakpoints only when
+    /// `caching`.
+    fn turns(messages: &[Message], caching: bool) -> Vec<Turn<'_>> {
         let mut turns: Vec<Turn<'_>> = Vec::new();
         for message in messages {
             let (role, blocks) = match message {
-                Message::User(text) => ("user", vec![Block::Text { text }]),
-                Message::ToolCall { id, name, input } => {
-                    ("assistant", vec![Block::ToolUse { id, name, input }])
-                }
+                Message::User(parts) => (
+                    "user",
+                    parts
+                        .iter()
+                        .map(|part| {
+                            Block::new(Kind::Text { text: &part.text }, caching && part.cache)
+                        })
+                        .collect(),
+                ),
+                Message::ToolCall { id, name, input } => (
+                    "assistant",
+                    vec![Block::new(Kind::ToolUse { id, name, input }, false)],
+                ),
                 Message::ToolError { id, error } => (
                     "user",
                     vec![
-                        Block::ToolResult {
-                            tool_use_id: id,
-                            content: error,
-                            is_error: true,
-                        },
-                        Block::Text {
-                            text: CORRECT_AND_RETRY,
-                        },
+                        Block::new(
+                            Kind::ToolResult {
+                                tool_use_id: id,
+                                content: error,
+                                is_error: true,
+                            },
+                            false,
+                        ),
+                        Block::new(
+                            Kind::Text {
+                                text: CORRECT_AND_RETRY,
+                            },
+                            false,
+                        ),
                     ],
                 ),
             };
@@ -277,7 +360,7 @@ mod wire {
         use serde_json::json;
 
         use super::*;
-        use crate::llm::ToolSpec;
+        use crate::llm::{Part, ToolSpec};
 
         #[test]
         fn consecutive_same_role_messages_merge_into_one_turn() {
@@ -285,8 +368,8 @@ mod wire {
                 model: "m".into(),
                 system: "s".into(),
                 messages: vec![
-                    Message::User("a".into()),
-                    Message::User("b".into()),
+                    Message::User(vec![Part::text("a")]),
+                    Message::User(vec![Part::text("b")]),
                     Message::ToolCall {
                         id: "t1".into(),
                         name: "x".into(),
@@ -296,16 +379,17 @@ mod wire {
                         id: "t1".into(),
                         error: "bad".into(),
                     },
-                    Message::User("c".into()),
+                    Message::User(vec![Part::text("c")]),
                 ],
-                tool: ToolSpec {
+                tools: vec![ToolSpec {
                     name: "x".into(),
                     description: "d".into(),
                     input_schema: json!({"type": "object"}),
-                },
+                }],
+                tool_choice: "x".into(),
                 max_tokens: 10,
             };
-            let body = serde_json::to_value(Request::from(&request)).unwrap();
+            let body = serde_json::to_value(Request::new(&request, false).unwrap()).unwrap();
             let roles: Vec<_> = body["messages"]
                 .as_array()
                 .unwrap()
@@ -318,6 +402,55 @@ mod wire {
             assert_eq!(last[0]["type"], "tool_result");
             assert_eq!(last[1]["type"], "text");
             assert_eq!(last[2], json!({"type": "text", "text": "c"}));
+        }
+
+        #[test]
+        fn caching_marks_system_cached_parts_and_the_last_block_of_a_continued_conversation() {
+            let mut request = ToolRequest {
+                model: "m".into(),
+                system: "s".into(),
+                messages: vec![Message::User(vec![
+                    Part::cached("task"),
+                    Part::text("role"),
+                ])],
+                tools: vec![ToolSpec {
+                    name: "x".into(),
+                    description: "d".into(),
+                    input_schema: json!({"type": "object"}),
+                }],
+                tool_choice: "x".into(),
+                max_tokens: 10,
+            };
+            let ephemeral = json!({"type": "ephemeral"});
+            let body = serde_json::to_value(Request::new(&request, true).unwrap()).unwrap();
+            assert_eq!(body["system"][0]["cache_control"], ephemeral);
+            let first = &body["messages"][0]["content"];
+            assert_eq!(first[0]["cache_control"], ephemeral);
+            assert!(first[1].get("cache_control").is_none(), "{body}");
+
+            request.messages.push(Message::ToolCall {
+                id: "t1".into(),
+                name: "x".into(),
+                input: json!({}),
+            });
+            request.messages.push(Message::ToolError {
+                id: "t1".into(),
+                error: "tests failed".into(),
+            });
+            let body = serde_json::to_value(Request::new(&request, true).unwrap()).unwrap();
+            let last = &body["messages"][2]["content"];
+            assert_eq!(last[1]["cache_control"], ephemeral, "{body}");
+            let breakpoints = body.to_string().matches("ephemeral").count();
+            assert_eq!(breakpoints, 3, "{body}");
+
+            let plain = serde_json::to_value(Request::new(&request, false).unwrap()).unwrap();
+            assert!(!plain.to_string().contains("cache_control"), "{plain}");
+
+            request.tool_choice = "missing".into();
+            assert!(matches!(
+                Request::new(&request, true),
+                Err(LlmError::InvalidRequest(_))
+            ));
         }
 
         #[test]
@@ -362,6 +495,7 @@ mod tests {
             "http://localhost/",
             SecretString::from("sk-secret"),
             RetryPolicy::default(),
+            true,
         );
         assert_eq!(client.base_url, "http://localhost");
         let headers = client.headers().unwrap();

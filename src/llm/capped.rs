@@ -63,11 +63,12 @@ mod tests {
             model: "m".into(),
             system: String::new(),
             messages: vec![],
-            tool: ToolSpec {
+            tools: vec![ToolSpec {
                 name: "t".into(),
                 description: String::new(),
                 input_schema: serde_json::json!({"type": "object"}),
-            },
+            }],
+            tool_choice: "t".into(),
             max_tokens,
         };
         capped.call_tool(&request(16000)).await.unwrap();

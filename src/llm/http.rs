@@ -193,6 +193,7 @@ impl Transport {
                 message: self.redact(message),
             },
             LlmError::Network(m) => LlmError::Network(self.redact(m)),
+            LlmError::InvalidRequest(m) => LlmError::InvalidRequest(self.redact(m)),
         }
     }
 }

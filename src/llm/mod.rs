@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::task::Usage;
 
-/// The one tool a request offers and forces; `input_schema` is a JSON Schema object.
+/// A tool the model may be asked to call; `input_schema` is a JSON Schema object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
     pub name: String,
@@ -27,29 +27,95 @@ pub struct ToolSpec {
     pub input_schema: serde_json::Value,
 }
 
+/// A piece of user text. `cache: true` marks the end of a prefix worth caching (Anthropic's
+/// `cache_control` breakpoint); providers without explicit caching ignore it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub text: String,
+    pub cache: bool,
+}
+
+impl Part {
+    /// Text that ends no cached prefix.
+    pub fn text(text: impl Into<String>) -> Part {
+        Part {
+            text: text.into(),
+            cache: false,
+        }
+    }
+
+    /// Text that ends a cached prefix (a breakpoint).
+    pub fn cached(text: impl Into<String>) -> Part {
+        Part {
+            text: text.into(),
+            cache: true,
+        }
+    }
+}
+
 /// A turn of the conversation, provider-neutral.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    /// Text from us (the task and its context).
-    User(String),
-    /// A tool call the model made earlier (echoed back for a corrective retry).
+    /// Text from us (the task and its context), in parts.
+    User(Vec<Part>),
+    /// A tool call the model made earlier (echoed back for a corrective retry or a repair).
     ToolCall {
         id: String,
         name: String,
         input: serde_json::Value,
     },
-    /// Our answer to that call: why its input was rejected.
+    /// Our answer to that call: why its input was rejected or what it led to (a failed
+    /// verification), asking for a corrected call.
     ToolError { id: String, error: String },
 }
 
-/// One request: system prompt, conversation, the forced tool and an output budget in tokens.
+/// One request: system prompt, conversation, the tools on offer, the one forced and an output
+/// budget in tokens.
+///
+/// Anthropic caches the prefix tools → system → messages, so `system` and `tools` are the same
+/// for every role of the pipeline: a later role reads them, the task and the earlier outputs
+/// from the cache (see [`Part::cached`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolRequest {
     pub model: String,
     pub system: String,
     pub messages: Vec<Message>,
-    pub tool: ToolSpec,
+    /// Every tool of the pipeline, in a fixed order.
+    pub tools: Vec<ToolSpec>,
+    /// Name of the tool the model must call; one of `tools`.
+    pub tool_choice: String,
     pub max_tokens: u32,
+}
+
+impl ToolRequest {
+    /// The forced tool (`tool_choice`); `None` when it is not among `tools` (a caller bug the
+    /// providers report as an invalid request).
+    pub fn forced_tool(&self) -> Option<&ToolSpec> {
+        self.tools.iter().find(|t| t.name == self.tool_choice)
+    }
+
+    /// Bytes of everything the request sends as model input: system prompt, tool names,
+    /// descriptions and schemas, every message. An upper bound for the input tokens (no token
+    /// is shorter than one byte), used for worst-case cost checks before the call.
+    pub fn input_bytes(&self) -> usize {
+        let tools: usize = self
+            .tools
+            .iter()
+            .map(|t| t.name.len() + t.description.len() + t.input_schema.to_string().len())
+            .sum();
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| match m {
+                Message::User(parts) => parts.iter().map(|p| p.text.len()).sum(),
+                Message::ToolCall { id, name, input } => {
+                    id.len() + name.len() + input.to_string().len()
+                }
+                Message::ToolError { id, error } => id.len() + error.len(),
+            })
+            .sum();
+        self.system.len() + tools + messages
+    }
 }
 
 /// The model's call of the forced tool: its id, its raw `input` and what the request cost.
@@ -88,6 +154,9 @@ pub enum LlmError {
     /// The response was not what the API documents (no tool call, bad JSON…).
     #[error("unexpected LLM response: {0}")]
     InvalidResponse(String),
+    /// The request cannot be sent as built (e.g. its forced tool is not offered). Permanent.
+    #[error("invalid LLM request: {0}")]
+    InvalidRequest(String),
 }
 
 /// A model provider.

@@ -50,9 +50,9 @@ impl OpenAi {
 impl Provider for OpenAi {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
         let headers = self.headers()?;
-        let body = wire::Request::from(request);
+        let body = wire::Request::new(request)?;
         let url = format!("{}/v1/chat/completions", self.base_url);
-        let tool = request.tool.name.as_str();
+        let tool = request.tool_choice.as_str();
         self.transport
             .post(&url, &headers, &body, wire::error_message, |text| {
                 wire::parse_tool_call(text, tool)
@@ -120,10 +120,12 @@ mod wire {
     #[serde(tag = "role", rename_all = "lowercase")]
     enum ChatMessage<'a> {
         System {
-            content: &'a str,
+            content: Content<'a>,
         },
+        /// The parts of a neutral user message, joined by a blank line (some chat templates
+        /// refuse two user messages in a row).
         User {
-            content: &'a str,
+            content: Content<'a>,
         },
         /// An earlier call, echoed back. `content` is sent as `""`, not `null`: OpenAI accepts
         /// both, but llama.cpp's Python server rejects `null` (and a missing field) with a 500.
@@ -136,6 +138,14 @@ mod wire {
             tool_call_id: &'a str,
             content: &'a str,
         },
+    }
+
+    /// Message text, borrowed from the request or joined from its parts.
+    #[derive(Debug, Serialize)]
+    #[serde(untagged)]
+    enum Content<'a> {
+        Borrowed(&'a str),
+        Owned(String),
     }
 
     /// `{"id", "type": "function", "function": {"name", "arguments"}}`, `arguments` being the
@@ -153,31 +163,38 @@ mod wire {
         arguments: String,
     }
 
-    impl<'a> From<&'a ToolRequest> for Request<'a> {
-        fn from(request: &'a ToolRequest) -> Request<'a> {
+    impl<'a> Request<'a> {
+        /// The wire body of `request`. Only the forced tool is offered: local models have small
+        /// context windows, and OpenAI's automatic prefix caching needs no markers. Error: the
+        /// forced tool is not among the tools.
+        pub(super) fn new(request: &'a ToolRequest) -> Result<Request<'a>, LlmError> {
+            let tool = request.forced_tool().ok_or_else(|| {
+                LlmError::InvalidRequest(format!(
+                    "the forced tool `{}` is not among the tools offered",
+                    request.tool_choice
+                ))
+            })?;
             let mut messages = vec![ChatMessage::System {
-                content: &request.system,
+                content: Content::Borrowed(&request.system),
             }];
             messages.extend(request.messages.iter().flat_map(chat_messages));
-            Request {
+            Ok(Request {
                 model: &request.model,
                 max_tokens: request.max_tokens,
                 messages,
                 tools: [Tool {
                     r#type: "function",
                     function: FunctionSpec {
-                        name: &request.tool.name,
-                        description: &request.tool.description,
-                        parameters: &request.tool.input_schema,
+                        name: &tool.name,
+                        description: &tool.description,
+                        parameters: &tool.input_schema,
                     },
                 }],
                 tool_choice: ToolChoice {
                     r#type: "function",
-                    function: FunctionName {
-                        name: &request.tool.name,
-                    },
+                    function: FunctionName { name: &tool.name },
                 },
-            }
+            })
         }
     }
 
@@ -185,7 +202,18 @@ mod wire {
     /// to the call plus a user turn asking for a corrected call.
     fn chat_messages(message: &Message) -> Vec<ChatMessage<'_>> {
         match message {
-            Message::User(text) => vec![ChatMessage::User { content: text }],
+            Message::User(parts) => vec![ChatMessage::User {
+                content: match parts.as_slice() {
+                    [one] => Content::Borrowed(&one.text),
+                    _ => Content::Owned(
+                        parts
+                            .iter()
+                            .map(|p| p.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n\n"),
+                    ),
+                },
+            }],
             Message::ToolCall { id, name, input } => vec![ChatMessage::Assistant {
                 content: "",
                 tool_calls: [OutgoingCall {
@@ -203,7 +231,7 @@ mod wire {
                     content: error,
                 },
                 ChatMessage::User {
-                    content: CORRECT_AND_RETRY,
+                    content: Content::Borrowed(CORRECT_AND_RETRY),
                 },
             ],
         }
@@ -408,18 +436,19 @@ mod wire {
         use serde_json::json;
 
         use super::*;
-        use crate::llm::ToolSpec;
+        use crate::llm::{Part, ToolSpec};
 
         fn request(messages: Vec<Message>) -> ToolRequest {
             ToolRequest {
                 model: "m".into(),
                 system: "s".into(),
                 messages,
-                tool: ToolSpec {
+                tools: vec![ToolSpec {
                     name: "x".into(),
                     description: "d".into(),
                     input_schema: json!({"type": "object"}),
-                },
+                }],
+                tool_choice: "x".into(),
                 max_tokens: 10,
             }
         }
@@ -435,9 +464,10 @@ mod wire {
 
         #[test]
         fn request_has_system_first_and_no_response_format() {
-            let body =
-                serde_json::to_value(Request::from(&request(vec![Message::User("u".into())])))
-                    .unwrap();
+            let body = serde_json::to_value(
+                Request::new(&request(vec![Message::User(vec![Part::text("u")])])).unwrap(),
+            )
+            .unwrap();
             assert_eq!(
                 body["messages"],
                 json!([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
@@ -448,18 +478,21 @@ mod wire {
 
         #[test]
         fn echoed_call_serializes_input_as_a_json_string_or_raw_text_back() {
-            let body = serde_json::to_value(Request::from(&request(vec![
-                Message::ToolCall {
-                    id: "c1".into(),
-                    name: "x".into(),
-                    input: json!({"a": [1]}),
-                },
-                Message::ToolCall {
-                    id: "c2".into(),
-                    name: "x".into(),
-                    input: Value::String("{\"a\": ".into()),
-                },
-            ])))
+            let body = serde_json::to_value(
+                Request::new(&request(vec![
+                    Message::ToolCall {
+                        id: "c1".into(),
+                        name: "x".into(),
+                        input: json!({"a": [1]}),
+                    },
+                    Message::ToolCall {
+                        id: "c2".into(),
+                        name: "x".into(),
+                        input: Value::String("{\"a\": ".into()),
+                    },
+                ]))
+                .unwrap(),
+            )
             .unwrap();
             let first = &body["messages"][1];
             assert_eq!(first["content"], "");

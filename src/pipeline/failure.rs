@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use crate::agents::AgentError;
+use crate::agents::{AgentError, MeterError};
+use crate::gates::GateReport;
 use crate::git::GitError;
 use crate::llm::LlmError;
 use crate::task::Stage;
@@ -22,6 +23,42 @@ pub(super) enum TaskFailure {
     Publish(#[from] PublishError),
     #[error("recorded {stage} output is unreadable: {error}")]
     Corrupt { stage: Stage, error: String },
+    /// A gate refused the change (a secret, a binary or oversized file, too many files).
+    #[error("{reason}")]
+    Gate { reason: String, report: GateReport },
+    /// The Engineer's last round of edits did not apply.
+    #[error("the Engineer's edits did not apply after every repair round: {reason}")]
+    Edits { reason: String },
+    /// Verification could not run: no worktree (disk full, temp dir unwritable) or the
+    /// sandbox did not start. Nothing ran; worth another attempt.
+    #[error("cannot verify the change: {0}")]
+    Verify(String),
+}
+
+impl TaskFailure {
+    /// The `result` JSON of a task this failure ends: the decision, the error, and the gate
+    /// report when a gate refused the change.
+    pub(super) fn result(&self) -> serde_json::Value {
+        let decision = match self {
+            TaskFailure::Agent(AgentError::Meter(MeterError::TaskBudget(_))) => "budget_exceeded",
+            TaskFailure::Gate { .. } => "refused_by_gates",
+            _ => "error",
+        };
+        let mut result = serde_json::json!({ "decision": decision, "error": self.to_string() });
+        if let TaskFailure::Gate { report, .. } = self {
+            result["gates"] = serde_json::to_value(report).unwrap_or_default();
+        }
+        result
+    }
+
+    /// What a pause for this failure is for.
+    pub(super) fn pause_reason(&self) -> super::PauseReason {
+        match kind(self) {
+            Kind::Paused(_) => super::PauseReason::DailyBudget,
+            Kind::Overloaded => super::PauseReason::Overloaded,
+            _ => super::PauseReason::RateLimited,
+        }
+    }
 }
 
 /// What to do after a failure.
@@ -74,6 +111,10 @@ impl RetryPolicy {
                 delay: self.backoff(1),
                 spend_attempt: false,
             },
+            Kind::Paused(until) => Retry::After {
+                delay: (until - chrono::Utc::now()).to_std().unwrap_or_default(),
+                spend_attempt: false,
+            },
             Kind::Transient if attempts >= self.max_attempts => Retry::Never,
             Kind::Transient => Retry::After {
                 delay: self.backoff(attempts),
@@ -101,6 +142,8 @@ enum Kind {
     /// the first backoff step without spending an attempt.
     Overloaded,
     RateLimited,
+    /// The daily budget is spent: no work until then (midnight UTC).
+    Paused(chrono::DateTime<chrono::Utc>),
     Permanent,
 }
 
@@ -111,11 +154,19 @@ fn kind(failure: &TaskFailure) -> Kind {
             LlmError::Unavailable { status: 529, .. } => Kind::Overloaded,
             LlmError::Api { message, .. } if quota_exhausted(message) => Kind::RateLimited,
             LlmError::Unavailable { .. } | LlmError::Network(_) => Kind::Transient,
-            LlmError::Auth { .. } | LlmError::Api { .. } | LlmError::InvalidResponse(_) => {
-                Kind::Permanent
-            }
+            LlmError::Auth { .. }
+            | LlmError::Api { .. }
+            | LlmError::InvalidResponse(_)
+            | LlmError::InvalidRequest(_) => Kind::Permanent,
         },
         TaskFailure::Agent(AgentError::Invalid { .. }) => Kind::Permanent,
+        TaskFailure::Agent(AgentError::Meter(e)) => match e {
+            MeterError::TaskBudget(_) => Kind::Permanent,
+            MeterError::DailyBudget { resume_at, .. } => Kind::Paused(*resume_at),
+            MeterError::Ledger(_) => Kind::Transient,
+        },
+        TaskFailure::Gate { .. } | TaskFailure::Edits { .. } => Kind::Permanent,
+        TaskFailure::Verify(_) => Kind::Transient,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_rate_limited() => Kind::RateLimited,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_transient() => Kind::Transient,
         TaskFailure::Publish(PublishError::Git(

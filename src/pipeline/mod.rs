@@ -1,14 +1,23 @@
 //! The pipeline: a fixed state machine PM → Architect → Engineer → QA → Security → Consensus →
 //! Publish, run for one claimed task.
 //!
+//! Votes rest on evidence (`evidence.rs`): the Engineer's files are verified in a sandbox and
+//! repaired on failure before QA votes; deterministic gates run before Security votes; a failed
+//! verification or a workflow change holds an approval for review, a secret or a refused file
+//! fails the task before anything is pushed. Every model call passes the cost guard
+//! (`budget.rs`).
+//!
 //! Each stage's input is the task plus every earlier stage's output (the context chain,
 //! [`agents::Chain`]); its output is persisted in `task_stages` before the next stage starts, so
 //! a task released mid-way resumes from its first stage without a record. The pipeline ends the
 //! task itself (`Store::finish`); the daemon only releases it when interrupted.
 
+mod budget;
+mod evidence;
 mod failure;
 mod publish;
 
+pub use budget::Budget;
 pub use failure::RetryPolicy;
 pub use publish::{BranchCommit, DraftPr, Publisher, PublisherConfig};
 
@@ -20,9 +29,11 @@ use tracing::{Instrument, info, warn};
 use crate::agents::{self, Answer, Chain, Input, RepoContext, Role};
 use crate::consensus::{self, Consensus, Decision, Thresholds, Vote};
 use crate::daemon::Shutdown;
+use crate::gates::GateConfig;
 use crate::llm::Provider;
 use crate::store::{Finish, Lease, Store, StoreError};
 use crate::task::{Stage, StageRecord, Task, TaskStatus};
+use crate::verify::Verifier;
 
 use failure::{Retry, TaskFailure};
 
@@ -50,9 +61,34 @@ pub enum Ended {
     Finished(TaskStatus),
     /// A transient failure: back to pending, to run again later.
     RetryLater,
-    /// A rate limit, exhausted quota or provider overload outlasted the clients' own waiting: back to pending
-    /// without spending an attempt; no LLM or GitHub work should start for this long.
-    RateLimited(std::time::Duration),
+    /// A rate limit, exhausted quota, provider overload or the daily budget stopped the task:
+    /// back to pending without spending an attempt; no LLM or GitHub work should start for this
+    /// long.
+    Paused {
+        wait: std::time::Duration,
+        why: PauseReason,
+    },
+}
+
+/// Why all work pauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseReason {
+    /// A rate limit or an exhausted quota outlasted the clients' own waiting.
+    RateLimited,
+    /// The provider is overloaded (529).
+    Overloaded,
+    /// DAILY_BUDGET_USD is spent: until midnight UTC.
+    DailyBudget,
+}
+
+impl std::fmt::Display for PauseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PauseReason::RateLimited => "rate limit or exhausted quota",
+            PauseReason::Overloaded => "provider overloaded",
+            PauseReason::DailyBudget => "daily budget spent (DAILY_BUDGET_USD), until midnight UTC",
+        })
+    }
 }
 
 /// The states of the machine, in order.
@@ -86,33 +122,53 @@ impl Roles {
     }
 }
 
+/// How the pipeline decides, verifies, gates, spends and retries.
+pub struct PipelineSettings {
+    /// CONSENSUS_THRESHOLD / CONDITIONAL_THRESHOLD.
+    pub thresholds: Thresholds,
+    /// How failures are retried.
+    pub retry: RetryPolicy,
+    /// The caps on LLM spend and the price table.
+    pub budget: Budget,
+    /// Limits and policy of the deterministic gates.
+    pub gates: GateConfig,
+    /// The sandbox that runs the repository's checks; `None` when verification is turned off
+    /// (VERIFY=false: every change is recorded as not verified).
+    pub verifier: Option<Verifier>,
+    /// REPAIR_ROUNDS: Engineer answers after a failed verification or edits that did not apply.
+    pub repair_rounds: u32,
+}
+
 /// Everything needed to run tasks; shared by the daemon's workers.
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
     roles: Roles,
-    thresholds: Thresholds,
     publisher: Publisher,
-    retry: RetryPolicy,
+    settings: Arc<PipelineSettings>,
 }
 
 impl Pipeline {
-    /// A pipeline writing to `store`, asking `roles`, deciding by `thresholds`, publishing
-    /// through `publisher` and sorting failures by `retry`.
+    /// A pipeline writing to `store`, asking `roles`, publishing through `publisher`, deciding,
+    /// verifying, gating and spending by `settings`.
     pub fn new(
         store: Store,
         roles: Roles,
-        thresholds: Thresholds,
         publisher: Publisher,
-        retry: RetryPolicy,
+        settings: PipelineSettings,
     ) -> Pipeline {
         Pipeline {
             store,
             roles,
-            thresholds,
             publisher,
-            retry,
+            settings: Arc::new(settings),
         }
+    }
+
+    /// How long to stop claiming because today's spend reached DAILY_BUDGET_USD; `None` when
+    /// work may go on.
+    pub async fn budget_pause(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        self.settings.budget.daily_pause(&self.store).await
     }
 
     /// Runs `task`, claimed under `lease`, to its end and records it (every write fenced by the
@@ -139,7 +195,7 @@ impl Pipeline {
             Err(Stop::Failed(failure)) => failure,
         };
         let error = failure.to_string();
-        match self.retry.decide(&failure, task.attempts) {
+        match self.settings.retry.decide(&failure, task.attempts) {
             Retry::After {
                 delay,
                 spend_attempt,
@@ -151,7 +207,10 @@ impl Pipeline {
                 Ok(if spend_attempt {
                     Ended::RetryLater
                 } else {
-                    Ended::RateLimited(delay)
+                    Ended::Paused {
+                        wait: delay,
+                        why: failure.pause_reason(),
+                    }
                 })
             }
             Retry::Never => {
@@ -159,7 +218,7 @@ impl Pipeline {
                 let finish = Finish {
                     status: TaskStatus::Failed,
                     consensus_score: None,
-                    result: json!({ "decision": "error", "error": error }),
+                    result: failure.result(),
                     pr_url: None,
                     error: Some(error),
                 };
@@ -195,11 +254,13 @@ impl Pipeline {
                     next(stage)
                 }
                 State::Consensus => {
-                    let consensus =
-                        consensus::decide(votes(&chain, self.thresholds), self.thresholds);
+                    let thresholds = self.settings.thresholds;
+                    let consensus = consensus::decide(votes(&chain, thresholds), thresholds)
+                        .hold(evidence::holds(&chain));
                     info!(
                         score = consensus.score,
                         decision = consensus.decision.as_str(),
+                        held = consensus.held.len(),
                         "consensus"
                     );
                     self.boundary(lease, shutdown).await?;
@@ -226,6 +287,7 @@ impl Pipeline {
         for record in self.store.stages(task.id).await? {
             chain
                 .restore(record.stage, record.output)
+                .and_then(|()| chain.restore_evidence(record.stage, record.evidence))
                 .map_err(|error| {
                     Stop::Failed(TaskFailure::Corrupt {
                         stage: record.stage,
@@ -239,20 +301,22 @@ impl Pipeline {
         Ok(chain)
     }
 
-    /// Fetches the repository context a stage needs and that is not loaded yet: the listing for
-    /// the Architect, the current content of the Architect's files for the Engineer.
+    /// Fetches the repository context a stage needs and that is not loaded yet: the listing
+    /// (part of every role's shared prefix), and the current content of the Architect's files
+    /// for the Engineer.
     async fn prepare_context(
         &self,
         stage: Stage,
         chain: &Chain,
         repo: &mut RepoContext,
     ) -> Result<(), Stop> {
+        if !repo.listed {
+            let listing = self.publisher.listing(LISTING_MAX_BYTES).await?;
+            repo.listing = listing.paths;
+            repo.truncated = listing.truncated;
+            repo.listed = true;
+        }
         match stage {
-            Stage::Architect => {
-                let listing = self.publisher.listing(LISTING_MAX_BYTES).await?;
-                repo.listing = listing.paths;
-                repo.truncated = listing.truncated;
-            }
             Stage::Engineer => {
                 let named = chain
                     .architect
@@ -266,6 +330,8 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Runs one stage and records it: the role's answer, plus for the Engineer the
+    /// verify-and-repair loop and for Security the gates computed before it is asked.
     async fn run_stage(
         &self,
         stage: Stage,
@@ -276,30 +342,45 @@ impl Pipeline {
     ) -> Result<(), Stop> {
         let role = self.roles.get(stage);
         info!(model = %role.model, "stage started");
+        let meter = budget::StageMeter {
+            store: &self.store,
+            budget: &self.settings.budget,
+            task: task.id,
+            stage,
+        };
+        if stage == Stage::Security {
+            chain.security_evidence = Some(self.security_evidence(chain).await?);
+        }
         let input = Input { task, chain, repo };
         let record = match stage {
-            Stage::Pm => ask::<agents::Pm>(role, input).await?,
-            Stage::Architect => ask::<agents::Architect>(role, input).await?,
-            Stage::Engineer => ask::<agents::Engineer>(role, input).await?,
-            Stage::Qa => ask::<agents::Qa>(role, input).await?,
-            Stage::Security => ask::<agents::Security>(role, input).await?,
+            Stage::Pm => ask::<agents::Pm>(role, input, &meter).await?,
+            Stage::Architect => ask::<agents::Architect>(role, input, &meter).await?,
+            Stage::Engineer => self.engineer(role, input, &meter).await?,
+            Stage::Qa => ask::<agents::Qa>(role, input, &meter).await?,
+            Stage::Security => {
+                let mut record = ask::<agents::Security>(role, input, &meter).await?;
+                record.evidence = Some(evidence::to_json(&chain.security_evidence, stage)?);
+                record
+            }
         };
         self.store.save_stage(lease, &record).await?;
         chain
             .restore(stage, record.output.clone())
+            .and_then(|()| chain.restore_evidence(stage, record.evidence.clone()))
             .map_err(|error| Stop::Failed(TaskFailure::Corrupt { stage, error }))?;
         info!(
-            vote = %vote_text(chain, stage, self.thresholds),
+            vote = %vote_text(chain, stage, self.settings.thresholds),
             duration_ms = record.duration_ms,
             input_tokens = record.usage.input_tokens,
             output_tokens = record.usage.output_tokens,
+            cache_read_input_tokens = record.usage.cache_read_input_tokens,
             "stage finished"
         );
         Ok(())
     }
 
     fn rejected_by_pm(&self, chain: &Chain) -> Finish {
-        let votes = votes(chain, self.thresholds);
+        let votes = votes(chain, self.settings.thresholds);
         info!(
             decision = Decision::RejectedByPm.as_str(),
             "the PM rejected the task"
@@ -349,7 +430,7 @@ impl Pipeline {
     ) -> Result<Finish, Stop> {
         let draft = self
             .publisher
-            .draft(task, chain, &consensus, self.thresholds);
+            .draft(task, chain, &consensus, self.settings.thresholds);
         let branch = self.publisher.push_branch(task, chain, &consensus).await?;
         if self.publisher.is_dry_run() {
             info!(branch = %branch.branch, commit = %branch.commit, "dry run: branch committed locally, no PR");
@@ -390,14 +471,24 @@ impl Pipeline {
 }
 
 /// Runs role `R` and turns its answer into the stage record to persist.
-async fn ask<R: Role>(role: &RoleModel, input: Input<'_>) -> Result<StageRecord, Stop> {
+async fn ask<R: Role>(
+    role: &RoleModel,
+    input: Input<'_>,
+    meter: &dyn agents::Meter,
+) -> Result<StageRecord, Stop> {
+    let answer = agents::ask::<R>(role.provider.as_ref(), &role.model, input, meter)
+        .await
+        .map_err(|e| Stop::Failed(e.into()))?;
+    record::<R>(role, answer)
+}
+
+/// The stage record of role `R`'s answer (no evidence).
+fn record<R: Role>(role: &RoleModel, answer: Answer<R::Output>) -> Result<StageRecord, Stop> {
     let Answer {
         output,
         usage,
         duration,
-    } = agents::ask::<R>(role.provider.as_ref(), &role.model, input)
-        .await
-        .map_err(|e| Stop::Failed(e.into()))?;
+    } = answer;
     let score = agents::Scored::vote_score(&output);
     let output = serde_json::to_value(&output).map_err(|e| {
         Stop::Failed(TaskFailure::Corrupt {
@@ -408,6 +499,7 @@ async fn ask<R: Role>(role: &RoleModel, input: Input<'_>) -> Result<StageRecord,
     Ok(StageRecord {
         stage: R::STAGE,
         output,
+        evidence: None,
         score,
         model: role.model.clone(),
         usage,
@@ -467,5 +559,11 @@ impl From<StoreError> for Stop {
 impl From<publish::PublishError> for Stop {
     fn from(e: publish::PublishError) -> Self {
         Stop::Failed(TaskFailure::Publish(e))
+    }
+}
+
+impl From<TaskFailure> for Stop {
+    fn from(e: TaskFailure) -> Self {
+        Stop::Failed(e)
     }
 }

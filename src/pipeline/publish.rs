@@ -113,6 +113,16 @@ impl Publisher {
         .await
     }
 
+    /// Fetches the base branch and writes its tree with `files` applied into `dir` (a fresh
+    /// worktree for verification); the user's checkout is not touched.
+    pub async fn export(&self, files: Vec<FileChange>, dir: PathBuf) -> Result<(), PublishError> {
+        self.with_repo(move |repo| {
+            repo.fetch_base()?;
+            repo.export(&files, &dir)
+        })
+        .await
+    }
+
     /// The PR this task asks for (title, head, base, body, labels).
     pub fn draft(
         &self,
@@ -218,7 +228,7 @@ pub fn pr_title(task: &Task) -> String {
 }
 
 /// The Engineer's files, then QA's test files at paths the Engineer did not write.
-fn files_to_write(chain: &Chain) -> Vec<FileChange> {
+pub(super) fn files_to_write(chain: &Chain) -> Vec<FileChange> {
     let mut files: Vec<FileChange> = chain
         .engineer
         .iter()
@@ -255,7 +265,8 @@ pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> Stri
 }
 
 /// PR labels: `autonomous`, the task's labels, `consensus-approved` (score ≥ the approve
-/// threshold), `security-review` (Security score < 80) — from the design's PR metadata.
+/// threshold), `security-review` (Security score < 80) — from the design's PR metadata — and
+/// `security-review` also when the gates saw CI/automation or dependency changes (the issue).
 pub fn labels(
     task: &Task,
     chain: &Chain,
@@ -267,7 +278,11 @@ pub fn labels(
     if consensus.score >= thresholds.approve {
         labels.push("consensus-approved".into());
     }
-    if chain.security.as_ref().is_some_and(|s| s.score() < 80) {
+    let gated = chain
+        .security_evidence
+        .as_ref()
+        .is_some_and(|e| e.gates.needs_security_review_label());
+    if gated || chain.security.as_ref().is_some_and(|s| s.score() < 80) {
         labels.push("security-review".into());
     }
     let mut seen = std::collections::HashSet::new();
@@ -275,8 +290,9 @@ pub fn labels(
     labels
 }
 
-/// The PR body, Markdown: consensus score, a table of votes (role, score, rationale), the PRD,
-/// the architecture summary, security findings and the files changed.
+/// The PR body, Markdown: consensus score, a table of votes (role, score, rationale), the
+/// verification (command, result, repair rounds, output tail), the gates, the PRD, the
+/// architecture summary, security findings and the files changed.
 pub fn pr_body(
     task: &Task,
     chain: &Chain,
@@ -303,6 +319,25 @@ pub fn pr_body(
             vote.role.role_name(),
             vote.vote,
             table_cell(&vote.rationale)
+        ));
+    }
+    if let Some(verification) = chain.verification() {
+        let repairs = chain.engineer_evidence.as_ref().map_or(0, |e| e.repairs());
+        body.push_str(&format!(
+            "\n## Verification\n\n{} (sandboxed, no network; {repairs} repair round(s))\n",
+            verification.summary()
+        ));
+        if !verification.output_tail.trim().is_empty() {
+            body.push_str(&format!(
+                "\n<details><summary>Last lines of the output</summary>\n\n```text\n{}\n```\n\n</details>\n",
+                verification.output_tail.trim_end().replace("```", "` ` `")
+            ));
+        }
+    }
+    if let Some(evidence) = &chain.security_evidence {
+        body.push_str(&format!(
+            "\n## Gates\n\n{}\n",
+            evidence.gates.markdown().trim()
         ));
     }
     if let Some(pm) = &chain.pm {
@@ -406,6 +441,7 @@ mod tests {
                 vote(Stage::Pm, None, "approve", "clear | scoped\nwell"),
                 vote(Stage::Architect, Some(90.0), "approve", "sound"),
             ],
+            held: Vec::new(),
         }
     }
 

@@ -113,8 +113,9 @@ const RENEW: &str = concat!(
 /// statement re-checks the token after the claim commits and inserts nothing).
 const SAVE_STAGE: &str = concat!(
     "INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
-                              cache_creation_input_tokens, cache_read_input_tokens, duration_ms) \
-     SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM tasks",
+                              cache_creation_input_tokens, cache_read_input_tokens, duration_ms, \
+                              evidence) \
+     SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM tasks",
     fenced!(),
     " FOR SHARE \
      ON CONFLICT (task, stage) DO UPDATE \
@@ -122,7 +123,7 @@ const SAVE_STAGE: &str = concat!(
              input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens, \
              cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
              cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
-             duration_ms = EXCLUDED.duration_ms, \
+             duration_ms = EXCLUDED.duration_ms, evidence = EXCLUDED.evidence, \
              created_at = ",
     now_utc!()
 );
@@ -253,6 +254,7 @@ impl Store {
             .bind(token_column(usage.cache_creation_input_tokens))
             .bind(token_column(usage.cache_read_input_tokens))
             .bind(record.duration_ms)
+            .bind(&record.evidence)
             .execute(&self.pool)
             .await?;
         fenced_result(done.rows_affected(), lease)

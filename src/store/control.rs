@@ -48,7 +48,9 @@ const RETRY: &str = concat!(
          UPDATE tasks t \
          SET status = 'pending', attempts = 0, error = NULL, cancel_requested = false, \
              locked_by = NULL, lease_expires_at = NULL, started_at = NULL, \
-             completed_at = NULL, result = NULL, consensus_score = NULL, run_after = ",
+             completed_at = NULL, result = NULL, consensus_score = NULL, budget_since = ",
+    now_utc!(),
+    ", run_after = ",
     now_utc!(),
     " FROM target \
          WHERE t.id = target.id AND target.status IN ('failed', 'cancelled') \
@@ -83,7 +85,8 @@ impl Store {
     /// Puts a failed or cancelled task back in the queue: pending, attempts 0, error cleared,
     /// claimable now, cancellation request cleared. With `fresh` its stage records are deleted
     /// (everything is asked again); otherwise the next claim resumes after the last recorded
-    /// stage. NOTIFYs `autonomous_dev_tasks`.
+    /// stage. Its budget starts again (MAX_TASK_COST_USD counts calls from now). NOTIFYs
+    /// `autonomous_dev_tasks`.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such task; [`StoreError::Invalid`] naming the

@@ -1,6 +1,6 @@
 //! The store: every SQL statement of the program lives here (PostgreSQL through sqlx).
 //!
-//! Owns the `tasks` and `task_stages` tables (see `migrations/`). This file holds the connection,
+//! Owns the `tasks`, `task_stages` and `llm_calls` tables (see `migrations/`). This file holds the connection,
 //! task loading, the read queries and the statistics the CLI prints; the queue protocol is split
 //! by concept:
 //! - `claim`: leases with fencing tokens — `claim_next`, `renew` and every write a worker
@@ -8,6 +8,7 @@
 //!   the claim's token in the same statement;
 //! - `control`: what a person does to a task (`cancel`, `retry`);
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
+//! - `spend`: the ledger of LLM calls (`llm_calls`) the budget caps and cost reports read;
 //!
 //! Queries are checked at run time (`sqlx::query`, bind parameters only); rows become [`Task`]
 //! and [`StageRecord`] through the private `*_from_row` helpers.
@@ -15,11 +16,13 @@
 mod claim;
 mod control;
 mod events;
+mod spend;
 mod task_file;
 
 pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
+pub use spend::{Call, StageCost};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
 use std::collections::HashMap;
@@ -69,12 +72,15 @@ pub struct LoadReport {
     pub updated: u64,
 }
 
-/// One row of `stats`: the design's `get_stats` (count and mean consensus score per status).
+/// One row of `stats`: the design's `get_stats` (count and mean consensus score per status), and
+/// what those tasks cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusStats {
     pub status: TaskStatus,
     pub count: i64,
     pub avg_score: Option<f64>,
+    /// USD the tasks now in this status have spent on LLM calls (the ledger's total).
+    pub cost_usd: f64,
 }
 
 /// How a task ends (`Store::finish`; `pr_url: None` keeps a URL saved by `Store::set_pr_url`).
@@ -164,16 +170,20 @@ const GET_TASK: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE ta
 
 /// $1: tasks.id; $2: the stage names in pipeline order.
 const STAGES: &str = "\
-    SELECT stage, output, score, model, input_tokens, output_tokens, \
+    SELECT stage, output, evidence, score, model, input_tokens, output_tokens, \
            cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at \
     FROM task_stages WHERE task = $1 \
     ORDER BY array_position($2::text[], stage::text), id";
 
-/// $1: every status in display order; one row per status, zero counts included.
+/// $1: every status in display order; one row per status, zero counts included; cost is the
+/// ledger's total for the tasks now in that status.
 const STATS: &str = "\
-    SELECT s.status, count(t.id) AS count, avg(t.consensus_score) AS avg_score \
+    SELECT s.status, count(t.id) AS count, avg(t.consensus_score) AS avg_score, \
+           COALESCE(sum(c.cost_usd), 0) AS cost_usd \
     FROM UNNEST($1::text[]) WITH ORDINALITY AS s(status, ord) \
     LEFT JOIN tasks t ON t.status = s.status \
+    LEFT JOIN (SELECT task, sum(cost_usd) AS cost_usd FROM llm_calls GROUP BY task) c \
+        ON c.task = t.id \
     GROUP BY s.status, s.ord \
     ORDER BY s.ord";
 
@@ -322,8 +332,9 @@ impl Store {
         Ok(stages)
     }
 
-    /// Count and average consensus score for every status, in [`TaskStatus::ALL`] order (zero
-    /// counts included; `avg_score` is `None` when no task of that status has a score).
+    /// Count, average consensus score and LLM cost for every status, in [`TaskStatus::ALL`]
+    /// order (zero counts included; `avg_score` is `None` when no task of that status has a
+    /// score).
     pub async fn stats(&self) -> Result<Vec<StatusStats>, StoreError> {
         let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
         let stats = sqlx::query(STATS)
@@ -333,6 +344,7 @@ impl Store {
                     status: status_from_row(&row, "status")?,
                     count: row.try_get("count")?,
                     avg_score: row.try_get("avg_score")?,
+                    cost_usd: row.try_get("cost_usd")?,
                 })
             })
             .fetch_all(&self.pool)
@@ -466,6 +478,7 @@ fn stage_from_row(row: &PgRow) -> Result<StageRecord, sqlx::Error> {
     Ok(StageRecord {
         stage: Stage::from_str(&stage).map_err(|e| decode_error("stage", e))?,
         output: row.try_get("output")?,
+        evidence: row.try_get("evidence")?,
         score: row.try_get("score")?,
         model: row.try_get("model")?,
         usage: Usage {

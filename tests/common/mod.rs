@@ -64,7 +64,16 @@ pub struct Remote {
 }
 
 impl Remote {
+    /// The default target: a README and a Go file, no test command to detect.
     pub fn new() -> Remote {
+        Remote::with_files(&[
+            ("README.md", "# target\n"),
+            ("src/main.go", "package main\n\nfunc main() {}\n"),
+        ])
+    }
+
+    /// A target whose one commit holds `files` (path, content).
+    pub fn with_files(files: &[(&str, &str)]) -> Remote {
         let dir = tempfile::tempdir().expect("tempdir");
         let bare = dir.path().join("origin.git");
         let seed = dir.path().join("seed");
@@ -75,9 +84,11 @@ impl Remote {
             &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()],
         );
         git(&seed, &["init", "-q", "-b", "main"]);
-        std::fs::write(seed.join("README.md"), "# target\n").unwrap();
-        std::fs::create_dir_all(seed.join("src")).unwrap();
-        std::fs::write(seed.join("src/main.go"), "package main\n\nfunc main() {}\n").unwrap();
+        for (path, content) in files {
+            let path = seed.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
         git(&seed, &["add", "."]);
         git(&seed, &["commit", "-q", "-m", "initial"]);
         git(&seed, &["push", "-q", bare.to_str().unwrap(), "main"]);
@@ -264,7 +275,8 @@ fn task_id_in(text: &str) -> String {
         .collect()
 }
 
-fn answer(tool: &str, task_id: &str, script: Script) -> Value {
+/// The tool input the fake model answers `tool` with for `task_id` under `script`.
+pub fn answer(tool: &str, task_id: &str, script: Script) -> Value {
     let score = match script {
         Script::Approve => [90, 85, 80],
         Script::Conditional => [70, 70, 70],
@@ -302,6 +314,76 @@ fn answer(tool: &str, task_id: &str, script: Script) -> Value {
             "rationale": "no new risk"
         }),
         other => panic!("unexpected tool {other}"),
+    }
+}
+
+/// A fake Anthropic Messages API whose answers the test programs: `answer(tool, n)` is the tool
+/// input of the `n`-th call (0-based) forcing `tool`, and every answer reports `usage` (an
+/// Anthropic `usage` object).
+pub struct ScriptedModel {
+    pub server: MockServer,
+    pub requests: Arc<Mutex<Vec<Value>>>,
+}
+
+type AnswerFn = dyn Fn(&str, usize) -> Value + Send + Sync;
+
+impl ScriptedModel {
+    pub async fn start(
+        answer: impl Fn(&str, usize) -> Value + Send + Sync + 'static,
+        usage: Value,
+    ) -> ScriptedModel {
+        let server = MockServer::start().await;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ScriptedResponder {
+                answer: Arc::new(answer),
+                usage,
+                requests: requests.clone(),
+            })
+            .mount(&server)
+            .await;
+        ScriptedModel { server, requests }
+    }
+
+    /// The requests that forced `tool`, in order.
+    pub fn requests_to(&self, tool: &str) -> Vec<Value> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter(|r| forced_tool(r) == tool)
+            .cloned()
+            .collect()
+    }
+}
+
+struct ScriptedResponder {
+    answer: Arc<AnswerFn>,
+    usage: Value,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for ScriptedResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
+        let tool = forced_tool(&body).to_owned();
+        let n = {
+            let mut requests = self.requests.lock().unwrap();
+            let n = requests.iter().filter(|r| forced_tool(r) == tool).count();
+            requests.push(body);
+            n
+        };
+        let input = (self.answer)(&tool, n);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [{"type": "tool_use", "id": format!("toolu_{n}"), "name": tool, "input": input}],
+            "stop_reason": "tool_use",
+            "stop_sequence": null,
+            "usage": self.usage
+        }))
     }
 }
 

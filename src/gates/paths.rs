@@ -1,0 +1,136 @@
+//! Which paths a person must look at whatever the votes say: CI workflows, other CI and
+//! automation configuration (git hooks, code owners, bots), and dependency manifests and lock
+//! files.
+
+/// Why a path is sensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sensitive {
+    /// A GitHub Actions workflow: it runs with the repository's secrets on every push.
+    Workflow,
+    /// Other CI or automation configuration, git hooks, code ownership.
+    Automation,
+    /// A dependency manifest or lock file: it changes what code the project runs.
+    Dependency,
+}
+
+/// Other CI systems' and automation files, by repository-relative path.
+const AUTOMATION_FILES: [&str; 18] = [
+    ".gitlab-ci.yml",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "bitbucket-pipelines.yml",
+    ".drone.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    "cloudbuild.yaml",
+    "cloudbuild.yml",
+    ".pre-commit-config.yaml",
+    "lefthook.yml",
+    ".lefthook.yml",
+    ".gitmodules",
+    "CODEOWNERS",
+    ".github/CODEOWNERS",
+    "docs/CODEOWNERS",
+    ".github/dependabot.yml",
+    "renovate.json",
+];
+
+/// Directories of CI systems, reusable GitHub actions and git hook managers.
+const AUTOMATION_DIRS: [&str; 8] = [
+    ".circleci/",
+    ".buildkite/",
+    ".github/actions/",
+    ".gitlab/",
+    ".husky/",
+    ".githooks/",
+    ".woodpecker/",
+    ".tekton/",
+];
+
+/// Dependency manifests and lock files, by file name at any depth.
+const DEPENDENCY_FILES: [&str; 34] = [
+    "Cargo.toml",
+    "Cargo.lock",
+    "package.json",
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "bun.lockb",
+    "bun.lock",
+    "deno.json",
+    "deno.lock",
+    "go.mod",
+    "go.sum",
+    "go.work",
+    "Pipfile",
+    "Pipfile.lock",
+    "pyproject.toml",
+    "poetry.lock",
+    "uv.lock",
+    "setup.py",
+    "setup.cfg",
+    "Gemfile",
+    "Gemfile.lock",
+    "composer.json",
+    "composer.lock",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "gradle.lockfile",
+    "Package.swift",
+    "Package.resolved",
+    "mix.exs",
+    "mix.lock",
+    "pubspec.yaml",
+];
+
+/// What makes `path` sensitive, if anything (a workflow before the rest).
+pub(super) fn classify(path: &str) -> Option<Sensitive> {
+    if path.starts_with(".github/workflows/") {
+        return Some(Sensitive::Workflow);
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if AUTOMATION_FILES.contains(&path)
+        || AUTOMATION_DIRS.iter().any(|dir| path.starts_with(dir))
+        || name == "Jenkinsfile"
+    {
+        return Some(Sensitive::Automation);
+    }
+    let requirements = name.starts_with("requirements") && name.ends_with(".txt");
+    let dotnet = name.ends_with(".csproj") || name == "packages.config";
+    if DEPENDENCY_FILES.contains(&name) || requirements || dotnet || name.ends_with(".gemspec") {
+        return Some(Sensitive::Dependency);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_classified() {
+        for (path, expected) in [
+            (".github/workflows/ci.yml", Some(Sensitive::Workflow)),
+            (".github/workflows/sub/x.yaml", Some(Sensitive::Workflow)),
+            (".gitlab-ci.yml", Some(Sensitive::Automation)),
+            (".circleci/config.yml", Some(Sensitive::Automation)),
+            (".husky/pre-commit", Some(Sensitive::Automation)),
+            ("ci/Jenkinsfile", Some(Sensitive::Automation)),
+            (".github/CODEOWNERS", Some(Sensitive::Automation)),
+            ("Cargo.toml", Some(Sensitive::Dependency)),
+            ("crates/x/Cargo.lock", Some(Sensitive::Dependency)),
+            ("requirements-dev.txt", Some(Sensitive::Dependency)),
+            ("web/package.json", Some(Sensitive::Dependency)),
+            ("src/App.csproj", Some(Sensitive::Dependency)),
+            ("go.sum", Some(Sensitive::Dependency)),
+            ("src/main.rs", None),
+            ("docs/workflows.md", None),
+            (".github/ISSUE_TEMPLATE.md", None),
+            ("requirements.md", None),
+        ] {
+            assert_eq!(classify(path), expected, "{path}");
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The cost guard: prices every LLM call, records it in the store's ledger, and refuses a call
+//! whose worst case would break a cap — MAX_TASK_COST_USD per task (the task fails, "budget
+//! exceeded", nothing pushed) or DAILY_BUDGET_USD per UTC day (the task goes back to pending and
+//! the daemon stops claiming until midnight UTC).
+
+use chrono::Utc;
+
+use crate::agents::{Meter, MeterError};
+use crate::cost::{self, PriceTable, Prices};
+use crate::llm::ToolRequest;
+use crate::store::{Call, Store};
+use crate::task::{Stage, Usage};
+
+/// The caps and the prices they are computed with.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// USD per million tokens of every model a role may use (checked at start).
+    pub prices: PriceTable,
+    /// MAX_TASK_COST_USD (default 2.00, from the issue): a task's spend, counted from its
+    /// creation or its last manual retry, never exceeds it.
+    pub max_task_usd: f64,
+    /// DAILY_BUDGET_USD: spend of all tasks per UTC day; `None` for no daily cap.
+    pub daily_usd: Option<f64>,
+}
+
+impl Budget {
+    /// How long claiming must pause because today's spend reached DAILY_BUDGET_USD (until
+    /// midnight UTC); `None` when there is budget left or no daily cap.
+    pub async fn daily_pause(
+        &self,
+        store: &Store,
+    ) -> Result<Option<std::time::Duration>, crate::store::StoreError> {
+        let Some(daily) = self.daily_usd else {
+            return Ok(None);
+        };
+        if store.spend_today().await? < daily {
+            return Ok(None);
+        }
+        let now = Utc::now();
+        Ok(Some(
+            (cost::next_utc_midnight(now) - now)
+                .to_std()
+                .unwrap_or_default(),
+        ))
+    }
+
+    fn prices(&self, model: &str) -> Result<Prices, MeterError> {
+        self.prices.get(model).ok_or_else(|| {
+            MeterError::TaskBudget(format!(
+                "no price for model '{model}' (add it to MODEL_PRICES)"
+            ))
+        })
+    }
+}
+
+/// The [`Meter`] of one stage of one task.
+pub(super) struct StageMeter<'a> {
+    pub store: &'a Store,
+    pub budget: &'a Budget,
+    /// `tasks.id`.
+    pub task: i32,
+    pub stage: Stage,
+}
+
+#[async_trait::async_trait]
+impl Meter for StageMeter<'_> {
+    /// Worst case of `request` (input bounded by its size, the whole output budget) against
+    /// what the task and the day have spent.
+    async fn before_call(&self, request: &ToolRequest) -> Result<(), MeterError> {
+        let prices = self.budget.prices(&request.model)?;
+        let worst = prices.worst_case(
+            cost::input_token_bound(request.input_bytes()),
+            request.max_tokens,
+        );
+        let spent = self.store.task_spend(self.task).await.map_err(ledger)?;
+        let cap = self.budget.max_task_usd;
+        if spent + worst > cap {
+            return Err(MeterError::TaskBudget(format!(
+                "the task has spent ${spent:.4} and the next {} call could cost up to \
+                 ${worst:.4}, over MAX_TASK_COST_USD ${cap:.2}",
+                self.stage.role_name()
+            )));
+        }
+        if let Some(daily) = self.budget.daily_usd {
+            let today = self.store.spend_today().await.map_err(ledger)?;
+            if today + worst > daily {
+                return Err(MeterError::DailyBudget {
+                    message: format!(
+                        "${today:.4} spent today (UTC) and the next call could cost up to \
+                         ${worst:.4}, over DAILY_BUDGET_USD ${daily:.2}"
+                    ),
+                    resume_at: cost::next_utc_midnight(Utc::now()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn after_call(&self, model: &str, usage: Usage) -> Result<(), MeterError> {
+        let cost_usd = self.budget.prices(model)?.cost(&usage);
+        let call = Call {
+            task: self.task,
+            stage: self.stage,
+            model,
+            usage,
+            cost_usd,
+        };
+        self.store.record_call(&call).await.map_err(ledger)
+    }
+}
+
+fn ledger(e: crate::store::StoreError) -> MeterError {
+    MeterError::Ledger(e.to_string())
+}

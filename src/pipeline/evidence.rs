@@ -1,0 +1,245 @@
+//! The evidence the votes rest on, gathered by the pipeline rather than asked of a model:
+//!
+//! - the Engineer's stage is a loop — answer, apply its search/replace edits, refuse what the
+//!   gates refuse, verify the result in the sandbox — repeated with the failure sent back, up to
+//!   REPAIR_ROUNDS repairs;
+//! - before Security is asked, the gates run over everything to be committed (Engineer's files
+//!   and QA's tests), which is verified again when QA added tests;
+//! - at consensus, a failed or timed-out verification and a workflow change (unless
+//!   ALLOW_WORKFLOW_CHANGES) hold an approval for review; a secret or a refused file has failed
+//!   the task already, before anything is pushed.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use super::failure::TaskFailure;
+use super::publish::files_to_write;
+use super::{Pipeline, RoleModel, Stop, record};
+use crate::agents::{
+    self, Answer, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round,
+    RoundOutcome, SecurityEvidence,
+};
+use crate::gates::{self, Changed, GateReport};
+use crate::task::{FileChange, Stage, StageRecord};
+use crate::verify::Verification;
+
+impl Pipeline {
+    /// The Engineer's stage: up to 1 + REPAIR_ROUNDS answers on one conversation. Each answer's
+    /// edits are applied to the files written so far (else the repository's); edits that do
+    /// not apply, and a failed or timed-out verification, go back to the model while rounds are
+    /// left. The record holds the resolved files (whole, no edits) and, as evidence, every round
+    /// and the final verification.
+    ///
+    /// Errors: the role's (LLM, invalid answer, budget); [`TaskFailure::Edits`] when the last
+    /// round's edits do not apply; [`TaskFailure::Gate`] when a gate refuses the files (a
+    /// secret, a binary or oversized file, too many files).
+    pub(super) async fn engineer(
+        &self,
+        role: &RoleModel,
+        input: Input<'_>,
+        meter: &dyn Meter,
+    ) -> Result<StageRecord, Stop> {
+        let mut conversation = Conversation::<Engineer>::new(&role.model, input);
+        let mut written: BTreeMap<String, String> = BTreeMap::new();
+        let mut rounds = Vec::new();
+        let last_round = self.settings.repair_rounds;
+        for round in 0..=last_round {
+            let answer = conversation
+                .answer(role.provider.as_ref(), meter)
+                .await
+                .map_err(|e| Stop::Failed(e.into()))?;
+            let files = match self.resolve(&answer.output, &written).await? {
+                Ok(files) => files,
+                Err(reason) => {
+                    warn!(round, "the Engineer's edits do not apply");
+                    rounds.push(Round {
+                        round,
+                        outcome: RoundOutcome::EditsRejected {
+                            reason: reason.clone(),
+                        },
+                    });
+                    if round == last_round {
+                        return Err(TaskFailure::Edits { reason }.into());
+                    }
+                    conversation.reply(reason);
+                    continue;
+                }
+            };
+            written.extend(files.into_iter().map(|f| (f.path, f.content)));
+            let all: Vec<FileChange> = written
+                .iter()
+                .map(|(path, content)| FileChange {
+                    path: path.clone(),
+                    content: content.clone(),
+                })
+                .collect();
+            self.gates(&all).await?;
+            let verification = self.verify(&all).await?;
+            info!(round, verification = %verification.summary(), "verification");
+            rounds.push(Round {
+                round,
+                outcome: RoundOutcome::Verified {
+                    verification: verification.clone(),
+                },
+            });
+            if !verification.blocks_approval() || round == last_round {
+                let Answer {
+                    mut output,
+                    usage,
+                    duration,
+                } = answer;
+                output.files = all;
+                output.edits.clear();
+                let mut record = record::<Engineer>(
+                    role,
+                    Answer {
+                        output,
+                        usage,
+                        duration,
+                    },
+                )?;
+                let evidence = EngineerEvidence {
+                    rounds,
+                    verification,
+                };
+                record.evidence = Some(to_json(&evidence, Stage::Engineer)?);
+                return Ok(record);
+            }
+            conversation.reply(repair_request(&verification, round + 1, last_round));
+        }
+        unreachable!("the last round always returns")
+    }
+
+    /// The gates and the verification of everything to be committed, computed before the
+    /// Security role is asked. The Engineer's verification is reused unless QA added tests.
+    ///
+    /// Errors: [`TaskFailure::Gate`] when a gate refuses the change.
+    pub(super) async fn security_evidence(&self, chain: &Chain) -> Result<SecurityEvidence, Stop> {
+        let files = files_to_write(chain);
+        let gates = self.gates(&files).await?;
+        let engineer_files = chain.engineer.as_ref().map(|e| e.files.len()).unwrap_or(0);
+        let verification = match &chain.engineer_evidence {
+            Some(evidence) if files.len() == engineer_files => evidence.verification.clone(),
+            _ => {
+                let verification = self.verify(&files).await?;
+                info!(verification = %verification.summary(), "verification with QA's tests");
+                verification
+            }
+        };
+        Ok(SecurityEvidence {
+            gates,
+            verification,
+        })
+    }
+
+    /// Applies an Engineer answer to the files written so far (else the repository's).
+    /// The inner error is the reason the edits do not apply, for the model.
+    async fn resolve(
+        &self,
+        output: &agents::EngineerOutput,
+        written: &BTreeMap<String, String>,
+    ) -> Result<Result<Vec<FileChange>, String>, Stop> {
+        let unread: Vec<String> = output
+            .edited_paths()
+            .into_iter()
+            .filter(|path| !written.contains_key(path))
+            .collect();
+        let mut current: BTreeMap<String, String> = BTreeMap::new();
+        if !unread.is_empty() {
+            for file in self.publisher.read_files(unread, usize::MAX).await? {
+                current.insert(file.path, file.content);
+            }
+        }
+        current.extend(written.iter().map(|(p, c)| (p.clone(), c.clone())));
+        Ok(output.resolve(&current))
+    }
+
+    /// Runs the gates over `files` against the repository's current content; a refusal or a
+    /// secret fails the task.
+    async fn gates(&self, files: &[FileChange]) -> Result<GateReport, Stop> {
+        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+        let base: BTreeMap<String, String> = self
+            .publisher
+            .read_files(paths, usize::MAX)
+            .await?
+            .into_iter()
+            .map(|f| (f.path, f.content))
+            .collect();
+        let changes: Vec<Changed<'_>> = files
+            .iter()
+            .map(|file| Changed {
+                file,
+                base: base.get(&file.path).map(String::as_str),
+            })
+            .collect();
+        let report = gates::check(&changes, &self.settings.gates);
+        if let Some(reason) = report.block_reason() {
+            warn!(%reason, "a gate refused the change");
+            return Err(TaskFailure::Gate { reason, report }.into());
+        }
+        Ok(report)
+    }
+
+    /// Verifies `files` on the base in a fresh worktree inside the sandbox; "not verified" when
+    /// verification is turned off.
+    async fn verify(&self, files: &[FileChange]) -> Result<Verification, Stop> {
+        let Some(verifier) = &self.settings.verifier else {
+            return Ok(Verification::not_verified(
+                "verification is turned off (VERIFY=false)",
+            ));
+        };
+        let worktree = tempfile::Builder::new()
+            .prefix("autonomous-dev-verify-")
+            .tempdir()
+            .map_err(|e| TaskFailure::Verify(e.to_string()))?;
+        self.publisher
+            .export(files.to_vec(), worktree.path().to_path_buf())
+            .await?;
+        let verification = verifier
+            .verify(worktree.path())
+            .await
+            .map_err(|e| TaskFailure::Verify(e.to_string()))?;
+        Ok(verification)
+    }
+}
+
+/// What goes back to the Engineer after a failed verification.
+fn repair_request(verification: &Verification, round: u32, last_round: u32) -> String {
+    format!(
+        "Your change does not pass the repository's own checks. Repair round {round} of \
+         {last_round}: answer with `files` and `edits` that fix the failure (edits apply to \
+         the files as your previous answer left them).\n\n{}",
+        agents::evidence::verification_block(verification, round as usize - 1)
+    )
+}
+
+/// Why an approval must wait for a person, from the recorded evidence: a failed or timed-out
+/// verification (issue: "a failing or timed-out verification blocks approval"), a CI workflow
+/// change without ALLOW_WORKFLOW_CHANGES.
+pub(super) fn holds(chain: &Chain) -> Vec<String> {
+    let mut holds = Vec::new();
+    if let Some(verification) = chain.verification().filter(|v| v.blocks_approval()) {
+        holds.push(format!("verification {}", verification.summary()));
+    }
+    if let Some(evidence) = &chain.security_evidence
+        && evidence.gates.requires_human()
+    {
+        holds.push(format!(
+            "changes CI workflows ({}); a person must review them (ALLOW_WORKFLOW_CHANGES is off)",
+            evidence.gates.workflows.join(", ")
+        ));
+    }
+    holds
+}
+
+/// Evidence as the JSON recorded with `stage`.
+pub(super) fn to_json(evidence: &impl Serialize, stage: Stage) -> Result<serde_json::Value, Stop> {
+    serde_json::to_value(evidence).map_err(|e| {
+        Stop::Failed(TaskFailure::Corrupt {
+            stage,
+            error: e.to_string(),
+        })
+    })
+}

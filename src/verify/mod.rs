@@ -1,0 +1,280 @@
+//! Verification: runs the target repository's own check command (VERIFY_COMMAND, else detected)
+//! on a worktree holding the base branch plus a change, inside a bubblewrap sandbox, and
+//! reports exit status, duration and the tail of the output. Model-written code never runs
+//! outside the sandbox: without a working `bwrap` a [`Verifier`] cannot be built.
+
+mod detect;
+mod sandbox;
+
+pub use detect::DETECTED;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use sandbox::{Exit, Sandbox};
+
+/// Lines of output kept in a [`Verification`] (what the PR body, the roles and `tasks show`
+/// see).
+const TAIL_LINES: usize = 60;
+/// Bytes of output kept in a [`Verification`], at most.
+const TAIL_BYTES: usize = 6 * 1024;
+
+/// How a verification ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyStatus {
+    /// The command exited 0.
+    Passed,
+    /// The command exited non-zero or was killed by a signal (e.g. over its memory limit).
+    Failed,
+    /// The command ran past VERIFY_TIMEOUT; its whole process tree was killed.
+    TimedOut,
+    /// Nothing was run (no command found, or verification turned off). Never counts as passed.
+    NotVerified,
+}
+
+/// The result of one verification, recorded with its stage (`task_stages.evidence`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    pub status: VerifyStatus,
+    /// The command run with `sh -c` in the worktree; `None` when nothing was run.
+    pub command: Option<String>,
+    /// Exit status of the command; `None` when it was killed or never ran.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the command, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Wall-clock duration in milliseconds.
+    pub duration_ms: u64,
+    /// The last lines of stdout and stderr as they interleaved (at most 60 lines / 6 KiB),
+    /// secrets redacted. Untrusted text: the repository's and the model's code wrote it.
+    pub output_tail: String,
+    /// Why nothing was run, for [`VerifyStatus::NotVerified`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Verification {
+    /// A verification that ran nothing, because of `reason`.
+    pub fn not_verified(reason: &str) -> Verification {
+        Verification {
+            status: VerifyStatus::NotVerified,
+            command: None,
+            exit_code: None,
+            signal: None,
+            duration_ms: 0,
+            output_tail: String::new(),
+            reason: Some(reason.to_owned()),
+        }
+    }
+
+    /// One line: ``passed: `make test` (exit 0, 1.2 s)``, ``failed: … (exit 2, …)``,
+    /// ``timed out: `…` after 600 s (process tree killed)``, `not verified: <reason>`.
+    pub fn summary(&self) -> String {
+        let command = self.command.as_deref().unwrap_or("");
+        let seconds = self.duration_ms as f64 / 1000.0;
+        let ended = match (self.exit_code, self.signal) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            (None, None) => "no exit status".to_owned(),
+        };
+        match self.status {
+            VerifyStatus::Passed => format!("passed: `{command}` ({ended}, {seconds:.1} s)"),
+            VerifyStatus::Failed => format!("failed: `{command}` ({ended}, {seconds:.1} s)"),
+            VerifyStatus::TimedOut => {
+                format!("timed out: `{command}` after {seconds:.0} s (process tree killed)")
+            }
+            VerifyStatus::NotVerified => format!(
+                "not verified: {}",
+                self.reason.as_deref().unwrap_or("nothing was run")
+            ),
+        }
+    }
+
+    /// True for a result that blocks approval: failed or timed out (the issue's gate).
+    pub fn blocks_approval(&self) -> bool {
+        matches!(self.status, VerifyStatus::Failed | VerifyStatus::TimedOut)
+    }
+}
+
+/// How to verify (from the configuration).
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// VERIFY_COMMAND; `None` to detect it per worktree ([`DETECTED`]).
+    pub command: Option<String>,
+    /// VERIFY_TIMEOUT (default 600 s): wall-clock limit, then the process tree is killed.
+    pub timeout: Duration,
+    /// VERIFY_MEMORY_MB in bytes: each process's data segment limit (RLIMIT_DATA).
+    pub memory_bytes: u64,
+    /// Values that must never appear in an output tail (the daemon's tokens and keys); they are
+    /// replaced like any secret the scanner recognizes.
+    pub secrets: Vec<SecretString>,
+}
+
+/// Why verification cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// bubblewrap is missing or cannot build its sandbox here; the daemon must not start.
+    #[error("bubblewrap sandbox unavailable: {0}")]
+    Unavailable(String),
+    /// The sandbox could not be started or read for one verification (resources, I/O).
+    #[error("cannot run the verification: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs check commands in the sandbox; built once, at start, after proving the sandbox works.
+#[derive(Debug)]
+pub struct Verifier {
+    config: VerifyConfig,
+    sandbox: Sandbox,
+}
+
+impl Verifier {
+    /// A verifier for `config`, after running `true` in the sandbox once.
+    ///
+    /// Errors: [`VerifyError::Unavailable`] when `bwrap` is not on PATH or cannot create its
+    /// namespaces (e.g. user namespaces forbidden), with bubblewrap's own message.
+    pub fn new(config: VerifyConfig) -> Result<Verifier, VerifyError> {
+        let sandbox = Sandbox::new(config.memory_bytes);
+        sandbox.probe()?;
+        Ok(Verifier { config, sandbox })
+    }
+
+    /// Verifies the repository checked out at `worktree` (writable, discarded afterwards): runs
+    /// the command in the sandbox, killing its process tree at the timeout. A repository with
+    /// no command to run is [`VerifyStatus::NotVerified`].
+    ///
+    /// Errors: [`VerifyError::Io`] when the sandbox cannot be started (then nothing ran).
+    pub async fn verify(&self, worktree: &Path) -> Result<Verification, VerifyError> {
+        let command = match &self.config.command {
+            Some(command) => command.clone(),
+            None => match detect::detect(worktree) {
+                Some(command) => command.to_owned(),
+                None => {
+                    return Ok(Verification::not_verified(
+                        "no check command: VERIFY_COMMAND is unset and the repository has none \
+                         of the files it is detected from",
+                    ));
+                }
+            },
+        };
+        let started = Instant::now();
+        let run = self
+            .sandbox
+            .run(worktree, &command, self.config.timeout)
+            .await?;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (status, exit_code, signal) = match run.exit {
+            Exit::Code(0) => (VerifyStatus::Passed, Some(0), None),
+            Exit::Code(code) => (VerifyStatus::Failed, Some(code), None),
+            Exit::Signal(signal) => (VerifyStatus::Failed, None, Some(signal)),
+            Exit::TimedOut => (VerifyStatus::TimedOut, None, None),
+        };
+        Ok(Verification {
+            status,
+            command: Some(command),
+            exit_code,
+            signal,
+            duration_ms,
+            output_tail: self.tail(&run.output),
+            reason: None,
+        })
+    }
+
+    /// The last [`TAIL_LINES`] lines (at most [`TAIL_BYTES`]) of `output`, lossily decoded,
+    /// with secrets redacted.
+    fn tail(&self, output: &[u8]) -> String {
+        let mut text = String::from_utf8_lossy(output).into_owned();
+        for secret in &self.config.secrets {
+            let secret = secret.expose_secret();
+            if !secret.is_empty() {
+                text = text.replace(secret, "[REDACTED]");
+            }
+        }
+        let text = crate::gates::redact(&text);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut tail = lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n");
+        if tail.len() > TAIL_BYTES {
+            let mut start = tail.len() - TAIL_BYTES;
+            while !tail.is_char_boundary(start) {
+                start += 1;
+            }
+            tail.drain(..start);
+        }
+        tail
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier(secrets: Vec<SecretString>) -> Verifier {
+        Verifier {
+            config: VerifyConfig {
+                command: None,
+                timeout: Duration::from_secs(1),
+                memory_bytes: 1 << 30,
+                secrets,
+            },
+            sandbox: Sandbox::new(1 << 30),
+        }
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines_and_redacts_secrets() {
+        let verifier = verifier(vec![SecretString::from("hunter2-token")]);
+        let mut output = String::new();
+        for i in 0..100 {
+            output.push_str(&format!("line {i}\n"));
+        }
+        output.push_str(&format!(
+            "leaked hunter2-token and AKIA{}\n",
+            "Q7ZL3XW9RT2PLM4N"
+        ));
+        let tail = verifier.tail(output.as_bytes());
+        assert_eq!(tail.lines().count(), TAIL_LINES);
+        assert!(tail.starts_with("line 41\n"), "{tail}");
+        assert!(tail.ends_with("leaked [REDACTED] and [REDACTED]"), "{tail}");
+
+        let long = "é".repeat(TAIL_BYTES);
+        let tail = verifier.tail(long.as_bytes());
+        assert!(tail.len() <= TAIL_BYTES && tail.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn summaries_name_the_command_and_how_it_ended() {
+        let mut v = Verification {
+            status: VerifyStatus::Passed,
+            command: Some("make test".into()),
+            exit_code: Some(0),
+            signal: None,
+            duration_ms: 1234,
+            output_tail: String::new(),
+            reason: None,
+        };
+        assert_eq!(v.summary(), "passed: `make test` (exit 0, 1.2 s)");
+        assert!(!v.blocks_approval());
+        v.status = VerifyStatus::Failed;
+        v.exit_code = None;
+        v.signal = Some(9);
+        assert_eq!(
+            v.summary(),
+            "failed: `make test` (killed by signal 9, 1.2 s)"
+        );
+        assert!(v.blocks_approval());
+        v.status = VerifyStatus::TimedOut;
+        v.duration_ms = 600_000;
+        assert_eq!(
+            v.summary(),
+            "timed out: `make test` after 600 s (process tree killed)"
+        );
+        assert!(v.blocks_approval());
+        let none = Verification::not_verified("no command");
+        assert_eq!(none.summary(), "not verified: no command");
+        assert!(!none.blocks_approval());
+    }
+}
