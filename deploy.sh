@@ -32,6 +32,8 @@ Steps:
   1. Build the release binary: cargo build --release --locked (skipped by --skip-build).
   2. Install it to PREFIX/bin/autonomous-dev (mode 0755).
   3. Create the system user and group '$SERVICE_USER' (home $STATE_DIR, no login shell).
+  3b. Install bubblewrap with apt-get when it is missing: the sandbox the daemon runs the
+     target repository's checks in (it refuses to start without it unless VERIFY=false).
   4. Install PostgreSQL with apt-get when it is missing, and make sure the server accepts
      connections on 127.0.0.1:PORT.
   5. Create the database role '$DB_ROLE' and database '$DB_NAME' when absent.
@@ -186,6 +188,16 @@ fi
 # systemd's StateDirectory= creates it too; created here so migrate and foreground runs work.
 install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR"
 info "state directory $STATE_DIR (owner $SERVICE_USER, mode 0750)"
+
+# --- 3b. The verification sandbox -----------------------------------------------------------------
+log "Ensuring bubblewrap (the sandbox for the target repository's checks)"
+if ! command -v bwrap >/dev/null 2>&1; then
+    info "installing bubblewrap (apt-get install -y bubblewrap)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq bubblewrap >/dev/null
+fi
+info "installed ($(bwrap --version))"
 
 # --- 4. PostgreSQL -------------------------------------------------------------------------------
 log "Ensuring PostgreSQL is installed and running on 127.0.0.1:$PG_PORT"

@@ -6,8 +6,10 @@
 #   scripts/test.sh --test systemd     # extra arguments go to cargo test
 #   scripts/test.sh store -- --nocapture
 #
-# 1. Makes sure `git` and `systemd-analyze` exist (apt-get install git / systemd when running as
-#    root on Debian; otherwise a warning, and the tests that need them say so).
+# 1. Makes sure `git`, `systemd-analyze`, `bwrap` and `prlimit` exist (apt-get install git /
+#    systemd / bubblewrap / util-linux when running as root on Debian; otherwise a warning, and
+#    the tests that need them say so). The daemon verifies changes in a bubblewrap sandbox and
+#    refuses to start without one.
 # 2. Uses the PostgreSQL at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 #    when it accepts connections. A working DATABASE_URL is never replaced.
 #    Otherwise starts a throwaway cluster (initdb + pg_ctl) in a temporary directory on a free
@@ -49,6 +51,11 @@ ensure_command() {
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (install the Rust toolchain with rustup)"
 ensure_command git git
 ensure_command systemd-analyze systemd
+ensure_command bwrap bubblewrap
+ensure_command prlimit util-linux
+# The sandbox tests' target repositories: Python's unittest behind a Makefile.
+ensure_command python3 python3
+ensure_command make make
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 # shellcheck disable=SC2317  # invoked by the EXIT trap

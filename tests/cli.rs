@@ -198,7 +198,7 @@ async fn add_list_show_and_stats(pool: PgPool) {
     assert!(
         stats
             .lines()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pending", "2", "-"]),
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["pending", "2", "-", "$0.0000"]),
         "{stats}"
     );
 }

@@ -45,6 +45,20 @@ fn subtract(correct: bool) -> Value {
     })
 }
 
+/// A repair: `subtract`'s body (as [`subtract`]`(false)` wrote it) becomes `body`.
+fn repair(body: &str) -> Value {
+    json!({
+        "summary": "fixes calc.subtract",
+        "edits": [{
+            "path": "calc.py",
+            "search": "def subtract(a, b):\n    return a + b\n",
+            "replace": format!("def subtract(a, b):\n    return {body}\n"),
+        }],
+        "score": 90,
+        "rationale": "the test said subtract added"
+    })
+}
+
 /// Approving answers for every role, `engineer(n)` for the Engineer's n-th answer; QA adds no
 /// test file (so the Engineer's verification is the final one).
 fn model(engineer: fn(usize) -> Value) -> impl Fn(&str, usize) -> Value + Send + Sync {
@@ -178,7 +192,8 @@ async fn a_correct_implementation_passes_verification_and_is_published(pool: PgP
 
 #[sqlx::test]
 async fn a_broken_implementation_is_repaired_in_the_next_round(pool: PgPool) {
-    let model = ScriptedModel::start(model(|n| subtract(n > 0)), usage(1000)).await;
+    let engineer = |n| if n == 0 { subtract(false) } else { repair("a - b") };
+    let model = ScriptedModel::start(model(engineer), usage(1000)).await;
     let run = setup(&pool, target(), model, &[]).await;
     run.run_once().await;
 
@@ -210,7 +225,8 @@ async fn a_broken_implementation_is_repaired_in_the_next_round(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_implementation_that_never_passes_ends_needs_review_with_nothing_pushed(pool: PgPool) {
-    let model = ScriptedModel::start(model(|_| subtract(false)), usage(1000)).await;
+    let engineer = |n| if n == 0 { subtract(false) } else { repair("b - a") };
+    let model = ScriptedModel::start(model(engineer), usage(1000)).await;
     let run = setup(&pool, target(), model, &[("REPAIR_ROUNDS", "1")]).await;
     run.run_once().await;
 
@@ -396,10 +412,10 @@ async fn a_five_mib_file_is_refused(pool: PgPool) {
 
 #[sqlx::test]
 async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: PgPool) {
-    // 600k input tokens on Sonnet: $1.80 for the PM; the Architect's worst case (Opus) does not
-    // fit under the default $2.00.
-    let model = ScriptedModel::start(model(|_| subtract(true)), usage(600_000)).await;
-    let run = setup(&pool, target(), model, &[]).await;
+    // 150k input tokens on Sonnet: $0.453 for the PM; the Architect's worst case (Opus, its
+    // whole output budget) does not fit under a $0.50 cap.
+    let model = ScriptedModel::start(model(|_| subtract(true)), usage(150_000)).await;
+    let run = setup(&pool, target(), model, &[("MAX_TASK_COST_USD", "0.50")]).await;
     run.run_once().await;
 
     let (status, error, result) = run.status(&pool).await;
@@ -419,19 +435,19 @@ async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: Pg
     let out = run.bin.output(&["tasks", "show", TASK]).await;
     let (show, _) = text(&out);
     assert!(
-        show.contains("$1.8") && show.contains("1 call(s)"),
+        show.contains("PM         $0.4530 · 1 call(s)"),
         "{show}"
     );
     let out = run.bin.output(&["stats"]).await;
     let (stats, _) = text(&out);
-    assert!(stats.contains("spent today: $1.8"), "{stats}");
+    assert!(stats.contains("spent today: $0.4530"), "{stats}");
 }
 
 #[sqlx::test]
 async fn the_daily_budget_sends_the_task_back_without_spending_an_attempt(pool: PgPool) {
-    // $0.90 for the PM; the Architect's worst case fits the task's cap but not the day's $1.00.
-    let model = ScriptedModel::start(model(|_| subtract(true)), usage(300_000)).await;
-    let run = setup(&pool, target(), model, &[("DAILY_BUDGET_USD", "1.00")]).await;
+    // $0.453 for the PM; the Architect's worst case fits the task's $2.00 but not the day's $0.50.
+    let model = ScriptedModel::start(model(|_| subtract(true)), usage(150_000)).await;
+    let run = setup(&pool, target(), model, &[("DAILY_BUDGET_USD", "0.50")]).await;
     let log = run.run_once().await;
 
     let row = sqlx::query("SELECT status, attempts FROM tasks WHERE task_id = $1")

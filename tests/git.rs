@@ -1085,3 +1085,170 @@ fn wrong_or_missing_token_fails_without_leaking_it() {
     let err = repo.fetch_base().expect_err("bad url credentials accepted");
     assert_secret_free(&err, &["urlSecret42", wrong, &with_userinfo]);
 }
+
+/// `git status --porcelain` of the user's clone without refreshing (rewriting) its index.
+fn status(dir: &Path) -> String {
+    git_out(dir, &["--no-optional-locks", "status", "--porcelain"])
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).expect("meta").permissions().mode() & 0o111 != 0
+}
+
+/// Every path under `dir` (files, symlinks and directories), relative, sorted.
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            out.push(path.strip_prefix(root).expect("prefix").to_path_buf());
+            if fs::symlink_metadata(&path).expect("meta").is_dir() {
+                walk(root, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn export_writes_the_base_with_the_files_applied_and_leaves_the_checkout_alone() {
+    let fx = Fixture::new();
+    // origin/main moves past the clone's HEAD: the export holds the fetched base, not HEAD.
+    fs::write(fx.seed.join("NEWS.md"), "news\n").expect("write");
+    git(&fx.seed, &["add", "NEWS.md"]);
+    git(&fx.seed, &["commit", "-qm", "news"]);
+    git(&fx.seed, &["push", "-q", "origin", "main"]);
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let status_before = status(&fx.clone);
+    let head_before = git_out(&fx.clone, &["rev-parse", "HEAD"]);
+    let before = snapshot(&fx.clone);
+    assert!(!status_before.is_empty(), "control: the clone is dirty");
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let files = [
+        change("src/lib.rs", "pub fn answer() -> u32 {\n    42\n}\n"),
+        change("src/new/deep/mod.rs", "// new\n"),
+        change("docs/guide.md", "# Guide\n"),
+        change("bin/run.sh", "#!/bin/sh\necho changed\n"),
+    ];
+    repo.export(&files, out.path()).expect("export");
+    let dir = out.path();
+
+    for file in &files {
+        assert_eq!(
+            fs::read_to_string(dir.join(&file.path)).expect("exported file"),
+            file.content,
+            "{}",
+            file.path
+        );
+    }
+    // The base's files as committed, not the user's local or staged edits.
+    assert_eq!(
+        fs::read_to_string(dir.join("README.md")).expect("README"),
+        Fixture::README
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("NEWS.md")).expect("NEWS"),
+        "news\n"
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("sub/dir/data.txt")).expect("data"),
+        "data\n"
+    );
+    assert_eq!(
+        fs::read(dir.join("image.bin")).expect("image"),
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
+    );
+    assert_eq!(
+        fs::read(dir.join("latin1.txt")).expect("latin1"),
+        b"caf\xe9\n"
+    );
+    assert_eq!(
+        fs::read_link(dir.join("link")).expect("symlink"),
+        Path::new("/etc")
+    );
+    assert!(!dir.join("staged.txt").exists(), "the user's staged file");
+    assert!(!dir.join(".git").exists(), "no repository in the worktree");
+    assert!(
+        is_executable(&dir.join("bin/run.sh")),
+        "modified executable"
+    );
+    assert!(!is_executable(&dir.join("src/new/deep/mod.rs")));
+    assert!(!is_executable(&dir.join("src/lib.rs")));
+
+    // An executable the change does not touch stays executable too.
+    let untouched = tempfile::tempdir().expect("tempdir");
+    repo.export(&[change("only.txt", "only\n")], untouched.path())
+        .expect("export");
+    assert!(is_executable(&untouched.path().join("bin/run.sh")));
+    assert_eq!(
+        fs::read_to_string(untouched.path().join("bin/run.sh")).expect("run.sh"),
+        "#!/bin/sh\necho hi\n"
+    );
+    assert_eq!(
+        fs::read_to_string(untouched.path().join("src/lib.rs")).expect("lib.rs"),
+        Fixture::LIB_RS
+    );
+
+    assert_eq!(snapshot(&fx.clone), before, "user's checkout changed");
+    assert_eq!(status(&fx.clone), status_before);
+    assert_eq!(git_out(&fx.clone, &["rev-parse", "HEAD"]), head_before);
+    assert_eq!(
+        local_branch(&fx, "main").as_deref(),
+        Some(head_before.trim())
+    );
+}
+
+#[test]
+fn export_refuses_hostile_paths_before_writing_anything() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let status_before = status(&fx.clone);
+    let before = snapshot(&fx.clone);
+    let config_before = fs::read(fx.clone.join(".git/config")).expect("config");
+
+    let parent = tempfile::tempdir().expect("tempdir");
+    let out = parent.path().join("worktree");
+    fs::create_dir(&out).expect("mkdir");
+    for (path, reason) in [
+        ("../x", "'..' component"),
+        (".git/config", "names the .git directory"),
+        ("/etc/passwd", "absolute path"),
+        ("link/x", "a parent is a symlink"),
+    ] {
+        // A valid file first: one bad path refuses the whole export.
+        let files = [change("ok.txt", "fine\n"), change(path, "pwned\n")];
+        match repo.export(&files, &out) {
+            Err(GitError::Path(e)) => assert_eq!(e.reason, reason, "{path:?}"),
+            other => panic!("{path:?}: unexpected {other:?}"),
+        }
+        assert_eq!(entries(&out), Vec::<PathBuf>::new(), "{path:?} wrote files");
+        assert_eq!(
+            entries(parent.path()),
+            [PathBuf::from("worktree")],
+            "{path:?} wrote beside the worktree"
+        );
+    }
+    assert_eq!(
+        fs::read(fx.clone.join(".git/config")).expect("config"),
+        config_before
+    );
+    assert_eq!(snapshot(&fx.clone), before);
+    assert_eq!(status(&fx.clone), status_before);
+}
+
+#[test]
+fn export_before_fetching_names_the_missing_base() {
+    let fx = Fixture::new();
+    let repo = Repo::open(&fx.clone, "other", None).expect("open");
+    let out = tempfile::tempdir().expect("tempdir");
+    let err = repo
+        .export(&[change("a.txt", "a\n")], out.path())
+        .expect_err("exported without a base");
+    assert!(matches!(err, GitError::MissingBase(_)), "{err}");
+    assert_eq!(entries(out.path()), Vec::<PathBuf>::new());
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use autonomous_dev::agents::{self, Chain, Input, Pm, PmVote, RepoContext};
 use autonomous_dev::llm::{
-    Anthropic, LlmError, Message, OpenAi, Provider, RetryPolicy, ToolRequest, ToolSpec,
+    Anthropic, LlmError, Message, OpenAi, Part, Provider, RetryPolicy, ToolRequest, ToolSpec,
 };
 use autonomous_dev::task::Usage;
 use secrecy::SecretString;
@@ -216,6 +216,18 @@ impl Wire {
         }
     }
 
+    /// [`Self::success`] calling `tool` instead of `TOOL`.
+    fn success_calling(self, tool: &str) -> ResponseTemplate {
+        let mut body = self.base_body();
+        match self {
+            Wire::Anthropic => body["content"][0]["name"] = json!(tool),
+            Wire::OpenAi => {
+                body["choices"][0]["message"]["tool_calls"][0]["function"]["name"] = json!(tool)
+            }
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
     /// The plain success body of most tests: `{"prd": "# PRD"}`, 10 tokens in, 20 out.
     fn base_body(self) -> Value {
         match self {
@@ -303,7 +315,11 @@ impl Wire {
         let messages = body["messages"].as_array().unwrap();
         match self {
             Wire::Anthropic => {
-                let mut turns = vec![Turn::System(body["system"].as_str().unwrap().into())];
+                // The system prompt is an array of one text block (a cache breakpoint or not).
+                let system = body["system"].as_array().unwrap();
+                assert_eq!(system.len(), 1, "{system:?}");
+                assert_eq!(system[0]["type"], "text", "{system:?}");
+                let mut turns = vec![Turn::System(system[0]["text"].as_str().unwrap().into())];
                 for message in messages {
                     let role = message["role"].as_str().unwrap();
                     for block in message["content"].as_array().unwrap() {
@@ -397,6 +413,9 @@ both_wires!(
     bad_request_is_api_error_without_retry,
     answer_without_tool_call_is_invalid_response_naming_the_stop_reason,
     unreachable_server_is_a_network_error_after_retries,
+    several_tools_all_offered_on_anthropic_only_the_forced_one_on_openai,
+    forced_tool_not_offered_is_an_invalid_request_and_nothing_is_sent,
+    user_parts_are_blocks_on_anthropic_and_one_joined_message_on_openai,
 );
 
 // ------------------------------------------------------------------------------------------
@@ -783,6 +802,231 @@ async fn unreachable_server_is_a_network_error_after_retries(wire: Wire) {
     assert!(!err.to_string().contains(KEY));
 }
 
+/// `request(messages)` offering three tools (PM's, Architect's, QA's) and forcing the Architect's.
+fn several_tools_request() -> ToolRequest {
+    let mut request = simple_request();
+    let spec = |name: &str, field: &str| ToolSpec {
+        name: name.into(),
+        description: format!("Submit the {field}."),
+        input_schema: json!({
+            "type": "object",
+            "properties": {field: {"type": "string"}},
+            "required": [field]
+        }),
+    };
+    request.tools = vec![
+        request.tools[0].clone(),
+        spec("submit_design", "design"),
+        spec("submit_review", "review"),
+    ];
+    request.tool_choice = "submit_design".into();
+    request
+}
+
+async fn several_tools_all_offered_on_anthropic_only_the_forced_one_on_openai(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_always(&server, wire, wire.success_calling("submit_design"), 1).await;
+    let request = several_tools_request();
+    let call = wire
+        .client(&server, fast(0))
+        .call_tool(&request)
+        .await
+        .unwrap();
+    assert_eq!(call.input, json!({"prd": "# PRD"}));
+
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(wire.forced_tool(&body), "submit_design");
+    let tools = body["tools"].as_array().unwrap();
+    match wire {
+        // Every tool, in order, so that the cached prefix is the same whatever is forced.
+        Wire::Anthropic => {
+            let offered: Vec<Value> = tools
+                .iter()
+                .map(|t| json!([t["name"], t["description"], t["input_schema"]]))
+                .collect();
+            let expected: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| json!([t.name, t.description, t.input_schema]))
+                .collect();
+            assert_eq!(offered, expected);
+        }
+        // Only the forced one: small context windows, and no explicit caching to keep.
+        Wire::OpenAi => {
+            let (name, description, schema) = wire.offered_tool(&body);
+            assert_eq!(name, "submit_design");
+            assert_eq!(description, "Submit the design.");
+            assert_eq!(schema, request.tools[1].input_schema);
+        }
+    }
+}
+
+async fn forced_tool_not_offered_is_an_invalid_request_and_nothing_is_sent(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_always(&server, wire, wire.success(), 0).await;
+    let mut request = simple_request();
+    request.tool_choice = "submit_design".into();
+    let err = wire
+        .client(&server, fast(3))
+        .call_tool(&request)
+        .await
+        .unwrap_err();
+    match &err {
+        LlmError::InvalidRequest(message) => {
+            assert!(message.contains("`submit_design`"), "{message}")
+        }
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+    assert!(requests(&server).await.is_empty());
+}
+
+async fn user_parts_are_blocks_on_anthropic_and_one_joined_message_on_openai(wire: Wire) {
+    let server = MockServer::start().await;
+    mount_once(&server, wire, wire.success()).await;
+    let request = request(vec![Message::User(vec![
+        Part::cached("<task id=\"t\">Add a health endpoint</task>"),
+        Part::text("Write a PRD."),
+    ])]);
+    wire.client(&server, fast(0))
+        .call_tool(&request)
+        .await
+        .unwrap();
+
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    let system = Turn::System("You are a PM.".into());
+    match wire {
+        Wire::Anthropic => {
+            assert_eq!(body["messages"].as_array().unwrap().len(), 1, "one turn");
+            assert_eq!(
+                wire.conversation(&body),
+                [
+                    system,
+                    Turn::User("<task id=\"t\">Add a health endpoint</task>".into()),
+                    Turn::User("Write a PRD.".into()),
+                ]
+            );
+        }
+        Wire::OpenAi => {
+            assert_eq!(
+                wire.conversation(&body),
+                [
+                    system,
+                    Turn::User(
+                        "<task id=\"t\">Add a health endpoint</task>\n\nWrite a PRD.".into()
+                    ),
+                ]
+            );
+            assert!(!body.to_string().contains("cache_control"), "{body}");
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Anthropic only: prompt-caching breakpoints
+// ------------------------------------------------------------------------------------------
+
+/// A two-part user message (the first part cached), then — when `continued` — a rejected call
+/// and its error: a corrective retry or a repair round.
+fn cacheable_request(continued: bool) -> ToolRequest {
+    let mut messages = vec![Message::User(vec![
+        Part::cached("Shared context."),
+        Part::text("Write a PRD."),
+    ])];
+    if continued {
+        messages.push(Message::ToolCall {
+            id: "toolu_1".into(),
+            name: TOOL.into(),
+            input: json!({"prd": ""}),
+        });
+        messages.push(Message::ToolError {
+            id: "toolu_1".into(),
+            error: "`prd` must not be empty".into(),
+        });
+    }
+    request(messages)
+}
+
+/// Every `cache_control` of a body (each must be `ephemeral`), counted.
+fn breakpoints(body: &Value) -> usize {
+    match body {
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, value)| {
+                if key == "cache_control" {
+                    assert_eq!(value, &json!({"type": "ephemeral"}), "{body}");
+                    1
+                } else {
+                    breakpoints(value)
+                }
+            })
+            .sum(),
+        Value::Array(items) => items.iter().map(breakpoints).sum(),
+        _ => 0,
+    }
+}
+
+#[tokio::test]
+async fn anthropic_caching_marks_the_system_cached_parts_and_a_continued_conversation_end() {
+    let server = MockServer::start().await;
+    mount_always(&server, Wire::Anthropic, Wire::Anthropic.success(), 2).await;
+    let client = Wire::Anthropic.client(&server, fast(0));
+    client.call_tool(&cacheable_request(false)).await.unwrap();
+    client.call_tool(&cacheable_request(true)).await.unwrap();
+
+    let ephemeral = json!({"type": "ephemeral"});
+    let recorded = requests(&server).await;
+    let first: Value = recorded[0].body_json().unwrap();
+    assert_eq!(
+        first["system"],
+        json!([{"type": "text", "text": "You are a PM.", "cache_control": ephemeral}])
+    );
+    let content = &first["messages"][0]["content"];
+    assert_eq!(
+        content[0],
+        json!({"type": "text", "text": "Shared context.", "cache_control": ephemeral})
+    );
+    assert_eq!(content[1], json!({"type": "text", "text": "Write a PRD."}));
+    assert_eq!(breakpoints(&first), 2, "{first}");
+    assert!(
+        first["tools"][0].get("cache_control").is_none(),
+        "the tools are cached with the system prompt after them"
+    );
+
+    let second: Value = recorded[1].body_json().unwrap();
+    let messages = second["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{second}");
+    assert_eq!(messages[0], first["messages"][0], "the same cached prefix");
+    assert!(messages[1]["content"][0].get("cache_control").is_none());
+    let last = messages[2]["content"].as_array().unwrap();
+    assert_eq!(last[0]["type"], "tool_result");
+    assert!(last[0].get("cache_control").is_none(), "{second}");
+    assert_eq!(last[1]["type"], "text");
+    assert_eq!(
+        last[1]["cache_control"], ephemeral,
+        "the conversation's end"
+    );
+    assert_eq!(breakpoints(&second), 3, "{second}");
+    assert!(breakpoints(&second) <= 4, "Anthropic's limit");
+}
+
+#[tokio::test]
+async fn anthropic_without_caching_sends_no_cache_control_and_system_as_blocks() {
+    let server = MockServer::start().await;
+    mount_always(&server, Wire::Anthropic, Wire::Anthropic.success(), 2).await;
+    let client = Anthropic::new(&server.uri(), SecretString::from(KEY), fast(0), false);
+    client.call_tool(&cacheable_request(false)).await.unwrap();
+    client.call_tool(&cacheable_request(true)).await.unwrap();
+
+    for recorded in requests(&server).await {
+        let body: Value = recorded.body_json().unwrap();
+        assert!(!body.to_string().contains("cache_control"), "{body}");
+        assert_eq!(
+            body["system"],
+            json!([{"type": "text", "text": "You are a PM."}])
+        );
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // OpenAI-compatible servers only
 // ------------------------------------------------------------------------------------------
@@ -905,9 +1149,11 @@ async fn openai_invalid_json_arguments_make_ask_send_a_corrective_retry() {
         repo: &repo,
     };
     let provider = OpenAi::new(&server.uri(), None, fast(0));
-    let answer = agents::ask::<Pm>(&provider, "local-model", input)
+    let meter = common::RecordingMeter::new();
+    let answer = agents::ask::<Pm>(&provider, "local-model", input, &meter)
         .await
         .unwrap();
+    assert_eq!(meter.recorded().len(), 2, "both calls are metered");
     assert_eq!(answer.output.vote, PmVote::Approve);
     assert_eq!(
         answer.usage,

@@ -219,6 +219,18 @@ fn unit_has_required_directives() {
     expect("Service", "ProtectHome", "yes");
     expect("Service", "PrivateDevices", "yes");
     expect("Service", "CapabilityBoundingSet", "");
+    // The verification sandbox (bubblewrap) needs these namespaces; the time namespace stays
+    // refused.
+    expect_words(
+        "Service",
+        "RestrictNamespaces",
+        &["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"],
+    );
+    let namespaces = values(&d, "Service", "RestrictNamespaces");
+    assert!(
+        !namespaces.iter().any(|v| v == "no" || v.contains("time")),
+        "{namespaces:?}"
+    );
     expect("Service", "UMask", "0077");
 
     expect("Install", "WantedBy", "multi-user.target");

@@ -919,3 +919,85 @@ fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address").port()
 }
+
+/// What a [`RecordingMeter`] was asked or told, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metered {
+    /// `before_call` with the request about to be sent (also when refused).
+    Before(autonomous_dev::llm::ToolRequest),
+    /// `after_call` with the model and what the call cost.
+    After(String, autonomous_dev::task::Usage),
+}
+
+/// A [`autonomous_dev::agents::Meter`] for tests: records every question and every report, and
+/// allows calls up to `allow` (all of them when `None`); past that `before_call` refuses with
+/// `MeterError::TaskBudget`.
+#[derive(Debug, Default)]
+pub struct RecordingMeter {
+    pub allow: Option<usize>,
+    pub log: Mutex<Vec<Metered>>,
+}
+
+impl RecordingMeter {
+    /// Allows every call.
+    pub fn new() -> RecordingMeter {
+        RecordingMeter::default()
+    }
+
+    /// Allows the first `calls` calls, then refuses.
+    pub fn allowing(calls: usize) -> RecordingMeter {
+        RecordingMeter {
+            allow: Some(calls),
+            ..RecordingMeter::default()
+        }
+    }
+
+    /// Everything asked and told so far, in order.
+    pub fn log(&self) -> Vec<Metered> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The `after_call` reports, in order.
+    pub fn recorded(&self) -> Vec<(String, autonomous_dev::task::Usage)> {
+        self.log()
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Metered::After(model, usage) => Some((model, usage)),
+                Metered::Before(_) => None,
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl autonomous_dev::agents::Meter for RecordingMeter {
+    async fn before_call(
+        &self,
+        request: &autonomous_dev::llm::ToolRequest,
+    ) -> Result<(), autonomous_dev::agents::MeterError> {
+        let mut log = self.log.lock().unwrap();
+        let asked = log
+            .iter()
+            .filter(|e| matches!(e, Metered::Before(_)))
+            .count();
+        log.push(Metered::Before(request.clone()));
+        match self.allow {
+            Some(allow) if asked >= allow => Err(autonomous_dev::agents::MeterError::TaskBudget(
+                format!("test meter allows {allow} call(s)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn after_call(
+        &self,
+        model: &str,
+        usage: autonomous_dev::task::Usage,
+    ) -> Result<(), autonomous_dev::agents::MeterError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(Metered::After(model.to_owned(), usage));
+        Ok(())
+    }
+}

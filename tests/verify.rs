@@ -1,0 +1,736 @@
+//! The verification sandbox against the real bubblewrap: every property the crate promises
+//! (ARCHITECTURE.md, src/verify/sandbox.rs) is proven by its observable effect on the host — no
+//! connection reaches a listener the test holds, no file appears outside the worktree, no
+//! process outlives the run, no variable of the daemon reaches the command, no secret reaches
+//! the output tail.
+//!
+//! Tests that need a particular process environment (variables set, PATH pointing nowhere) run
+//! in a child process: this test binary re-executed with one `#[ignore]`d child test selected
+//! and the environment given at spawn, so no test mutates the environment of the parallel
+//! test threads.
+
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use autonomous_dev::verify::{Verification, Verifier, VerifyConfig, VerifyError, VerifyStatus};
+use secrecy::SecretString;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Set in a child process's environment to make its `#[ignore]`d child test run.
+const CHILD_MARKER: &str = "AUTONOMOUS_DEV_VERIFY_TEST_CHILD";
+
+fn config(command: Option<&str>, timeout: Duration) -> VerifyConfig {
+    VerifyConfig {
+        command: command.map(str::to_owned),
+        timeout,
+        memory_bytes: 1024 * MIB,
+        secrets: Vec::new(),
+    }
+}
+
+fn verifier(config: VerifyConfig) -> Verifier {
+    Verifier::new(config).expect("bubblewrap sandbox available (install `bubblewrap`)")
+}
+
+/// Runs `command` in the sandbox over `worktree` with a 20 s timeout and 1 GiB of memory.
+async fn run(worktree: &Path, command: &str) -> Verification {
+    verifier(config(Some(command), Duration::from_secs(20)))
+        .verify(worktree)
+        .await
+        .expect("verify")
+}
+
+/// A name no other test (or concurrent run of this binary) uses.
+fn unique(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    format!("ad-verify-{label}-{}-{nanos}", std::process::id())
+}
+
+/// PIDs of the host's processes whose argv is exactly `argv` (the host sees the processes of
+/// every PID namespace below its own).
+fn processes_with_argv(argv: &[&str]) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline
+            .strip_suffix(b"\0")
+            .unwrap_or(&cmdline)
+            .split(|b| *b == 0)
+            .collect();
+        if args.len() == argv.len() && args.iter().zip(argv).all(|(a, b)| *a == b.as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls (every 50 ms, up to `within`) until a process with exactly `argv` exists.
+async fn appears(argv: &[&str], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if !processes_with_argv(argv).is_empty() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls (every 50 ms, up to `within`, since the kernel reaps asynchronously) until no process
+/// with exactly `argv` exists; returns the survivors' PIDs.
+async fn survivors(argv: &[&str], within: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let pids = processes_with_argv(argv);
+        if pids.is_empty() || Instant::now() >= deadline {
+            return pids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Re-executes this test binary running only the `#[ignore]`d test `name`, with `env` added to
+/// the inherited environment (and `env_remove` removed); returns its stdout after checking that
+/// the child test ran and passed.
+fn run_child(name: &str, env: &[(&str, &str)], env_remove: &[&str]) -> String {
+    let mut command = Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_MARKER, "1");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    for name in env_remove {
+        command.env_remove(name);
+    }
+    let output = command.output().expect("run the child test");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "child test {name} failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    assert!(
+        stdout.contains("test result: ok. 1 passed"),
+        "child test {name} did not run:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// The text a child test printed between `BEGIN <label>` and `END <label>` lines.
+fn child_section(stdout: &str, label: &str) -> String {
+    let begin = format!("BEGIN {label}\n");
+    let end = format!("\nEND {label}");
+    let start = stdout
+        .find(&begin)
+        .unwrap_or_else(|| panic!("no {label} in child output:\n{stdout}"))
+        + begin.len();
+    let len = stdout[start..]
+        .find(&end)
+        .unwrap_or_else(|| panic!("unterminated {label}:\n{stdout}"));
+    stdout[start..start + len].to_owned()
+}
+
+fn is_child() -> bool {
+    std::env::var_os(CHILD_MARKER).is_some()
+}
+
+// --- Exit status and output ------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_passing_command_passes_with_its_output() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let command = "echo out-1; echo err-1 >&2; echo out-2";
+    let v = run(worktree.path(), command).await;
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    assert_eq!(v.command.as_deref(), Some(command));
+    assert_eq!(v.exit_code, Some(0));
+    assert_eq!(v.signal, None);
+    assert_eq!(v.reason, None);
+    assert_eq!(
+        v.output_tail, "out-1\nerr-1\nout-2",
+        "stdout and stderr in order"
+    );
+    assert!(!v.blocks_approval());
+    assert!(
+        v.summary()
+            .starts_with(&format!("passed: `{command}` (exit 0, ")),
+        "{}",
+        v.summary()
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_fails_with_its_exit_code_and_output() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let command =
+        "echo compiling; echo 'error: expected 42' >&2; echo 'test result: FAILED'; exit 3";
+    let v = run(worktree.path(), command).await;
+    assert_eq!(v.status, VerifyStatus::Failed, "{v:?}");
+    assert_eq!(v.exit_code, Some(3));
+    assert_eq!(v.signal, None);
+    assert_eq!(
+        v.output_tail,
+        "compiling\nerror: expected 42\ntest result: FAILED"
+    );
+    assert!(v.blocks_approval());
+    assert!(
+        v.summary()
+            .starts_with(&format!("failed: `{command}` (exit 3, ")),
+        "{}",
+        v.summary()
+    );
+}
+
+/// A command killed by a signal fails. bubblewrap's init reports a child killed by signal N as
+/// exit status 128 + N, so the sandbox sees an exit code rather than a signal (see the report:
+/// `Verification::signal` is documented but only set when bwrap itself is killed).
+#[tokio::test]
+async fn a_command_killed_by_a_signal_fails() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let v = run(
+        worktree.path(),
+        "echo about to die; kill -KILL $$; echo survived",
+    )
+    .await;
+    assert_eq!(v.status, VerifyStatus::Failed, "{v:?}");
+    assert!(
+        v.signal == Some(9) || v.exit_code == Some(128 + 9),
+        "neither signal 9 nor exit 137: {v:?}"
+    );
+    assert_eq!(v.output_tail, "about to die");
+    assert!(v.blocks_approval());
+}
+
+// --- Network ---------------------------------------------------------------------------------
+
+/// Tries a connection to the host's loopback listener, a name lookup and connections to outside
+/// addresses; prints one line per attempt and the network interfaces it sees.
+const NETWORK_PROBE: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+def attempt(label, action):
+    try:
+        action()
+        print(label, "SUCCEEDED", flush=True)
+    except OSError as e:
+        print(label, "FAILED", type(e).__name__, e, flush=True)
+attempt("loopback", lambda: socket.create_connection(("127.0.0.1", port), timeout=2).close())
+attempt("resolve", lambda: socket.getaddrinfo("example.com", 443))
+attempt("outside4", lambda: socket.create_connection(("1.1.1.1", 443), timeout=2).close())
+attempt("outside6", lambda: socket.create_connection(("2606:4700:4700::1111", 443), timeout=2).close())
+print("interfaces", sorted(name for _, name in socket.if_nameindex()), flush=True)
+"#;
+
+#[tokio::test]
+async fn the_sandbox_has_no_network() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let worktree = tempfile::tempdir().expect("tempdir");
+    std::fs::write(worktree.path().join("probe.py"), NETWORK_PROBE).expect("write probe");
+
+    let v = run(worktree.path(), &format!("python3 probe.py {port}")).await;
+
+    assert_eq!(
+        v.status,
+        VerifyStatus::Passed,
+        "the probe itself ran: {v:?}"
+    );
+    let tail = &v.output_tail;
+    for label in ["loopback", "resolve", "outside4", "outside6"] {
+        assert!(tail.contains(&format!("{label} FAILED")), "{label}: {tail}");
+        assert!(
+            !tail.contains(&format!("{label} SUCCEEDED")),
+            "{label}: {tail}"
+        );
+    }
+    assert!(
+        tail.contains("gaierror"),
+        "name lookup failed as such: {tail}"
+    );
+    assert!(
+        tail.contains("interfaces ['lo']"),
+        "only a loopback: {tail}"
+    );
+    match listener.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("the sandbox reached the host's listener from {peer}"),
+        Err(e) => panic!("accept: {e}"),
+    }
+    // Control: a connection from the host is seen by the same check.
+    let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("host connects");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match listener.accept() {
+            Ok(_) => break,
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("the host's own connection was not accepted: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bash_dev_tcp_cannot_reach_the_host() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let command = format!(
+        "bash -c 'echo hello > /dev/tcp/127.0.0.1/{port}' && echo CONNECTED || echo CONNECT-FAILED"
+    );
+    let v = run(worktree.path(), &command).await;
+    assert!(v.output_tail.contains("CONNECT-FAILED"), "{v:?}");
+    assert!(!v.output_tail.lines().any(|l| l == "CONNECTED"), "{v:?}");
+    assert!(
+        v.output_tail.contains("/dev/tcp/127.0.0.1"),
+        "bash's error: {v:?}"
+    );
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == ErrorKind::WouldBlock),
+        "the sandbox reached the host's listener"
+    );
+}
+
+// --- File system -----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn only_the_worktree_and_a_private_tmp_are_writable() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    // Outside /tmp, so that the sandbox sees it (read-only) rather than its own empty /tmp.
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("outside dir");
+    std::fs::write(outside.path().join("visible.txt"), "seen from inside\n").expect("write");
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+    let name = unique("write");
+    let targets = [
+        ("OUTSIDE", outside.path().join(&name)),
+        ("ETC", Path::new("/etc").join(&name)),
+        ("HOME", home.join(&name)),
+        ("USR", Path::new("/usr/local").join(&name)),
+    ];
+    let host_tmp = Path::new("/tmp").join(&name);
+    let mut script = format!(
+        "echo kept > kept.txt\nmkdir -p build/out && echo built > build/out/artifact\n\
+         cat {visible}\n",
+        visible = outside.path().join("visible.txt").display()
+    );
+    for (label, path) in &targets {
+        script.push_str(&format!(
+            "if echo pwned > {path}; then echo {label}-WRITTEN; else echo {label}-REFUSED; fi\n",
+            path = path.display()
+        ));
+    }
+    script.push_str(&format!(
+        "echo private > {tmp} && cat {tmp} && echo TMP-WRITTEN\n",
+        tmp = host_tmp.display()
+    ));
+
+    let v = run(worktree.path(), &script).await;
+
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    let tail = &v.output_tail;
+    assert!(
+        tail.contains("seen from inside"),
+        "the outside dir is visible: {tail}"
+    );
+    for (label, path) in &targets {
+        assert!(
+            tail.contains(&format!("{label}-REFUSED")),
+            "{label}: {tail}"
+        );
+        assert!(
+            !tail.contains(&format!("{label}-WRITTEN")),
+            "{label}: {tail}"
+        );
+        assert!(!path.exists(), "{} was written on the host", path.display());
+    }
+    assert!(tail.contains("Read-only file system"), "{tail}");
+    assert!(
+        tail.contains("private\nTMP-WRITTEN"),
+        "/tmp is writable inside: {tail}"
+    );
+    assert!(
+        !host_tmp.exists(),
+        "the sandbox's /tmp leaked to the host's"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.path().join("kept.txt")).expect("kept.txt persisted"),
+        "kept\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.path().join("build/out/artifact")).expect("artifact"),
+        "built\n"
+    );
+}
+
+// --- Timeout and process tree ----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_tree() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    // Unique sleep durations are the markers: no other process has these argv.
+    let pid = std::process::id();
+    let detached = format!("4242.{pid}");
+    let nohup = format!("4243.{pid}");
+    let foreground = format!("4244.{pid}");
+    let command = format!(
+        "setsid sleep {detached} & nohup sleep {nohup} >/dev/null 2>&1 & echo started; \
+         sleep {foreground}"
+    );
+    let verifier = verifier(config(Some(&command), Duration::from_secs(2)));
+
+    let grandchild = ["sleep", detached.as_str()];
+    let (v, seen) = tokio::join!(
+        verifier.verify(worktree.path()),
+        appears(&grandchild, Duration::from_secs(2))
+    );
+    let v = v.expect("verify");
+
+    assert!(
+        seen,
+        "control: the detached grandchild was running during the run"
+    );
+    assert_eq!(v.status, VerifyStatus::TimedOut, "{v:?}");
+    assert_eq!((v.exit_code, v.signal), (None, None));
+    assert!(v.blocks_approval());
+    assert!(
+        (1_900..6_000).contains(&v.duration_ms),
+        "stopped at the timeout, not waiting for output: {v:?}"
+    );
+    assert!(
+        v.output_tail.contains("started"),
+        "output before the kill kept: {v:?}"
+    );
+    assert!(v.summary().starts_with("timed out: `"), "{}", v.summary());
+    for marker in [&detached, &nohup, &foreground] {
+        let left = survivors(&["sleep", marker], Duration::from_secs(2)).await;
+        assert!(
+            left.is_empty(),
+            "sleep {marker} survived the timeout: {left:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn background_processes_die_with_the_command() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let marker = format!("4245.{}", std::process::id());
+    // The background process keeps the output pipe open and proves it started by writing its
+    // PID into the worktree before the command exits.
+    let command = format!(
+        "setsid sh -c 'echo $$ > bg.pid; exec sleep {marker}' & \
+         while [ ! -s bg.pid ]; do sleep 0.05; done; echo left it running"
+    );
+    let verifier = verifier(config(Some(&command), Duration::from_secs(30)));
+    let started = Instant::now();
+    let v = verifier.verify(worktree.path()).await.expect("verify");
+    let elapsed = started.elapsed();
+
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    assert_eq!(v.output_tail, "left it running");
+    assert!(
+        worktree.path().join("bg.pid").is_file(),
+        "control: the background process started"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "verify waited for the background process ({elapsed:?})"
+    );
+    let left = survivors(&["sleep", &marker], Duration::from_secs(2)).await;
+    assert!(
+        left.is_empty(),
+        "background sleep {marker} survived: {left:?}"
+    );
+}
+
+// --- Memory ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_memory_limit_stops_a_large_allocation() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let allocate = |mib: u64| {
+        format!("python3 -c 'b = bytearray({mib} * 1024 * 1024); print(\"allocated\", len(b))'")
+    };
+    let mut limited = config(None, Duration::from_secs(20));
+    limited.memory_bytes = 256 * MIB;
+
+    limited.command = Some(allocate(1024));
+    let v = verifier(limited.clone())
+        .verify(worktree.path())
+        .await
+        .expect("verify");
+    assert_eq!(
+        v.status,
+        VerifyStatus::Failed,
+        "1 GiB under a 256 MiB limit: {v:?}"
+    );
+    assert!(v.output_tail.contains("MemoryError"), "{v:?}");
+    assert!(!v.output_tail.contains("allocated"), "{v:?}");
+
+    limited.command = Some(allocate(32));
+    let v = verifier(limited)
+        .verify(worktree.path())
+        .await
+        .expect("verify");
+    assert_eq!(
+        v.status,
+        VerifyStatus::Passed,
+        "32 MiB under 256 MiB: {v:?}"
+    );
+    assert_eq!(v.output_tail, format!("allocated {}", 32 * MIB));
+}
+
+// --- Environment and secrets -----------------------------------------------------------------
+
+/// Every variable the sandbox may show: PASSED_ENV and FIXED_ENV of src/verify/sandbox.rs, and
+/// what `sh` itself sets.
+const DOCUMENTED_ENV: [&str; 23] = [
+    // Passed through when set.
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "PYENV_ROOT",
+    "GOROOT",
+    "GOPATH",
+    "GOMODCACHE",
+    "JAVA_HOME",
+    // Fixed.
+    "HOME",
+    "TMPDIR",
+    "CI",
+    "CARGO_NET_OFFLINE",
+    "GOPROXY",
+    "GOTOOLCHAIN",
+    "npm_config_offline",
+    "PIP_NO_INDEX",
+    "PYTHONDONTWRITEBYTECODE",
+    // The shell's own.
+    "PWD",
+    "SHLVL",
+    "OLDPWD",
+];
+
+/// Values the parent gives the child in variables that must not reach the sandbox.
+fn leaked_values() -> Vec<(&'static str, String)> {
+    [
+        "GITHUB_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "DATABASE_URL",
+        "OPENAI_API_KEY",
+        "LEAKY_VARIABLE",
+    ]
+    .into_iter()
+    .map(|name| {
+        (
+            name,
+            format!(
+                "leak{}{}",
+                name.to_lowercase().replace('_', ""),
+                std::process::id()
+            ),
+        )
+    })
+    .collect()
+}
+
+#[test]
+fn the_daemons_environment_does_not_reach_the_sandbox() {
+    let values = leaked_values();
+    let env: Vec<(&str, &str)> = values.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let stdout = run_child("child_prints_the_sandboxed_env", &env, &[]);
+    let tail = child_section(&stdout, "ENV");
+
+    let names: BTreeSet<&str> = tail
+        .lines()
+        .map(|line| line.split_once('=').map_or(line, |(name, _)| name))
+        .collect();
+    let documented: BTreeSet<&str> = DOCUMENTED_ENV.into_iter().collect();
+    let extra: Vec<&&str> = names.difference(&documented).collect();
+    assert!(
+        extra.is_empty(),
+        "undocumented variables {extra:?} in:\n{tail}"
+    );
+    for (name, value) in &values {
+        assert!(
+            !tail.contains(value),
+            "{name}'s value reached the sandbox:\n{tail}"
+        );
+    }
+    // Control: `env` ran, with the fixed variables.
+    for line in ["HOME=/tmp", "TMPDIR=/tmp", "CI=true", "PIP_NO_INDEX=1"] {
+        assert!(tail.lines().any(|l| l == line), "{line} missing:\n{tail}");
+    }
+    assert!(names.contains("PATH"), "{tail}");
+}
+
+#[tokio::test]
+#[ignore = "child process of the_daemons_environment_does_not_reach_the_sandbox"]
+async fn child_prints_the_sandboxed_env() {
+    if !is_child() {
+        return;
+    }
+    for (name, _) in leaked_values() {
+        let value = std::env::var(name).unwrap_or_default();
+        assert!(value.starts_with("leak"), "{name} given by the parent");
+    }
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let v = run(worktree.path(), "env").await;
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    println!("BEGIN ENV\n{}\nEND ENV", v.output_tail);
+}
+
+#[tokio::test]
+async fn configured_secrets_and_token_shaped_strings_are_redacted() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let secret = format!("s3cr3t-{}", unique("token"));
+    let aws_key = format!("AKIA{}", "Q7ZL3XW9RT2PLM4N");
+    // The command reads them from files, as a test printing a fixture or an env dump would.
+    std::fs::write(worktree.path().join("secret.txt"), &secret).expect("write");
+    std::fs::write(worktree.path().join("key.txt"), &aws_key).expect("write");
+    let mut config = config(
+        Some(
+            "echo \"token is $(cat secret.txt).\"; echo \"aws key $(cat key.txt)\" >&2; echo done",
+        ),
+        Duration::from_secs(20),
+    );
+    config.secrets = vec![
+        SecretString::from(secret.clone()),
+        SecretString::from(String::new()),
+    ];
+    let v = verifier(config)
+        .verify(worktree.path())
+        .await
+        .expect("verify");
+
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    assert!(!v.output_tail.contains(&secret), "{}", v.output_tail);
+    assert!(!v.output_tail.contains(&aws_key), "{}", v.output_tail);
+    assert_eq!(
+        v.output_tail,
+        "token is [REDACTED].\naws key [REDACTED]\ndone"
+    );
+}
+
+// --- Detection -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn without_a_command_a_makefile_test_target_is_run() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        worktree.path().join("Makefile"),
+        "build:\n\t@echo building\n\ntest: build\n\t@echo make-test-ran\n\t@touch ran.txt\n",
+    )
+    .expect("write Makefile");
+    let v = verifier(config(None, Duration::from_secs(20)))
+        .verify(worktree.path())
+        .await
+        .expect("verify");
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    assert_eq!(v.command.as_deref(), Some("make test"));
+    assert_eq!(v.output_tail, "building\nmake-test-ran");
+    assert!(
+        worktree.path().join("ran.txt").is_file(),
+        "make test ran in the worktree"
+    );
+}
+
+#[tokio::test]
+async fn without_a_command_or_a_detected_one_nothing_is_verified() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    std::fs::write(worktree.path().join("README.md"), "# nothing to run\n").expect("write");
+    // A Makefile without a `test` target is not a check command either.
+    std::fs::write(
+        worktree.path().join("Makefile"),
+        "build:\n\ttouch built.txt\n",
+    )
+    .expect("write");
+    let v = verifier(config(None, Duration::from_secs(20)))
+        .verify(worktree.path())
+        .await
+        .expect("verify");
+    assert_eq!(v.status, VerifyStatus::NotVerified, "{v:?}");
+    assert_eq!(v.command, None);
+    assert_eq!((v.exit_code, v.signal, v.duration_ms), (None, None, 0));
+    assert_eq!(v.output_tail, "");
+    assert!(
+        v.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("no check command")),
+        "{v:?}"
+    );
+    assert!(!v.blocks_approval());
+    assert!(
+        v.summary().starts_with("not verified: no check command"),
+        "{}",
+        v.summary()
+    );
+    let mut entries: Vec<String> = std::fs::read_dir(worktree.path())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        ["Makefile", "README.md"],
+        "nothing ran in the worktree"
+    );
+}
+
+// --- Without bubblewrap ----------------------------------------------------------------------
+
+#[test]
+fn without_bwrap_on_path_the_verifier_is_unavailable() {
+    let stdout = run_child("child_builds_a_verifier", &[("PATH", "/nonexistent")], &[]);
+    let error = child_section(&stdout, "ERROR");
+    assert!(error.starts_with("Unavailable: "), "{error}");
+    assert!(error.contains("bubblewrap"), "{error}");
+    assert!(error.contains("`bwrap` is not on PATH"), "{error}");
+}
+
+#[test]
+#[ignore = "child process of without_bwrap_on_path_the_verifier_is_unavailable"]
+fn child_builds_a_verifier() {
+    if !is_child() {
+        return;
+    }
+    let text = match Verifier::new(config(Some("true"), Duration::from_secs(5))) {
+        Ok(_) => "built".to_owned(),
+        Err(e @ VerifyError::Unavailable(_)) => format!("Unavailable: {e}"),
+        Err(e) => format!("other: {e:?}"),
+    };
+    println!("BEGIN ERROR\n{text}\nEND ERROR");
+}
