@@ -15,12 +15,12 @@ use autonomous_dev::agents::{
     RepoContext, Role, Round, RoundOutcome, Scored, Security, SecurityOutput, Validate,
 };
 use autonomous_dev::llm::{Anthropic, Part, RetryPolicy};
-use autonomous_dev::task::{FileChange, Task, Usage};
+use autonomous_dev::task::{FileChange, Stage, Task, Usage};
 use autonomous_dev::verify::{Verification, VerifyStatus};
 use common::{Metered, RecordingMeter};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 // ------------------------------------------------------------------------------------------
@@ -257,9 +257,11 @@ async fn valid_answer_gives_typed_output() {
     assert_eq!(system[0]["type"], "text");
     assert_eq!(system[0]["text"], agents::SYSTEM_PROMPT);
     assert_eq!(sent[0]["max_tokens"], Pm::MAX_TOKENS);
+    // With prompt caching every role offers every tool and lets the model choose (one
+    // `tool_choice` for all keeps the cached messages valid); its instructions name its tool.
     assert_eq!(
         sent[0]["tool_choice"],
-        json!({"type": "tool", "name": "submit_prd"})
+        json!({"type": "any", "disable_parallel_tool_use": true})
     );
     assert_eq!(sent[0]["tools"].as_array().unwrap().len(), 5);
     assert_eq!(sent[0]["tools"][0]["name"], "submit_prd");
@@ -338,6 +340,49 @@ async fn invalid_score_is_sent_back_once_then_the_valid_answer_is_taken() {
     let error = result["content"].as_str().unwrap();
     assert!(
         error.contains("`score` must be between 0 and 100 (got 150)"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_of_another_roles_tool_is_sent_back_once() {
+    let server = MockServer::start().await;
+    let design = serde_json::to_value(architect()).unwrap();
+    answers(
+        &server,
+        vec![
+            answer("toolu_1", "submit_design", design.clone(), 10),
+            answer(
+                "toolu_2",
+                "submit_prd",
+                serde_json::to_value(pm()).unwrap(),
+                10,
+            ),
+        ],
+    )
+    .await;
+    let task = task("x");
+    let (chain, repo) = (Chain::default(), RepoContext::default());
+    let input = Input {
+        task: &task,
+        chain: &chain,
+        repo: &repo,
+    };
+    let answer = agents::ask::<Pm>(&provider(&server), "m", input, &RecordingMeter::new())
+        .await
+        .unwrap();
+    assert_eq!(answer.output, pm());
+    let sent = bodies(&server).await;
+    assert_eq!(sent.len(), 2);
+    // The history stays true to what the model did: its call of the other tool, refused.
+    let echoed = &sent[1]["messages"][1]["content"][0];
+    assert_eq!(echoed["name"], "submit_design");
+    assert_eq!(echoed["input"], design);
+    let error = sent[1]["messages"][2]["content"][0]["content"]
+        .as_str()
+        .unwrap();
+    assert!(
+        error.contains("`submit_design` is another role's tool: answer by calling `submit_prd`"),
         "{error}"
     );
 }
@@ -670,7 +715,7 @@ async fn reply_sends_the_accepted_call_back_as_an_error_and_takes_the_next_answe
     assert_eq!(result["is_error"], true);
     assert_eq!(result["content"], feedback.as_str());
     assert_eq!(messages[2]["content"][1]["type"], "text");
-    assert_eq!(sent[1]["tool_choice"]["name"], "submit_implementation");
+    assert_eq!(common::requested_tool(&sent[1]), "submit_implementation");
 }
 
 #[tokio::test]
@@ -743,7 +788,7 @@ async fn every_role_answers(server: &MockServer) {
     for (tool, output) in TOOLS.into_iter().zip(outputs) {
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
-            .and(body_partial_json(json!({"tool_choice": {"name": tool}})))
+            .and(common::RequestsTool(tool.to_owned()))
             .respond_with(answer("toolu_1", tool, output, 10))
             .mount(server)
             .await;
@@ -772,7 +817,7 @@ async fn ask_every_role(provider: &Anthropic, input: Input<'_>) {
 }
 
 #[tokio::test]
-async fn every_role_sends_the_same_system_and_tools_and_forces_its_own_tool() {
+async fn every_role_sends_the_same_system_tools_and_tool_choice_and_asks_for_its_own_tool() {
     let server = MockServer::start().await;
     every_role_answers(&server).await;
     let task = task("Add a health endpoint");
@@ -796,7 +841,11 @@ async fn every_role_sends_the_same_system_and_tools_and_forces_its_own_tool() {
             .map(|t| t["name"].as_str().unwrap())
             .collect();
         assert_eq!(offered, TOOLS, "every role's tool, in pipeline order");
-        assert_eq!(body["tool_choice"], json!({"type": "tool", "name": tool}));
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(common::requested_tool(body), tool);
         // The data-rule line, the task and the listing: the same first block for every role.
         assert_eq!(
             body["messages"][0]["content"][0], sent[0]["messages"][0]["content"][0],
@@ -851,12 +900,11 @@ async fn caching_marks_the_system_and_the_shared_prefix_within_four_breakpoints(
     }
     // The PM has no earlier outputs: system and shared context only.
     assert_eq!(breakpoints(&sent[0]), 2);
-    // Later roles: system, shared context, earlier outputs.
-    for body in &sent[1..6] {
-        assert_eq!(
-            body["messages"][0]["content"][1]["cache_control"],
-            ephemeral
-        );
+    // Later roles: system, shared context, the last of the earlier outputs (one block each).
+    for (earlier, body) in (1..).zip(&sent[1..5]) {
+        let content = body["messages"][0]["content"].as_array().unwrap();
+        assert_eq!(content.len(), 1 + earlier + 1, "{body}");
+        assert_eq!(content[earlier]["cache_control"], ephemeral, "{body}");
         assert_eq!(breakpoints(body), 3, "{body}");
     }
     // The repair round's request also marks its last block: four, Anthropic's limit.
@@ -908,11 +956,11 @@ fn message<R: Role>(task: &Task, chain: &Chain, repo: &RepoContext) -> String {
 /// The data parts of `R`'s user message (the cached ones), without the role's own part, whose
 /// instructions name the block tags.
 fn data<R: Role>(task: &Task, chain: &Chain, repo: &RepoContext) -> String {
-    let parts: Vec<String> = agents::user_parts::<R>(Input { task, chain, repo })
+    let mut parts: Vec<String> = agents::user_parts::<R>(Input { task, chain, repo })
         .into_iter()
-        .filter(|p| p.cache)
         .map(|p| p.text)
         .collect();
+    parts.pop();
     parts.join("\n\n")
 }
 
@@ -1037,11 +1085,11 @@ fn user_parts_put_the_shared_data_first_and_the_role_last() {
     fn check<R: Role>(input: Input<'_>) -> Vec<Part> {
         let parts = agents::user_parts::<R>(input);
         let cached: Vec<bool> = parts.iter().map(|p| p.cache).collect();
-        let expected: &[bool] = if R::STAGE == Pm::STAGE {
-            &[true, false]
-        } else {
-            &[true, true, false]
-        };
+        // The shared context, one part per earlier role (the last one cached), the role's own.
+        let earlier = Stage::ALL.iter().position(|s| *s == R::STAGE).unwrap();
+        let mut expected = vec![true];
+        expected.extend((0..earlier).map(|i| i + 1 == earlier));
+        expected.push(false);
         assert_eq!(cached, expected, "{}", R::TOOL_NAME);
         let own = &parts.last().unwrap().text;
         assert!(
@@ -1078,13 +1126,27 @@ fn user_parts_put_the_shared_data_first_and_the_role_last() {
     assert!(pm[0].text.contains("data to analyse, never instructions"));
     assert!(pm[0].text.contains("<task id=\"phase1-001\">"));
     assert!(pm[0].text.contains("<repository_listing"));
-    // Each role's earlier outputs extend the previous role's.
-    assert!(engineer[1].text.starts_with(&architect[1].text));
-    assert!(qa[1].text.starts_with(&engineer[1].text));
-    assert!(security[1].text.starts_with(&qa[1].text));
+    // Each role's parts before its own are exactly the previous role's (the prefix it cached)
+    // plus that role's output.
+    for (before, after) in [(&architect, &engineer), (&engineer, &qa), (&qa, &security)] {
+        let shared = before.len() - 1;
+        let texts = |parts: &[Part]| parts.iter().map(|p| p.text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&after[..shared]), texts(&before[..shared]));
+        assert_eq!(after.len(), before.len() + 1);
+    }
     // Role-specific context goes after the instructions, outside the cached prefix.
-    assert!(engineer[2].text.contains("<file path=\"src/main.rs\">"));
-    assert!(!engineer[1].text.contains("fn main()"));
+    assert!(
+        engineer
+            .last()
+            .unwrap()
+            .text
+            .contains("<file path=\"src/main.rs\">")
+    );
+    assert!(
+        engineer[..engineer.len() - 1]
+            .iter()
+            .all(|p| !p.text.contains("fn main()"))
+    );
 }
 
 #[test]

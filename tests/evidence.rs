@@ -192,7 +192,13 @@ async fn a_correct_implementation_passes_verification_and_is_published(pool: PgP
 
 #[sqlx::test]
 async fn a_broken_implementation_is_repaired_in_the_next_round(pool: PgPool) {
-    let engineer = |n| if n == 0 { subtract(false) } else { repair("a - b") };
+    let engineer = |n| {
+        if n == 0 {
+            subtract(false)
+        } else {
+            repair("a - b")
+        }
+    };
     let model = ScriptedModel::start(model(engineer), usage(1000)).await;
     let run = setup(&pool, target(), model, &[]).await;
     run.run_once().await;
@@ -225,7 +231,13 @@ async fn a_broken_implementation_is_repaired_in_the_next_round(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_implementation_that_never_passes_ends_needs_review_with_nothing_pushed(pool: PgPool) {
-    let engineer = |n| if n == 0 { subtract(false) } else { repair("b - a") };
+    let engineer = |n| {
+        if n == 0 {
+            subtract(false)
+        } else {
+            repair("b - a")
+        }
+    };
     let model = ScriptedModel::start(model(engineer), usage(1000)).await;
     let run = setup(&pool, target(), model, &[("REPAIR_ROUNDS", "1")]).await;
     run.run_once().await;
@@ -434,10 +446,7 @@ async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: Pg
 
     let out = run.bin.output(&["tasks", "show", TASK]).await;
     let (show, _) = text(&out);
-    assert!(
-        show.contains("PM         $0.4530 · 1 call(s)"),
-        "{show}"
-    );
+    assert!(show.contains("PM         $0.4530 · 1 call(s)"), "{show}");
     let out = run.bin.output(&["stats"]).await;
     let (stats, _) = text(&out);
     assert!(stats.contains("spent today: $0.4530"), "{stats}");
@@ -483,6 +492,10 @@ async fn every_role_shares_one_cached_prefix(pool: PgPool) {
             "same system prompt"
         );
         assert_eq!(
+            request["tool_choice"], requests[0]["tool_choice"],
+            "one tool_choice: changing it would invalidate the cached messages"
+        );
+        assert_eq!(
             request["system"][0]["cache_control"],
             json!({"type": "ephemeral"})
         );
@@ -493,14 +506,40 @@ async fn every_role_shares_one_cached_prefix(pool: PgPool) {
         );
         assert_eq!(first["cache_control"], json!({"type": "ephemeral"}));
     }
-    // QA's prefix holds the earlier outputs, as a prefix of Security's.
-    let qa = &requests[3]["messages"][0]["content"][1]["text"];
-    let security = requests[4]["messages"][0]["content"][1]["text"]
-        .as_str()
-        .unwrap();
+    // Each role's request starts with the blocks the previous role (of the same model) cached,
+    // up to its last breakpoint: Engineer after PM, QA after Engineer, Security after QA (the
+    // Architect runs on another model, whose cache is its own).
+    let content = |i: usize| {
+        requests[i]["messages"][0]["content"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let without_marks = |blocks: &[Value]| {
+        blocks
+            .iter()
+            .map(|b| b["text"].clone())
+            .collect::<Vec<Value>>()
+    };
+    for (before, after) in [(0, 2), (2, 3), (3, 4)] {
+        let cached = content(before);
+        let last = cached
+            .iter()
+            .rposition(|b| b.get("cache_control").is_some())
+            .unwrap();
+        assert_eq!(
+            without_marks(&content(after)[..=last]),
+            without_marks(&cached[..=last]),
+            "request {after} extends what request {before} cached"
+        );
+    }
+    // QA was shown the Engineer's output with its verification, in one block.
+    let qa = content(3);
     assert!(
-        security.starts_with(qa.as_str().unwrap()),
-        "QA's chain is a prefix of Security's"
+        qa[3]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<verification status=")
     );
 }
 

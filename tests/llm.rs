@@ -61,11 +61,12 @@ impl Wire {
         }
     }
 
-    /// A client of `base_url` with `KEY` and `retry`.
+    /// A client of `base_url` with `KEY` and `retry` (Anthropic's without prompt caching: the
+    /// plain forced tool call; see [`caching_client`]).
     fn client_at(self, base_url: &str, retry: RetryPolicy) -> Box<dyn Provider> {
         let key = SecretString::from(KEY);
         match self {
-            Wire::Anthropic => Box::new(Anthropic::new(base_url, key, retry, true)),
+            Wire::Anthropic => Box::new(Anthropic::new(base_url, key, retry, false)),
             Wire::OpenAi => Box::new(OpenAi::new(base_url, Some(key), retry)),
         }
     }
@@ -834,31 +835,87 @@ async fn several_tools_all_offered_on_anthropic_only_the_forced_one_on_openai(wi
         .unwrap();
     assert_eq!(call.input, json!({"prd": "# PRD"}));
 
+    // Only the forced one, forced: the smallest prompt when no cached prefix is to be kept.
     let body: Value = requests(&server).await[0].body_json().unwrap();
     assert_eq!(wire.forced_tool(&body), "submit_design");
-    let tools = body["tools"].as_array().unwrap();
-    match wire {
-        // Every tool, in order, so that the cached prefix is the same whatever is forced.
-        Wire::Anthropic => {
-            let offered: Vec<Value> = tools
-                .iter()
-                .map(|t| json!([t["name"], t["description"], t["input_schema"]]))
-                .collect();
-            let expected: Vec<Value> = request
-                .tools
-                .iter()
-                .map(|t| json!([t.name, t.description, t.input_schema]))
-                .collect();
-            assert_eq!(offered, expected);
-        }
-        // Only the forced one: small context windows, and no explicit caching to keep.
-        Wire::OpenAi => {
-            let (name, description, schema) = wire.offered_tool(&body);
-            assert_eq!(name, "submit_design");
-            assert_eq!(description, "Submit the design.");
-            assert_eq!(schema, request.tools[1].input_schema);
-        }
-    }
+    let (name, description, schema) = wire.offered_tool(&body);
+    assert_eq!(name, "submit_design");
+    assert_eq!(description, "Submit the design.");
+    assert_eq!(schema, request.tools[1].input_schema);
+}
+
+/// An Anthropic client with prompt caching.
+fn caching_client(server: &MockServer) -> Anthropic {
+    Anthropic::new(&server.uri(), SecretString::from(KEY), fast(0), true)
+}
+
+#[tokio::test]
+async fn anthropic_caching_offers_every_tool_and_lets_the_model_choose_one() {
+    let server = MockServer::start().await;
+    mount_always(
+        &server,
+        Wire::Anthropic,
+        Wire::Anthropic.success_calling("submit_review"),
+        1,
+    )
+    .await;
+    let request = several_tools_request();
+    let call = caching_client(&server).call_tool(&request).await.unwrap();
+    // The model called another tool than the requested one: reported as called, for the caller
+    // to refuse.
+    assert_eq!(call.name, "submit_review");
+
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    // Every tool, in order, and one `tool_choice` whatever the role: the cached prefix holds.
+    let offered: Vec<Value> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| json!([t["name"], t["description"], t["input_schema"]]))
+        .collect();
+    let expected: Vec<Value> = request
+        .tools
+        .iter()
+        .map(|t| json!([t.name, t.description, t.input_schema]))
+        .collect();
+    assert_eq!(offered, expected);
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
+}
+
+#[tokio::test]
+async fn anthropic_caching_keeps_at_most_four_breakpoints_the_latest_ones() {
+    let server = MockServer::start().await;
+    mount_always(&server, Wire::Anthropic, Wire::Anthropic.success(), 1).await;
+    let parts = (0..5).map(|i| Part::cached(format!("part {i}"))).collect();
+    let mut request = request(vec![Message::User(parts)]);
+    request.messages.push(Message::ToolCall {
+        id: "toolu_1".into(),
+        name: TOOL.into(),
+        input: json!({"prd": ""}),
+    });
+    request.messages.push(Message::ToolError {
+        id: "toolu_1".into(),
+        error: "empty".into(),
+    });
+    caching_client(&server).call_tool(&request).await.unwrap();
+
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(breakpoints(&body), 4, "{body}");
+    assert!(body["system"][0].get("cache_control").is_some());
+    let first = body["messages"][0]["content"].as_array().unwrap();
+    let marked: Vec<bool> = first
+        .iter()
+        .map(|b| b.get("cache_control").is_some())
+        .collect();
+    assert_eq!(marked, [false, false, false, true, true], "{body}");
+    let last = body["messages"][2]["content"].as_array().unwrap();
+    assert!(
+        last.last().unwrap().get("cache_control").is_some(),
+        "{body}"
+    );
 }
 
 async fn forced_tool_not_offered_is_an_invalid_request_and_nothing_is_sent(wire: Wire) {
@@ -969,7 +1026,7 @@ fn breakpoints(body: &Value) -> usize {
 async fn anthropic_caching_marks_the_system_cached_parts_and_a_continued_conversation_end() {
     let server = MockServer::start().await;
     mount_always(&server, Wire::Anthropic, Wire::Anthropic.success(), 2).await;
-    let client = Wire::Anthropic.client(&server, fast(0));
+    let client = caching_client(&server);
     client.call_tool(&cacheable_request(false)).await.unwrap();
     client.call_tool(&cacheable_request(true)).await.unwrap();
 

@@ -58,9 +58,9 @@ impl EngineerOutput {
 
     /// The paths this answer edits (whose current content [`EngineerOutput::resolve`] needs).
     pub fn edited_paths(&self) -> Vec<String> {
-        let mut paths: Vec<String> = self.edits.iter().map(|e| e.path.clone()).collect();
-        paths.dedup();
-        paths
+        let paths: std::collections::BTreeSet<&str> =
+            self.edits.iter().map(|e| e.path.as_str()).collect();
+        paths.into_iter().map(str::to_owned).collect()
     }
 
     /// Applies this answer to `current` (path → content of every file it may edit: the

@@ -28,7 +28,7 @@ pub use qa::{Qa, QaOutput};
 pub use security::{Security, SecurityOutput};
 
 use crate::git::PathError;
-use crate::llm::{LlmError, Message, Part, Provider, ToolRequest, ToolSpec};
+use crate::llm::{LlmError, Message, Part, Provider, ToolCall, ToolRequest, ToolSpec};
 use crate::task::{FileChange, Stage, Task, Usage};
 
 /// A role's structured output: validated beyond what its JSON Schema says.
@@ -176,7 +176,7 @@ impl Chain {
 /// What the repository looks like at the base branch, as shown to the roles.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RepoContext {
-    /// Tracked file paths (bounded; see `truncated`). Shown to the Architect.
+    /// Tracked file paths (bounded; see `truncated`). Shown to every role.
     pub listing: Vec<String>,
     /// True when the listing was cut to its size bound.
     pub truncated: bool,
@@ -267,8 +267,8 @@ pub async fn ask<R: Role>(
 /// apply) for a repair round.
 pub struct Conversation<R: Role> {
     request: ToolRequest,
-    /// The last accepted call (id, input), which [`Conversation::reply`] answers.
-    last: Option<(String, serde_json::Value)>,
+    /// The last accepted call, which [`Conversation::reply`] answers.
+    last: Option<ToolCall>,
     started: Instant,
     usage: Usage,
     role: std::marker::PhantomData<R>,
@@ -286,8 +286,9 @@ impl<R: Role> Conversation<R> {
         }
     }
 
-    /// Asks the model: forces `R::TOOL_NAME`, deserializes and validates the tool input; on
-    /// failure sends the error back once as a tool result and asks again. `meter` is asked
+    /// Asks the model for a call of `R::TOOL_NAME`, deserializes and validates the tool input;
+    /// on failure (another tool called, invalid input) sends the error back once as a tool
+    /// result and asks again. `meter` is asked
     /// before and told after each call.
     ///
     /// The answer's `usage` is the whole conversation's so far and `duration` runs from
@@ -305,15 +306,24 @@ impl<R: Role> Conversation<R> {
             let call = provider.call_tool(&self.request).await?;
             self.usage += call.usage;
             meter.after_call(&self.request.model, call.usage).await?;
-            match accept::<R::Output>(&call.input) {
+            let accepted = if call.name == R::TOOL_NAME {
+                accept::<R::Output>(&call.input)
+            } else {
+                Err(format!(
+                    "`{}` is another role's tool: answer by calling `{}`",
+                    call.name,
+                    R::TOOL_NAME
+                ))
+            };
+            match accepted {
                 Ok(output) => {
-                    self.last = Some((call.id, call.input));
+                    self.last = Some(call);
                     return Ok(self.answered(output));
                 }
                 Err(error) if retried => return Err(AgentError::Invalid { role, error }),
                 Err(error) => {
                     tracing::info!(role, model = %self.request.model, %error, "invalid answer, sending the error back once");
-                    self.push_reply(call.id, call.input, error);
+                    self.push_reply(call, error);
                     retried = true;
                 }
             }
@@ -324,18 +334,21 @@ impl<R: Role> Conversation<R> {
     /// verification, an edit that did not apply), so the next [`Conversation::answer`] asks for
     /// a corrected call. Does nothing before the first answer.
     pub fn reply(&mut self, feedback: String) {
-        if let Some((id, input)) = self.last.take() {
-            self.push_reply(id, input, feedback);
+        if let Some(call) = self.last.take() {
+            self.push_reply(call, feedback);
         }
     }
 
-    fn push_reply(&mut self, id: String, input: serde_json::Value, error: String) {
+    /// Echoes `call` and answers it with `error`.
+    fn push_reply(&mut self, call: ToolCall, error: String) {
         self.request.messages.push(Message::ToolCall {
-            id: id.clone(),
-            name: R::TOOL_NAME.to_owned(),
-            input,
+            id: call.id.clone(),
+            name: call.name,
+            input: call.input,
         });
-        self.request.messages.push(Message::ToolError { id, error });
+        self.request
+            .messages
+            .push(Message::ToolError { id: call.id, error });
     }
 
     /// Wraps a validated output and logs what the conversation cost so far at debug level (no
@@ -612,8 +625,8 @@ impl Doc {
     }
 }
 
-/// The outputs of the stages before `before`, each in a `<stage_output role="…">` block, the
-/// Engineer's followed by its verification result.
+/// The outputs of the stages before `before`, one text per stage: its `<stage_output role="…">`
+/// block, the Engineer's followed by its verification result.
 pub fn chain_blocks(chain: &Chain, before: Stage) -> Vec<String> {
     let rendered = [
         (Stage::Pm, chain.pm.as_ref().map(PmOutput::render)),
@@ -636,16 +649,18 @@ pub fn chain_blocks(chain: &Chain, before: Stage) -> Vec<String> {
         let Some(body) = body.filter(|_| stage < before) else {
             continue;
         };
-        blocks.push(format!(
+        let mut block = format!(
             "<stage_output role=\"{}\">\n{body}\n</stage_output>",
             stage.role_name()
-        ));
+        );
         if let (Stage::Engineer, Some(evidence)) = (stage, &chain.engineer_evidence) {
-            blocks.push(evidence::verification_block(
+            block.push_str("\n\n");
+            block.push_str(&evidence::verification_block(
                 &evidence.verification,
                 evidence.repairs(),
             ));
         }
+        blocks.push(block);
     }
     blocks
 }
@@ -682,12 +697,14 @@ pub fn repo_files_blocks(repo: &RepoContext) -> String {
     )
 }
 
-/// The user message of role `R`, in three parts laid out for prompt caching:
+/// The user message of role `R`, in parts laid out for prompt caching (Anthropic caches by
+/// prefix, at block boundaries):
 ///
 /// 1. the shared context — the data-not-instructions line, the task and the repository
 ///    listing — the same for every role of the task (a cache breakpoint);
-/// 2. the earlier roles' outputs in pipeline order (with the verification result after the
-///    Engineer's), a prefix of every later role's (a cache breakpoint); absent for the PM;
+/// 2. one part per earlier role's output, in pipeline order (the Engineer's with its
+///    verification result), the last one a cache breakpoint: role N's parts are exactly the
+///    first parts of role N+1's, so N+1 reads them from the cache N wrote; absent for the PM;
 /// 3. the role's own instructions ([`Role::PROMPT`]), its [`Role::context`] and the call to make.
 pub fn user_parts<R: Role>(input: Input<'_>) -> Vec<Part> {
     let mut parts = vec![Part::cached(format!(
@@ -697,11 +714,13 @@ pub fn user_parts<R: Role>(input: Input<'_>) -> Vec<Part> {
         listing_block(input.repo)
     ))];
     let chain = chain_blocks(input.chain, R::STAGE);
-    if !chain.is_empty() {
-        parts.push(Part::cached(format!(
-            "Outputs of the earlier roles:\n{}",
-            chain.join("\n")
-        )));
+    let last = chain.len().saturating_sub(1);
+    for (i, block) in chain.into_iter().enumerate() {
+        parts.push(if i == last {
+            Part::cached(block)
+        } else {
+            Part::text(block)
+        });
     }
     let mut own = vec![format!(
         "You act as the {} of the pipeline. Your instructions:\n\n{}",

@@ -423,11 +423,7 @@ impl Repo {
             .repo
             .find_tree(tree::build(&self.repo, &base_tree, files, &modes)?)?;
         let mut checkout = git2::build::CheckoutBuilder::new();
-        checkout
-            .target_dir(dir)
-            .update_index(false)
-            .force()
-            .recreate_missing(true);
+        checkout.target_dir(dir).update_index(false).force();
         self.repo
             .checkout_tree(tree.as_object(), Some(&mut checkout))?;
         Ok(())

@@ -22,10 +22,16 @@ pub struct Anthropic {
 
 impl Anthropic {
     /// `base_url` is ANTHROPIC_BASE_URL (no trailing `/v1`; a trailing `/` is ignored).
-    /// `caching` (PROMPT_CACHING) marks the shared prefix with `cache_control` breakpoints: the
-    /// system prompt (which, with the tools before it, is the same for every role), the user
-    /// parts marked [`crate::llm::Part::cached`], and in a continued conversation (corrective
-    /// retry, repair round) its last block — at most four, Anthropic's limit.
+    ///
+    /// Without `caching` a request offers only its forced tool and forces it
+    /// (`tool_choice: {"type": "tool"}`). With `caching` (PROMPT_CACHING) every request of the
+    /// pipeline has the same prefix, so that each role reads what the earlier ones wrote to
+    /// Anthropic's prompt cache: all the tools are offered with `tool_choice: {"type": "any"}`
+    /// (a change of `tool_choice` invalidates cached messages; the caller refuses a call of
+    /// another role's tool), and `cache_control` breakpoints mark the system prompt, the user
+    /// parts marked [`crate::llm::Part::cached`] and, in a continued conversation (corrective
+    /// retry, repair round), its last block — at most four, Anthropic's limit, the earliest
+    /// user-part breakpoints giving way.
     ///
     /// # Panics
     /// If the HTTP client cannot be built (no TLS backend), like `reqwest::Client::new`; this
@@ -76,7 +82,7 @@ mod wire {
     use serde_json::Value;
 
     use crate::llm::http::quote_body;
-    use crate::llm::{LlmError, Message, ToolCall, ToolRequest};
+    use crate::llm::{LlmError, Message, ToolCall, ToolRequest, ToolSpec};
     use crate::task::Usage;
 
     /// Text appended after a `tool_result` error so the model knows what to do next.
@@ -101,12 +107,17 @@ mod wire {
         input_schema: &'a Value,
     }
 
-    /// `{"type": "tool", "name": …}`: the model must call that tool.
+    /// `{"type": "tool", "name": …}`: the model must call that tool; `{"type": "any"}`: it must
+    /// call one of the tools, and only one.
     #[derive(Debug, Serialize)]
-    struct ToolChoice<'a> {
-        r#type: &'static str,
-        name: &'a str,
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum ToolChoice<'a> {
+        Tool { name: &'a str },
+        Any { disable_parallel_tool_use: bool },
     }
+
+    /// Anthropic's limit of `cache_control` breakpoints per request.
+    const MAX_BREAKPOINTS: usize = 4;
 
     /// `{"type": "ephemeral"}`: the prompt up to and including this block is cached (5 minutes,
     /// refreshed on each read).
@@ -168,12 +179,12 @@ mod wire {
             request: &'a ToolRequest,
             caching: bool,
         ) -> Result<Request<'a>, LlmError> {
-            if request.forced_tool().is_none() {
+            let Some(forced) = request.forced_tool() else {
                 return Err(LlmError::InvalidRequest(format!(
                     "the forced tool `{}` is not among the tools offered",
                     request.tool_choice
                 )));
-            }
+            };
             let mut messages = turns(&request.messages, caching);
             if caching && request.messages.len() > 1 {
                 let last = messages.last_mut().and_then(|turn| turn.content.last_mut());
@@ -181,6 +192,26 @@ mod wire {
                     block.cache_control = Some(EPHEMERAL);
                 }
             }
+            // The system prompt holds one breakpoint; the latest ones in the messages stay.
+            let mut keep = MAX_BREAKPOINTS - 1;
+            for block in messages
+                .iter_mut()
+                .rev()
+                .flat_map(|t| t.content.iter_mut().rev())
+            {
+                if block.cache_control.is_some() {
+                    if keep == 0 {
+                        block.cache_control = None;
+                    } else {
+                        keep -= 1;
+                    }
+                }
+            }
+            let offered: Vec<&ToolSpec> = if caching {
+                request.tools.iter().collect()
+            } else {
+                vec![forced]
+            };
             Ok(Request {
                 model: &request.model,
                 max_tokens: request.max_tokens,
@@ -191,18 +222,20 @@ mod wire {
                     caching,
                 )],
                 messages,
-                tools: request
-                    .tools
-                    .iter()
+                tools: offered
+                    .into_iter()
                     .map(|tool| Tool {
                         name: &tool.name,
                         description: &tool.description,
                         input_schema: &tool.input_schema,
                     })
                     .collect(),
-                tool_choice: ToolChoice {
-                    r#type: "tool",
-                    name: &request.tool_choice,
+                tool_choice: if caching {
+                    ToolChoice::Any {
+                        disable_parallel_tool_use: true,
+                    }
+                } else {
+                    ToolChoice::Tool { name: &forced.name }
                 },
             })
         }
@@ -303,17 +336,29 @@ mod wire {
         }
     }
 
-    /// Finds the call of `tool` in a 2xx response body.
+    /// The call of `tool` in a 2xx response body, else its first tool call (another tool's,
+    /// which the caller refuses). Error: no tool call at all.
     pub(super) fn parse_tool_call(body: &str, tool: &str) -> Result<ToolCall, LlmError> {
         let response: Response = serde_json::from_str(body)
             .map_err(|e| LlmError::InvalidResponse(format!("cannot parse the response: {e}")))?;
-        let call = response.content.into_iter().find_map(|block| match block {
-            Content::ToolUse { id, name, input } if name == tool => Some((id, input)),
-            _ => None,
-        });
+        let mut calls: Vec<(String, String, Value)> = response
+            .content
+            .into_iter()
+            .filter_map(|block| match block {
+                Content::ToolUse { id, name, input } => Some((id, name, input)),
+                _ => None,
+            })
+            .collect();
+        // The call of `tool`, else (only possible when the model may choose) the first call.
+        let position = calls
+            .iter()
+            .position(|(_, name, _)| name == tool)
+            .unwrap_or(0);
+        let call = (!calls.is_empty()).then(|| calls.swap_remove(position));
         match call {
-            Some((id, input)) => Ok(ToolCall {
+            Some((id, name, input)) => Ok(ToolCall {
                 id,
+                name,
                 input,
                 usage: response.usage.into(),
             }),

@@ -49,6 +49,7 @@ mod tests {
             self.0.lock().unwrap().push(request.max_tokens);
             Ok(ToolCall {
                 id: "call_1".into(),
+                name: "t".into(),
                 input: serde_json::Value::Null,
                 usage: Usage::default(),
             })

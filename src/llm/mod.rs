@@ -128,6 +128,10 @@ impl ToolRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
     pub id: String,
+    /// The tool the model called: the forced one, except where a provider lets the model choose
+    /// among the tools (Anthropic with prompt caching, see [`crate::llm::Anthropic::new`]); the
+    /// caller refuses a call of another tool as an invalid answer.
+    pub name: String,
     pub input: serde_json::Value,
     pub usage: Usage,
 }
@@ -162,7 +166,8 @@ pub enum LlmError {
 /// A model provider.
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Sends `request` and returns the model's call of `request.tool`, retrying transient
+    /// Sends `request` and returns the model's tool call (of `request.tool_choice`, or of another
+    /// offered tool where the provider lets the model choose), retrying transient
     /// failures (429, 500, 502, 503, 529, network) under the provider's [`RetryPolicy`].
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError>;
 }

@@ -336,6 +336,7 @@ mod wire {
                     .id
                     .filter(|id| !id.is_empty())
                     .unwrap_or_else(|| FALLBACK_CALL_ID.to_owned()),
+                name: call.function.name,
                 input: parse_arguments(call.function.arguments),
                 usage,
             }),

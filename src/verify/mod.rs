@@ -28,7 +28,8 @@ const TAIL_BYTES: usize = 6 * 1024;
 pub enum VerifyStatus {
     /// The command exited 0.
     Passed,
-    /// The command exited non-zero or was killed by a signal (e.g. over its memory limit).
+    /// The command exited non-zero (a command killed by a signal, e.g. over its memory
+    /// limit, exits 128 + the signal's number, as shells report it).
     Failed,
     /// The command ran past VERIFY_TIMEOUT; its whole process tree was killed.
     TimedOut,
@@ -44,7 +45,8 @@ pub struct Verification {
     pub command: Option<String>,
     /// Exit status of the command; `None` when it was killed or never ran.
     pub exit_code: Option<i32>,
-    /// Signal that ended the command, if one did.
+    /// Signal that ended the sandbox itself, if one did (the command's own death by a signal is
+    /// an exit code above 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
     /// Wall-clock duration in milliseconds.

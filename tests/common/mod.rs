@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use wiremock::matchers::{body_partial_json, method, path, path_regex};
+use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// A claimed task `phase1-001` with `description`, as the pipeline hands it to the roles.
@@ -194,17 +194,46 @@ impl FakeModel {
     /// Number of requests for the forced tool `tool`.
     pub fn calls_to(&self, tool: &str) -> usize {
         let requests = self.requests.lock().unwrap();
-        requests.iter().filter(|r| forced_tool(r) == tool).count()
+        requests
+            .iter()
+            .filter(|r| requested_tool(r) == tool)
+            .count()
     }
 }
 
-/// The forced tool of a request in either wire format.
-fn forced_tool(body: &Value) -> &str {
+/// The tool a request asks for, in either wire format: the forced one, or — when the model may
+/// choose (`tool_choice: {"type": "any"}`, Anthropic with prompt caching) — the one the first
+/// user message tells it to call, as a model following its instructions would.
+pub fn requested_tool(body: &Value) -> &str {
     let choice = &body["tool_choice"];
-    choice["name"]
+    if let Some(name) = choice["name"]
         .as_str()
         .or_else(|| choice["function"]["name"].as_str())
-        .expect("a forced tool")
+    {
+        return name;
+    }
+    assert_eq!(choice["type"], "any", "{choice}");
+    let first = body["messages"][0]["content"]
+        .as_array()
+        .expect("content blocks");
+    first
+        .iter()
+        .filter_map(|block| block["text"].as_str())
+        .find_map(|text| {
+            let (_, rest) = text.split_once("Give your answer by calling the `")?;
+            rest.split_once('`').map(|(tool, _)| tool)
+        })
+        .expect("the user message names the tool to call")
+}
+
+/// Matches requests that ask for `tool` ([`requested_tool`]).
+pub struct RequestsTool(pub String);
+
+impl wiremock::Match for RequestsTool {
+    fn matches(&self, request: &Request) -> bool {
+        serde_json::from_slice::<Value>(&request.body)
+            .is_ok_and(|body| requested_tool(&body) == self.0)
+    }
 }
 
 struct ModelResponder {
@@ -217,7 +246,7 @@ struct ModelResponder {
 impl Respond for ModelResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
-        let tool = forced_tool(&body).to_owned();
+        let tool = requested_tool(&body).to_owned();
         let first_user = body["messages"]
             .as_array()
             .and_then(|m| m.iter().find(|m| m["role"] == "user"))
@@ -351,7 +380,7 @@ impl ScriptedModel {
         let requests = self.requests.lock().unwrap();
         requests
             .iter()
-            .filter(|r| forced_tool(r) == tool)
+            .filter(|r| requested_tool(r) == tool)
             .cloned()
             .collect()
     }
@@ -366,10 +395,13 @@ struct ScriptedResponder {
 impl Respond for ScriptedResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).expect("JSON request");
-        let tool = forced_tool(&body).to_owned();
+        let tool = requested_tool(&body).to_owned();
         let n = {
             let mut requests = self.requests.lock().unwrap();
-            let n = requests.iter().filter(|r| forced_tool(r) == tool).count();
+            let n = requests
+                .iter()
+                .filter(|r| requested_tool(r) == tool)
+                .count();
             requests.push(body);
             n
         };
@@ -661,7 +693,7 @@ impl FakeModel {
     pub async fn refuse_first(&self, tool: &str, n: u64, response: ResponseTemplate) {
         Mock::given(method("POST"))
             .and(path("/v1/messages"))
-            .and(body_partial_json(json!({"tool_choice": {"name": tool}})))
+            .and(RequestsTool(tool.to_owned()))
             .respond_with(response)
             .up_to_n_times(n)
             .with_priority(1)
