@@ -249,6 +249,20 @@ async fn an_implementation_that_never_passes_ends_needs_review_with_nothing_push
     assert!(held.contains("verification failed"), "{result}");
     assert!(run.nothing_published());
     assert!(run.github.pulls().await.is_empty());
+
+    // `tasks show` tells why: the failed verification, its repair round, the output's end.
+    let out = run.bin.output(&["tasks", "show", TASK]).await;
+    let (show, _) = text(&out);
+    assert!(
+        show.contains("verification: failed: `make test` (exit 2,")
+            && show.contains("after 1 repair round(s)")
+            && show.contains("| FAILED (failures=1)"),
+        "{show}"
+    );
+    assert!(
+        show.contains("gates: 2 file(s) changed; nothing refused or flagged"),
+        "{show}"
+    );
 }
 
 #[sqlx::test]

@@ -4,8 +4,10 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::agents::{EngineerEvidence, SecurityEvidence};
 use crate::store::{StageCost, StatusStats};
-use crate::task::{StageRecord, Task};
+use crate::task::{Stage, StageRecord, Task};
+use crate::verify::Verification;
 
 /// `tasks list`: one row per task, in the order given (the store's: highest priority first).
 pub fn task_table(tasks: &[Task]) -> String {
@@ -51,6 +53,43 @@ pub fn stats(stats: &[StatusStats], spent_today: f64) -> String {
         usd(total),
         usd(spent_today)
     )
+}
+
+/// What a stage's evidence says, a line each: the Engineer's verification (and the output's
+/// last lines when it failed), Security's gates and final verification. Unreadable evidence is
+/// said to be so.
+fn evidence_lines(stage: &StageRecord) -> Vec<String> {
+    fn verification_lines(verification: &Verification, repairs: Option<usize>) -> Vec<String> {
+        let after = repairs.map_or(String::new(), |n| format!(" after {n} repair round(s)"));
+        let mut lines = vec![format!("verification: {}{after}", verification.summary())];
+        if verification.blocks_approval() {
+            let tail: Vec<&str> = verification.output_tail.lines().collect();
+            lines.extend(
+                tail[tail.len().saturating_sub(10)..]
+                    .iter()
+                    .map(|l| format!("  | {l}")),
+            );
+        }
+        lines
+    }
+    let Some(evidence) = stage.evidence.clone() else {
+        return Vec::new();
+    };
+    match stage.stage {
+        Stage::Engineer => match serde_json::from_value::<EngineerEvidence>(evidence) {
+            Ok(e) => verification_lines(&e.verification, Some(e.repairs())),
+            Err(e) => vec![format!("evidence unreadable: {e}")],
+        },
+        Stage::Security => match serde_json::from_value::<SecurityEvidence>(evidence) {
+            Ok(e) => {
+                let mut lines = vec![format!("gates: {}", e.gates.summary())];
+                lines.extend(verification_lines(&e.verification, None));
+                lines
+            }
+            Err(e) => vec![format!("evidence unreadable: {e}")],
+        },
+        _ => Vec::new(),
+    }
 }
 
 /// A USD amount with four decimals (a stage often costs less than a cent).
@@ -110,6 +149,9 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
         );
         if let Some(rationale) = stage.output.get("rationale").and_then(Value::as_str) {
             let _ = writeln!(out, "{}", indent_by(rationale, 13));
+        }
+        for line in evidence_lines(stage) {
+            let _ = writeln!(out, "{}", indent_by(&line, 13));
         }
     }
     let _ = writeln!(out, "\ncost:");

@@ -161,6 +161,27 @@ impl GateReport {
         !(self.workflows.is_empty() && self.automation.is_empty() && self.dependencies.is_empty())
     }
 
+    /// One line: files changed, and what was refused or flagged (for `tasks show`).
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("{} file(s) changed", self.files_changed)];
+        if let Some(reason) = self.block_reason() {
+            parts.push(reason);
+        }
+        for (label, paths) in [
+            ("CI workflows", &self.workflows),
+            ("CI/automation", &self.automation),
+            ("dependencies", &self.dependencies),
+        ] {
+            if !paths.is_empty() {
+                parts.push(format!("{label}: {}", paths.join(", ")));
+            }
+        }
+        if parts.len() == 1 {
+            parts.push("nothing refused or flagged".into());
+        }
+        parts.join("; ")
+    }
+
     /// The report as a Markdown table (gate, result), for the PR body and the Security role.
     pub fn markdown(&self) -> String {
         let listed = |paths: &[String], note: &str| {
