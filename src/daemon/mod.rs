@@ -142,11 +142,10 @@ impl Daemon {
         let mut db_backoff = DB_RETRY_START;
         let mut db_down = false;
         while !shutdown.is_triggered() {
-            match self.pipeline.budget_pause().await {
-                // Falls through to the pause below, which idles.
-                Ok(Some(wait)) => self.pause(wait, PauseReason::DailyBudget),
-                // An unreachable database shows in the claim below, which handles it.
-                Ok(None) | Err(_) => {}
+            // Falls through to the pause below, which idles. An unreachable database shows in
+            // the claim below, which handles it.
+            if let Ok(Some(wait)) = self.pipeline.budget_pause().await {
+                self.pause(wait, PauseReason::DailyBudget);
             }
             if self.settings.once && self.budget_spent() {
                 warn!("daily budget (DAILY_BUDGET_USD) spent: stopping (--once)");

@@ -177,7 +177,7 @@ impl Pipeline {
         let report = gates::check(&changes, &self.settings.gates);
         if let Some(reason) = report.block_reason() {
             warn!(%reason, "a gate refused the change");
-            return Err(TaskFailure::Gate { reason, report }.into());
+            return Err(TaskFailure::Gate(Box::new(report)).into());
         }
         Ok(report)
     }

@@ -24,8 +24,8 @@ pub(super) enum TaskFailure {
     #[error("recorded {stage} output is unreadable: {error}")]
     Corrupt { stage: Stage, error: String },
     /// A gate refused the change (a secret, a binary or oversized file, too many files).
-    #[error("{reason}")]
-    Gate { reason: String, report: GateReport },
+    #[error("{}", .0.block_reason().unwrap_or_default())]
+    Gate(Box<GateReport>),
     /// The Engineer's last round of edits did not apply.
     #[error("the Engineer's edits did not apply after every repair round: {reason}")]
     Edits { reason: String },
@@ -41,11 +41,11 @@ impl TaskFailure {
     pub(super) fn result(&self) -> serde_json::Value {
         let decision = match self {
             TaskFailure::Agent(AgentError::Meter(MeterError::TaskBudget(_))) => "budget_exceeded",
-            TaskFailure::Gate { .. } => "refused_by_gates",
+            TaskFailure::Gate(_) => "refused_by_gates",
             _ => "error",
         };
         let mut result = serde_json::json!({ "decision": decision, "error": self.to_string() });
-        if let TaskFailure::Gate { report, .. } = self {
+        if let TaskFailure::Gate(report) = self {
             result["gates"] = serde_json::to_value(report).unwrap_or_default();
         }
         result
@@ -165,7 +165,7 @@ fn kind(failure: &TaskFailure) -> Kind {
             MeterError::DailyBudget { resume_at, .. } => Kind::Paused(*resume_at),
             MeterError::Ledger(_) => Kind::Transient,
         },
-        TaskFailure::Gate { .. } | TaskFailure::Edits { .. } => Kind::Permanent,
+        TaskFailure::Gate(_) | TaskFailure::Edits { .. } => Kind::Permanent,
         TaskFailure::Verify(_) => Kind::Transient,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_rate_limited() => Kind::RateLimited,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_transient() => Kind::Transient,

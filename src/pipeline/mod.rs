@@ -316,16 +316,13 @@ impl Pipeline {
             repo.truncated = listing.truncated;
             repo.listed = true;
         }
-        match stage {
-            Stage::Engineer => {
-                let named = chain
-                    .architect
-                    .as_ref()
-                    .map(|a| a.files.clone())
-                    .unwrap_or_default();
-                repo.files = self.publisher.read_files(named, FILE_MAX_BYTES).await?;
-            }
-            _ => {}
+        if stage == Stage::Engineer {
+            let named = chain
+                .architect
+                .as_ref()
+                .map(|a| a.files.clone())
+                .unwrap_or_default();
+            repo.files = self.publisher.read_files(named, FILE_MAX_BYTES).await?;
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ pub(super) fn detect(worktree: &Path) -> Option<&'static str> {
     }
     let makefile = ["GNUmakefile", "makefile", "Makefile"]
         .into_iter()
-        .find_map(|name| read(name));
+        .find_map(read);
     if makefile.is_some_and(|text| has_make_target(&text, "test")) {
         return Some("make test");
     }
