@@ -291,6 +291,11 @@ EOF
 command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (install the Rust toolchain with rustup)"
 command -v python3 >/dev/null 2>&1 || ensure_command python3 python3
 ensure_command git git
+# The daemon runs the scratch repository's `go test ./...` on every change in a bubblewrap
+# sandbox before QA and Security vote (it refuses to start without the sandbox).
+ensure_command bwrap bubblewrap
+ensure_command prlimit util-linux
+ensure_command go golang-go
 case "$PROVIDER" in
 anthropic)
     [ -n "${ANTHROPIC_API_KEY:-}" ] || die "--provider anthropic needs ANTHROPIC_API_KEY in the environment"
@@ -469,7 +474,7 @@ EOF
 cat >"$CLONE/go.mod" <<'EOF'
 module example.com/scratch
 
-go 1.22
+go 1.19
 EOF
 cat >"$CLONE/main.go" <<'EOF'
 // Command scratch prints a greeting.
