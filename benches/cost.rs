@@ -464,7 +464,7 @@ async fn run_task(
 
     // The gates over everything to be committed, and its verification (again when QA added
     // tests), are set before Security is asked.
-    let files = files_to_write(&chain);
+    let files = chain.files_to_write();
     let report = run_gates(repo, &files)?;
     let engineer_files = chain.engineer.as_ref().map_or(0, |e| e.files.len());
     let verification = match &chain.engineer_evidence {
@@ -568,22 +568,6 @@ fn repair_request(verification: &Verification, round: u32, last_round: u32) -> S
          the files as your previous answer left them).\n\n{}",
         agents::evidence::verification_block(verification, round as usize - 1)
     )
-}
-
-/// The Engineer's files, then QA's test files at paths the Engineer did not write (a copy of
-/// the private `pipeline::publish::files_to_write`).
-fn files_to_write(chain: &Chain) -> Vec<FileChange> {
-    let mut files: Vec<FileChange> = chain
-        .engineer
-        .iter()
-        .flat_map(|e| e.files.clone())
-        .collect();
-    for test in chain.qa.iter().flat_map(|q| &q.test_files) {
-        if !files.iter().any(|f| f.path == test.path) {
-            files.push(test.clone());
-        }
-    }
-    files
 }
 
 /// The deterministic gates with the default limits; a refusal fails the bench (the scripted

@@ -328,8 +328,13 @@ async fn bash_dev_tcp_cannot_reach_the_host() {
 #[tokio::test]
 async fn only_the_worktree_and_a_private_tmp_are_writable() {
     let worktree = tempfile::tempdir().expect("tempdir");
-    // Outside /tmp, so that the sandbox sees it (read-only) rather than its own empty /tmp.
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("outside dir");
+    // Outside the worktree and outside /tmp (which the sandbox replaces with its own): /var/tmp,
+    // else the target directory when the checkout is not under /tmp.
+    let outside = ["/var/tmp", env!("CARGO_TARGET_TMPDIR")]
+        .into_iter()
+        .filter(|dir| !Path::new(dir).starts_with("/tmp"))
+        .find_map(|dir| tempfile::tempdir_in(dir).ok())
+        .expect("a writable directory outside /tmp");
     std::fs::write(outside.path().join("visible.txt"), "seen from inside\n").expect("write");
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
     let name = unique("write");

@@ -147,6 +147,21 @@ impl Chain {
             .or(self.engineer_evidence.as_ref().map(|e| &e.verification))
     }
 
+    /// Everything a publish commits: the Engineer's files, then QA's test files at paths the
+    /// Engineer did not write (on a collision the Engineer's file is kept, with a warning).
+    pub fn files_to_write(&self) -> Vec<FileChange> {
+        let mut files: Vec<FileChange> =
+            self.engineer.iter().flat_map(|e| e.files.clone()).collect();
+        for test in self.qa.iter().flat_map(|q| &q.test_files) {
+            if files.iter().any(|f| f.path == test.path) {
+                tracing::warn!(path = %test.path, "QA test file collides with an Engineer file; keeping the Engineer's");
+            } else {
+                files.push(test.clone());
+            }
+        }
+        files
+    }
+
     /// True when the PM voted reject (the design's early stop, decision `rejected_by_pm`).
     pub fn pm_rejected(&self) -> bool {
         self.pm.as_ref().is_some_and(|pm| pm.vote == PmVote::Reject)

@@ -15,11 +15,10 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::failure::TaskFailure;
-use super::publish::files_to_write;
 use super::{Pipeline, RoleModel, Stop, record};
 use crate::agents::{
-    self, Answer, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round,
-    RoundOutcome, SecurityEvidence,
+    self, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round, RoundOutcome,
+    SecurityEvidence,
 };
 use crate::gates::{self, Changed, GateReport};
 use crate::task::{FileChange, Stage, StageRecord};
@@ -46,7 +45,7 @@ impl Pipeline {
         let mut rounds = Vec::new();
         let last_round = self.settings.repair_rounds;
         for round in 0..=last_round {
-            let answer = conversation
+            let mut answer = conversation
                 .answer(role.provider.as_ref(), meter)
                 .await
                 .map_err(|e| Stop::Failed(e.into()))?;
@@ -85,21 +84,9 @@ impl Pipeline {
                 },
             });
             if !verification.blocks_approval() || round == last_round {
-                let Answer {
-                    mut output,
-                    usage,
-                    duration,
-                } = answer;
-                output.files = all;
-                output.edits.clear();
-                let mut record = record::<Engineer>(
-                    role,
-                    Answer {
-                        output,
-                        usage,
-                        duration,
-                    },
-                )?;
+                answer.output.files = all;
+                answer.output.edits.clear();
+                let mut record = record::<Engineer>(role, answer)?;
                 let evidence = EngineerEvidence {
                     rounds,
                     verification,
@@ -117,7 +104,7 @@ impl Pipeline {
     ///
     /// Errors: [`TaskFailure::Gate`] when a gate refuses the change.
     pub(super) async fn security_evidence(&self, chain: &Chain) -> Result<SecurityEvidence, Stop> {
-        let files = files_to_write(chain);
+        let files = chain.files_to_write();
         let gates = self.gates(&files).await?;
         let engineer_files = chain.engineer.as_ref().map(|e| e.files.len()).unwrap_or(0);
         let verification = match &chain.engineer_evidence {

@@ -149,7 +149,7 @@ impl Publisher {
         chain: &Chain,
         consensus: &Consensus,
     ) -> Result<BranchCommit, PublishError> {
-        let files = files_to_write(chain);
+        let files = chain.files_to_write();
         if files.is_empty() {
             return Err(PublishError::Empty);
         }
@@ -227,25 +227,8 @@ pub fn pr_title(task: &Task) -> String {
     format!("[Autonomous] {}", task.title(TITLE_MAX_CHARS))
 }
 
-/// The Engineer's files, then QA's test files at paths the Engineer did not write.
-pub(super) fn files_to_write(chain: &Chain) -> Vec<FileChange> {
-    let mut files: Vec<FileChange> = chain
-        .engineer
-        .iter()
-        .flat_map(|e| e.files.clone())
-        .collect();
-    for test in chain.qa.iter().flat_map(|q| &q.test_files) {
-        if files.iter().any(|f| f.path == test.path) {
-            tracing::warn!(path = %test.path, "QA test file collides with an Engineer file; keeping the Engineer's");
-        } else {
-            files.push(test.clone());
-        }
-    }
-    files
-}
-
 fn files_list(chain: &Chain) -> Vec<String> {
-    files_to_write(chain).into_iter().map(|f| f.path).collect()
+    chain.files_to_write().into_iter().map(|f| f.path).collect()
 }
 
 /// Commit message: `[Autonomous] <title>`, the Engineer's summary, and the trailers
