@@ -41,6 +41,7 @@ impl Pipeline {
         meter: &dyn Meter,
     ) -> Result<StageRecord, Stop> {
         let mut conversation = Conversation::<Engineer>::new(&role.model, input);
+        let mut base = BaseFiles::new();
         let mut written: BTreeMap<String, String> = BTreeMap::new();
         let mut rounds = Vec::new();
         let last_round = self.settings.repair_rounds;
@@ -49,7 +50,17 @@ impl Pipeline {
                 .answer(role.provider.as_ref(), meter)
                 .await
                 .map_err(|e| Stop::Failed(e.into()))?;
-            let files = match self.resolve(&answer.output, &written).await? {
+            let output = &answer.output;
+            let paths = output.files.iter().map(|f| f.path.clone());
+            self.read_base(&mut base, paths.chain(output.edited_paths()))
+                .await?;
+            // Edits apply to the files as the conversation left them, else as on the base.
+            let mut current: BTreeMap<String, String> = base
+                .iter()
+                .filter_map(|(path, content)| Some((path.clone(), content.clone()?)))
+                .collect();
+            current.extend(written.clone());
+            let files = match output.resolve(&current) {
                 Ok(files) => files,
                 Err(reason) => {
                     warn!(round, "the Engineer's edits do not apply");
@@ -74,7 +85,7 @@ impl Pipeline {
                     content: content.clone(),
                 })
                 .collect();
-            self.gates(&all).await?;
+            self.gates(&all, &base)?;
             let verification = self.verify(&all).await?;
             info!(round, verification = %verification.summary(), "verification");
             rounds.push(Round {
@@ -105,7 +116,10 @@ impl Pipeline {
     /// Errors: [`TaskFailure::Gate`] when a gate refuses the change.
     pub(super) async fn security_evidence(&self, chain: &Chain) -> Result<SecurityEvidence, Stop> {
         let files = chain.files_to_write();
-        let gates = self.gates(&files).await?;
+        let mut base = BaseFiles::new();
+        self.read_base(&mut base, files.iter().map(|f| f.path.clone()))
+            .await?;
+        let gates = self.gates(&files, &base)?;
         let engineer_files = chain.engineer.as_ref().map(|e| e.files.len()).unwrap_or(0);
         let verification = match &chain.engineer_evidence {
             Some(evidence) if files.len() == engineer_files => evidence.verification.clone(),
@@ -121,44 +135,37 @@ impl Pipeline {
         })
     }
 
-    /// Applies an Engineer answer to the files written so far (else the repository's).
-    /// The inner error is the reason the edits do not apply, for the model.
-    async fn resolve(
+    /// Adds to `base` the base branch's content of those `paths` it does not hold yet (one
+    /// fetch and read, none when every path is known).
+    async fn read_base(
         &self,
-        output: &agents::EngineerOutput,
-        written: &BTreeMap<String, String>,
-    ) -> Result<Result<Vec<FileChange>, String>, Stop> {
-        let unread: Vec<String> = output
-            .edited_paths()
+        base: &mut BaseFiles,
+        paths: impl IntoIterator<Item = String>,
+    ) -> Result<(), Stop> {
+        let unread: Vec<String> = paths
             .into_iter()
-            .filter(|path| !written.contains_key(path))
+            .filter(|p| !base.contains_key(p))
             .collect();
-        let mut current: BTreeMap<String, String> = BTreeMap::new();
-        if !unread.is_empty() {
-            for file in self.publisher.read_files(unread, usize::MAX).await? {
-                current.insert(file.path, file.content);
-            }
+        if unread.is_empty() {
+            return Ok(());
         }
-        current.extend(written.iter().map(|(p, c)| (p.clone(), c.clone())));
-        Ok(output.resolve(&current))
+        let found = self
+            .publisher
+            .read_files(unread.clone(), usize::MAX)
+            .await?;
+        base.extend(unread.into_iter().map(|path| (path, None)));
+        base.extend(found.into_iter().map(|f| (f.path, Some(f.content))));
+        Ok(())
     }
 
-    /// Runs the gates over `files` against the repository's current content; a refusal or a
-    /// secret fails the task.
-    async fn gates(&self, files: &[FileChange]) -> Result<GateReport, Stop> {
-        let paths: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
-        let base: BTreeMap<String, String> = self
-            .publisher
-            .read_files(paths, usize::MAX)
-            .await?
-            .into_iter()
-            .map(|f| (f.path, f.content))
-            .collect();
+    /// Runs the gates over `files` against their `base` content; a refusal or a secret fails
+    /// the task.
+    fn gates(&self, files: &[FileChange], base: &BaseFiles) -> Result<GateReport, Stop> {
         let changes: Vec<Changed<'_>> = files
             .iter()
             .map(|file| Changed {
                 file,
-                base: base.get(&file.path).map(String::as_str),
+                base: base.get(&file.path).and_then(Option::as_deref),
             })
             .collect();
         let report = gates::check(&changes, &self.settings.gates);
@@ -191,6 +198,10 @@ impl Pipeline {
         Ok(verification)
     }
 }
+
+/// The base branch's content of the paths a stage looked at: `None` for a path that is not a
+/// text file there (absent, binary, a directory).
+type BaseFiles = BTreeMap<String, Option<String>>;
 
 /// What goes back to the Engineer after a failed verification.
 fn repair_request(verification: &Verification, round: u32, last_round: u32) -> String {
