@@ -1669,6 +1669,16 @@ impl Words {
     }
 }
 
+/// Appends elaborations (each at most once, in a random order) until `text` has `target` words.
+fn pad_to(text: &mut String, target: usize, words: &Words, rng: &mut fastrand::Rng) {
+    for note in pick_n(rng, ELABORATIONS, ELABORATIONS.len()) {
+        if word_count(text) >= target {
+            break;
+        }
+        text.push_str(&format!("{} ", words.fill(note)));
+    }
+}
+
 fn word_count(text: &str) -> usize {
     text.split_whitespace().count()
 }
@@ -1810,13 +1820,7 @@ fn pm_answer(facts: &Facts, words: &Words, rng: &mut fastrand::Rng) -> PmOutput 
         prd.push_str(&format!("- {item}\n"));
     }
     prd.push_str("\n## Notes\n");
-    let mut notes = pick_n(rng, ELABORATIONS, ELABORATIONS.len()).into_iter();
-    while word_count(&prd) < target {
-        match notes.next() {
-            Some(note) => prd.push_str(&format!("{} ", words.fill(note))),
-            None => break,
-        }
-    }
+    pad_to(&mut prd, target, words, rng);
     let mut criteria: Vec<String> = facts.acceptance.iter().map(|a| format!("{a}.")).collect();
     let extra = rng.usize(3..=6);
     for requirement in facts.requirements.iter().take(extra) {
@@ -1887,13 +1891,7 @@ fn architect_answer(
         design.push_str(&format!("{}. {}.\n", i + 1, shorten(requirement, 200)));
     }
     design.push_str("\n## Error handling and testing\n");
-    let mut notes = pick_n(rng, ELABORATIONS, ELABORATIONS.len()).into_iter();
-    while word_count(&design) < target {
-        match notes.next() {
-            Some(note) => design.push_str(&format!("{} ", words.fill(note))),
-            None => break,
-        }
-    }
+    pad_to(&mut design, target, words, rng);
     let mut components: Vec<String> = files
         .iter()
         .filter(|f| is_go(f))
@@ -2105,13 +2103,7 @@ fn qa_answer(facts: &Facts, files: &[String], words: &Words, rng: &mut fastrand:
         ));
     }
     review.push('\n');
-    let mut notes = pick_n(rng, ELABORATIONS, ELABORATIONS.len()).into_iter();
-    while word_count(&review) < target {
-        match notes.next() {
-            Some(note) => review.push_str(&format!("{} ", words.fill(note))),
-            None => break,
-        }
-    }
+    pad_to(&mut review, target, words, rng);
     let mut test_plan: Vec<String> = facts
         .acceptance
         .iter()

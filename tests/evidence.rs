@@ -85,7 +85,16 @@ struct Run {
     bin: Bin,
 }
 
-async fn setup(pool: &PgPool, remote: Remote, model: ScriptedModel, env: &[(&str, &str)]) -> Run {
+/// The daemon against [`target`], a scripted model (the Engineer's n-th answer `engineer(n)`,
+/// every answer reporting `input_tokens`) and a fake GitHub, with `env` set and the task added.
+async fn setup(
+    pool: &PgPool,
+    engineer: fn(usize) -> Value,
+    input_tokens: u64,
+    env: &[(&str, &str)],
+) -> Run {
+    let remote = target();
+    let model = ScriptedModel::start(model(engineer), usage(input_tokens)).await;
     let github = FakeGitHub::start().await;
     let mut bin = Bin::new(
         &common::database_url(pool),
@@ -147,13 +156,7 @@ async fn evidence(pool: &PgPool, stage: &str) -> Value {
 
 #[sqlx::test]
 async fn a_correct_implementation_passes_verification_and_is_published(pool: PgPool) {
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(|_| subtract(true)), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, |_| subtract(true), 1000, &[]).await;
     run.run_once().await;
 
     let (status, error, _) = run.status(&pool).await;
@@ -199,8 +202,7 @@ async fn a_broken_implementation_is_repaired_in_the_next_round(pool: PgPool) {
             repair("a - b")
         }
     };
-    let model = ScriptedModel::start(model(engineer), usage(1000)).await;
-    let run = setup(&pool, target(), model, &[]).await;
+    let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
 
     let (status, _, _) = run.status(&pool).await;
@@ -238,8 +240,7 @@ async fn an_implementation_that_never_passes_ends_needs_review_with_nothing_push
             repair("b - a")
         }
     };
-    let model = ScriptedModel::start(model(engineer), usage(1000)).await;
-    let run = setup(&pool, target(), model, &[("REPAIR_ROUNDS", "1")]).await;
+    let run = setup(&pool, engineer, 1000, &[("REPAIR_ROUNDS", "1")]).await;
     run.run_once().await;
 
     let (status, _, result) = run.status(&pool).await;
@@ -274,13 +275,7 @@ async fn an_edit_that_does_not_apply_is_sent_back_as_a_repair_round(pool: PgPool
         }
         answer
     }
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(engineer), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
 
     assert_eq!(run.status(&pool).await.0, "completed");
@@ -316,13 +311,7 @@ async fn a_leaked_key_fails_the_task_before_anything_is_pushed_without_echoing_i
             json!([{"path": "settings.py", "content": format!("DEBUG = False\nAWS_KEY = \"{key}\"\n")}]),
         )
     }
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(engineer), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, engineer, 1000, &[]).await;
     let log = run.run_once().await;
 
     let (status, error, result) = run.status(&pool).await;
@@ -348,8 +337,7 @@ fn workflow_rewrite(_: usize) -> Value {
 
 #[sqlx::test]
 async fn a_workflow_rewrite_needs_a_human(pool: PgPool) {
-    let model = ScriptedModel::start(model(workflow_rewrite), usage(1000)).await;
-    let run = setup(&pool, target(), model, &[]).await;
+    let run = setup(&pool, workflow_rewrite, 1000, &[]).await;
     run.run_once().await;
     let (status, _, result) = run.status(&pool).await;
     assert_eq!(status, "needs_review", "{result}");
@@ -370,11 +358,10 @@ async fn a_workflow_rewrite_needs_a_human(pool: PgPool) {
 
 #[sqlx::test]
 async fn an_allowed_workflow_change_is_published_for_security_review(pool: PgPool) {
-    let model = ScriptedModel::start(model(workflow_rewrite), usage(1000)).await;
     let run = setup(
         &pool,
-        target(),
-        model,
+        workflow_rewrite,
+        1000,
         &[("ALLOW_WORKFLOW_CHANGES", "true")],
     )
     .await;
@@ -392,13 +379,7 @@ async fn a_dependency_added_is_labelled_for_security_review(pool: PgPool) {
     fn engineer(_: usize) -> Value {
         hostile(json!([{"path": "requirements.txt", "content": "requests==2.32.3\n"}]))
     }
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(engineer), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
     assert_eq!(run.status(&pool).await.0, "completed");
     let labels = run.github.labels().await;
@@ -418,13 +399,7 @@ async fn a_five_mib_file_is_refused(pool: PgPool) {
     fn engineer(_: usize) -> Value {
         hostile(json!([{"path": "data/blob.txt", "content": "x".repeat(5 * 1024 * 1024)}]))
     }
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(engineer), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
     let (status, error, _) = run.status(&pool).await;
     assert_eq!(status, "failed");
@@ -440,8 +415,13 @@ async fn a_five_mib_file_is_refused(pool: PgPool) {
 async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: PgPool) {
     // 150k input tokens on Sonnet: $0.453 for the PM; the Architect's worst case (Opus, its
     // whole output budget) does not fit under a $0.50 cap.
-    let model = ScriptedModel::start(model(|_| subtract(true)), usage(150_000)).await;
-    let run = setup(&pool, target(), model, &[("MAX_TASK_COST_USD", "0.50")]).await;
+    let run = setup(
+        &pool,
+        |_| subtract(true),
+        150_000,
+        &[("MAX_TASK_COST_USD", "0.50")],
+    )
+    .await;
     run.run_once().await;
 
     let (status, error, result) = run.status(&pool).await;
@@ -469,8 +449,13 @@ async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: Pg
 #[sqlx::test]
 async fn the_daily_budget_sends_the_task_back_without_spending_an_attempt(pool: PgPool) {
     // $0.453 for the PM; the Architect's worst case fits the task's $2.00 but not the day's $0.50.
-    let model = ScriptedModel::start(model(|_| subtract(true)), usage(150_000)).await;
-    let run = setup(&pool, target(), model, &[("DAILY_BUDGET_USD", "0.50")]).await;
+    let run = setup(
+        &pool,
+        |_| subtract(true),
+        150_000,
+        &[("DAILY_BUDGET_USD", "0.50")],
+    )
+    .await;
     let log = run.run_once().await;
 
     let row = sqlx::query("SELECT status, attempts FROM tasks WHERE task_id = $1")
@@ -486,13 +471,7 @@ async fn the_daily_budget_sends_the_task_back_without_spending_an_attempt(pool: 
 
 #[sqlx::test]
 async fn every_role_shares_one_cached_prefix(pool: PgPool) {
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(|_| subtract(true)), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, |_| subtract(true), 1000, &[]).await;
     run.run_once().await;
     let requests = run.model.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 5);
@@ -559,8 +538,13 @@ async fn every_role_shares_one_cached_prefix(pool: PgPool) {
 
 #[sqlx::test]
 async fn without_prompt_caching_no_breakpoint_is_sent(pool: PgPool) {
-    let model = ScriptedModel::start(model(|_| subtract(true)), usage(1000)).await;
-    let run = setup(&pool, target(), model, &[("PROMPT_CACHING", "false")]).await;
+    let run = setup(
+        &pool,
+        |_| subtract(true),
+        1000,
+        &[("PROMPT_CACHING", "false")],
+    )
+    .await;
     run.run_once().await;
     let requests = run.model.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 5);
@@ -573,13 +557,7 @@ async fn without_prompt_caching_no_breakpoint_is_sent(pool: PgPool) {
 
 #[sqlx::test]
 async fn without_bubblewrap_the_daemon_refuses_to_start(pool: PgPool) {
-    let run = setup(
-        &pool,
-        target(),
-        ScriptedModel::start(model(|_| subtract(true)), usage(1000)).await,
-        &[],
-    )
-    .await;
+    let run = setup(&pool, |_| subtract(true), 1000, &[]).await;
     let out = run
         .bin
         .clone_with("PATH", "/nonexistent")

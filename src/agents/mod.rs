@@ -751,12 +751,6 @@ pub fn user_parts<R: Role>(input: Input<'_>) -> Vec<Part> {
     parts
 }
 
-/// The whole user message of role `R` as one text (the parts of [`user_parts`] joined).
-pub fn user_text<R: Role>(input: Input<'_>) -> String {
-    let parts: Vec<String> = user_parts::<R>(input).into_iter().map(|p| p.text).collect();
-    parts.join("\n\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

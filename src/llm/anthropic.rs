@@ -450,55 +450,6 @@ mod wire {
         }
 
         #[test]
-        fn caching_marks_system_cached_parts_and_the_last_block_of_a_continued_conversation() {
-            let mut request = ToolRequest {
-                model: "m".into(),
-                system: "s".into(),
-                messages: vec![Message::User(vec![
-                    Part::cached("task"),
-                    Part::text("role"),
-                ])],
-                tools: vec![ToolSpec {
-                    name: "x".into(),
-                    description: "d".into(),
-                    input_schema: json!({"type": "object"}),
-                }],
-                tool_choice: "x".into(),
-                max_tokens: 10,
-            };
-            let ephemeral = json!({"type": "ephemeral"});
-            let body = serde_json::to_value(Request::new(&request, true).unwrap()).unwrap();
-            assert_eq!(body["system"][0]["cache_control"], ephemeral);
-            let first = &body["messages"][0]["content"];
-            assert_eq!(first[0]["cache_control"], ephemeral);
-            assert!(first[1].get("cache_control").is_none(), "{body}");
-
-            request.messages.push(Message::ToolCall {
-                id: "t1".into(),
-                name: "x".into(),
-                input: json!({}),
-            });
-            request.messages.push(Message::ToolError {
-                id: "t1".into(),
-                error: "tests failed".into(),
-            });
-            let body = serde_json::to_value(Request::new(&request, true).unwrap()).unwrap();
-            let last = &body["messages"][2]["content"];
-            assert_eq!(last[1]["cache_control"], ephemeral, "{body}");
-            let breakpoints = body.to_string().matches("ephemeral").count();
-            assert_eq!(breakpoints, 3, "{body}");
-
-            let plain = serde_json::to_value(Request::new(&request, false).unwrap()).unwrap();
-            assert!(!plain.to_string().contains("cache_control"), "{plain}");
-
-            request.tool_choice = "missing".into();
-            assert!(matches!(
-                Request::new(&request, true),
-                Err(LlmError::InvalidRequest(_))
-            ));
-        }
-
-        #[test]
         fn error_message_quotes_documented_body_or_raw_start() {
             let documented =
                 r#"{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}"#;
