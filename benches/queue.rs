@@ -1,5 +1,5 @@
 //! Queue benchmark: pickup latency (NOTIFY versus polling) and claim throughput with concurrent
-//! claimers. Run with `cargo bench --bench queue`; see docs/bench-queue.md.
+//! claimers. Run with `cargo bench --bench queue`; results and method in the README ("Benchmark: the queue").
 //!
 //! Needs a PostgreSQL server: `BENCH_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) names a database the user can connect to and

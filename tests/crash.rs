@@ -21,18 +21,7 @@ fn with_short_lease(bin: Bin) -> Bin {
 }
 
 async fn wait_until(pool: &PgPool, what: &str, sql: &'static str) {
-    let start = Instant::now();
-    loop {
-        let done: bool = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
-        if done {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for(what, Duration::from_secs(60), || common::holds(pool, sql)).await
 }
 
 async fn kill(mut child: tokio::process::Child) {
@@ -44,7 +33,14 @@ async fn kill(mut child: tokio::process::Child) {
 /// Starts a daemon with a fast model once the dead daemon's lease has expired, and waits for
 /// the task to end.
 async fn take_over(bin: &Bin, pool: &PgPool, fast: &FakeModel) {
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Epoch seconds compare the lease with the server's clock whatever the column's type.
+    wait_until(
+        pool,
+        "the dead daemon's lease to expire",
+        "SELECT bool_and(extract(epoch FROM lease_expires_at) < extract(epoch FROM now())) \
+         FROM tasks",
+    )
+    .await;
     let bin = bin.clone_with("ANTHROPIC_BASE_URL", &fast.server.uri());
     let out = bin.output(&["run", "--once"]).await;
     assert!(out.status.success(), "{:?}", text(&out));

@@ -24,6 +24,10 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+async fn wait_until(what: &str, pool: &PgPool, sql: &'static str) {
+    common::wait_for(what, Duration::from_secs(30), || common::holds(pool, sql)).await
+}
+
 fn sigterm(child: &tokio::process::Child) {
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
@@ -183,17 +187,27 @@ async fn a_task_inserted_by_sql_is_picked_up_without_waiting_for_the_poll(pool: 
     let remote = Remote::new();
     let model = FakeModel::start(approve).await;
     let github = FakeGitHub::start().await;
-    let bin = Bin::new(
-        &common::database_url(&pool),
-        &remote,
-        &model.server.uri(),
-        &github.server.uri(),
-    )
-    .clone_with("POLL_INTERVAL", "3600");
-    assert!(bin.output(&["migrate"]).await.status.success());
+    let bin = setup(&pool, &remote, &model, &github)
+        .await
+        .clone_with("POLL_INTERVAL", "3600");
     let child = bin.command(&["run"]).spawn().unwrap();
-    // Let the daemon go idle (its first claim finds nothing; the next poll is an hour away).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The insert must come only once the daemon is idle and listening, or its first claims
+    // (not NOTIFY) could pick the task up: wait until t-1 is done, the daemon LISTENs, and its
+    // worker has asked for its next wake-up (no task pending or leased: the poll, an hour away)
+    // after finishing it. Epoch seconds compare the times whatever the columns' type.
+    wait_until(
+        "the daemon to go idle, listening",
+        &pool,
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity \
+                WHERE datname = current_database() AND query LIKE 'LISTEN%') \
+            AND EXISTS (SELECT 1 FROM pg_stat_activity a, tasks t \
+                WHERE a.datname = current_database() AND a.state = 'idle' \
+                  AND a.query LIKE '%min(run_after)%' AND a.query NOT LIKE '%pg_stat_activity%' \
+                  AND t.task_id = 't-1' AND t.status = 'completed' \
+                  AND extract(epoch FROM a.query_start) >= extract(epoch FROM t.completed_at))",
+    )
+    .await;
+    let asked_before = model.requests.lock().unwrap().len();
     sqlx::query(
         "INSERT INTO tasks (task_id, description, priority) VALUES ('sql-1', 'Write the docs', 1)",
     )
@@ -201,7 +215,7 @@ async fn a_task_inserted_by_sql_is_picked_up_without_waiting_for_the_poll(pool: 
     .await
     .unwrap();
     wait_for("the PM request for the inserted task", || {
-        !model.requests.lock().unwrap().is_empty()
+        model.requests.lock().unwrap().len() > asked_before
     })
     .await;
     sigterm(&child);

@@ -2,6 +2,8 @@
 //! fencing tokens, reclaim of expired leases, run_after, cancellation, retry and NOTIFY. Each
 //! `#[sqlx::test]` gets a fresh database; needs DATABASE_URL.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -57,6 +59,19 @@ fn failed(error: &str) -> Finish {
 
 async fn claim(store: &Store, worker: &str) -> Option<(Task, Lease)> {
     store.claim_next(worker, MINUTE).await.unwrap()
+}
+
+/// Claims for `worker` as soon as something becomes claimable (a lease runs out, a run_after
+/// passes), polling; panics after a minute.
+async fn claim_when_due(store: &Store, worker: &str) -> (Task, Lease) {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(claimed) = claim(store, worker).await {
+            return claimed;
+        }
+        assert!(start.elapsed() < MINUTE, "nothing became claimable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn task(store: &Store, task_id: &str) -> Task {
@@ -196,7 +211,14 @@ async fn a_stage_write_racing_a_reclaim_is_fenced(pool: PgPool) {
         let a = a.clone();
         async move { store.save_stage(&a, &stage_record(Stage::Pm)).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::wait_for("the fenced write to wait on the row lock", MINUTE, || {
+        common::holds(
+            &pool,
+            "SELECT count(*) > 0 FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+    })
+    .await;
     assert!(
         !write.is_finished(),
         "the fenced write waits for the reclaim"
@@ -222,9 +244,8 @@ async fn an_expired_lease_is_reclaimed_and_a_live_one_is_not(pool: PgPool) {
     assert!(claim(&store, "w:2:0").await.is_none(), "both leases live");
 
     // A short lease runs out on its own (2 s: long enough to still be live above on a busy
-    // machine).
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (again, lease) = claim(&store, "w:2:0").await.unwrap();
+    // machine); until then every claim finds nothing.
+    let (again, lease) = claim_when_due(&store, "w:2:0").await;
     assert_eq!(again.task_id, "short");
     assert_eq!(lease.token, short_lease.token + 1);
     assert!(
@@ -336,8 +357,7 @@ async fn run_after_defers_a_task(pool: PgPool) {
         claim(&store, "w:1:0").await.is_none(),
         "not before the delay"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (again, lease) = claim(&store, "w:1:0").await.unwrap();
+    let (again, lease) = claim_when_due(&store, "w:1:0").await;
     assert_eq!(again.attempts, 1);
     assert_eq!(
         again.error.as_deref(),

@@ -9,37 +9,17 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{Bin, FakeGitHub, FakeModel, PgCluster, Remote, Running, Script, text};
+use common::{
+    Bin, FakeGitHub, FakeModel, PgCluster, Remote, Running, Script, holds, text, wait_for,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use wiremock::ResponseTemplate;
 
 fn approve(_: &str) -> Script {
     Script::Approve
-}
-
-/// Waits until `done` holds, polling every 50 ms; panics after `limit`.
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !done().await {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Whether the boolean query `sql` answers true (false while the database is unreachable).
-async fn holds(pool: &PgPool, sql: &'static str) -> bool {
-    sqlx::query_scalar::<_, bool>(sql)
-        .fetch_one(pool)
-        .await
-        .unwrap_or(false)
 }
 
 /// The binary against `database_url` with the fakes, polling every second.
@@ -198,6 +178,8 @@ async fn two_daemons_complete_every_task_exactly_once(pool: PgPool) {
 
 /// The line the claim loop logs when the database stops answering.
 const CANNOT_CLAIM: &str = "cannot claim a task";
+/// The debug line of every further failed claim during an outage.
+const STILL_DOWN: &str = "claim failed again; the database is still unreachable";
 
 #[tokio::test]
 async fn postgres_stopped_and_started_under_a_running_daemon() {
@@ -205,7 +187,8 @@ async fn postgres_stopped_and_started_under_a_running_daemon() {
     let remote = Remote::new();
     let model = FakeModel::start(approve).await;
     let github = FakeGitHub::start().await;
-    let bin = bin(&cluster.url(), &remote, &model, &github);
+    let bin = bin(&cluster.url(), &remote, &model, &github)
+        .clone_with("RUST_LOG", "info,autonomous_dev::daemon=debug");
     cli(&bin, &["migrate"]).await;
     let mut daemon = Running::spawn(&bin, &["run"]);
     let pid = daemon.pid();
@@ -229,9 +212,14 @@ async fn postgres_stopped_and_started_under_a_running_daemon() {
         },
     )
     .await;
-    // Keep the server down long enough for at least one more failed claim (the next try comes
-    // after a 1 s backoff and gives up after the pool's 10 s acquire timeout): it is silent.
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    // Keep the server down until at least one more claim has failed (the next try comes after
+    // a 1 s backoff and gives up after the pool's acquire timeout): it is logged at debug level
+    // only, so the error stays at one line per outage.
+    wait_for("a second failed claim", Duration::from_secs(60), || {
+        let seen = daemon.count(STILL_DOWN) > 0;
+        async move { seen }
+    })
+    .await;
     assert!(daemon.is_running(), "the daemon survives the outage");
     assert_eq!(daemon.count(CANNOT_CLAIM), 1, "{}", daemon.stderr());
     cluster.start();

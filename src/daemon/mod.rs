@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::pipeline::{Ended, PauseReason, Pipeline, PipelineError};
 use crate::store::{Event, Lease, Store, StoreError, worker_id};
@@ -176,7 +176,9 @@ impl Daemon {
                 }
                 Err(e) if self.settings.once => return Err(e),
                 Err(e) => {
-                    if !db_down {
+                    if db_down {
+                        debug!(error = %e, retry_in_ms = db_backoff.as_millis() as u64, "claim failed again; the database is still unreachable");
+                    } else {
                         error!(error = %e, "cannot claim a task; retrying with backoff until the database answers");
                         systemd::status("database unreachable, retrying");
                         db_down = true;

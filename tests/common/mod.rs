@@ -37,6 +37,28 @@ pub fn in_progress_task(description: &str) -> autonomous_dev::task::Task {
     }
 }
 
+/// Polls `done` every 50 ms until it holds; panics naming `what` after `limit`. The tests' one
+/// way to wait: on something they can observe, never a fixed sleep.
+pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether the boolean query `sql` answers true (false while the database is unreachable).
+pub async fn holds(pool: &PgPool, sql: &'static str) -> bool {
+    sqlx::query_scalar::<_, bool>(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or(false)
+}
+
 /// Runs `git` with `args` in `dir`, panicking with its stderr on failure; returns stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
