@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use autonomous_dev::store::{Event, Finish, Store, TaskEvents};
-use autonomous_dev::task::{NewTask, TaskStatus};
+use autonomous_dev::task::{
+    BranchCommit, Consensus, Decision, DraftPr, NewTask, Outcome, Publication, TaskStatus,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::sync::{Barrier, Mutex};
@@ -263,7 +265,27 @@ fn completed() -> Finish {
     Finish {
         status: TaskStatus::Completed,
         consensus_score: None,
-        result: serde_json::json!({ "bench": true }),
+        result: Outcome::Approved {
+            consensus: Consensus {
+                score: 100.0,
+                decision: Decision::Approved,
+                votes: Vec::new(),
+                held: Vec::new(),
+            },
+            branch: BranchCommit {
+                branch: "feature/task-bench".into(),
+                commit: "0".repeat(40),
+                pushed: false,
+                reused: false,
+            },
+            publication: Publication::DryRun(DraftPr {
+                title: "[Autonomous] bench".into(),
+                head: "feature/task-bench".into(),
+                base: "main".into(),
+                body: String::new(),
+                labels: Vec::new(),
+            }),
+        },
         pr_url: None,
         error: None,
     }

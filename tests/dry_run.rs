@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use autonomous_dev::task::{Outcome, Publication};
 use common::{Bin, FakeGitHub, FakeModel, Remote, Script, Wire, text};
 use sqlx::PgPool;
 
@@ -119,6 +120,23 @@ async fn dry_run_commits_locally_and_stores_the_would_be_pr(pool: PgPool) {
             .unwrap()
             .contains("| Architect | 90 | approve |")
     );
+    // The same, typed: an approval whose publication is the draft, on a local-only branch.
+    let typed = autonomous_dev::store::Store::from_pool(pool.clone())
+        .get_task("t-ok")
+        .await
+        .unwrap()
+        .and_then(|t| t.result);
+    match typed {
+        Some(Outcome::Approved {
+            branch,
+            publication: Publication::DryRun(typed_draft),
+            ..
+        }) => {
+            assert!(!branch.pushed && branch.branch == "feature/task-t-ok");
+            assert_eq!(serde_json::to_value(&typed_draft).unwrap(), draft);
+        }
+        other => panic!("a dry-run approval expected: {other:?}"),
+    }
     let (show, _) = text(&bin.output(&["tasks", "show", "t-ok"]).await);
     for needle in [
         "would-be PR (dry run",

@@ -80,7 +80,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         assert!(pr["title"].as_str().unwrap().starts_with("[Autonomous] "));
         let body = pr["body"].as_str().unwrap();
         assert!(
-            body.contains("81.2%") || body.contains("81.3%"),
+            body.contains("## Consensus: 81.25% (approve)"),
             "consensus in body: {body}"
         );
         assert!(!body.contains(common::GITHUB_TOKEN) && !body.contains(common::ANTHROPIC_API_KEY));
@@ -106,7 +106,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     );
     assert!(log_msg.starts_with("[Autonomous] "), "{log_msg}");
     assert!(
-        log_msg.contains("Task: phase1-001") && log_msg.contains("Consensus: 81.2%"),
+        log_msg.contains("Task: phase1-001") && log_msg.contains("Consensus: 81.25%"),
         "{log_msg}"
     );
     assert!(log_msg.trim_end().ends_with("autonomous-dev"), "{log_msg}");
@@ -187,8 +187,8 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
             .skip(1)
             .collect::<Vec<_>>()
     };
-    assert_eq!(line("completed")[..2], ["12", "81.2"]);
-    assert_eq!(line("needs_review")[..2], ["1", "70.0"]);
+    assert_eq!(line("completed")[..2], ["12", "81.25"]);
+    assert_eq!(line("needs_review")[..2], ["1", "70.00"]);
     // Every call was priced: the fake reports usage on each answer.
     assert_ne!(line("completed")[2], "$0.0000");
     assert_eq!(line("failed")[0], "2");
@@ -204,7 +204,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         "90/100",
         "Security",
         "70/100",
-        "81.2%",
+        "consensus:  81.25%",
         "approved",
         "https://github.com/o/r/pull/",
     ] {

@@ -6,6 +6,8 @@
 
 mod common;
 
+use autonomous_dev::store::Store;
+use autonomous_dev::task::Outcome;
 use common::{Bin, FakeGitHub, Remote, Script, ScriptedModel, text};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
@@ -133,6 +135,13 @@ impl Run {
             row.get("error"),
             row.get::<Option<Value>, _>("result").unwrap_or_default(),
         )
+    }
+
+    /// The task's outcome as the store types it.
+    async fn outcome(&self, pool: &PgPool) -> Outcome {
+        let store = Store::from_pool(pool.clone());
+        let task = store.get_task(TASK).await.unwrap().expect("the task");
+        task.result.expect("an outcome")
     }
 
     fn nothing_published(&self) -> bool {
@@ -322,6 +331,13 @@ async fn a_leaked_key_fails_the_task_before_anything_is_pushed_without_echoing_i
         "{error}"
     );
     assert_eq!(result["decision"], "refused_by_gates", "{result}");
+    match run.outcome(&pool).await {
+        Outcome::RefusedByGates { error: why, gates } => {
+            assert_eq!(why, error);
+            assert!(gates.secrets.iter().any(|s| s.path == "settings.py"));
+        }
+        other => panic!("refused by the gates expected: {other:?}"),
+    }
     let secret = "Q7ZL3XW9RT2PLM4N";
     for text in [error.as_str(), &result.to_string(), &log] {
         assert!(!text.contains(secret), "the secret leaked: {text}");
@@ -431,6 +447,9 @@ async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: Pg
         "{result}"
     );
     assert_eq!(result["decision"], "budget_exceeded");
+    assert!(
+        matches!(run.outcome(&pool).await, Outcome::BudgetExceeded { error } if error.contains("budget exceeded"))
+    );
     assert_eq!(
         run.model.requests.lock().unwrap().len(),
         1,

@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use autonomous_dev::store::{Finish, Lease, LoadReport, Store, StoreError, parse_task_file};
-use autonomous_dev::task::{NewTask, Stage, StageRecord, Task, TaskStatus, Usage};
+use autonomous_dev::task::{
+    BranchCommit, Consensus, Decision, NewTask, Outcome, Publication, PullRequestRef, Stage,
+    StageRecord, Task, TaskStatus, Usage,
+};
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -80,11 +83,34 @@ fn stage_record(stage: Stage, score: Option<f64>) -> StageRecord {
     }
 }
 
+/// The outcome an approved task with PR #1 records.
+fn approved() -> Outcome {
+    Outcome::Approved {
+        consensus: Consensus {
+            score: 87.5,
+            decision: Decision::Approved,
+            votes: Vec::new(),
+            held: Vec::new(),
+        },
+        branch: BranchCommit {
+            branch: "feature/task-t".to_string(),
+            commit: "0".repeat(40),
+            pushed: true,
+            reused: false,
+        },
+        publication: Publication::Opened(PullRequestRef {
+            number: 1,
+            url: "https://github.com/o/r/pull/1".to_string(),
+            labels: vec!["autonomous".to_string()],
+        }),
+    }
+}
+
 fn finish(status: TaskStatus) -> Finish {
     Finish {
         status,
         consensus_score: Some(87.5),
-        result: json!({ "decision": "approve" }),
+        result: approved(),
         pr_url: Some("https://github.com/o/r/pull/1".to_string()),
         error: None,
     }
@@ -496,7 +522,7 @@ async fn finish_ends_an_in_progress_task_only(pool: PgPool) {
     let done = store.get_task("t").await.unwrap().unwrap();
     assert_eq!(done.status, TaskStatus::Completed);
     assert_eq!(done.consensus_score, Some(87.5));
-    assert_eq!(done.result, Some(json!({ "decision": "approve" })));
+    assert_eq!(done.result, Some(approved()));
     assert_eq!(
         done.pr_url.as_deref(),
         Some("https://github.com/o/r/pull/1")

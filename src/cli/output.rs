@@ -2,11 +2,10 @@
 
 use std::fmt::Write;
 
-use serde_json::Value;
-
-use crate::agents::{EngineerEvidence, SecurityEvidence};
+use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
+use crate::consensus::score_text;
 use crate::store::{StageCost, StatusStats};
-use crate::task::{Stage, StageRecord, Task};
+use crate::task::{Outcome, Publication, Stage, StageRecord, Task};
 use crate::verify::Verification;
 
 /// `tasks list`: one row per task, in the order given (the store's: highest priority first).
@@ -19,7 +18,7 @@ pub fn task_table(tasks: &[Task]) -> String {
                 t.priority.to_string(),
                 t.status.to_string(),
                 t.consensus_score
-                    .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
+                    .map_or_else(|| "-".into(), |s| score_text(s, None)),
                 t.pr_url.clone().unwrap_or_else(|| "-".into()),
                 t.title(60),
             ]
@@ -41,7 +40,7 @@ pub fn stats(stats: &[StatusStats], spent_today: f64) -> String {
                 s.status.to_string(),
                 s.count.to_string(),
                 s.avg_score
-                    .map_or_else(|| "-".into(), |a| format!("{a:.1}")),
+                    .map_or_else(|| "-".into(), |a| score_text(a, None)),
                 usd(s.cost_usd),
             ]
         })
@@ -99,7 +98,9 @@ fn usd(amount: f64) -> String {
 
 /// `tasks show`: the task, every recorded stage with its vote, rationale and evidence, the cost
 /// per stage (every call, retries included), the consensus, the decision, the PR URL and the
-/// error.
+/// error; for an approval the branch commit and, after a dry run, the would-be PR. A stage
+/// output or an outcome of no known shape is said to be so (the outcome shown as stored); the
+/// rest of the task is shown as usual.
 pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task:       {}", task.task_id);
@@ -126,14 +127,13 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
         let _ = writeln!(out, "  (none recorded)");
     }
     for stage in stages {
-        let vote = match stage.score {
-            Some(score) => format!("{score:.0}/100"),
-            None => stage
-                .output
-                .get("vote")
-                .and_then(Value::as_str)
-                .unwrap_or("-")
-                .to_owned(),
+        // The role's typed output: the PM's vote and every role's rationale.
+        let mut output = Chain::default();
+        let read = output.restore(stage.stage, stage.output.clone());
+        let vote = match (stage.score, &output.pm) {
+            (Some(score), _) => format!("{score:.0}/100"),
+            (None, Some(pm)) => pm.vote.as_str().to_owned(),
+            (None, None) => "-".to_owned(),
         };
         let _ = writeln!(
             out,
@@ -147,8 +147,16 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
             stage.usage.cache_creation_input_tokens,
             stage.usage.cache_read_input_tokens,
         );
-        if let Some(rationale) = stage.output.get("rationale").and_then(Value::as_str) {
-            let _ = writeln!(out, "{}", indent_by(rationale, 13));
+        match read {
+            Ok(()) => {
+                let rationale = output.rationale(stage.stage);
+                if !rationale.is_empty() {
+                    let _ = writeln!(out, "{}", indent_by(rationale, 13));
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(out, "{}", indent_by(&format!("output unreadable: {e}"), 13));
+            }
         }
         for line in evidence_lines(stage) {
             let _ = writeln!(out, "{}", indent_by(&line, 13));
@@ -175,42 +183,46 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
         let total: f64 = costs.iter().map(|c| c.cost_usd).sum();
         let _ = writeln!(out, "  {:<10} {}", "total", usd(total));
     }
-    let result = task.result.as_ref();
-    let decision = result
-        .and_then(|r| r.get("decision"))
-        .and_then(Value::as_str);
-    let consensus = task.consensus_score.map(|s| format!("{s:.1}%"));
+    let outcome = task.result.as_ref();
+    let consensus = task
+        .consensus_score
+        .map(|s| format!("{}%", score_text(s, None)));
     let _ = writeln!(out, "\nconsensus:  {}", consensus.as_deref().unwrap_or("-"));
-    let _ = writeln!(out, "decision:   {}", decision.unwrap_or("-"));
+    let _ = writeln!(
+        out,
+        "decision:   {}",
+        outcome.map_or("-", Outcome::decision)
+    );
     let _ = writeln!(out, "pr:         {}", task.pr_url.as_deref().unwrap_or("-"));
     let _ = writeln!(out, "error:      {}", task.error.as_deref().unwrap_or("-"));
-    if let Some(branch) = result.and_then(|r| r.get("branch")) {
-        let name = branch.get("branch").and_then(Value::as_str).unwrap_or("-");
-        let commit = branch.get("commit").and_then(Value::as_str).unwrap_or("-");
-        let pushed = branch
-            .get("pushed")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        let place = if pushed { "pushed" } else { "local only" };
-        let _ = writeln!(out, "branch:     {name} @ {commit} ({place})");
-    }
-    if let Some(draft) = result.and_then(|r| r.get("dry_run_pr")) {
-        let field = |name| draft.get(name).and_then(Value::as_str).unwrap_or("-");
-        let labels: Vec<&str> = draft
-            .get("labels")
-            .and_then(Value::as_array)
-            .map(|l| l.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let _ = writeln!(out, "\nwould-be PR (dry run, not opened):");
-        let _ = writeln!(out, "  title:    {}", field("title"));
-        let _ = writeln!(
-            out,
-            "  head:     {} → base {}",
-            field("head"),
-            field("base")
-        );
-        let _ = writeln!(out, "  labels:   {}", labels.join(", "));
-        let _ = writeln!(out, "  body:\n{}", indent_by(field("body"), 4));
+    match outcome {
+        Some(Outcome::Approved {
+            branch,
+            publication,
+            ..
+        }) => {
+            let place = if branch.pushed {
+                "pushed"
+            } else {
+                "local only"
+            };
+            let _ = writeln!(
+                out,
+                "branch:     {} @ {} ({place})",
+                branch.branch, branch.commit
+            );
+            if let Publication::DryRun(draft) = publication {
+                let _ = writeln!(out, "\nwould-be PR (dry run, not opened):");
+                let _ = writeln!(out, "  title:    {}", draft.title);
+                let _ = writeln!(out, "  head:     {} → base {}", draft.head, draft.base);
+                let _ = writeln!(out, "  labels:   {}", draft.labels.join(", "));
+                let _ = writeln!(out, "  body:\n{}", indent_by(&draft.body, 4));
+            }
+        }
+        Some(Outcome::Unreadable(raw)) => {
+            let _ = writeln!(out, "result:     of no known shape, as stored: {raw}");
+        }
+        _ => {}
     }
     if task.status == crate::task::TaskStatus::Pending && task.attempts > 0 {
         let _ = writeln!(

@@ -8,9 +8,7 @@
 //! Evidence no vote can override ([`Consensus::hold`]): a failed verification or a workflow
 //! change makes an approval conditional (needs_review).
 
-use serde::{Deserialize, Serialize};
-
-use crate::task::Stage;
+pub use crate::task::{Consensus, Decision, Vote};
 
 /// Decision bounds, in percent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,53 +28,7 @@ impl Default for Thresholds {
     }
 }
 
-/// What consensus decided, stored in `tasks.result.decision`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    /// Score ≥ approve threshold: open a PR.
-    Approved,
-    /// Conditional threshold ≤ score < approve threshold: a person decides (needs_review).
-    Conditional,
-    /// Score < conditional threshold: failed.
-    Rejected,
-    /// The PM voted reject; no later stage ran.
-    RejectedByPm,
-}
-
-impl Decision {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approved => "approved",
-            Decision::Conditional => "conditional",
-            Decision::Rejected => "rejected",
-            Decision::RejectedByPm => "rejected_by_pm",
-        }
-    }
-}
-
-/// One role's vote as shown in `tasks show` and the PR body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Vote {
-    pub role: Stage,
-    /// 0–100; `None` for the PM.
-    pub score: Option<f64>,
-    /// `approve`/`reject` for the PM, the score's verdict for the others.
-    pub vote: String,
-    pub rationale: String,
-}
-
-/// The outcome of consensus: score (mean, 0–100), decision and the votes it was computed from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Consensus {
-    pub score: f64,
-    pub decision: Decision,
-    pub votes: Vec<Vote>,
-    /// Why the decision is at most conditional whatever the score (see [`Consensus::hold`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub held: Vec<String>,
-}
-
+/// The evidence rule over a consensus (its shape is a domain type, [`Consensus`]).
 impl Consensus {
     /// Records `reasons` a person must look first; with any, an approval becomes conditional
     /// (needs_review). A conditional or rejected decision stays as it is.
@@ -127,9 +79,46 @@ pub fn verdict(score: f64, thresholds: Thresholds) -> &'static str {
     }
 }
 
+/// A consensus score (0–100) as every output shows it — `tasks list`, `tasks show`, `stats`, the
+/// PR body, the commit trailer, the rejection error and the consensus log line: two decimals,
+/// truncated, never rounded up. 79.96 shows as `79.96`, 79.999 as `79.99` (never `80.00`), 82.5
+/// as `82.50`. So a score below a threshold is never shown at or above it, and a score at or
+/// above a threshold given in whole hundredths (80, 60, 72.5, 72.25, …) is never shown below
+/// it: the shown number always falls on the side of the threshold that decided.
+///
+/// Truncation works on the shortest decimal that reads back as the same `f64` (so 79.96 is not
+/// cut to 79.95 by its binary error). When `thresholds` are given and the truncated text would
+/// still fall on the other side of one — only possible for a threshold with more than two
+/// decimals, e.g. 72.345 — the score is shown in that shortest decimal, in full. Callers that
+/// do not know the daemon's thresholds (the CLI reads only the database) pass `None`.
+pub fn score_text(score: f64, thresholds: Option<Thresholds>) -> String {
+    if !score.is_finite() {
+        return score.to_string();
+    }
+    let exact = score.to_string();
+    let (whole, fraction) = exact.split_once('.').unwrap_or((&exact, ""));
+    let hundredths: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(2)
+        .collect();
+    let shown = format!("{whole}.{hundredths}");
+    match thresholds {
+        Some(t)
+            if shown
+                .parse()
+                .map_or(true, |s| classify(s, t) != classify(score, t)) =>
+        {
+            exact
+        }
+        _ => shown,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::Stage;
 
     fn vote(role: Stage, score: f64) -> Vote {
         Vote {
@@ -194,5 +183,82 @@ mod tests {
         );
         assert_eq!(verdict(86.0, strict), "conditional");
         assert_eq!(verdict(95.0, strict), "approve");
+    }
+}
+
+#[cfg(test)]
+mod score_text_tests {
+    use super::*;
+
+    /// The shown text must classify like the score itself.
+    fn same_side(score: f64, t: Thresholds) {
+        let shown = score_text(score, Some(t));
+        let read: f64 = shown.parse().unwrap();
+        assert_eq!(
+            classify(read, t),
+            classify(score, t),
+            "{score} shown as {shown}"
+        );
+    }
+
+    #[test]
+    fn two_decimals_never_rounded_up_across_80_or_60() {
+        for (score, text) in [
+            (79.96, "79.96"),
+            (79.995, "79.99"),
+            (79.999_999_9, "79.99"),
+            (80.0, "80.00"),
+            (80.004, "80.00"),
+            (82.5, "82.50"),
+            (81.25, "81.25"),
+            (59.999, "59.99"),
+            (60.0, "60.00"),
+            (0.0, "0.00"),
+            (100.0, "100.00"),
+        ] {
+            assert_eq!(score_text(score, None), text);
+            assert_eq!(score_text(score, Some(Thresholds::default())), text);
+        }
+    }
+
+    #[test]
+    fn no_score_is_shown_across_a_threshold() {
+        let thresholds = [
+            Thresholds::default(),
+            Thresholds {
+                approve: 72.5,
+                conditional: 65.25,
+            },
+            Thresholds {
+                approve: 72.345,
+                conditional: 60.001,
+            },
+        ];
+        for t in thresholds {
+            for k in 0..=10_000 {
+                let score = f64::from(k) / 100.0;
+                for nudge in [-1e-9, -0.004, 0.0, 1e-9, 0.004, 0.0099] {
+                    same_side(score + nudge, t);
+                }
+            }
+            for edge in [t.approve, t.conditional] {
+                for nudge in [-0.001, -1e-6, -1e-12, 0.0, 1e-12, 1e-6, 0.001] {
+                    same_side(edge + nudge, t);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_threshold_finer_than_hundredths_is_guarded() {
+        let t = Thresholds {
+            approve: 72.345,
+            conditional: 60.0,
+        };
+        assert_eq!(classify(72.346, t), Decision::Approved);
+        assert_eq!(score_text(72.346, None), "72.34");
+        assert_eq!(score_text(72.346, Some(t)), "72.346");
+        assert_eq!(score_text(72.344, Some(t)), "72.34");
+        assert_eq!(score_text(72.5, Some(t)), "72.50");
     }
 }

@@ -16,7 +16,7 @@ pub use secrets::redact;
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+pub use crate::task::{GateReport, Refusal, SecretFinding};
 
 use crate::task::FileChange;
 use paths::Sensitive;
@@ -38,43 +38,6 @@ pub struct GateConfig {
 pub struct Changed<'a> {
     pub file: &'a FileChange,
     pub base: Option<&'a str>,
-}
-
-/// A secret found in an added line: where, and what kind (never the value).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretFinding {
-    pub path: String,
-    /// 1-based line number in the new content.
-    pub line: usize,
-    pub kind: String,
-}
-
-/// A file the gates refuse, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    pub path: String,
-    pub reason: String,
-}
-
-/// What the gates found in a change; recorded with the Security stage and shown in the PR.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GateReport {
-    /// Files whose content differs from the base.
-    pub files_changed: usize,
-    /// The limits the change was checked against.
-    pub max_files_changed: usize,
-    pub max_file_bytes: usize,
-    pub secrets: Vec<SecretFinding>,
-    /// Binary and oversized files.
-    pub refused: Vec<Refusal>,
-    /// Changed GitHub Actions workflows.
-    pub workflows: Vec<String>,
-    /// Other changed CI/automation files and git hooks.
-    pub automation: Vec<String>,
-    /// Changed dependency manifests and lock files.
-    pub dependencies: Vec<String>,
-    /// Whether workflow changes may be published without a person (ALLOW_WORKFLOW_CHANGES).
-    pub allow_workflow_changes: bool,
 }
 
 /// Runs every gate over `changes`. Files identical to their base are not part of the change.
@@ -126,6 +89,7 @@ pub fn check(changes: &[Changed<'_>], config: &GateConfig) -> GateReport {
     report
 }
 
+/// The gates' rules over their report (the report's shape is a domain type, [`GateReport`]).
 impl GateReport {
     /// Why the change must not be pushed at all: secrets, refused files, too many files.
     /// `None` when nothing is refused.

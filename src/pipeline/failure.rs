@@ -10,7 +10,7 @@ use crate::agents::{AgentError, MeterError};
 use crate::gates::GateReport;
 use crate::git::GitError;
 use crate::llm::LlmError;
-use crate::task::Stage;
+use crate::task::{Outcome, Stage};
 
 use super::publish::PublishError;
 
@@ -36,19 +36,20 @@ pub(super) enum TaskFailure {
 }
 
 impl TaskFailure {
-    /// The `result` JSON of a task this failure ends: the decision, the error, and the gate
-    /// report when a gate refused the change.
-    pub(super) fn result(&self) -> serde_json::Value {
-        let decision = match self {
-            TaskFailure::Agent(AgentError::Meter(MeterError::TaskBudget(_))) => "budget_exceeded",
-            TaskFailure::Gate(_) => "refused_by_gates",
-            _ => "error",
-        };
-        let mut result = serde_json::json!({ "decision": decision, "error": self.to_string() });
-        if let TaskFailure::Gate(report) = self {
-            result["gates"] = serde_json::to_value(report).unwrap_or_default();
+    /// The outcome of a task this failure ends: budget exceeded (MAX_TASK_COST_USD), refused by
+    /// the gates (with their report), or any other error; each carries the error's message.
+    pub(super) fn result(&self) -> Outcome {
+        let error = self.to_string();
+        match self {
+            TaskFailure::Agent(AgentError::Meter(MeterError::TaskBudget(_))) => {
+                Outcome::BudgetExceeded { error }
+            }
+            TaskFailure::Gate(report) => Outcome::RefusedByGates {
+                error,
+                gates: report.as_ref().clone(),
+            },
+            _ => Outcome::Error { error },
         }
-        result
     }
 
     /// What a pause for this failure is for.

@@ -23,7 +23,6 @@ pub use publish::{BranchCommit, DraftPr, Publisher, PublisherConfig};
 
 use std::sync::Arc;
 
-use serde_json::json;
 use tracing::{Instrument, info, warn};
 
 use crate::agents::{self, Answer, Chain, Input, RepoContext, Role};
@@ -32,7 +31,7 @@ use crate::daemon::Shutdown;
 use crate::gates::GateConfig;
 use crate::llm::Provider;
 use crate::store::{Finish, Lease, Store, StoreError};
-use crate::task::{Stage, StageRecord, Task, TaskStatus};
+use crate::task::{Outcome, Publication, PullRequestRef, Stage, StageRecord, Task, TaskStatus};
 use crate::verify::Verifier;
 
 use failure::{Retry, TaskFailure};
@@ -258,7 +257,7 @@ impl Pipeline {
                     let consensus = consensus::decide(votes(&chain, thresholds), thresholds)
                         .hold(evidence::holds(&chain));
                     info!(
-                        score = consensus.score,
+                        score = %consensus::score_text(consensus.score, Some(thresholds)),
                         decision = consensus.decision.as_str(),
                         held = consensus.held.len(),
                         "consensus"
@@ -385,7 +384,7 @@ impl Pipeline {
         Finish {
             status: TaskStatus::Failed,
             consensus_score: None,
-            result: json!({ "decision": Decision::RejectedByPm, "votes": votes }),
+            result: Outcome::RejectedByPm { votes },
             pr_url: None,
             error: Some("rejected by the PM".into()),
         }
@@ -399,18 +398,27 @@ impl Pipeline {
         chain: &Chain,
         consensus: Consensus,
     ) -> Result<Finish, Stop> {
-        let (status, error) = match consensus.decision {
+        let score = consensus.score;
+        let (status, error, result) = match consensus.decision {
             Decision::Approved => return self.publish(task, lease, chain, consensus).await,
-            Decision::Conditional => (TaskStatus::NeedsReview, None),
+            Decision::Conditional => (
+                TaskStatus::NeedsReview,
+                None,
+                Outcome::Conditional { consensus },
+            ),
             Decision::Rejected | Decision::RejectedByPm => (
                 TaskStatus::Failed,
-                Some(format!("rejected by consensus ({:.1}%)", consensus.score)),
+                Some(format!(
+                    "rejected by consensus ({}%)",
+                    consensus::score_text(score, Some(self.settings.thresholds))
+                )),
+                Outcome::Rejected { consensus },
             ),
         };
         Ok(Finish {
             status,
-            consensus_score: Some(consensus.score),
-            result: json!({ "decision": consensus.decision, "consensus": consensus }),
+            consensus_score: Some(score),
+            result,
             pr_url: None,
             error,
         })
@@ -434,12 +442,11 @@ impl Pipeline {
             return Ok(Finish {
                 status: TaskStatus::Completed,
                 consensus_score: Some(consensus.score),
-                result: json!({
-                    "decision": consensus.decision,
-                    "consensus": consensus,
-                    "branch": branch,
-                    "dry_run_pr": draft,
-                }),
+                result: Outcome::Approved {
+                    consensus,
+                    branch,
+                    publication: Publication::DryRun(draft),
+                },
                 pr_url: None,
                 error: None,
             });
@@ -455,13 +462,16 @@ impl Pipeline {
         Ok(Finish {
             status: TaskStatus::Completed,
             consensus_score: Some(consensus.score),
-            result: json!({
-                "decision": consensus.decision,
-                "consensus": consensus,
-                "branch": branch,
-                "pr": { "number": pr.number, "url": pr.url, "labels": draft.labels },
-            }),
-            pr_url: Some(pr.url),
+            pr_url: Some(pr.url.clone()),
+            result: Outcome::Approved {
+                consensus,
+                branch,
+                publication: Publication::Opened(PullRequestRef {
+                    number: pr.number,
+                    url: pr.url,
+                    labels: draft.labels,
+                }),
+            },
             error: None,
         })
     }

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use serde::Serialize;
 
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
 use crate::git::{GitError, Listing, Repo};
 use crate::github::{GitHub, GitHubError, NewPullRequest, PullRequest};
 use crate::task::{FileChange, Stage, Task};
+
+pub use crate::task::{BranchCommit, DraftPr};
 
 /// Longest PR title text after the `[Autonomous] ` prefix (from the issue: 72 characters).
 const TITLE_MAX_CHARS: usize = 72;
@@ -40,31 +41,6 @@ pub enum PublishError {
     Empty,
     #[error("a dry run opens no pull request")]
     DryRun,
-}
-
-/// The pull request a task asks for: what `tasks show` displays after a dry run, and what is
-/// opened on GitHub otherwise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DraftPr {
-    pub title: String,
-    /// Head branch, `feature/task-<task_id>`.
-    pub head: String,
-    /// Base branch (BASE_BRANCH).
-    pub base: String,
-    /// Markdown.
-    pub body: String,
-    pub labels: Vec<String>,
-}
-
-/// The task's branch commit: pushed to origin, or (dry run) only committed locally.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BranchCommit {
-    pub branch: String,
-    pub commit: String,
-    /// False in a dry run.
-    pub pushed: bool,
-    /// True when origin already had this exact content (a retried publish).
-    pub reused: bool,
 }
 
 /// Publishes approved tasks and reads the target repository. Cheap to clone.
@@ -232,7 +208,9 @@ fn files_list(chain: &Chain) -> Vec<String> {
 }
 
 /// Commit message: `[Autonomous] <title>`, the Engineer's summary, and the trailers
-/// `Task: <task_id>` and `Consensus: 82.5%`.
+/// `Task: <task_id>` and `Consensus: 82.50%` (the score as [`consensus::score_text`] shows it:
+/// two decimals, truncated; the thresholds are not at hand here, so the guard for thresholds
+/// finer than hundredths does not apply to the trailer).
 pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> String {
     let summary = chain
         .engineer
@@ -240,10 +218,10 @@ pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> Stri
         .map(|e| e.summary.trim())
         .unwrap_or_default();
     format!(
-        "{}\n\n{summary}\n\nTask: {}\nConsensus: {:.1}%\n",
+        "{}\n\n{summary}\n\nTask: {}\nConsensus: {}%\n",
         pr_title(task),
         task.task_id,
-        consensus.score
+        consensus::score_text(consensus.score, None)
     )
 }
 
@@ -273,7 +251,8 @@ pub fn labels(
     labels
 }
 
-/// The PR body, Markdown: consensus score, a table of votes (role, score, rationale), the
+/// The PR body, Markdown: consensus score (as [`consensus::score_text`] shows it against
+/// `thresholds`) and the thresholds themselves (in full, e.g. `80%`, `72.5%`), a table of votes (role, score, rationale), the
 /// verification (command, result, repair rounds, output tail), the gates, the PRD, the
 /// architecture summary, security findings and the files changed.
 pub fn pr_body(
@@ -284,11 +263,11 @@ pub fn pr_body(
     files: &[String],
 ) -> String {
     let mut body = format!(
-        "Opened by **autonomous-dev** for task `{}`.\n\n## Consensus: {:.1}% ({})\n\n\
-         Approve threshold {:.0}%, review threshold {:.0}%.\n\n\
+        "Opened by **autonomous-dev** for task `{}`.\n\n## Consensus: {}% ({})\n\n\
+         Approve threshold {}%, review threshold {}%.\n\n\
          | Role | Score | Vote | Rationale |\n|---|---|---|---|\n",
         task.task_id,
-        consensus.score,
+        consensus::score_text(consensus.score, Some(thresholds)),
         consensus::verdict(consensus.score, thresholds),
         thresholds.approve,
         thresholds.conditional,
@@ -474,7 +453,7 @@ mod tests {
         let message = commit_message(&task("Add X", &[]), &Chain::default(), &consensus(82.5));
         assert!(message.starts_with("[Autonomous] Add X\n\n"));
         assert!(
-            message.ends_with("\n\nTask: phase1-001\nConsensus: 82.5%\n"),
+            message.ends_with("\n\nTask: phase1-001\nConsensus: 82.50%\n"),
             "{message}"
         );
     }
@@ -498,7 +477,11 @@ mod tests {
             Thresholds::default(),
             &["src/x.rs".into()],
         );
-        assert!(body.contains("## Consensus: 82.5% (approve)"), "{body}");
+        assert!(body.contains("## Consensus: 82.50% (approve)"), "{body}");
+        assert!(
+            body.contains("Approve threshold 80%, review threshold 60%."),
+            "{body}"
+        );
         assert!(
             body.contains("| PM | – | approve | clear \\| scoped well |"),
             "{body}"

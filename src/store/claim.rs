@@ -289,7 +289,7 @@ impl Store {
             .bind(lease.token)
             .bind(finish.status.as_str())
             .bind(finish.consensus_score)
-            .bind(&finish.result)
+            .bind(sqlx::types::Json(&finish.result))
             .bind(&finish.pr_url)
             .bind(&finish.error)
             .execute(&self.pool)

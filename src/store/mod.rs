@@ -89,7 +89,8 @@ pub struct Finish {
     /// `completed`, `failed` or `needs_review`.
     pub status: TaskStatus,
     pub consensus_score: Option<f64>,
-    pub result: serde_json::Value,
+    /// How the task ended; stored as JSONB in `tasks.result`.
+    pub result: crate::task::Outcome,
     pub pr_url: Option<String>,
     pub error: Option<String>,
 }
@@ -454,7 +455,9 @@ fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
         completed_at: row.try_get("completed_at")?,
         pr_url: row.try_get("pr_url")?,
         consensus_score: row.try_get("consensus_score")?,
-        result: row.try_get("result")?,
+        result: row
+            .try_get::<Option<sqlx::types::Json<crate::task::Outcome>>, _>("result")?
+            .map(|json| json.0),
         error: row.try_get("error")?,
         queue: QueueState {
             run_after: row.try_get("run_after")?,

@@ -1,5 +1,14 @@
-//! Domain types shared by every module: a task, its status, the pipeline stages and the token
-//! usage a stage spent. No I/O here.
+//! Domain types shared by every module: a task, its status, the pipeline stages, the token
+//! usage a stage spent, and how a task ended (`outcome.rs`: the consensus, the branch and the
+//! pull request; `gate_report.rs`: what the gates found). No I/O here.
+
+mod gate_report;
+mod outcome;
+
+pub use gate_report::{GateReport, Refusal, SecretFinding};
+pub use outcome::{
+    BranchCommit, Consensus, Decision, DraftPr, Outcome, Publication, PullRequestRef, Vote,
+};
 
 use std::fmt;
 use std::str::FromStr;
@@ -98,8 +107,9 @@ pub struct Task {
     pub pr_url: Option<String>,
     /// Mean of the scoring roles' scores, 0–100.
     pub consensus_score: Option<f64>,
-    /// Decision, votes and publish details as JSON (written by the pipeline when the task ends).
-    pub result: Option<serde_json::Value>,
+    /// How the task ended: decision, votes and publish details (JSONB, written by the pipeline
+    /// when the task ends); `None` while it has not.
+    pub result: Option<Outcome>,
     /// Last error, for failed tasks.
     pub error: Option<String>,
     /// Lease, schedule and cancellation state (`migrations/0003_leases.sql`).
