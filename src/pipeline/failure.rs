@@ -149,16 +149,7 @@ enum Kind {
 
 fn kind(failure: &TaskFailure) -> Kind {
     match failure {
-        TaskFailure::Agent(AgentError::Llm(e)) => match e {
-            LlmError::Unavailable { status: 429, .. } => Kind::RateLimited,
-            LlmError::Unavailable { status: 529, .. } => Kind::Overloaded,
-            LlmError::Api { message, .. } if quota_exhausted(message) => Kind::RateLimited,
-            LlmError::Unavailable { .. } | LlmError::Network(_) => Kind::Transient,
-            LlmError::Auth { .. }
-            | LlmError::Api { .. }
-            | LlmError::InvalidResponse(_)
-            | LlmError::InvalidRequest(_) => Kind::Permanent,
-        },
+        TaskFailure::Agent(AgentError::Llm(e)) => llm_kind(e),
         TaskFailure::Agent(AgentError::Invalid { .. }) => Kind::Permanent,
         TaskFailure::Agent(AgentError::Meter(e)) => match e {
             MeterError::TaskBudget(_) => Kind::Permanent,
@@ -177,12 +168,19 @@ fn kind(failure: &TaskFailure) -> Kind {
     }
 }
 
-/// Anthropic answers an exhausted prepaid balance with a 400 `invalid_request_error` ("Your
-/// credit balance is too low…") and OpenAI with 429 `insufficient_quota`: both mean "wait for a
-/// person to pay", not "this task is broken".
-fn quota_exhausted(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    message.contains("credit balance") || message.contains("insufficient_quota")
+/// An LLM error's class, as the error itself says: a rate limit or an exhausted quota ("wait
+/// for a person to pay", not "this task is broken") and overload spend no attempt, other
+/// transient errors back off, the rest is permanent.
+fn llm_kind(e: &LlmError) -> Kind {
+    if e.is_rate_limited() || e.is_quota_exhausted() {
+        Kind::RateLimited
+    } else if e.is_overloaded() {
+        Kind::Overloaded
+    } else if e.is_transient() {
+        Kind::Transient
+    } else {
+        Kind::Permanent
+    }
 }
 
 #[cfg(test)]
