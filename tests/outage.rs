@@ -230,7 +230,7 @@ async fn postgres_stopped_and_started_under_a_running_daemon() {
     )
     .await;
     // Keep the server down long enough for at least one more failed claim (the next try comes
-    // after a 1 s backoff and gives up after the pool's 10 s acquire timeout): it is silent.
+    // after a backoff of at most 1 s and gives up after the pool's 10 s acquire timeout): it is silent.
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert!(daemon.is_running(), "the daemon survives the outage");
     assert_eq!(daemon.count(CANNOT_CLAIM), 1, "{}", daemon.stderr());

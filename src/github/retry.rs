@@ -2,11 +2,13 @@
 //! (GitHub docs, "Rate limits for the REST API": honour `retry-after`; when
 //! `x-ratelimit-remaining` is 0 wait until `x-ratelimit-reset`; otherwise wait at least one
 //! minute, longer on each further secondary limit), server errors and network failures of
-//! idempotent calls are retried with exponential backoff, and everything else fails at once.
+//! idempotent calls are retried after the shared exponential [`Backoff`], and everything else
+//! fails at once.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::GitHubError;
+use crate::backoff::Backoff;
 
 /// Margin added to `x-ratelimit-reset` (whole epoch seconds; clocks differ a little) so the
 /// retry lands after the reset, not on it.
@@ -30,8 +32,9 @@ pub struct RateLimitPolicy {
     /// for at least one minute before retrying", then "an exponentially increasing amount of
     /// time".
     pub secondary_wait: Duration,
-    /// First wait after a 5xx answer or a network failure of an idempotent call; doubled on
-    /// each retry.
+    /// Backoff ceiling after a 5xx answer or a network failure of an idempotent call; doubled
+    /// on each retry, capped at `max_wait` (the shared [`Backoff`]: the wait is between half of
+    /// the ceiling and all of it).
     pub backoff: Duration,
 }
 
@@ -84,7 +87,7 @@ impl RateLimitPolicy {
             rate_limit_wait(self, err, secondary_waits, now)
         } else if idempotent == Idempotent::Yes && (err.is_server_error() || err.is_network()) {
             Wait {
-                duration: doubled(self.backoff, retries),
+                duration: self.backoff_for(retries),
                 reason: match err.status() {
                     Some(status) => format!("server error {status}"),
                     None => "network error or unreadable answer".to_string(),
@@ -100,9 +103,10 @@ impl RateLimitPolicy {
         })
     }
 
-    /// The backoff before retry number `retries + 1`, capped at `max_wait`.
+    /// The backoff before retry number `retries + 1`: the shared [`Backoff`] from `backoff` to
+    /// `max_wait`.
     pub(super) fn backoff_for(&self, retries: u32) -> Duration {
-        doubled(self.backoff, retries).min(self.max_wait)
+        Backoff::new(self.backoff, self.max_wait).delay(retries)
     }
 }
 
@@ -144,19 +148,15 @@ fn rate_limit_wait(
             secondary: false,
         };
     }
+    // Not jittered: GitHub asks for at least the minute, and the doubling is its own rule.
     Wait {
-        duration: doubled(policy.secondary_wait, secondary_waits),
+        duration: Backoff::new(policy.secondary_wait, policy.max_wait).ceiling(secondary_waits),
         reason: format!(
             "secondary rate limit ({status}) without retry-after; GitHub asks to wait at least \
              one minute"
         ),
         secondary: true,
     }
-}
-
-/// `base * 2^times`, saturating.
-fn doubled(base: Duration, times: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(times.min(31)))
 }
 
 #[cfg(test)]
@@ -249,17 +249,23 @@ mod tests {
 
     #[test]
     fn server_errors_are_retried_only_when_idempotent() {
+        let within = |wait: Option<Duration>, ceiling: u64| {
+            let wait = wait.expect("retried");
+            assert!(
+                wait >= Duration::from_secs(ceiling) / 2 && wait <= Duration::from_secs(ceiling),
+                "{wait:?} outside the backoff up to {ceiling} s"
+            );
+        };
         let err = status(502, "Bad Gateway");
-        assert_eq!(delay(&err, Idempotent::Yes), Some(Duration::from_secs(2)));
+        within(delay(&err, Idempotent::Yes), 2);
         assert_eq!(delay(&err, Idempotent::No), None);
         let network = GitHubError::Api("HTTP error: connection refused".to_string());
-        assert_eq!(
-            delay(&network, Idempotent::Yes),
-            Some(Duration::from_secs(2))
-        );
+        within(delay(&network, Idempotent::Yes), 2);
         assert_eq!(delay(&network, Idempotent::No), None);
         let later = policy().delay(&err, 3, 0, Idempotent::Yes, UNIX_EPOCH);
-        assert_eq!(later.map(|w| w.duration), Some(Duration::from_secs(16)));
+        within(later.map(|w| w.duration), 16);
+        let capped = policy().delay(&err, 20, 0, Idempotent::Yes, UNIX_EPOCH);
+        within(capped.map(|w| w.duration), 600);
     }
 
     #[test]
@@ -276,12 +282,17 @@ mod tests {
     }
 
     #[test]
-    fn doubling_saturates() {
-        assert_eq!(doubled(Duration::from_secs(1), 3), Duration::from_secs(8));
-        assert_eq!(
-            doubled(Duration::from_secs(1), 200),
-            doubled(Duration::from_secs(1), 31)
-        );
-        assert_eq!(doubled(Duration::MAX, 2), Duration::MAX);
+    fn secondary_waits_keep_doubling_up_to_max_wait() {
+        let err = status(403, "You have exceeded a secondary rate limit.");
+        let wait = |waits| {
+            policy()
+                .delay(&err, waits, waits, Idempotent::No, UNIX_EPOCH)
+                .expect("wait")
+                .duration
+        };
+        assert_eq!(wait(2), Duration::from_secs(240));
+        assert_eq!(wait(3), Duration::from_secs(480));
+        assert_eq!(wait(4), Duration::from_secs(600), "capped at max_wait");
+        assert_eq!(wait(200), Duration::from_secs(600));
     }
 }

@@ -1,5 +1,5 @@
 //! Failures that end a run, and the retry policy that sorts them: transient ones (network,
-//! 5xx) send the task back to pending with exponential backoff and jitter, up to
+//! 5xx) send the task back to pending after the shared exponential [`Backoff`], up to
 //! `max_attempts`; rate limits, exhausted quotas and provider overload (429, 529) send it back
 //! without spending an attempt; permanent ones (bad credentials, invalid answers, hostile
 //! paths) fail it at once with a clear error.
@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::agents::{AgentError, MeterError};
+use crate::backoff::Backoff;
 use crate::gates::GateReport;
 use crate::git::GitError;
 use crate::llm::LlmError;
@@ -78,7 +79,8 @@ pub(super) enum Retry {
 pub struct RetryPolicy {
     /// Claims a task gets before a transient failure fails it (MAX_ATTEMPTS, default 5).
     pub max_attempts: i32,
-    /// Backoff after the first failed attempt; doubled per attempt, ±25 % jitter.
+    /// Backoff ceiling after the first failed attempt; doubled per attempt (the shared
+    /// [`Backoff`]: the wait is between half of the ceiling and all of it).
     pub base_delay: Duration,
     /// Upper bound of the backoff.
     pub max_delay: Duration,
@@ -123,16 +125,12 @@ impl RetryPolicy {
         }
     }
 
-    /// `base_delay · 2^(attempts−1)`, capped at `max_delay`, with ±25 % jitter.
+    /// The wait after the task's `attempts`-th failed claim (1-based; less than 1 counts as
+    /// 1): the shared [`Backoff`] from `base_delay` to `max_delay`, i.e. a random wait between
+    /// half of `base_delay · 2^(attempts−1)` (capped at `max_delay`) and all of it.
     pub fn backoff(&self, attempts: i32) -> Duration {
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let delay = self
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay);
-        delay.mul_f64(0.75 + fastrand::f64() * 0.5)
+        let retry = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+        Backoff::new(self.base_delay, self.max_delay).delay(retry)
     }
 }
 
@@ -204,12 +202,14 @@ mod tests {
             panic!("first attempt retries")
         };
         assert!(spend_attempt);
-        assert!(delay >= Duration::from_millis(22_500) && delay <= Duration::from_millis(37_500));
+        assert!(delay >= Duration::from_secs(15) && delay <= Duration::from_secs(30));
+        let Retry::After { delay, .. } = policy.decide(&failure, 3) else {
+            panic!("third attempt retries")
+        };
+        assert!(delay >= Duration::from_secs(60) && delay <= Duration::from_secs(120));
         assert_eq!(policy.decide(&failure, 5), Retry::Never);
-        assert!(
-            policy.backoff(30) <= Duration::from_secs(4500),
-            "capped (plus jitter)"
-        );
+        assert!(policy.backoff(30) <= Duration::from_secs(3600), "capped");
+        assert!(policy.backoff(30) >= Duration::from_secs(1800));
     }
 
     #[test]
@@ -252,7 +252,7 @@ mod tests {
         });
         assert!(matches!(
             policy.decide(&overloaded, 5),
-            Retry::After { spend_attempt: false, delay } if delay <= Duration::from_millis(37_500)
+            Retry::After { spend_attempt: false, delay } if delay <= Duration::from_secs(30)
         ));
     }
 
