@@ -1,8 +1,10 @@
 //! Failures that end a run, and the retry policy that sorts them: transient ones (network,
 //! 5xx) send the task back to pending after the shared exponential [`Backoff`], up to
-//! `max_attempts`; rate limits, exhausted quotas and provider overload (429, 529) send it back
-//! without spending an attempt; permanent ones (bad credentials, invalid answers, hostile
-//! paths) fail it at once with a clear error.
+//! `max_attempts`; rate limits, exhausted quotas, provider overload and the spent daily budget
+//! *snooze* it (back to pending without spending an attempt); permanent ones (bad credentials,
+//! invalid answers, hostile paths) fail it at once with a clear error. Which class an LLM or
+//! GitHub error belongs to is decided by that error's own type ([`LlmError::is_transient`],
+//! [`crate::github::GitHubError::is_rate_limited`], …), not here.
 
 use std::time::Duration;
 
@@ -67,11 +69,21 @@ impl TaskFailure {
 pub(super) enum Retry {
     /// Fail the task now.
     Never,
-    /// Back to pending, claimable after `delay`; `spend_attempt` false for rate-limit waits.
-    After {
-        delay: Duration,
-        spend_attempt: bool,
-    },
+    /// Back to pending, claimable after `delay`, with one of the task's attempts spent.
+    After { delay: Duration },
+    /// A *snooze*, in River's (the Go job queue's) sense: back to pending, claimable after
+    /// `delay`, without spending an attempt, because the task is not at fault (a rate limit,
+    /// an exhausted quota, an overloaded provider, the spent daily budget). However often a
+    /// task snoozes, it keeps all its attempts for real failures.
+    Snooze { delay: Duration },
+}
+
+impl Retry {
+    /// Whether this retry spends one of the task's attempts: [`Retry::After`] does, a
+    /// [`Retry::Snooze`] does not (and [`Retry::Never`] ends the task).
+    pub(super) fn spends_attempt(self) -> bool {
+        matches!(self, Retry::After { .. })
+    }
 }
 
 /// Retries as a policy: how often and how late a task that failed transiently runs again.
@@ -84,7 +96,7 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Upper bound of the backoff.
     pub max_delay: Duration,
-    /// Wait after a rate limit that outlasted the clients' own waiting; spends no attempt.
+    /// Snooze after a rate limit or exhausted quota that outlasted the clients' own waiting.
     pub rate_limit_wait: Duration,
 }
 
@@ -105,22 +117,18 @@ impl RetryPolicy {
     pub(super) fn decide(&self, failure: &TaskFailure, attempts: i32) -> Retry {
         match kind(failure) {
             Kind::Permanent => Retry::Never,
-            Kind::RateLimited => Retry::After {
+            Kind::RateLimited => Retry::Snooze {
                 delay: self.rate_limit_wait,
-                spend_attempt: false,
             },
-            Kind::Overloaded => Retry::After {
+            Kind::Overloaded => Retry::Snooze {
                 delay: self.backoff(1),
-                spend_attempt: false,
             },
-            Kind::Paused(until) => Retry::After {
+            Kind::Paused(until) => Retry::Snooze {
                 delay: (until - chrono::Utc::now()).to_std().unwrap_or_default(),
-                spend_attempt: false,
             },
             Kind::Transient if attempts >= self.max_attempts => Retry::Never,
             Kind::Transient => Retry::After {
                 delay: self.backoff(attempts),
-                spend_attempt: true,
             },
         }
     }
@@ -136,9 +144,10 @@ impl RetryPolicy {
 
 enum Kind {
     Transient,
-    /// The provider is overloaded (Anthropic's 529 storms): the task is not at fault, so wait
-    /// the first backoff step without spending an attempt.
+    /// The provider is overloaded (Anthropic's 529 storms): the task is not at fault, so it
+    /// snoozes for the first backoff step.
     Overloaded,
+    /// A rate limit or an exhausted quota: snooze for `rate_limit_wait`.
     RateLimited,
     /// The daily budget is spent: no work until then (midnight UTC).
     Paused(chrono::DateTime<chrono::Utc>),
@@ -167,8 +176,8 @@ fn kind(failure: &TaskFailure) -> Kind {
 }
 
 /// An LLM error's class, as the error itself says: a rate limit or an exhausted quota ("wait
-/// for a person to pay", not "this task is broken") and overload spend no attempt, other
-/// transient errors back off, the rest is permanent.
+/// for a person to pay", not "this task is broken") and overload snooze, other transient
+/// errors back off, the rest is permanent.
 fn llm_kind(e: &LlmError) -> Kind {
     if e.is_rate_limited() || e.is_quota_exhausted() {
         Kind::RateLimited
@@ -194,16 +203,13 @@ mod tests {
     fn transient_failures_back_off_until_attempts_run_out() {
         let policy = RetryPolicy::default();
         let failure = llm(LlmError::Network("reset".into()));
-        let Retry::After {
-            delay,
-            spend_attempt,
-        } = policy.decide(&failure, 1)
-        else {
-            panic!("first attempt retries")
+        let retry = policy.decide(&failure, 1);
+        let Retry::After { delay } = retry else {
+            panic!("first attempt retries: {retry:?}")
         };
-        assert!(spend_attempt);
+        assert!(retry.spends_attempt());
         assert!(delay >= Duration::from_secs(15) && delay <= Duration::from_secs(30));
-        let Retry::After { delay, .. } = policy.decide(&failure, 3) else {
+        let Retry::After { delay } = policy.decide(&failure, 3) else {
             panic!("third attempt retries")
         };
         assert!(delay >= Duration::from_secs(60) && delay <= Duration::from_secs(120));
@@ -213,37 +219,43 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_wait_without_spending_attempts() {
+    fn rate_limits_snooze() {
         let policy = RetryPolicy::default();
         let failure = llm(LlmError::Unavailable {
             status: 429,
             attempts: 5,
             message: "rate_limit_error".into(),
         });
+        let retry = policy.decide(&failure, 5);
         assert_eq!(
-            policy.decide(&failure, 5),
-            Retry::After {
-                delay: policy.rate_limit_wait,
-                spend_attempt: false
+            retry,
+            Retry::Snooze {
+                delay: policy.rate_limit_wait
             }
         );
+        assert!(!retry.spends_attempt());
         let broke = llm(LlmError::Api {
             status: 400,
             message:
                 "invalid_request_error: Your credit balance is too low to access the Anthropic API."
                     .into(),
         });
-        assert!(matches!(
+        assert_eq!(
             policy.decide(&broke, 1),
-            Retry::After {
-                spend_attempt: false,
-                ..
+            Retry::Snooze {
+                delay: policy.rate_limit_wait
             }
-        ));
+        );
+        let server_error = llm(LlmError::Unavailable {
+            status: 503,
+            attempts: 5,
+            message: "api_error".into(),
+        });
+        assert!(policy.decide(&server_error, 1).spends_attempt());
     }
 
     #[test]
-    fn overload_storms_spend_no_attempt() {
+    fn overload_storms_snooze() {
         let policy = RetryPolicy::default();
         let overloaded = llm(LlmError::Unavailable {
             status: 529,
@@ -252,7 +264,7 @@ mod tests {
         });
         assert!(matches!(
             policy.decide(&overloaded, 5),
-            Retry::After { spend_attempt: false, delay } if delay <= Duration::from_secs(30)
+            Retry::Snooze { delay } if delay <= Duration::from_secs(30)
         ));
     }
 
