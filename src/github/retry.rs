@@ -1,9 +1,10 @@
 //! When a failed GitHub call may be repeated, and after how long: rate limits are waited out
 //! (GitHub docs, "Rate limits for the REST API": honour `retry-after`; when
 //! `x-ratelimit-remaining` is 0 wait until `x-ratelimit-reset`; otherwise wait at least one
-//! minute, longer on each further secondary limit), server errors and network failures of
-//! idempotent calls are retried after the shared exponential [`Backoff`], and everything else
-//! fails at once.
+//! minute, longer on each further secondary limit), server errors and network failures are
+//! retried after the shared exponential [`Backoff`], and everything else fails at once. Only
+//! calls safe to repeat come here; `POST /pulls` is never repeated blindly (the client looks
+//! for the pull request after an ambiguous failure, see `GitHub::ensure_pull_request`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,7 +33,7 @@ pub struct RateLimitPolicy {
     /// for at least one minute before retrying", then "an exponentially increasing amount of
     /// time".
     pub secondary_wait: Duration,
-    /// Backoff ceiling after a 5xx answer or a network failure of an idempotent call; doubled
+    /// Backoff ceiling after a 5xx answer or a network failure; doubled
     /// on each retry, capped at `max_wait` (the shared [`Backoff`]: the wait is between half of
     /// the ceiling and all of it).
     pub backoff: Duration,
@@ -60,17 +61,9 @@ pub(super) struct Wait {
     pub(super) secondary: bool,
 }
 
-/// Whether a failed call may safely be sent again as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Idempotent {
-    /// GET, adding labels: repeating changes nothing.
-    Yes,
-    /// `POST /pulls`: a 5xx or a lost answer may hide a created pull request.
-    No,
-}
-
 impl RateLimitPolicy {
-    /// The wait before retrying after `err`, or `None` when `err` must not be retried.
+    /// The wait before sending a call that failed with `err` again, or `None` when `err` must
+    /// not be retried. The call must be safe to repeat: a 5xx or network failure is retried.
     ///
     /// `retries` is how many retries this call already made (backoff exponent);
     /// `secondary_waits` how many secondary limits without `retry-after` it already waited
@@ -80,12 +73,11 @@ impl RateLimitPolicy {
         err: &GitHubError,
         retries: u32,
         secondary_waits: u32,
-        idempotent: Idempotent,
         now: SystemTime,
     ) -> Option<Wait> {
         let wait = if err.is_rate_limited() {
             rate_limit_wait(self, err, secondary_waits, now)
-        } else if idempotent == Idempotent::Yes && (err.is_server_error() || err.is_network()) {
+        } else if err.is_server_error() || err.is_network() {
             Wait {
                 duration: self.backoff_for(retries),
                 reason: match err.status() {
@@ -198,17 +190,15 @@ mod tests {
         }
     }
 
-    fn delay(err: &GitHubError, idempotent: Idempotent) -> Option<Duration> {
+    fn delay(err: &GitHubError) -> Option<Duration> {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
-        policy()
-            .delay(err, 0, 0, idempotent, now)
-            .map(|wait| wait.duration)
+        policy().delay(err, 0, 0, now).map(|wait| wait.duration)
     }
 
     #[test]
     fn retry_after_wins() {
         let err = limited(429, "slow down", Some(7), Some(0), Some(5_000));
-        assert_eq!(delay(&err, Idempotent::No), Some(Duration::from_secs(7)));
+        assert_eq!(delay(&err), Some(Duration::from_secs(7)));
     }
 
     #[test]
@@ -220,12 +210,12 @@ mod tests {
             Some(0),
             Some(1_030),
         );
-        assert_eq!(delay(&err, Idempotent::No), Some(Duration::from_secs(31)));
+        assert_eq!(delay(&err), Some(Duration::from_secs(31)));
         let past = limited(403, "API rate limit exceeded", None, Some(0), Some(10));
-        assert_eq!(delay(&past, Idempotent::Yes), Some(Duration::ZERO));
+        assert_eq!(delay(&past), Some(Duration::ZERO));
         let far = limited(403, "API rate limit exceeded", None, Some(0), Some(100_000));
         assert_eq!(
-            delay(&far, Idempotent::Yes),
+            delay(&far),
             Some(Duration::from_secs(600)),
             "capped at max_wait"
         );
@@ -236,19 +226,19 @@ mod tests {
         let err = status(403, "You have exceeded a secondary rate limit.");
         let now = UNIX_EPOCH;
         let p = policy();
-        let first = p.delay(&err, 0, 0, Idempotent::No, now).expect("wait");
+        let first = p.delay(&err, 0, 0, now).expect("wait");
         assert_eq!(first.duration, Duration::from_secs(60));
         assert!(first.secondary);
-        let second = p.delay(&err, 1, 1, Idempotent::No, now).expect("wait");
+        let second = p.delay(&err, 1, 1, now).expect("wait");
         assert_eq!(second.duration, Duration::from_secs(120));
         assert_eq!(
-            delay(&status(429, "Too Many Requests"), Idempotent::Yes),
+            delay(&status(429, "Too Many Requests")),
             Some(Duration::from_secs(60))
         );
     }
 
     #[test]
-    fn server_errors_are_retried_only_when_idempotent() {
+    fn server_errors_and_network_failures_back_off() {
         let within = |wait: Option<Duration>, ceiling: u64| {
             let wait = wait.expect("retried");
             assert!(
@@ -257,14 +247,12 @@ mod tests {
             );
         };
         let err = status(502, "Bad Gateway");
-        within(delay(&err, Idempotent::Yes), 2);
-        assert_eq!(delay(&err, Idempotent::No), None);
+        within(delay(&err), 2);
         let network = GitHubError::Api("HTTP error: connection refused".to_string());
-        within(delay(&network, Idempotent::Yes), 2);
-        assert_eq!(delay(&network, Idempotent::No), None);
-        let later = policy().delay(&err, 3, 0, Idempotent::Yes, UNIX_EPOCH);
+        within(delay(&network), 2);
+        let later = policy().delay(&err, 3, 0, UNIX_EPOCH);
         within(later.map(|w| w.duration), 16);
-        let capped = policy().delay(&err, 20, 0, Idempotent::Yes, UNIX_EPOCH);
+        let capped = policy().delay(&err, 20, 0, UNIX_EPOCH);
         within(capped.map(|w| w.duration), 600);
     }
 
@@ -277,7 +265,7 @@ mod tests {
             status(422, "Validation Failed"),
             GitHubError::Config("x".to_string()),
         ] {
-            assert_eq!(delay(&err, Idempotent::Yes), None, "{err}");
+            assert_eq!(delay(&err), None, "{err}");
         }
     }
 
@@ -286,7 +274,7 @@ mod tests {
         let err = status(403, "You have exceeded a secondary rate limit.");
         let wait = |waits| {
             policy()
-                .delay(&err, waits, waits, Idempotent::No, UNIX_EPOCH)
+                .delay(&err, waits, waits, UNIX_EPOCH)
                 .expect("wait")
                 .duration
         };
