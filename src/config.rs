@@ -179,7 +179,7 @@ pub struct RunArgs {
     pub max_attempts: u16,
 
     /// Seconds before a task that failed transiently is claimed again, doubled per attempt
-    /// (±25 % jitter, at most an hour).
+    /// (at most an hour; the wait is random between half of that and all of it).
     #[arg(long, env = "RETRY_BASE_SECONDS", value_name = "RETRY_BASE_SECONDS", default_value = "30",
           value_parser = seconds)]
     pub retry_base_seconds: Duration,

@@ -5,6 +5,7 @@
 //! entry point and `main.rs` is a thin shell over [`cli::main`]. Read ARCHITECTURE.md first.
 
 pub mod agents;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod consensus;

@@ -126,6 +126,7 @@ fn assert_no_token(err: &GitHubError) {
 #[tokio::test]
 async fn opens_a_pull_request() {
     let server = MockServer::start().await;
+    mount_list(&server, json!([]), None).await;
     Mock::given(method("POST"))
         .and(path("/repos/o/r/pulls"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -140,10 +141,11 @@ async fn opens_a_pull_request() {
         .mount(&server)
         .await;
 
-    let pr = client(&server)
-        .open_pull_request(&new_pr())
+    let (pr, created) = client(&server)
+        .ensure_pull_request(&new_pr())
         .await
         .expect("pr");
+    assert!(created);
     assert_eq!(
         pr,
         PullRequest {
@@ -186,6 +188,7 @@ async fn adding_no_labels_sends_nothing() {
 #[tokio::test]
 async fn bad_credentials_keep_status_and_message_but_not_the_token() {
     let server = MockServer::start().await;
+    mount_list(&server, json!([]), None).await;
     Mock::given(method("POST"))
         .and(path("/repos/o/r/pulls"))
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({
@@ -198,41 +201,41 @@ async fn bad_credentials_keep_status_and_message_but_not_the_token() {
         .await;
 
     let err = client(&server)
-        .open_pull_request(&new_pr())
+        .ensure_pull_request(&new_pr())
         .await
         .expect_err("401");
     assert_no_token(&err);
     assert_eq!(err.status(), Some(401));
     assert_eq!(err.to_string(), "GitHub API error 401: Bad credentials");
     let requests = server.received_requests().await.expect("recorded");
-    let auth = requests[0].headers.get("authorization").expect("header");
+    assert_eq!(requests.len(), 2, "GET then one POST: a 401 is not retried");
+    let auth = requests[1].headers.get("authorization").expect("header");
     assert_eq!(auth.to_str().expect("ascii"), format!("Bearer {TOKEN}"));
 }
 
 #[tokio::test]
 async fn existing_pull_request_is_a_validation_failure_with_githubs_message() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/repos/o/r/pulls"))
-        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
-            "message": "Validation Failed",
-            "errors": [{
-                "resource": "PullRequest",
-                "code": "custom",
-                "message": "A pull request already exists for o:feature/task-phase1-001."
-            }],
-            "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
-            "status": "422",
-        })))
-        .mount(&server)
-        .await;
+    // GitHub says it exists but never lists it: no retry left, so the 422 is the answer.
+    mount_list(&server, json!([]), None).await;
+    mount_create(&server, already_exists(), None).await;
 
-    let err = client(&server)
-        .open_pull_request(&new_pr())
+    let err = no_retry_client(&server)
+        .ensure_pull_request(&new_pr())
         .await
         .expect_err("422");
     assert_no_token(&err);
     assert_eq!(err.status(), Some(422));
+    assert!(err.is_already_exists());
+    assert_eq!(
+        requests(&server).await,
+        [
+            format!("GET {PULLS}"),
+            format!("POST {PULLS}"),
+            format!("GET {PULLS}")
+        ],
+        "it looked again after the 422"
+    );
     assert_eq!(
         err.to_string(),
         "GitHub API error 422: Validation Failed: \
@@ -304,6 +307,7 @@ async fn rate_limit_headers_are_kept() {
 #[tokio::test]
 async fn server_errors_are_not_retried_by_octocrab() {
     let server = MockServer::start().await;
+    mount_list(&server, json!([]), None).await;
     Mock::given(method("POST"))
         .and(path("/repos/o/r/pulls"))
         .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
@@ -311,8 +315,8 @@ async fn server_errors_are_not_retried_by_octocrab() {
         .mount(&server)
         .await;
 
-    let err = client(&server)
-        .open_pull_request(&new_pr())
+    let err = no_retry_client(&server)
+        .ensure_pull_request(&new_pr())
         .await
         .expect_err("502");
     assert_eq!(err.status(), Some(502));
@@ -329,8 +333,15 @@ async fn unreachable_api_is_an_api_error_without_the_token() {
         TOKEN.to_string().into(),
         "o/r",
     )
-    .expect("client");
-    let err = github.open_pull_request(&new_pr()).await.expect_err("down");
+    .expect("client")
+    .with_policy(RateLimitPolicy {
+        max_retries: 0,
+        ..RateLimitPolicy::default()
+    });
+    let err = github
+        .ensure_pull_request(&new_pr())
+        .await
+        .expect_err("down");
     assert_no_token(&err);
     assert!(matches!(err, GitHubError::Api(_)), "{err:?}");
     assert!(!err.to_string().contains("Found at"), "{err}");
@@ -339,13 +350,14 @@ async fn unreachable_api_is_an_api_error_without_the_token() {
 #[tokio::test]
 async fn undecodable_answer_is_an_api_error() {
     let server = MockServer::start().await;
+    mount_list(&server, json!([]), None).await;
     Mock::given(method("POST"))
         .and(path("/repos/o/r/pulls"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"number": 1})))
         .mount(&server)
         .await;
-    let err = client(&server)
-        .open_pull_request(&new_pr())
+    let err = no_retry_client(&server)
+        .ensure_pull_request(&new_pr())
         .await
         .expect_err("bad body");
     assert!(matches!(err, GitHubError::Api(_)), "{err:?}");
@@ -561,6 +573,7 @@ async fn secondary_rate_limit_403_with_retry_after_is_waited_out() {
 #[tokio::test]
 async fn rate_limited_create_is_sent_again_after_retry_after() {
     let server = MockServer::start().await;
+    mount_list(&server, json!([]), None).await;
     mount_create(
         &server,
         ResponseTemplate::new(429)
@@ -576,13 +589,23 @@ async fn rate_limited_create_is_sent_again_after_retry_after() {
     )
     .await;
     let started = Instant::now();
-    let pr = fast_client(&server)
-        .open_pull_request(&new_pr())
+    let (pr, created) = fast_client(&server)
+        .ensure_pull_request(&new_pr())
         .await
         .expect("pr after the wait");
     assert_eq!(pr, created_pr());
+    assert!(created);
     assert!(started.elapsed() >= Duration::from_secs(1));
-    assert_eq!(requests(&server).await.len(), 2);
+    // A rate-limited create made nothing; the client looks once more before sending it again.
+    assert_eq!(
+        requests(&server).await,
+        [
+            format!("GET {PULLS}"),
+            format!("POST {PULLS}"),
+            format!("GET {PULLS}"),
+            format!("POST {PULLS}")
+        ]
+    );
 }
 
 #[tokio::test]

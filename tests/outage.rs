@@ -213,7 +213,7 @@ async fn postgres_stopped_and_started_under_a_running_daemon() {
     )
     .await;
     // Keep the server down until at least one more claim has failed (the next try comes after
-    // a 1 s backoff and gives up after the pool's acquire timeout): it is logged at debug level
+    // a backoff of at most 1 s and gives up after the pool's acquire timeout): it is logged at debug level
     // only, so the error stays at one line per outage.
     wait_for("a second failed claim", Duration::from_secs(60), || {
         let seen = daemon.count(STILL_DOWN) > 0;

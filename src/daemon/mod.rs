@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{Instrument, debug, error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::pipeline::{Ended, PauseReason, Pipeline, PipelineError};
 use crate::store::{Event, Lease, Store, StoreError, worker_id};
 use crate::task::Task;
 
-/// How long to wait before claiming again after the database failed, doubling to a minute.
-const DB_RETRY_START: Duration = Duration::from_secs(1);
-const DB_RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long to wait before claiming again after the database failed: the shared backoff from
+/// 1 s, doubling to a minute.
+const DB_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 /// Shortest sleep of an idle worker, so a wake-up time already past cannot spin the loop.
 const MIN_IDLE: Duration = Duration::from_millis(200);
 
@@ -139,7 +140,7 @@ impl Daemon {
     }
 
     async fn worker(&self, worker: String, shutdown: &Shutdown) -> Result<(), StoreError> {
-        let mut db_backoff = DB_RETRY_START;
+        let mut db_failures = 0u32;
         let mut db_down = false;
         while !shutdown.is_triggered() {
             // Falls through to the pause below, which idles. An unreachable database shows in
@@ -161,7 +162,7 @@ impl Daemon {
                         info!("database reachable again");
                         db_down = false;
                     }
-                    db_backoff = DB_RETRY_START;
+                    db_failures = 0;
                     match claimed {
                         Some((task, lease)) => {
                             let span = tracing::info_span!("task", task_id = %task.task_id);
@@ -176,15 +177,16 @@ impl Daemon {
                 }
                 Err(e) if self.settings.once => return Err(e),
                 Err(e) => {
+                    let wait = DB_BACKOFF.delay(db_failures);
                     if db_down {
-                        debug!(error = %e, retry_in_ms = db_backoff.as_millis() as u64, "claim failed again; the database is still unreachable");
+                        debug!(error = %e, retry_in_ms = wait.as_millis() as u64, "claim failed again; the database is still unreachable");
                     } else {
                         error!(error = %e, "cannot claim a task; retrying with backoff until the database answers");
                         systemd::status("database unreachable, retrying");
                         db_down = true;
                     }
-                    self.idle(db_backoff, shutdown).await;
-                    db_backoff = (db_backoff * 2).min(DB_RETRY_MAX);
+                    self.idle(wait, shutdown).await;
+                    db_failures = db_failures.saturating_add(1);
                 }
             }
         }

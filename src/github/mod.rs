@@ -19,8 +19,6 @@ use octocrab::params::State;
 use octocrab::service::middleware::retry::RetryConfig;
 use secrecy::{ExposeSecret, SecretString};
 
-use retry::Idempotent;
-
 /// Connect timeout of API requests.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read (and write) timeout of API requests.
@@ -189,21 +187,6 @@ impl GitHub {
         self.policy
     }
 
-    /// POST /repos/{owner}/{repo}/pulls.
-    ///
-    /// Sends `{"title","head","base","body"}`; returns the new PR's number and `html_url`.
-    /// Rate limits are waited out and the request sent again (a rate-limited request created
-    /// nothing); a 5xx or network failure is returned at once, because the pull request may
-    /// have been created — [`GitHub::ensure_pull_request`] handles that case.
-    /// Errors: [`GitHubError::Status`] (e.g. 422 when a PR for `head` already exists),
-    /// [`GitHubError::Api`].
-    pub async fn open_pull_request(&self, pr: &NewPullRequest) -> Result<PullRequest, GitHubError> {
-        self.retrying("create pull request", Idempotent::No, || {
-            self.create_once(pr)
-        })
-        .await
-    }
-
     /// The open pull request whose head is `head_branch` of this repository, if any
     /// (`GET /repos/{owner}/{repo}/pulls?state=open&head={owner}:{head_branch}`; the first
     /// match). Its base branch is not checked: any open PR from the task's branch is the task's.
@@ -214,10 +197,8 @@ impl GitHub {
         &self,
         head_branch: &str,
     ) -> Result<Option<PullRequest>, GitHubError> {
-        self.retrying("find pull request", Idempotent::Yes, || {
-            self.find_once(head_branch)
-        })
-        .await
+        self.retrying("find pull request", || self.find_once(head_branch))
+            .await
     }
 
     /// The one open pull request for `pr.head`: an existing one is adopted (`false`), else one
@@ -266,13 +247,8 @@ impl GitHub {
                     secondary: false,
                 })
             } else {
-                self.policy.delay(
-                    &err,
-                    retries,
-                    secondary_waits,
-                    Idempotent::Yes,
-                    SystemTime::now(),
-                )
+                self.policy
+                    .delay(&err, retries, secondary_waits, SystemTime::now())
             };
             let Some(wait) = wait else {
                 return Err(err);
@@ -293,12 +269,12 @@ impl GitHub {
     ///
     /// Sends `{"labels":[…]}`; labels GitHub does not know yet are created by GitHub. Does
     /// nothing when `labels` is empty. Rate limits, 5xx and network failures are retried per the
-    /// [`RateLimitPolicy`]. Errors as for [`GitHub::open_pull_request`].
+    /// [`RateLimitPolicy`]. Errors: [`GitHubError::Status`], [`GitHubError::Api`].
     pub async fn add_labels(&self, number: u64, labels: &[String]) -> Result<(), GitHubError> {
         if labels.is_empty() {
             return Ok(());
         }
-        self.retrying("add labels", Idempotent::Yes, || async {
+        self.retrying("add labels", || async {
             self.octocrab
                 .issues(&self.owner, &self.name)
                 .add_labels(number, labels)
@@ -309,7 +285,8 @@ impl GitHub {
         .await
     }
 
-    /// One `POST /pulls`, no retry.
+    /// One `POST /repos/{owner}/{repo}/pulls` with `{"title","head","base","body"}`, no retry;
+    /// the new PR's number and `html_url`.
     async fn create_once(&self, pr: &NewPullRequest) -> Result<PullRequest, GitHubError> {
         let created = self
             .octocrab
@@ -336,13 +313,12 @@ impl GitHub {
         page.items.into_iter().next().map(pull_request).transpose()
     }
 
-    /// Runs `call` until it succeeds, fails for good, or `max_retries` retries are spent,
-    /// waiting as [`RateLimitPolicy`] says between attempts. `operation` names the call in the
+    /// Runs `call`, which must be safe to repeat, until it succeeds, fails for good, or
+    /// `max_retries` retries are spent, waiting as [`RateLimitPolicy`] says between attempts. `operation` names the call in the
     /// log.
     async fn retrying<T, F, Fut>(
         &self,
         operation: &'static str,
-        idempotent: Idempotent,
         mut call: F,
     ) -> Result<T, GitHubError>
     where
@@ -356,13 +332,9 @@ impl GitHub {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            let wait = self.policy.delay(
-                &err,
-                retries,
-                secondary_waits,
-                idempotent,
-                SystemTime::now(),
-            );
+            let wait = self
+                .policy
+                .delay(&err, retries, secondary_waits, SystemTime::now());
             let Some(wait) = wait else {
                 return Err(err);
             };

@@ -1,12 +1,15 @@
 //! When a failed GitHub call may be repeated, and after how long: rate limits are waited out
 //! (GitHub docs, "Rate limits for the REST API": honour `retry-after`; when
 //! `x-ratelimit-remaining` is 0 wait until `x-ratelimit-reset`; otherwise wait at least one
-//! minute, longer on each further secondary limit), server errors and network failures of
-//! idempotent calls are retried with exponential backoff, and everything else fails at once.
+//! minute, longer on each further secondary limit), server errors and network failures are
+//! retried after the shared exponential [`Backoff`], and everything else fails at once. Only
+//! calls safe to repeat come here; `POST /pulls` is never repeated blindly (the client looks
+//! for the pull request after an ambiguous failure, see `GitHub::ensure_pull_request`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::GitHubError;
+use crate::backoff::Backoff;
 
 /// Margin added to `x-ratelimit-reset` (whole epoch seconds; clocks differ a little) so the
 /// retry lands after the reset, not on it.
@@ -30,8 +33,9 @@ pub struct RateLimitPolicy {
     /// for at least one minute before retrying", then "an exponentially increasing amount of
     /// time".
     pub secondary_wait: Duration,
-    /// First wait after a 5xx answer or a network failure of an idempotent call; doubled on
-    /// each retry.
+    /// Backoff ceiling after a 5xx answer or a network failure; doubled
+    /// on each retry, capped at `max_wait` (the shared [`Backoff`]: the wait is between half of
+    /// the ceiling and all of it).
     pub backoff: Duration,
 }
 
@@ -57,17 +61,9 @@ pub(super) struct Wait {
     pub(super) secondary: bool,
 }
 
-/// Whether a failed call may safely be sent again as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Idempotent {
-    /// GET, adding labels: repeating changes nothing.
-    Yes,
-    /// `POST /pulls`: a 5xx or a lost answer may hide a created pull request.
-    No,
-}
-
 impl RateLimitPolicy {
-    /// The wait before retrying after `err`, or `None` when `err` must not be retried.
+    /// The wait before sending a call that failed with `err` again, or `None` when `err` must
+    /// not be retried. The call must be safe to repeat: a 5xx or network failure is retried.
     ///
     /// `retries` is how many retries this call already made (backoff exponent);
     /// `secondary_waits` how many secondary limits without `retry-after` it already waited
@@ -77,14 +73,13 @@ impl RateLimitPolicy {
         err: &GitHubError,
         retries: u32,
         secondary_waits: u32,
-        idempotent: Idempotent,
         now: SystemTime,
     ) -> Option<Wait> {
         let wait = if err.is_rate_limited() {
             rate_limit_wait(self, err, secondary_waits, now)
-        } else if idempotent == Idempotent::Yes && (err.is_server_error() || err.is_network()) {
+        } else if err.is_server_error() || err.is_network() {
             Wait {
-                duration: doubled(self.backoff, retries),
+                duration: self.backoff_for(retries),
                 reason: match err.status() {
                     Some(status) => format!("server error {status}"),
                     None => "network error or unreadable answer".to_string(),
@@ -100,9 +95,10 @@ impl RateLimitPolicy {
         })
     }
 
-    /// The backoff before retry number `retries + 1`, capped at `max_wait`.
+    /// The backoff before retry number `retries + 1`: the shared [`Backoff`] from `backoff` to
+    /// `max_wait`.
     pub(super) fn backoff_for(&self, retries: u32) -> Duration {
-        doubled(self.backoff, retries).min(self.max_wait)
+        Backoff::new(self.backoff, self.max_wait).delay(retries)
     }
 }
 
@@ -144,19 +140,15 @@ fn rate_limit_wait(
             secondary: false,
         };
     }
+    // Not jittered: GitHub asks for at least the minute, and the doubling is its own rule.
     Wait {
-        duration: doubled(policy.secondary_wait, secondary_waits),
+        duration: Backoff::new(policy.secondary_wait, policy.max_wait).ceiling(secondary_waits),
         reason: format!(
             "secondary rate limit ({status}) without retry-after; GitHub asks to wait at least \
              one minute"
         ),
         secondary: true,
     }
-}
-
-/// `base * 2^times`, saturating.
-fn doubled(base: Duration, times: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(times.min(31)))
 }
 
 #[cfg(test)]
@@ -198,17 +190,15 @@ mod tests {
         }
     }
 
-    fn delay(err: &GitHubError, idempotent: Idempotent) -> Option<Duration> {
+    fn delay(err: &GitHubError) -> Option<Duration> {
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
-        policy()
-            .delay(err, 0, 0, idempotent, now)
-            .map(|wait| wait.duration)
+        policy().delay(err, 0, 0, now).map(|wait| wait.duration)
     }
 
     #[test]
     fn retry_after_wins() {
         let err = limited(429, "slow down", Some(7), Some(0), Some(5_000));
-        assert_eq!(delay(&err, Idempotent::No), Some(Duration::from_secs(7)));
+        assert_eq!(delay(&err), Some(Duration::from_secs(7)));
     }
 
     #[test]
@@ -220,12 +210,12 @@ mod tests {
             Some(0),
             Some(1_030),
         );
-        assert_eq!(delay(&err, Idempotent::No), Some(Duration::from_secs(31)));
+        assert_eq!(delay(&err), Some(Duration::from_secs(31)));
         let past = limited(403, "API rate limit exceeded", None, Some(0), Some(10));
-        assert_eq!(delay(&past, Idempotent::Yes), Some(Duration::ZERO));
+        assert_eq!(delay(&past), Some(Duration::ZERO));
         let far = limited(403, "API rate limit exceeded", None, Some(0), Some(100_000));
         assert_eq!(
-            delay(&far, Idempotent::Yes),
+            delay(&far),
             Some(Duration::from_secs(600)),
             "capped at max_wait"
         );
@@ -236,30 +226,34 @@ mod tests {
         let err = status(403, "You have exceeded a secondary rate limit.");
         let now = UNIX_EPOCH;
         let p = policy();
-        let first = p.delay(&err, 0, 0, Idempotent::No, now).expect("wait");
+        let first = p.delay(&err, 0, 0, now).expect("wait");
         assert_eq!(first.duration, Duration::from_secs(60));
         assert!(first.secondary);
-        let second = p.delay(&err, 1, 1, Idempotent::No, now).expect("wait");
+        let second = p.delay(&err, 1, 1, now).expect("wait");
         assert_eq!(second.duration, Duration::from_secs(120));
         assert_eq!(
-            delay(&status(429, "Too Many Requests"), Idempotent::Yes),
+            delay(&status(429, "Too Many Requests")),
             Some(Duration::from_secs(60))
         );
     }
 
     #[test]
-    fn server_errors_are_retried_only_when_idempotent() {
+    fn server_errors_and_network_failures_back_off() {
+        let within = |wait: Option<Duration>, ceiling: u64| {
+            let wait = wait.expect("retried");
+            assert!(
+                wait >= Duration::from_secs(ceiling) / 2 && wait <= Duration::from_secs(ceiling),
+                "{wait:?} outside the backoff up to {ceiling} s"
+            );
+        };
         let err = status(502, "Bad Gateway");
-        assert_eq!(delay(&err, Idempotent::Yes), Some(Duration::from_secs(2)));
-        assert_eq!(delay(&err, Idempotent::No), None);
+        within(delay(&err), 2);
         let network = GitHubError::Api("HTTP error: connection refused".to_string());
-        assert_eq!(
-            delay(&network, Idempotent::Yes),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(delay(&network, Idempotent::No), None);
-        let later = policy().delay(&err, 3, 0, Idempotent::Yes, UNIX_EPOCH);
-        assert_eq!(later.map(|w| w.duration), Some(Duration::from_secs(16)));
+        within(delay(&network), 2);
+        let later = policy().delay(&err, 3, 0, UNIX_EPOCH);
+        within(later.map(|w| w.duration), 16);
+        let capped = policy().delay(&err, 20, 0, UNIX_EPOCH);
+        within(capped.map(|w| w.duration), 600);
     }
 
     #[test]
@@ -271,17 +265,22 @@ mod tests {
             status(422, "Validation Failed"),
             GitHubError::Config("x".to_string()),
         ] {
-            assert_eq!(delay(&err, Idempotent::Yes), None, "{err}");
+            assert_eq!(delay(&err), None, "{err}");
         }
     }
 
     #[test]
-    fn doubling_saturates() {
-        assert_eq!(doubled(Duration::from_secs(1), 3), Duration::from_secs(8));
-        assert_eq!(
-            doubled(Duration::from_secs(1), 200),
-            doubled(Duration::from_secs(1), 31)
-        );
-        assert_eq!(doubled(Duration::MAX, 2), Duration::MAX);
+    fn secondary_waits_keep_doubling_up_to_max_wait() {
+        let err = status(403, "You have exceeded a secondary rate limit.");
+        let wait = |waits| {
+            policy()
+                .delay(&err, waits, waits, UNIX_EPOCH)
+                .expect("wait")
+                .duration
+        };
+        assert_eq!(wait(2), Duration::from_secs(240));
+        assert_eq!(wait(3), Duration::from_secs(480));
+        assert_eq!(wait(4), Duration::from_secs(600), "capped at max_wait");
+        assert_eq!(wait(200), Duration::from_secs(600));
     }
 }

@@ -163,6 +163,50 @@ pub enum LlmError {
     InvalidRequest(String),
 }
 
+impl LlmError {
+    /// Whether trying again later may succeed: a transient status still failing after the
+    /// transport's retries ([`LlmError::Unavailable`]: 429, 500, 502, 503, 529) or a connection
+    /// that kept failing ([`LlmError::Network`]). Rate limits and overload are transient too;
+    /// a caller that treats them differently asks [`Self::is_rate_limited`] and
+    /// [`Self::is_overloaded`] first. Permanent: bad credentials, any other status (an exhausted
+    /// quota included, see [`Self::is_quota_exhausted`]), an unexpected answer, an invalid
+    /// request.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LlmError::Unavailable { .. } | LlmError::Network(_))
+    }
+
+    /// Whether the provider refused for a rate limit: HTTP 429 (RFC 6585 "Too Many Requests")
+    /// still answered after the transport's retries.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, LlmError::Unavailable { status: 429, .. })
+    }
+
+    /// Whether the provider is overloaded: Anthropic's HTTP 529 `overloaded_error` (its API
+    /// docs, "Errors") still answered after the transport's retries. The request is not at
+    /// fault, the provider is.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self, LlmError::Unavailable { status: 529, .. })
+    }
+
+    /// Whether the account's prepaid quota is spent: Anthropic answers a 400
+    /// `invalid_request_error` "Your credit balance is too low…", OpenAI a 429
+    /// `insufficient_quota`. No retry helps until a person pays; the request is not at fault.
+    pub fn is_quota_exhausted(&self) -> bool {
+        match self {
+            LlmError::Api { message, .. }
+            | LlmError::Unavailable {
+                status: 429,
+                message,
+                ..
+            } => {
+                let message = message.to_ascii_lowercase();
+                message.contains("credit balance") || message.contains("insufficient_quota")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A model provider.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -170,4 +214,90 @@ pub trait Provider: Send + Sync {
     /// offered tool where the provider lets the model choose), retrying transient
     /// failures (429, 500, 502, 503, 529, network) under the provider's [`RetryPolicy`].
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable(status: u16, message: &str) -> LlmError {
+        LlmError::Unavailable {
+            status,
+            attempts: 5,
+            message: message.into(),
+        }
+    }
+
+    fn api(status: u16, message: &str) -> LlmError {
+        LlmError::Api {
+            status,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn retry_classes_follow_the_status() {
+        let rate_limited = unavailable(
+            429,
+            "rate_limit_error: Number of request tokens has exceeded your per-minute rate limit",
+        );
+        assert!(rate_limited.is_transient() && rate_limited.is_rate_limited());
+        assert!(!rate_limited.is_overloaded() && !rate_limited.is_quota_exhausted());
+
+        let overloaded = unavailable(529, "overloaded_error: Overloaded");
+        assert!(overloaded.is_transient() && overloaded.is_overloaded());
+        assert!(!overloaded.is_rate_limited());
+
+        for status in [500, 502, 503] {
+            let server = unavailable(status, "api_error");
+            assert!(server.is_transient(), "{status}");
+            assert!(
+                !server.is_rate_limited() && !server.is_overloaded(),
+                "{status}"
+            );
+        }
+        let network = LlmError::Network("connection refused (after 5 attempts)".into());
+        assert!(network.is_transient() && !network.is_rate_limited());
+    }
+
+    #[test]
+    fn permanent_errors_are_not_transient() {
+        for error in [
+            LlmError::Auth {
+                status: 401,
+                message: "invalid x-api-key".into(),
+            },
+            api(400, "invalid_request_error: max_tokens: Field required"),
+            api(404, "not_found_error: model: claude-x"),
+            LlmError::InvalidResponse("no tool_use block".into()),
+            LlmError::InvalidRequest("tool not offered".into()),
+        ] {
+            assert!(!error.is_transient(), "{error}");
+            assert!(
+                !error.is_rate_limited() && !error.is_overloaded(),
+                "{error}"
+            );
+            assert!(!error.is_quota_exhausted(), "{error}");
+        }
+    }
+
+    #[test]
+    fn exhausted_quotas_are_recognised_in_both_providers_words() {
+        let anthropic = api(
+            400,
+            "invalid_request_error: Your credit balance is too low to access the Anthropic API. \
+             Please go to Plans & Billing to upgrade or purchase credits.",
+        );
+        assert!(anthropic.is_quota_exhausted());
+        assert!(
+            !anthropic.is_transient(),
+            "no retry helps until someone pays"
+        );
+        let openai = unavailable(
+            429,
+            "insufficient_quota: You exceeded your current quota, please check your plan and billing details.",
+        );
+        assert!(openai.is_quota_exhausted() && openai.is_rate_limited());
+        assert!(!unavailable(503, "credit balance").is_quota_exhausted());
+    }
 }

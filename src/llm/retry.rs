@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-/// Exponential backoff with jitter for 429/500/502/503/529 and network errors; a `retry-after`
-/// header, when present, sets the wait instead (capped at `max_delay`).
+use crate::backoff::Backoff;
+
+/// How often and how long the transport retries 429/500/502/503/529 and network errors: the
+/// shared exponential [`Backoff`] from `base_delay` to `max_delay`; a server-sent wait, when
+/// present, sets the wait instead (capped at `max_delay`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -30,29 +33,25 @@ impl RetryPolicy {
     /// The backoff ceiling before retry number `attempt` (0 = the first retry):
     /// `base_delay × 2^attempt`, capped at `max_delay`. Deterministic; see [`Self::delay_for`].
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt);
-        self.base_delay
-            .checked_mul(factor)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
+        self.curve().ceiling(attempt)
     }
 
     /// How long to wait before retry number `attempt` (0 = the first retry).
     ///
-    /// With a server-sent `retry_after` (the `retry-after` header), exactly that, capped at
-    /// `max_delay`. Otherwise "equal jitter": a uniformly random wait between half of
-    /// [`Self::backoff`] and all of it, so that concurrent clients do not retry in lockstep.
+    /// With a server-sent `retry_after` (the `retry-after` header or Anthropic's rate-limit
+    /// reset), exactly that, capped at `max_delay`. Otherwise the shared [`Backoff`]: a
+    /// uniformly random wait between half of [`Self::backoff`] and all of it, so that
+    /// concurrent clients do not retry in lockstep.
     pub fn delay_for(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         match retry_after {
             Some(wait) => wait.min(self.max_delay),
-            None => jitter(self.backoff(attempt), fastrand::f64()),
+            None => self.curve().delay(attempt),
         }
     }
-}
 
-/// `ceiling × (1 + unit) / 2` for `unit` in [0, 1): a wait in [ceiling/2, ceiling).
-fn jitter(ceiling: Duration, unit: f64) -> Duration {
-    ceiling.mul_f64((1.0 + unit.clamp(0.0, 1.0)) / 2.0)
+    fn curve(&self) -> Backoff {
+        Backoff::new(self.base_delay, self.max_delay)
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +61,7 @@ mod tests {
     fn policy() -> RetryPolicy {
         RetryPolicy {
             max_retries: 3,
-            base_delay: Duration::from_millis(100),
+            base_delay: Duration::from_millis(125),
             max_delay: Duration::from_secs(1),
         }
     }
@@ -70,9 +69,10 @@ mod tests {
     #[test]
     fn backoff_doubles_and_is_capped() {
         let p = policy();
-        assert_eq!(p.backoff(0), Duration::from_millis(100));
-        assert_eq!(p.backoff(1), Duration::from_millis(200));
-        assert_eq!(p.backoff(3), Duration::from_millis(800));
+        assert_eq!(p.backoff(0), Duration::from_millis(125));
+        assert_eq!(p.backoff(1), Duration::from_millis(250));
+        assert_eq!(p.backoff(2), Duration::from_millis(500));
+        assert_eq!(p.backoff(3), Duration::from_secs(1));
         assert_eq!(p.backoff(4), Duration::from_secs(1));
         assert_eq!(p.backoff(u32::MAX), Duration::from_secs(1));
     }
@@ -87,8 +87,6 @@ mod tests {
                 assert!(d <= p.backoff(attempt), "{d:?} too long");
             }
         }
-        assert_eq!(jitter(Duration::from_secs(2), 0.0), Duration::from_secs(1));
-        assert_eq!(jitter(Duration::from_secs(2), 1.0), Duration::from_secs(2));
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Failures that end a run, and the retry policy that sorts them: transient ones (network,
-//! 5xx) send the task back to pending with exponential backoff and jitter, up to
-//! `max_attempts`; rate limits, exhausted quotas and provider overload (429, 529) send it back
-//! without spending an attempt; permanent ones (bad credentials, invalid answers, hostile
-//! paths) fail it at once with a clear error.
+//! 5xx) send the task back to pending after the shared exponential [`Backoff`], up to
+//! `max_attempts`; rate limits, exhausted quotas, provider overload and the spent daily budget
+//! *snooze* it (back to pending without spending an attempt); permanent ones (bad credentials,
+//! invalid answers, hostile paths) fail it at once with a clear error. Which class an LLM or
+//! GitHub error belongs to is decided by that error's own type ([`LlmError::is_transient`],
+//! [`crate::github::GitHubError::is_rate_limited`], …), not here.
 
 use std::time::Duration;
 
 use crate::agents::{AgentError, MeterError};
+use crate::backoff::Backoff;
 use crate::gates::GateReport;
 use crate::git::GitError;
 use crate::llm::LlmError;
@@ -67,11 +70,21 @@ impl TaskFailure {
 pub(super) enum Retry {
     /// Fail the task now.
     Never,
-    /// Back to pending, claimable after `delay`; `spend_attempt` false for rate-limit waits.
-    After {
-        delay: Duration,
-        spend_attempt: bool,
-    },
+    /// Back to pending, claimable after `delay`, with one of the task's attempts spent.
+    After { delay: Duration },
+    /// A *snooze*, in River's (the Go job queue's) sense: back to pending, claimable after
+    /// `delay`, without spending an attempt, because the task is not at fault (a rate limit,
+    /// an exhausted quota, an overloaded provider, the spent daily budget). However often a
+    /// task snoozes, it keeps all its attempts for real failures.
+    Snooze { delay: Duration },
+}
+
+impl Retry {
+    /// Whether this retry spends one of the task's attempts: [`Retry::After`] does, a
+    /// [`Retry::Snooze`] does not (and [`Retry::Never`] ends the task).
+    pub(super) fn spends_attempt(self) -> bool {
+        matches!(self, Retry::After { .. })
+    }
 }
 
 /// Retries as a policy: how often and how late a task that failed transiently runs again.
@@ -79,11 +92,12 @@ pub(super) enum Retry {
 pub struct RetryPolicy {
     /// Claims a task gets before a transient failure fails it (MAX_ATTEMPTS, default 5).
     pub max_attempts: i32,
-    /// Backoff after the first failed attempt; doubled per attempt, ±25 % jitter.
+    /// Backoff ceiling after the first failed attempt; doubled per attempt (the shared
+    /// [`Backoff`]: the wait is between half of the ceiling and all of it).
     pub base_delay: Duration,
     /// Upper bound of the backoff.
     pub max_delay: Duration,
-    /// Wait after a rate limit that outlasted the clients' own waiting; spends no attempt.
+    /// Snooze after a rate limit or exhausted quota that outlasted the clients' own waiting.
     pub rate_limit_wait: Duration,
 }
 
@@ -104,44 +118,37 @@ impl RetryPolicy {
     pub(super) fn decide(&self, failure: &TaskFailure, attempts: i32) -> Retry {
         match kind(failure) {
             Kind::Permanent => Retry::Never,
-            Kind::RateLimited => Retry::After {
+            Kind::RateLimited => Retry::Snooze {
                 delay: self.rate_limit_wait,
-                spend_attempt: false,
             },
-            Kind::Overloaded => Retry::After {
+            Kind::Overloaded => Retry::Snooze {
                 delay: self.backoff(1),
-                spend_attempt: false,
             },
-            Kind::Paused(until) => Retry::After {
+            Kind::Paused(until) => Retry::Snooze {
                 delay: (until - chrono::Utc::now()).to_std().unwrap_or_default(),
-                spend_attempt: false,
             },
             Kind::Transient if attempts >= self.max_attempts => Retry::Never,
             Kind::Transient => Retry::After {
                 delay: self.backoff(attempts),
-                spend_attempt: true,
             },
         }
     }
 
-    /// `base_delay · 2^(attempts−1)`, capped at `max_delay`, with ±25 % jitter.
+    /// The wait after the task's `attempts`-th failed claim (1-based; less than 1 counts as
+    /// 1): the shared [`Backoff`] from `base_delay` to `max_delay`, i.e. a random wait between
+    /// half of `base_delay · 2^(attempts−1)` (capped at `max_delay`) and all of it.
     pub fn backoff(&self, attempts: i32) -> Duration {
-        let exponent = u32::try_from(attempts.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        let delay = self
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay);
-        delay.mul_f64(0.75 + fastrand::f64() * 0.5)
+        let retry = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+        Backoff::new(self.base_delay, self.max_delay).delay(retry)
     }
 }
 
 enum Kind {
     Transient,
-    /// The provider is overloaded (Anthropic's 529 storms): the task is not at fault, so wait
-    /// the first backoff step without spending an attempt.
+    /// The provider is overloaded (Anthropic's 529 storms): the task is not at fault, so it
+    /// snoozes for the first backoff step.
     Overloaded,
+    /// A rate limit or an exhausted quota: snooze for `rate_limit_wait`.
     RateLimited,
     /// The daily budget is spent: no work until then (midnight UTC).
     Paused(chrono::DateTime<chrono::Utc>),
@@ -150,16 +157,7 @@ enum Kind {
 
 fn kind(failure: &TaskFailure) -> Kind {
     match failure {
-        TaskFailure::Agent(AgentError::Llm(e)) => match e {
-            LlmError::Unavailable { status: 429, .. } => Kind::RateLimited,
-            LlmError::Unavailable { status: 529, .. } => Kind::Overloaded,
-            LlmError::Api { message, .. } if quota_exhausted(message) => Kind::RateLimited,
-            LlmError::Unavailable { .. } | LlmError::Network(_) => Kind::Transient,
-            LlmError::Auth { .. }
-            | LlmError::Api { .. }
-            | LlmError::InvalidResponse(_)
-            | LlmError::InvalidRequest(_) => Kind::Permanent,
-        },
+        TaskFailure::Agent(AgentError::Llm(e)) => llm_kind(e),
         TaskFailure::Agent(AgentError::Invalid { .. }) => Kind::Permanent,
         TaskFailure::Agent(AgentError::Meter(e)) => match e {
             MeterError::TaskBudget(_) => Kind::Permanent,
@@ -178,12 +176,19 @@ fn kind(failure: &TaskFailure) -> Kind {
     }
 }
 
-/// Anthropic answers an exhausted prepaid balance with a 400 `invalid_request_error` ("Your
-/// credit balance is too low…") and OpenAI with 429 `insufficient_quota`: both mean "wait for a
-/// person to pay", not "this task is broken".
-fn quota_exhausted(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    message.contains("credit balance") || message.contains("insufficient_quota")
+/// An LLM error's class, as the error itself says: a rate limit or an exhausted quota ("wait
+/// for a person to pay", not "this task is broken") and overload snooze, other transient
+/// errors back off, the rest is permanent.
+fn llm_kind(e: &LlmError) -> Kind {
+    if e.is_rate_limited() || e.is_quota_exhausted() {
+        Kind::RateLimited
+    } else if e.is_overloaded() {
+        Kind::Overloaded
+    } else if e.is_transient() {
+        Kind::Transient
+    } else {
+        Kind::Permanent
+    }
 }
 
 #[cfg(test)]
@@ -199,54 +204,59 @@ mod tests {
     fn transient_failures_back_off_until_attempts_run_out() {
         let policy = RetryPolicy::default();
         let failure = llm(LlmError::Network("reset".into()));
-        let Retry::After {
-            delay,
-            spend_attempt,
-        } = policy.decide(&failure, 1)
-        else {
-            panic!("first attempt retries")
+        let retry = policy.decide(&failure, 1);
+        let Retry::After { delay } = retry else {
+            panic!("first attempt retries: {retry:?}")
         };
-        assert!(spend_attempt);
-        assert!(delay >= Duration::from_millis(22_500) && delay <= Duration::from_millis(37_500));
+        assert!(retry.spends_attempt());
+        assert!(delay >= Duration::from_secs(15) && delay <= Duration::from_secs(30));
+        let Retry::After { delay } = policy.decide(&failure, 3) else {
+            panic!("third attempt retries")
+        };
+        assert!(delay >= Duration::from_secs(60) && delay <= Duration::from_secs(120));
         assert_eq!(policy.decide(&failure, 5), Retry::Never);
-        assert!(
-            policy.backoff(30) <= Duration::from_secs(4500),
-            "capped (plus jitter)"
-        );
+        assert!(policy.backoff(30) <= Duration::from_secs(3600), "capped");
+        assert!(policy.backoff(30) >= Duration::from_secs(1800));
     }
 
     #[test]
-    fn rate_limits_wait_without_spending_attempts() {
+    fn rate_limits_snooze() {
         let policy = RetryPolicy::default();
         let failure = llm(LlmError::Unavailable {
             status: 429,
             attempts: 5,
             message: "rate_limit_error".into(),
         });
+        let retry = policy.decide(&failure, 5);
         assert_eq!(
-            policy.decide(&failure, 5),
-            Retry::After {
-                delay: policy.rate_limit_wait,
-                spend_attempt: false
+            retry,
+            Retry::Snooze {
+                delay: policy.rate_limit_wait
             }
         );
+        assert!(!retry.spends_attempt());
         let broke = llm(LlmError::Api {
             status: 400,
             message:
                 "invalid_request_error: Your credit balance is too low to access the Anthropic API."
                     .into(),
         });
-        assert!(matches!(
+        assert_eq!(
             policy.decide(&broke, 1),
-            Retry::After {
-                spend_attempt: false,
-                ..
+            Retry::Snooze {
+                delay: policy.rate_limit_wait
             }
-        ));
+        );
+        let server_error = llm(LlmError::Unavailable {
+            status: 503,
+            attempts: 5,
+            message: "api_error".into(),
+        });
+        assert!(policy.decide(&server_error, 1).spends_attempt());
     }
 
     #[test]
-    fn overload_storms_spend_no_attempt() {
+    fn overload_storms_snooze() {
         let policy = RetryPolicy::default();
         let overloaded = llm(LlmError::Unavailable {
             status: 529,
@@ -255,7 +265,7 @@ mod tests {
         });
         assert!(matches!(
             policy.decide(&overloaded, 5),
-            Retry::After { spend_attempt: false, delay } if delay <= Duration::from_millis(37_500)
+            Retry::Snooze { delay } if delay <= Duration::from_secs(30)
         ));
     }
 

@@ -195,10 +195,8 @@ impl Pipeline {
         };
         let error = failure.to_string();
         match self.settings.retry.decide(&failure, task.attempts) {
-            Retry::After {
-                delay,
-                spend_attempt,
-            } => {
+            retry @ (Retry::After { delay } | Retry::Snooze { delay }) => {
+                let spend_attempt = retry.spends_attempt();
                 warn!(%error, retry_in_s = delay.as_secs(), attempt = task.attempts, "transient failure, will retry");
                 self.store
                     .retry_later(lease, delay, &error, spend_attempt)
