@@ -2,8 +2,8 @@
 //! over a real [`Store`] (PostgreSQL, `#[sqlx::test]`), a scripted in-process
 //! [`Provider`] that records which tools it was asked for (and can act on the task while a
 //! call is in flight), and an in-memory repository edge that counts snapshots and records what
-//! is published. Covered: resume from each stage, cancellation at a stage boundary, a PM
-//! reject, and a lease lost while a stage's model call is in flight.
+//! is published. Covered: resume from each stage, cancellation and shutdown at a stage
+//! boundary, a PM reject, and a lease lost while a stage's model call is in flight.
 
 mod common;
 
@@ -32,9 +32,10 @@ use common::Script;
 
 /// A model every role's price table knows.
 const MODEL: &str = "claude-sonnet-4-5";
-/// Lease of the claims made here; never renewed (no daemon heartbeat runs), so a second claim
-/// can take the task over once it has passed.
-const LEASE: Duration = Duration::from_millis(50);
+/// Lease of the claims made here: zero, and never renewed (no daemon heartbeat runs), so it
+/// has expired by the time a stage runs and a second claim can take the task over. Fenced
+/// writes still succeed until someone does (the fence is the token, not the clock).
+const LEASE: Duration = Duration::ZERO;
 
 /// The tool each stage's role is forced to call, in pipeline order.
 const TOOLS: [&str; 5] = [
@@ -50,8 +51,10 @@ const TOOLS: [&str; 5] = [
 enum During {
     /// A person asks to cancel the task.
     Cancel,
-    /// The lease expires and another worker claims the task (its fencing token moves on).
+    /// Another worker claims the task, whose lease has expired (its fencing token moves on).
     Reclaim,
+    /// SIGTERM: the daemon's shutdown is triggered.
+    Shutdown,
 }
 
 /// An in-process model answering every tool as `common::answer` scripts it, recording the
@@ -64,6 +67,8 @@ struct ScriptedProvider {
     store: Store,
     /// The lease the reclaiming worker got.
     reclaimed: Mutex<Option<Lease>>,
+    /// The shutdown the run is given.
+    shutdown: Shutdown,
 }
 
 impl ScriptedProvider {
@@ -74,6 +79,7 @@ impl ScriptedProvider {
             during: None,
             store: store.clone(),
             reclaimed: Mutex::default(),
+            shutdown: Shutdown::new(Duration::ZERO),
         }
     }
 
@@ -99,8 +105,8 @@ impl Provider for ScriptedProvider {
                 During::Cancel => {
                     self.store.cancel(TASK_ID).await.expect("cancel");
                 }
+                During::Shutdown => self.shutdown.trigger(),
                 During::Reclaim => {
-                    tokio::time::sleep(LEASE * 2).await;
                     let (_, lease) = self
                         .store
                         .claim_next("other-worker", Duration::from_secs(600))
@@ -310,7 +316,7 @@ async fn approved_records(store: &Store) -> Vec<StageRecord> {
         &repository(),
         &Arc::new(FakePublishing::default()),
     )
-    .run(&task, &lease, &Shutdown::new(Duration::ZERO))
+    .run(&task, &lease, &provider.shutdown)
     .await
     .expect("run");
     assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
@@ -332,7 +338,7 @@ async fn a_resumed_task_asks_only_the_stages_not_recorded(pool: PgPool) {
         let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
         let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
         let ended = pipeline(&store, &provider, &repository, &publishing)
-            .run(&task, &lease, &Shutdown::new(Duration::ZERO))
+            .run(&task, &lease, &provider.shutdown)
             .await
             .expect("run");
 
@@ -369,7 +375,7 @@ async fn a_cancellation_requested_during_a_stage_stops_at_the_next_boundary(pool
     );
     let publishing = Arc::new(FakePublishing::default());
     let ended = pipeline(&store, &provider, &repository(), &publishing)
-        .run(&task, &lease, &Shutdown::new(Duration::ZERO))
+        .run(&task, &lease, &provider.shutdown)
         .await
         .expect("run");
 
@@ -395,7 +401,7 @@ async fn a_pm_reject_fails_the_task_and_asks_nobody_else(pool: PgPool) {
     let provider = Arc::new(ScriptedProvider::new(&store, Script::PmReject));
     let publishing = Arc::new(FakePublishing::default());
     let ended = pipeline(&store, &provider, &repository(), &publishing)
-        .run(&task, &lease, &Shutdown::new(Duration::ZERO))
+        .run(&task, &lease, &provider.shutdown)
         .await
         .expect("run");
 
@@ -419,7 +425,7 @@ async fn a_lease_lost_during_a_stage_stops_the_run_without_writing(pool: PgPool)
     );
     let publishing = Arc::new(FakePublishing::default());
     let result = pipeline(&store, &provider, &repository(), &publishing)
-        .run(&task, &lease, &Shutdown::new(Duration::ZERO))
+        .run(&task, &lease, &provider.shutdown)
         .await;
 
     assert!(
@@ -444,5 +450,30 @@ async fn a_lease_lost_during_a_stage_stops_the_run_without_writing(pool: PgPool)
     assert_eq!(now.queue.fencing_token, reclaimed.token);
     assert_eq!(now.queue.locked_by.as_deref(), Some("other-worker"));
     assert_eq!(now.error, None);
+    assert!(publishing.pushed.lock().unwrap().is_empty());
+}
+
+#[sqlx::test]
+async fn a_shutdown_during_a_stage_keeps_it_and_stops_at_the_next_boundary(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (task, lease) = claimed(&store, TASK_ID).await;
+    let provider = Arc::new(
+        ScriptedProvider::new(&store, Script::Approve).during("submit_design", During::Shutdown),
+    );
+    let publishing = Arc::new(FakePublishing::default());
+    let result = pipeline(&store, &provider, &repository(), &publishing)
+        .run(&task, &lease, &provider.shutdown)
+        .await;
+
+    assert!(
+        matches!(result, Err(PipelineError::Interrupted)),
+        "{result:?}"
+    );
+    assert_eq!(provider.asked(), ["submit_prd", "submit_design"]);
+    assert_eq!(store.stages(task.id).await.expect("stages").len(), 2);
+    // Still in_progress under this lease: releasing it is the daemon's part.
+    let now = status(&store, TASK_ID).await;
+    assert_eq!(now.status, TaskStatus::InProgress);
+    assert_eq!(now.queue.fencing_token, lease.token);
     assert!(publishing.pushed.lock().unwrap().is_empty());
 }

@@ -575,15 +575,11 @@ fn record<R: Role>(role: &RoleModel, answer: Answer<R::Output>) -> Result<StageR
     })
 }
 
-/// The state after `stage`.
+/// The state after `stage`: the next stage in [`Stage::ALL`] order, consensus after the last.
 fn next(stage: Stage) -> State {
-    match stage {
-        Stage::Pm => State::Run(Stage::Architect),
-        Stage::Architect => State::Run(Stage::Engineer),
-        Stage::Engineer => State::Run(Stage::Qa),
-        Stage::Qa => State::Run(Stage::Security),
-        Stage::Security => State::Consensus,
-    }
+    Stage::ALL
+        .get(stage as usize + 1)
+        .map_or(State::Consensus, |&next| State::Run(next))
 }
 
 /// The votes of every recorded stage, in pipeline order.
