@@ -183,8 +183,8 @@ impl Repo {
         Ok(self.tracking_commit()?.id().to_string())
     }
 
-    /// Tracked file paths at `origin/BASE_BRANCH`, sorted, cut when their total length passes
-    /// `max_bytes`.
+    /// Tracked file paths at the base (`origin/BASE_BRANCH`, or the pinned commit), sorted, cut
+    /// when their total length passes `max_bytes`.
     ///
     /// Lists blobs (regular, executable and symlink entries; not submodules). Each path counts
     /// its length plus one (for the newline separating it in a prompt); the first path that
@@ -202,8 +202,9 @@ impl Repo {
         Ok(cut_listing(paths, max_bytes))
     }
 
-    /// Content at `origin/BASE_BRANCH` of those `paths` that exist as UTF-8 text files, each cut
-    /// to `max_bytes_each`. Missing, binary and invalid paths are skipped.
+    /// Content at the base (`origin/BASE_BRANCH`, or the pinned commit) of those `paths` that
+    /// exist as UTF-8 text files, each cut to `max_bytes_each`. Missing, binary and invalid
+    /// paths are skipped.
     ///
     /// Paths failing [`check_path`], directories, symlinks, submodules, blobs with NUL bytes or
     /// invalid UTF-8, and repeated paths are skipped. Cut content ends at a character boundary
@@ -229,9 +230,9 @@ impl Repo {
         Ok(files)
     }
 
-    /// Builds a commit on `origin/BASE_BRANCH` (the last fetched base) that writes `files` and
-    /// force-points the local branch `refs/heads/<branch>` at it; pushes nothing. Commits as
-    /// `autonomous-dev`, with the base commit as the only parent.
+    /// Builds a commit on the base (`origin/BASE_BRANCH` as last fetched, or the pinned commit)
+    /// that writes `files` and force-points the local branch `refs/heads/<branch>` at it;
+    /// pushes nothing. Commits as `autonomous-dev`, with the base commit as the only parent.
     ///
     /// Only the object database and `refs/heads/<branch>` are written; the user's HEAD, index
     /// and working tree are never touched. The local branch is force-updated (the branch
@@ -411,9 +412,10 @@ impl Repo {
         })
     }
 
-    /// Writes the tree of `origin/BASE_BRANCH` (the last fetched base) with `files` applied into
-    /// `dir`, an empty directory: a worktree to verify the change in. Only objects are written
-    /// to the repository; its refs, HEAD, index and working tree are not touched.
+    /// Writes the tree of the base (`origin/BASE_BRANCH` as last fetched, or the pinned commit)
+    /// with `files` applied into `dir`, an empty directory: a worktree to verify the change in.
+    /// Only objects are written to the repository; its refs, HEAD, index and working tree are
+    /// not touched.
     ///
     /// Errors: [`GitError::Path`] for a hostile path (as [`Repo::commit`], before anything is
     /// written), [`GitError::MissingBase`] when the base was never fetched, [`GitError::Git`]
