@@ -462,9 +462,10 @@ impl Pipeline {
     }
 
     /// Pushes the branch, built on the snapshot's base commit (the one the change was read,
-    /// gated and verified on, so the PR's diff is what was verified), and opens (or adopts) the
-    /// PR; pr_url is saved as soon as the PR exists, before labelling. A dry run stops after
-    /// the local commit and records the draft.
+    /// gated and verified on, so the PR's diff is what was verified; a run that resumed after
+    /// the evidence was recorded has the base fetched when it resumed), and opens (or adopts)
+    /// the PR; pr_url is saved as soon as the PR exists, before labelling. A dry run stops
+    /// after the local commit and records the draft.
     async fn publish(
         &self,
         task: &Task,
