@@ -1261,7 +1261,7 @@ impl Repo {
         Repo { listing, content }
     }
 
-    /// What `Publisher::read_files` returns: the named files that exist, in the order named.
+    /// What `Snapshot::read_files` returns: the named files that exist, in the order named.
     fn read_files(&self, named: &[String]) -> Vec<FileChange> {
         named
             .iter()

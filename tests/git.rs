@@ -334,7 +334,7 @@ fn read_files_returns_text_files_and_skips_the_rest() {
 }
 
 #[test]
-fn commit_and_push_creates_the_branch_on_origin_and_leaves_the_checkout_alone() {
+fn publish_branch_creates_the_branch_on_origin_and_leaves_the_checkout_alone() {
     let fx = Fixture::new();
     let repo = fx.open();
     let base = repo.fetch_base().expect("fetch");
@@ -348,9 +348,10 @@ fn commit_and_push_creates_the_branch_on_origin_and_leaves_the_checkout_alone() 
     ];
     let message = "feat: answer\n\nTask phase1-001.";
     let pushed = repo
-        .commit_and_push("feature/task-phase1-001", &files, message)
+        .publish_branch("feature/task-phase1-001", &files, message)
         .expect("push");
     assert_eq!(pushed.branch, "feature/task-phase1-001");
+    assert!(!pushed.reused, "origin had no such branch");
 
     assert_eq!(snapshot(&fx.clone), before, "user's checkout changed");
     assert_eq!(
@@ -400,17 +401,18 @@ fn commit_and_push_creates_the_branch_on_origin_and_leaves_the_checkout_alone() 
 }
 
 #[test]
-fn commit_and_push_twice_force_updates_the_branch() {
+fn publishing_other_content_force_updates_the_branch() {
     let fx = Fixture::new();
     let repo = fx.open();
     let base = repo.fetch_base().expect("fetch");
     let first = repo
-        .commit_and_push("feature/t", &[change("a.txt", "one\n")], "one")
+        .publish_branch("feature/t", &[change("a.txt", "one\n")], "one")
         .expect("first");
     let second = repo
-        .commit_and_push("feature/t", &[change("b.txt", "two\n")], "two")
+        .publish_branch("feature/t", &[change("b.txt", "two\n")], "two")
         .expect("second");
     assert_ne!(first.commit, second.commit);
+    assert!(!second.reused, "other content reused");
     assert_eq!(remote_branch(&fx, "feature/t"), Some(second.commit.clone()));
     let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
     let commit = origin
@@ -445,7 +447,7 @@ fn commits_in_clone(fx: &Fixture) -> usize {
 }
 
 #[test]
-fn commit_then_push_is_commit_and_push_in_two_steps() {
+fn commit_then_push_publishes_in_two_steps() {
     let fx = Fixture::new();
     let repo = fx.open();
     let base = repo.fetch_base().expect("fetch");
@@ -618,6 +620,50 @@ fn publish_branch_rebuilds_when_the_base_moved() {
 }
 
 #[test]
+fn a_repo_pinned_at_a_commit_reads_and_publishes_on_that_commit_after_the_base_moved() {
+    let fx = Fixture::new();
+    let pinned_base = fx.open().fetch_base().expect("fetch");
+    fs::write(fx.seed.join("NEWS.md"), "news\n").expect("write");
+    git(&fx.seed, &["add", "NEWS.md"]);
+    git(&fx.seed, &["commit", "-qm", "news"]);
+    git(&fx.seed, &["push", "-q", "origin", "main"]);
+    // Another reader follows origin: the tracking ref is at the new base now.
+    assert_eq!(fx.open().fetch_base().expect("fetch"), fx.seed_head());
+    assert_ne!(fx.seed_head(), pinned_base);
+
+    let repo = fx.open().at_commit(&pinned_base).expect("pin");
+    let listing = repo.list_files(usize::MAX).expect("list");
+    assert!(
+        !listing.paths.contains(&"NEWS.md".to_string()),
+        "read the moved base"
+    );
+    let read = repo
+        .read_files(&["NEWS.md".to_string()], usize::MAX)
+        .expect("read");
+    assert!(read.is_empty(), "read the moved base: {read:?}");
+
+    let files = [change("a.txt", "one\n")];
+    let pushed = repo
+        .publish_branch("feature/task-pinned", &files, "one")
+        .expect("publish");
+    let origin = git2::Repository::open_bare(&fx.origin).expect("bare");
+    let commit = origin
+        .find_commit(git2::Oid::from_str(&pushed.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(
+        commit.parent_id(0).expect("parent").to_string(),
+        pinned_base
+    );
+    assert_eq!(blob_at(&origin, &commit, "NEWS.md"), None);
+    // Reused on the same pinned base; an unknown commit cannot be pinned.
+    let again = repo
+        .publish_branch("feature/task-pinned", &files, "one")
+        .expect("again");
+    assert!(again.reused);
+    assert!(fx.open().at_commit(&"0".repeat(40)).is_err());
+}
+
+#[test]
 fn publish_branch_after_a_crash_before_the_push_pushes() {
     let fx = Fixture::new();
     let repo = fx.open();
@@ -699,7 +745,7 @@ fn hostile_paths_are_rejected_before_anything_is_written() {
         // A valid file first: one bad path rejects the whole batch.
         let files = [change("ok.txt", "fine\n"), change(path, "pwned\n")];
         let err = repo
-            .commit_and_push(&branch, &files, "evil")
+            .publish_branch(&branch, &files, "evil")
             .err()
             .unwrap_or_else(|| panic!("{path:?} accepted"));
         match &err {
@@ -730,7 +776,7 @@ fn duplicate_and_clashing_paths_are_rejected() {
         ),
     ];
     for (files, reason) in cases {
-        let err = repo.commit_and_push("feature/dup", &files, "m").err();
+        let err = repo.publish_branch("feature/dup", &files, "m").err();
         match err {
             Some(GitError::Path(e)) => assert_eq!(e.reason, reason),
             other => panic!("unexpected {other:?}"),
@@ -746,14 +792,14 @@ fn no_changes_and_bad_branches_are_refused() {
     let repo = fx.open();
     repo.fetch_base().expect("fetch");
     let same = [change("README.md", Fixture::README)];
-    let err = repo.commit_and_push("feature/same", &same, "m").err();
+    let err = repo.publish_branch("feature/same", &same, "m").err();
     assert!(matches!(err, Some(GitError::NoChanges(_))), "{err:?}");
-    let err = repo.commit_and_push("feature/none", &[], "m").err();
+    let err = repo.publish_branch("feature/none", &[], "m").err();
     assert!(matches!(err, Some(GitError::NoChanges(_))), "{err:?}");
 
     let files = [change("x.txt", "x")];
     for branch in ["main", "bad..name", ""] {
-        let err = repo.commit_and_push(branch, &files, "m").err();
+        let err = repo.publish_branch(branch, &files, "m").err();
         assert!(matches!(err, Some(GitError::Branch { .. })), "{err:?}");
     }
     assert_eq!(remote_branch(&fx, "feature/same"), None);
@@ -1022,9 +1068,9 @@ fn fetch_and_push_over_http_with_the_token() {
     let before = snapshot(&fx.clone);
 
     assert_eq!(repo.fetch_base().expect("fetch"), fx.seed_head());
-    let pushed = repo
-        .commit_and_push("feature/http", &[change("http.txt", "over http\n")], "http")
-        .expect("push");
+    repo.commit("feature/http", &[change("http.txt", "over http\n")], "http")
+        .expect("commit");
+    let pushed = repo.push("feature/http").expect("push");
     assert_eq!(
         remote_branch(&fx, "feature/http"),
         Some(pushed.commit.clone())
@@ -1061,9 +1107,8 @@ fn wrong_or_missing_token_fails_without_leaking_it() {
     let good = over_http(&fx, &url, Some(HTTP_TOKEN));
     good.fetch_base().expect("fetch");
     let files = [change("x.txt", "x\n")];
-    let err = repo
-        .commit_and_push("feature/denied", &files, "m")
-        .expect_err("push accepted");
+    repo.commit("feature/denied", &files, "m").expect("commit");
+    let err = repo.push("feature/denied").expect_err("push accepted");
     assert!(matches!(err, GitError::Auth(_)), "{err}");
     assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
     assert_eq!(remote_branch(&fx, "feature/denied"), None);

@@ -16,7 +16,8 @@ use crate::git::{self, Repo};
 use crate::github::GitHub;
 use crate::llm::{self, Anthropic, OpenAi, Provider};
 use crate::pipeline::{
-    Budget, Pipeline, PipelineSettings, Publisher, PublisherConfig, RetryPolicy, RoleModel, Roles,
+    Budget, GitRepository, Pipeline, PipelineSettings, Publisher, PublisherConfig, RetryPolicy,
+    RoleModel, Roles,
 };
 use crate::store::Store;
 use crate::task::Stage;
@@ -46,14 +47,13 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             .context("missing setting GITHUB_TOKEN (--github-token; not needed with --dry-run)")?;
         Some(GitHub::new(&args.github_api_url, token, &repository)?)
     };
-    let publisher = Publisher::new(
-        PublisherConfig {
-            repo_path: args.repo_path.clone(),
-            base_branch: args.base_branch.clone(),
-            token: args.github_token.clone(),
-        },
-        github,
-    );
+    let clone = PublisherConfig {
+        repo_path: args.repo_path.clone(),
+        base_branch: args.base_branch.clone(),
+        token: args.github_token.clone(),
+    };
+    let reads = GitRepository::new(clone.clone());
+    let publisher = Publisher::new(clone, github);
     let roles = roles(&args)?;
     let budget = budget(&args)?;
     let verifier = verifier(&args, database_url)?;
@@ -76,9 +76,10 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         allow_workflow_changes: args.checks.allow_workflow_changes,
     };
     let pipeline = Pipeline::new(
-        store.clone(),
+        Arc::new(store.clone()),
         roles,
-        publisher,
+        Arc::new(reads),
+        Arc::new(publisher),
         PipelineSettings {
             thresholds,
             retry,
@@ -109,7 +110,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
     };
     systemd::ready("idle, waiting for tasks");
     systemd::spawn_watchdog(&shutdown);
-    Daemon::new(store, pipeline, settings)
+    Daemon::new(store, Arc::new(pipeline), settings)
         .run(&shutdown)
         .await?;
     info!("daemon stopped");

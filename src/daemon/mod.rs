@@ -3,20 +3,20 @@
 //! POLL_INTERVAL or until woken. On shutdown they stop claiming, and a task a worker cannot
 //! finish goes back to pending (never stays in_progress).
 
-mod shutdown;
 pub mod systemd;
 
-pub use shutdown::Shutdown;
+/// Re-exported for the CLI, which builds the daemon's shutdown.
+pub use crate::shutdown::Shutdown;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tracing::{Instrument, debug, error, info, warn};
 
 use crate::backoff::Backoff;
-use crate::pipeline::{Ended, PauseReason, Pipeline, PipelineError};
+use crate::pipeline::{Ended, PauseReason, PipelineError, TaskRunner};
 use crate::store::{Event, Lease, Store, StoreError, worker_id};
 use crate::task::Task;
 
@@ -45,7 +45,8 @@ pub struct DaemonSettings {
 /// The claim loop and its workers.
 pub struct Daemon {
     store: Store,
-    pipeline: Pipeline,
+    /// What runs a claimed task (the product's [`crate::pipeline::Pipeline`]).
+    pipeline: Arc<dyn TaskRunner>,
     settings: DaemonSettings,
     wakeup: Notify,
     busy: Mutex<BTreeSet<String>>,
@@ -55,8 +56,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// A daemon claiming from `store` and running tasks through `pipeline`.
-    pub fn new(store: Store, pipeline: Pipeline, settings: DaemonSettings) -> Daemon {
+    /// A daemon claiming from `store` and running each claimed task through `pipeline`.
+    pub fn new(store: Store, pipeline: Arc<dyn TaskRunner>, settings: DaemonSettings) -> Daemon {
         Daemon {
             store,
             pipeline,

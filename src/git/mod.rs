@@ -1,8 +1,10 @@
 //! Git through libgit2 (git2): read the target repository at `origin/BASE_BRANCH`, and build,
 //! commit and push a task's branch without touching the user's checked-out working tree, index
 //! or HEAD. [`Repo::publish_branch`] is idempotent across crashes: when origin already holds
-//! the same content on the task's branch it is reused, not pushed again. All functions block:
-//! call them from `tokio::task::spawn_blocking`.
+//! the same content on the task's branch it is reused, not pushed again. Reads, exports and
+//! commits work from `origin/BASE_BRANCH` as last fetched, or from a base commit pinned with
+//! [`Repo::at_commit`] (a snapshot: what was read there is what is committed on it). All
+//! functions block: call them from `tokio::task::spawn_blocking`.
 
 mod path;
 mod remote;
@@ -82,7 +84,7 @@ pub struct Pushed {
     /// Hex SHA of the commit.
     pub commit: String,
     /// `true` when origin already had this content ([`Repo::publish_branch`]) and nothing was
-    /// pushed; always `false` from [`Repo::push`] and [`Repo::commit_and_push`].
+    /// pushed; always `false` from [`Repo::push`].
     pub reused: bool,
 }
 
@@ -107,6 +109,9 @@ pub struct Repo {
     repo: git2::Repository,
     base_branch: String,
     token: Option<SecretString>,
+    /// The base commit reads and commits work from when pinned by [`Repo::at_commit`];
+    /// `None`: `origin/BASE_BRANCH` as last fetched.
+    pinned: Option<git2::Oid>,
 }
 
 impl Repo {
@@ -129,7 +134,21 @@ impl Repo {
             repo,
             base_branch: base_branch.to_string(),
             token,
+            pinned: None,
         })
+    }
+
+    /// This clone pinned at base commit `sha` (hex, as [`Repo::fetch_base`] returned it):
+    /// listing, reads, exports and commits work from that commit instead of
+    /// `origin/BASE_BRANCH`, and [`Repo::publish_branch`] does not fetch the base again. A
+    /// snapshot of the base: what was read and verified at `sha` is what is committed on it.
+    ///
+    /// Errors: [`GitError::Git`] when `sha` is not a commit in the clone.
+    pub fn at_commit(mut self, sha: &str) -> Result<Repo, GitError> {
+        let oid = git2::Oid::from_str(sha)?;
+        self.repo.find_commit(oid)?;
+        self.pinned = Some(oid);
+        Ok(self)
     }
 
     /// URL of the `origin` remote. It may hold credentials: never put it in an error or log.
@@ -161,11 +180,11 @@ impl Repo {
                 Some("autonomous-dev: fetch base"),
             )
             .map_err(|e| session.error("fetch", &e, url.as_deref()))?;
-        Ok(self.base_commit()?.id().to_string())
+        Ok(self.tracking_commit()?.id().to_string())
     }
 
-    /// Tracked file paths at `origin/BASE_BRANCH`, sorted, cut when their total length passes
-    /// `max_bytes`.
+    /// Tracked file paths at the base (`origin/BASE_BRANCH`, or the pinned commit), sorted, cut
+    /// when their total length passes `max_bytes`.
     ///
     /// Lists blobs (regular, executable and symlink entries; not submodules). Each path counts
     /// its length plus one (for the newline separating it in a prompt); the first path that
@@ -183,8 +202,9 @@ impl Repo {
         Ok(cut_listing(paths, max_bytes))
     }
 
-    /// Content at `origin/BASE_BRANCH` of those `paths` that exist as UTF-8 text files, each cut
-    /// to `max_bytes_each`. Missing, binary and invalid paths are skipped.
+    /// Content at the base (`origin/BASE_BRANCH`, or the pinned commit) of those `paths` that
+    /// exist as UTF-8 text files, each cut to `max_bytes_each`. Missing, binary and invalid
+    /// paths are skipped.
     ///
     /// Paths failing [`check_path`], directories, symlinks, submodules, blobs with NUL bytes or
     /// invalid UTF-8, and repeated paths are skipped. Cut content ends at a character boundary
@@ -210,40 +230,20 @@ impl Repo {
         Ok(files)
     }
 
-    /// Builds a commit on `origin/BASE_BRANCH` that writes `files` (rejecting any hostile path
-    /// before anything is written: absolute, `..`, inside `.git/`, through a symlink), points
-    /// the local branch `branch` at it and pushes it to origin. Commits as `autonomous-dev`.
-    /// The composition of [`Repo::commit`] and [`Repo::push`]; always pushes a new commit (see
-    /// [`Repo::publish_branch`] for the crash-safe variant that reuses an identical push).
-    ///
-    /// The user's HEAD, index file and working tree are never touched: the tree is built in an
-    /// in-memory index and only objects and `refs/heads/<branch>` are written. Both the local
-    /// branch and the remote branch are force-updated (the branch belongs to the daemon).
-    ///
-    /// Errors, all before any ref is written: [`GitError::Path`] for a hostile path, a duplicate,
-    /// or a path running into a symlink, submodule, file or directory of the base tree;
-    /// [`GitError::Branch`] for an invalid branch name or one checked out in the user's
-    /// repository (or a linked worktree); [`GitError::NoChanges`] when `files` is empty or
-    /// changes nothing. After the branch is written: [`GitError::Auth`], [`GitError::Remote`],
-    /// [`GitError::PushRejected`].
-    pub fn commit_and_push(
-        &self,
-        branch: &str,
-        files: &[FileChange],
-        message: &str,
-    ) -> Result<Pushed, GitError> {
-        self.commit(branch, files, message)?;
-        self.push(branch)
-    }
-
-    /// Builds a commit on `origin/BASE_BRANCH` (the last fetched base) that writes `files` and
-    /// force-points the local branch `refs/heads/<branch>` at it; pushes nothing. Commits as
-    /// `autonomous-dev`, with the base commit as the only parent.
+    /// Builds a commit on the base (`origin/BASE_BRANCH` as last fetched, or the pinned commit)
+    /// that writes `files` and force-points the local branch `refs/heads/<branch>` at it;
+    /// pushes nothing. Commits as `autonomous-dev`, with the base commit as the only parent.
     ///
     /// Only the object database and `refs/heads/<branch>` are written; the user's HEAD, index
-    /// and working tree are never touched. Errors (all before the ref is written): as for
-    /// [`Repo::commit_and_push`] up to [`GitError::NoChanges`], and [`GitError::MissingBase`]
-    /// when the base was never fetched.
+    /// and working tree are never touched. The local branch is force-updated (the branch
+    /// belongs to the daemon).
+    ///
+    /// Errors, all before the ref is written: [`GitError::Path`] for a hostile path (absolute,
+    /// `..`, inside `.git/`), a duplicate, or a path running into a symlink, submodule, file or
+    /// directory of the base tree; [`GitError::Branch`] for an invalid branch name or one
+    /// checked out in the user's repository (or a linked worktree); [`GitError::NoChanges`]
+    /// when `files` is empty or changes nothing; [`GitError::MissingBase`] when the base was
+    /// never fetched.
     pub fn commit(
         &self,
         branch: &str,
@@ -315,7 +315,8 @@ impl Repo {
             .map(|head| head.oid().to_string()))
     }
 
-    /// Publishes `files` on `branch` idempotently: fetches the base, builds the tree, and when
+    /// Publishes `files` on `branch` idempotently: fetches the base (unless pinned at a commit
+    /// by [`Repo::at_commit`], which is then the base), builds the tree, and when
     /// origin's `branch` already holds a commit with exactly that tree on the current base
     /// (a previous attempt pushed the same content, then crashed), reuses that commit without
     /// pushing (`reused: true`); otherwise commits and force-pushes (`reused: false`).
@@ -333,7 +334,9 @@ impl Repo {
         files: &[FileChange],
         message: &str,
     ) -> Result<Pushed, GitError> {
-        self.fetch_base()?;
+        if self.pinned.is_none() {
+            self.fetch_base()?;
+        }
         let planned = self.plan_tree(branch, files)?;
         if let Some(remote_tip) = self.remote_branch(branch)?
             && let Some(commit) = self.remote_commit(branch, &remote_tip)?
@@ -409,9 +412,10 @@ impl Repo {
         })
     }
 
-    /// Writes the tree of `origin/BASE_BRANCH` (the last fetched base) with `files` applied into
-    /// `dir`, an empty directory: a worktree to verify the change in. Only objects are written
-    /// to the repository; its refs, HEAD, index and working tree are not touched.
+    /// Writes the tree of the base (`origin/BASE_BRANCH` as last fetched, or the pinned commit)
+    /// with `files` applied into `dir`, an empty directory: a worktree to verify the change in.
+    /// Only objects are written to the repository; its refs, HEAD, index and working tree are
+    /// not touched.
     ///
     /// Errors: [`GitError::Path`] for a hostile path (as [`Repo::commit`], before anything is
     /// written), [`GitError::MissingBase`] when the base was never fetched, [`GitError::Git`]
@@ -463,8 +467,16 @@ impl Repo {
         format!("refs/remotes/{ORIGIN}/{}", self.base_branch)
     }
 
-    /// The commit at `origin/BASE_BRANCH`.
+    /// The base commit: the pinned one ([`Repo::at_commit`]), else `origin/BASE_BRANCH`.
     fn base_commit(&self) -> Result<git2::Commit<'_>, GitError> {
+        match self.pinned {
+            Some(pinned) => Ok(self.repo.find_commit(pinned)?),
+            None => self.tracking_commit(),
+        }
+    }
+
+    /// The commit at `origin/BASE_BRANCH` as last fetched.
+    fn tracking_commit(&self) -> Result<git2::Commit<'_>, GitError> {
         let reference = match self.repo.find_reference(&self.tracking_ref()) {
             Ok(reference) => reference,
             Err(e) if e.code() == git2::ErrorCode::NotFound => {

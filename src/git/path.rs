@@ -1,7 +1,7 @@
 //! Validation of repository-relative paths proposed by the model.
 //!
 //! [`check_path`] is purely syntactic; what a path runs into in the base tree (symlinks,
-//! submodules, directories) is checked by `Repo::commit_and_push` before anything is written.
+//! submodules, directories) is checked by `Repo::commit` before anything is written.
 
 /// Longest accepted path, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;

@@ -5,10 +5,11 @@
 
 use chrono::Utc;
 
+use super::TaskState;
 use crate::agents::{Meter, MeterError};
 use crate::cost::{self, PriceTable, Prices};
 use crate::llm::ToolRequest;
-use crate::store::{Call, Store};
+use crate::store::Call;
 use crate::task::{Stage, Usage};
 
 /// The caps and the prices they are computed with.
@@ -28,7 +29,7 @@ impl Budget {
     /// midnight UTC); `None` when there is budget left or no daily cap.
     pub async fn daily_pause(
         &self,
-        store: &Store,
+        store: &dyn TaskState,
     ) -> Result<Option<std::time::Duration>, crate::store::StoreError> {
         let Some(daily) = self.daily_usd else {
             return Ok(None);
@@ -55,7 +56,7 @@ impl Budget {
 
 /// The [`Meter`] of one stage of one task.
 pub(super) struct StageMeter<'a> {
-    pub store: &'a Store,
+    pub store: &'a dyn TaskState,
     pub budget: &'a Budget,
     /// `tasks.id`.
     pub task: i32,

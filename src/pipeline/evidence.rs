@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::failure::TaskFailure;
-use super::{Pipeline, RoleModel, Stop, record};
+use super::{Pipeline, RoleModel, Snapshot, Stop, record};
 use crate::agents::{
     self, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round, RoundOutcome,
     SecurityEvidence,
@@ -39,6 +39,7 @@ impl Pipeline {
         role: &RoleModel,
         input: Input<'_>,
         meter: &dyn Meter,
+        snapshot: &dyn Snapshot,
     ) -> Result<StageRecord, Stop> {
         let mut conversation = Conversation::<Engineer>::new(&role.model, input);
         let mut base = BaseFiles::new();
@@ -52,8 +53,7 @@ impl Pipeline {
                 .map_err(|e| Stop::Failed(e.into()))?;
             let output = &answer.output;
             let paths = output.files.iter().map(|f| f.path.clone());
-            self.read_base(&mut base, paths.chain(output.edited_paths()))
-                .await?;
+            read_base(snapshot, &mut base, paths.chain(output.edited_paths())).await?;
             // Edits apply to the files as the conversation left them, else as on the base.
             let mut current: BTreeMap<String, String> = base
                 .iter()
@@ -86,7 +86,7 @@ impl Pipeline {
                 })
                 .collect();
             self.gates(&all, &base)?;
-            let verification = self.verify(&all).await?;
+            let verification = self.verify(&all, snapshot).await?;
             info!(round, verification = %verification.summary(), "verification");
             rounds.push(Round {
                 round,
@@ -114,17 +114,20 @@ impl Pipeline {
     /// Security role is asked. The Engineer's verification is reused unless QA added tests.
     ///
     /// Errors: [`TaskFailure::Gate`] when a gate refuses the change.
-    pub(super) async fn security_evidence(&self, chain: &Chain) -> Result<SecurityEvidence, Stop> {
+    pub(super) async fn security_evidence(
+        &self,
+        chain: &Chain,
+        snapshot: &dyn Snapshot,
+    ) -> Result<SecurityEvidence, Stop> {
         let files = chain.files_to_write();
         let mut base = BaseFiles::new();
-        self.read_base(&mut base, files.iter().map(|f| f.path.clone()))
-            .await?;
+        read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
         let gates = self.gates(&files, &base)?;
         let engineer_files = chain.engineer.as_ref().map(|e| e.files.len()).unwrap_or(0);
         let verification = match &chain.engineer_evidence {
             Some(evidence) if files.len() == engineer_files => evidence.verification.clone(),
             _ => {
-                let verification = self.verify(&files).await?;
+                let verification = self.verify(&files, snapshot).await?;
                 info!(verification = %verification.summary(), "verification with QA's tests");
                 verification
             }
@@ -133,29 +136,6 @@ impl Pipeline {
             gates,
             verification,
         })
-    }
-
-    /// Adds to `base` the base branch's content of those `paths` it does not hold yet (one
-    /// fetch and read, none when every path is known).
-    async fn read_base(
-        &self,
-        base: &mut BaseFiles,
-        paths: impl IntoIterator<Item = String>,
-    ) -> Result<(), Stop> {
-        let unread: Vec<String> = paths
-            .into_iter()
-            .filter(|p| !base.contains_key(p))
-            .collect();
-        if unread.is_empty() {
-            return Ok(());
-        }
-        let found = self
-            .publisher
-            .read_files(unread.clone(), usize::MAX)
-            .await?;
-        base.extend(unread.into_iter().map(|path| (path, None)));
-        base.extend(found.into_iter().map(|f| (f.path, Some(f.content))));
-        Ok(())
     }
 
     /// Runs the gates over `files` against their `base` content; a refusal or a secret fails
@@ -176,9 +156,13 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Verifies `files` on the base in a fresh worktree inside the sandbox; "not verified" when
-    /// verification is turned off.
-    async fn verify(&self, files: &[FileChange]) -> Result<Verification, Stop> {
+    /// Verifies `files` on the snapshot's base in a fresh worktree inside the sandbox; "not
+    /// verified" when verification is turned off.
+    async fn verify(
+        &self,
+        files: &[FileChange],
+        snapshot: &dyn Snapshot,
+    ) -> Result<Verification, Stop> {
         let Some(verifier) = &self.settings.verifier else {
             return Ok(Verification::not_verified(
                 "verification is turned off (VERIFY=false)",
@@ -188,7 +172,7 @@ impl Pipeline {
             .prefix("autonomous-dev-verify-")
             .tempdir()
             .map_err(|e| TaskFailure::Verify(e.to_string()))?;
-        self.publisher
+        snapshot
             .export(files.to_vec(), worktree.path().to_path_buf())
             .await?;
         let verification = verifier
@@ -202,6 +186,26 @@ impl Pipeline {
 /// The base branch's content of the paths a stage looked at: `None` for a path that is not a
 /// text file there (absent, binary, a directory).
 type BaseFiles = BTreeMap<String, Option<String>>;
+
+/// Adds to `base` the snapshot's content of those `paths` it does not hold yet (one read, none
+/// when every path is known).
+async fn read_base(
+    snapshot: &dyn Snapshot,
+    base: &mut BaseFiles,
+    paths: impl IntoIterator<Item = String>,
+) -> Result<(), Stop> {
+    let unread: Vec<String> = paths
+        .into_iter()
+        .filter(|p| !base.contains_key(p))
+        .collect();
+    if unread.is_empty() {
+        return Ok(());
+    }
+    let found = snapshot.read_files(unread.clone(), usize::MAX).await?;
+    base.extend(unread.into_iter().map(|path| (path, None)));
+    base.extend(found.into_iter().map(|f| (f.path, Some(f.content))));
+    Ok(())
+}
 
 /// What goes back to the Engineer after a failed verification.
 fn repair_request(verification: &Verification, round: u32, last_round: u32) -> String {

@@ -10,31 +10,41 @@
 //! Each stage's input is the task plus every earlier stage's output (the context chain,
 //! [`agents::Chain`]); its output is persisted in `task_stages` before the next stage starts, so
 //! a task released mid-way resumes from its first stage without a record. The pipeline ends the
-//! task itself (`Store::finish`); the daemon only releases it when interrupted.
+//! task itself (`TaskState::finish`); the daemon only releases it when interrupted.
+//!
+//! The machine meets the world at two edges, both traits: the task's state ([`TaskState`],
+//! implemented for the store) and the repository ([`Repository`] for reads at one base commit,
+//! [`Publishing`] for the branch and the PR). The daemon runs it through [`TaskRunner`].
 
 mod budget;
 mod evidence;
 mod failure;
 mod publish;
+mod repository;
+mod state;
 
 pub use budget::Budget;
 pub use failure::RetryPolicy;
-pub use publish::{BranchCommit, DraftPr, Publisher, PublisherConfig};
+pub use publish::{BranchCommit, DraftPr, PublishError, Publisher, PublisherConfig};
+pub use repository::{BranchChange, GitRepository, Publishing, Repository, Snapshot};
+pub use state::TaskState;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use tracing::{Instrument, info, warn};
 
 use crate::agents::{self, Answer, Chain, Input, RepoContext, Role};
 use crate::consensus::{self, Consensus, Decision, Thresholds, Vote};
-use crate::daemon::Shutdown;
 use crate::gates::GateConfig;
 use crate::llm::Provider;
-use crate::store::{Finish, Lease, Store, StoreError};
+use crate::shutdown::Shutdown;
+use crate::store::{Finish, Lease, StoreError};
 use crate::task::{Outcome, Publication, PullRequestRef, Stage, StageRecord, Task, TaskStatus};
 use crate::verify::Verifier;
 
 use failure::{Retry, TaskFailure};
+use repository::RunSnapshot;
 
 /// Bound on the repository listing shown to the Architect, in bytes of paths.
 const LISTING_MAX_BYTES: usize = 64 * 1024;
@@ -138,27 +148,51 @@ pub struct PipelineSettings {
     pub repair_rounds: u32,
 }
 
+/// What the daemon runs a claimed task with: the worker's seam. [`Pipeline`] is the product's;
+/// the daemon holds an `Arc<dyn TaskRunner>`.
+#[async_trait]
+pub trait TaskRunner: Send + Sync {
+    /// Runs `task`, claimed under `lease`, to its end and records it (every write fenced by
+    /// the lease), stopping at a stage boundary once `shutdown` is triggered. Errors:
+    /// [`PipelineError::Interrupted`] (the caller releases the task), a store error
+    /// ([`StoreError::LeaseLost`]: another worker owns the task; nothing more was written).
+    async fn run(
+        &self,
+        task: &Task,
+        lease: &Lease,
+        shutdown: &Shutdown,
+    ) -> Result<Ended, PipelineError>;
+
+    /// How long to stop claiming because today's spend reached DAILY_BUDGET_USD; `None` when
+    /// work may go on.
+    async fn budget_pause(&self) -> Result<Option<std::time::Duration>, StoreError>;
+}
+
 /// Everything needed to run tasks; shared by the daemon's workers.
 #[derive(Clone)]
 pub struct Pipeline {
-    store: Store,
+    store: Arc<dyn TaskState>,
     roles: Roles,
-    publisher: Publisher,
+    repository: Arc<dyn Repository>,
+    publisher: Arc<dyn Publishing>,
     settings: Arc<PipelineSettings>,
 }
 
 impl Pipeline {
-    /// A pipeline writing to `store`, asking `roles`, publishing through `publisher`, deciding,
-    /// verifying, gating and spending by `settings`.
+    /// A pipeline reading and writing its task's state through `store`, asking `roles`,
+    /// reading the repository through snapshots of `repository`, publishing through
+    /// `publisher`, deciding, verifying, gating and spending by `settings`.
     pub fn new(
-        store: Store,
+        store: Arc<dyn TaskState>,
         roles: Roles,
-        publisher: Publisher,
+        repository: Arc<dyn Repository>,
+        publisher: Arc<dyn Publishing>,
         settings: PipelineSettings,
     ) -> Pipeline {
         Pipeline {
             store,
             roles,
+            repository,
             publisher,
             settings: Arc::new(settings),
         }
@@ -167,7 +201,7 @@ impl Pipeline {
     /// How long to stop claiming because today's spend reached DAILY_BUDGET_USD; `None` when
     /// work may go on.
     pub async fn budget_pause(&self) -> Result<Option<std::time::Duration>, StoreError> {
-        self.settings.budget.daily_pause(&self.store).await
+        self.settings.budget.daily_pause(self.store.as_ref()).await
     }
 
     /// Runs `task`, claimed under `lease`, to its end and records it (every write fenced by the
@@ -232,6 +266,7 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<Finish, Stop> {
         let mut chain = self.recorded_chain(task).await?;
+        let snapshot = RunSnapshot::new(self.repository.as_ref());
         let mut repo = RepoContext::default();
         let mut state = State::Run(Stage::Pm);
         loop {
@@ -239,9 +274,10 @@ impl Pipeline {
                 State::Run(stage) => {
                     if !chain.has(stage) {
                         self.boundary(lease, shutdown).await?;
-                        self.prepare_context(stage, &chain, &mut repo).await?;
+                        let base = snapshot.get().await?;
+                        self.prepare_context(stage, &chain, &mut repo, base).await?;
                         let span = tracing::info_span!("stage", stage = %stage);
-                        self.run_stage(stage, task, lease, &mut chain, &repo)
+                        self.run_stage(stage, task, lease, &mut chain, &repo, base)
                             .instrument(span)
                             .await?;
                     }
@@ -261,7 +297,9 @@ impl Pipeline {
                         "consensus"
                     );
                     self.boundary(lease, shutdown).await?;
-                    return self.conclude(task, lease, &chain, consensus).await;
+                    return self
+                        .conclude(task, lease, &chain, consensus, &snapshot)
+                        .await;
                 }
             };
         }
@@ -298,17 +336,18 @@ impl Pipeline {
         Ok(chain)
     }
 
-    /// Fetches the repository context a stage needs and that is not loaded yet: the listing
-    /// (part of every role's shared prefix), and the current content of the Architect's files
-    /// for the Engineer.
+    /// Reads from the run's snapshot the repository context a stage needs and that is not
+    /// loaded yet: the listing (part of every role's shared prefix), and the current content of
+    /// the Architect's files for the Engineer.
     async fn prepare_context(
         &self,
         stage: Stage,
         chain: &Chain,
         repo: &mut RepoContext,
+        base: &dyn Snapshot,
     ) -> Result<(), Stop> {
         if !repo.listed {
-            let listing = self.publisher.listing(LISTING_MAX_BYTES).await?;
+            let listing = base.listing(LISTING_MAX_BYTES).await?;
             repo.listing = listing.paths;
             repo.truncated = listing.truncated;
             repo.listed = true;
@@ -319,7 +358,7 @@ impl Pipeline {
                 .as_ref()
                 .map(|a| a.files.clone())
                 .unwrap_or_default();
-            repo.files = self.publisher.read_files(named, FILE_MAX_BYTES).await?;
+            repo.files = base.read_files(named, FILE_MAX_BYTES).await?;
         }
         Ok(())
     }
@@ -333,23 +372,24 @@ impl Pipeline {
         lease: &Lease,
         chain: &mut Chain,
         repo: &RepoContext,
+        base: &dyn Snapshot,
     ) -> Result<(), Stop> {
         let role = self.roles.get(stage);
         info!(model = %role.model, "stage started");
         let meter = budget::StageMeter {
-            store: &self.store,
+            store: self.store.as_ref(),
             budget: &self.settings.budget,
             task: task.id,
             stage,
         };
         if stage == Stage::Security {
-            chain.security_evidence = Some(self.security_evidence(chain).await?);
+            chain.security_evidence = Some(self.security_evidence(chain, base).await?);
         }
         let input = Input { task, chain, repo };
         let record = match stage {
             Stage::Pm => ask::<agents::Pm>(role, input, &meter).await?,
             Stage::Architect => ask::<agents::Architect>(role, input, &meter).await?,
-            Stage::Engineer => self.engineer(role, input, &meter).await?,
+            Stage::Engineer => self.engineer(role, input, &meter, base).await?,
             Stage::Qa => ask::<agents::Qa>(role, input, &meter).await?,
             Stage::Security => {
                 let mut record = ask::<agents::Security>(role, input, &meter).await?;
@@ -395,10 +435,15 @@ impl Pipeline {
         lease: &Lease,
         chain: &Chain,
         consensus: Consensus,
+        snapshot: &RunSnapshot<'_>,
     ) -> Result<Finish, Stop> {
         let score = consensus.score;
         let (status, error, result) = match consensus.decision {
-            Decision::Approved => return self.publish(task, lease, chain, consensus).await,
+            Decision::Approved => {
+                return self
+                    .publish(task, lease, chain, consensus, snapshot.get().await?)
+                    .await;
+            }
             Decision::Conditional => (
                 TaskStatus::NeedsReview,
                 None,
@@ -422,19 +467,29 @@ impl Pipeline {
         })
     }
 
-    /// Pushes the branch and opens (or adopts) the PR; pr_url is saved as soon as the PR
-    /// exists, before labelling. A dry run stops after the local commit and records the draft.
+    /// Pushes the branch, built on the snapshot's base commit (the one the change was read,
+    /// gated and verified on, so the PR's diff is what was verified; a run that resumed after
+    /// the evidence was recorded has the base fetched when it resumed), and opens (or adopts)
+    /// the PR; pr_url is saved as soon as the PR exists, before labelling. A dry run stops
+    /// after the local commit and records the draft.
     async fn publish(
         &self,
         task: &Task,
         lease: &Lease,
         chain: &Chain,
         consensus: Consensus,
+        base: &dyn Snapshot,
     ) -> Result<Finish, Stop> {
-        let draft = self
-            .publisher
-            .draft(task, chain, &consensus, self.settings.thresholds);
-        let branch = self.publisher.push_branch(task, chain, &consensus).await?;
+        let thresholds = self.settings.thresholds;
+        let draft = publish::draft(
+            task,
+            chain,
+            &consensus,
+            thresholds,
+            self.publisher.base_branch(),
+        );
+        let change = publish::branch_change(task, chain, &consensus)?;
+        let branch = self.publisher.push_branch(base.base(), change).await?;
         if self.publisher.is_dry_run() {
             info!(branch = %branch.branch, commit = %branch.commit, "dry run: branch committed locally, no PR");
             return Ok(Finish {
@@ -472,6 +527,22 @@ impl Pipeline {
             },
             error: None,
         })
+    }
+}
+
+#[async_trait]
+impl TaskRunner for Pipeline {
+    async fn run(
+        &self,
+        task: &Task,
+        lease: &Lease,
+        shutdown: &Shutdown,
+    ) -> Result<Ended, PipelineError> {
+        Pipeline::run(self, task, lease, shutdown).await
+    }
+
+    async fn budget_pause(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        Pipeline::budget_pause(self).await
     }
 }
 
@@ -513,15 +584,11 @@ fn record<R: Role>(role: &RoleModel, answer: Answer<R::Output>) -> Result<StageR
     })
 }
 
-/// The state after `stage`.
+/// The state after `stage`: the next stage in [`Stage::ALL`] order, consensus after the last.
 fn next(stage: Stage) -> State {
-    match stage {
-        Stage::Pm => State::Run(Stage::Architect),
-        Stage::Architect => State::Run(Stage::Engineer),
-        Stage::Engineer => State::Run(Stage::Qa),
-        Stage::Qa => State::Run(Stage::Security),
-        Stage::Security => State::Consensus,
-    }
+    Stage::ALL
+        .get(stage as usize + 1)
+        .map_or(State::Consensus, |&next| State::Run(next))
 }
 
 /// The votes of every recorded stage, in pipeline order.

@@ -1,24 +1,28 @@
 //! Publish: the approved task becomes the branch `feature/task-<task_id>`, one commit built on
-//! `origin/BASE_BRANCH` (git layer), and a labelled pull request (GitHub layer). Also the
-//! repository reads the roles need (listing, current files), because they share the clone.
+//! the run's snapshot of `origin/BASE_BRANCH` (git layer), and a labelled pull request (GitHub
+//! layer); the commit message, PR title, body and labels; [`Publisher`], the git and GitHub
+//! implementation of [`Publishing`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use secrecy::SecretString;
 
+use super::repository::{BranchChange, Publishing, with_repo};
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
-use crate::git::{GitError, Listing, Repo};
+use crate::git::GitError;
 use crate::github::{GitHub, GitHubError, NewPullRequest, PullRequest};
-use crate::task::{FileChange, Stage, Task};
+use crate::task::{Stage, Task};
 
 pub use crate::task::{BranchCommit, DraftPr};
 
 /// Longest PR title text after the `[Autonomous] ` prefix (from the issue: 72 characters).
 const TITLE_MAX_CHARS: usize = 72;
 
-/// Where and how to publish.
+/// The clone the daemon reads and publishes from.
+#[derive(Clone)]
 pub struct PublisherConfig {
     /// Local clone of the target repository (REPO_PATH).
     pub repo_path: PathBuf,
@@ -43,7 +47,8 @@ pub enum PublishError {
     DryRun,
 }
 
-/// Publishes approved tasks and reads the target repository. Cheap to clone.
+/// Publishes approved tasks: the clone at REPO_PATH (git2, on blocking threads) and GitHub.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     config: Arc<PublisherConfig>,
@@ -60,81 +65,35 @@ impl Publisher {
             github: github.map(Arc::new),
         }
     }
+}
 
-    /// True when this publisher pushes nothing and opens no PR.
-    pub fn is_dry_run(&self) -> bool {
+#[async_trait]
+impl Publishing for Publisher {
+    fn is_dry_run(&self) -> bool {
         self.github.is_none()
     }
 
-    /// Fetches the base branch and lists its tracked files (at most `max_bytes` of paths).
-    pub async fn listing(&self, max_bytes: usize) -> Result<Listing, PublishError> {
-        self.with_repo(move |repo| {
-            repo.fetch_base()?;
-            repo.list_files(max_bytes)
-        })
-        .await
+    fn base_branch(&self) -> &str {
+        &self.config.base_branch
     }
 
-    /// Fetches the base branch and returns the current content of those `paths` that exist there
-    /// (each cut to `max_bytes`).
-    pub async fn read_files(
+    /// The clone is pinned at `base` ([`crate::git::Repo::at_commit`]): the branch is built on the commit
+    /// the change was verified on, and [`crate::git::Repo::publish_branch`] compares origin's branch with
+    /// that same base, so a retried publish of a change verified on the same base reuses the
+    /// pushed commit.
+    async fn push_branch(
         &self,
-        paths: Vec<String>,
-        max_bytes: usize,
-    ) -> Result<Vec<FileChange>, PublishError> {
-        self.with_repo(move |repo| {
-            repo.fetch_base()?;
-            repo.read_files(&paths, max_bytes)
-        })
-        .await
-    }
-
-    /// Fetches the base branch and writes its tree with `files` applied into `dir` (a fresh
-    /// worktree for verification); the user's checkout is not touched.
-    pub async fn export(&self, files: Vec<FileChange>, dir: PathBuf) -> Result<(), PublishError> {
-        self.with_repo(move |repo| {
-            repo.fetch_base()?;
-            repo.export(&files, &dir)
-        })
-        .await
-    }
-
-    /// The PR this task asks for (title, head, base, body, labels).
-    pub fn draft(
-        &self,
-        task: &Task,
-        chain: &Chain,
-        consensus: &Consensus,
-        thresholds: Thresholds,
-    ) -> DraftPr {
-        DraftPr {
-            title: pr_title(task),
-            head: branch_name(task),
-            base: self.config.base_branch.clone(),
-            body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
-            labels: labels(task, chain, consensus, thresholds),
-        }
-    }
-
-    /// Commits the Engineer's files and QA's test files on `feature/task-<task_id>`, built on the
-    /// freshly fetched base, and pushes it — unless origin already has the same content on that
-    /// branch (a retried publish), or this is a dry run (committed locally only).
-    pub async fn push_branch(
-        &self,
-        task: &Task,
-        chain: &Chain,
-        consensus: &Consensus,
+        base: &str,
+        change: BranchChange,
     ) -> Result<BranchCommit, PublishError> {
-        let files = chain.files_to_write();
-        if files.is_empty() {
-            return Err(PublishError::Empty);
-        }
-        let branch = branch_name(task);
-        let message = commit_message(task, chain, consensus);
+        let BranchChange {
+            branch,
+            files,
+            message,
+        } = change;
         let dry_run = self.is_dry_run();
-        self.with_repo(move |repo| {
+        with_repo(&self.config, Some(base), move |repo| {
             if dry_run {
-                repo.fetch_base()?;
                 let committed = repo.commit(&branch, &files, &message)?;
                 return Ok(BranchCommit {
                     branch,
@@ -154,9 +113,7 @@ impl Publisher {
         .await
     }
 
-    /// Opens `draft` as a PR, or adopts the open PR that already has its head branch (a retried
-    /// publish), so a task never gets two. Returns the PR and whether it was created now.
-    pub async fn open_pull_request(
+    async fn open_pull_request(
         &self,
         draft: &DraftPr,
     ) -> Result<(PullRequest, bool), PublishError> {
@@ -170,27 +127,46 @@ impl Publisher {
         Ok(github.ensure_pull_request(&pr).await?)
     }
 
-    /// Adds `labels` to PR `number` (idempotent on GitHub's side).
-    pub async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError> {
+    async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError> {
         let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
         Ok(github.add_labels(number, labels).await?)
     }
+}
 
-    /// Runs a git operation on a blocking thread with the repository opened there.
-    async fn with_repo<T, F>(&self, op: F) -> Result<T, PublishError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Repo) -> Result<T, GitError> + Send + 'static,
-    {
-        let config = Arc::clone(&self.config);
-        tokio::task::spawn_blocking(move || {
-            let repo = Repo::open(&config.repo_path, &config.base_branch, config.token.clone())?;
-            op(&repo)
-        })
-        .await
-        .map_err(|e| PublishError::Worker(e.to_string()))?
-        .map_err(PublishError::from)
+/// The PR `task` asks for (title, head, base, body, labels), against branch `base`.
+pub fn draft(
+    task: &Task,
+    chain: &Chain,
+    consensus: &Consensus,
+    thresholds: Thresholds,
+    base: &str,
+) -> DraftPr {
+    DraftPr {
+        title: pr_title(task),
+        head: branch_name(task),
+        base: base.to_owned(),
+        body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
+        labels: labels(task, chain, consensus, thresholds),
     }
+}
+
+/// What the task's branch commits: the Engineer's files and QA's test files on
+/// `feature/task-<task_id>`, with [`commit_message`]. Errors: [`PublishError::Empty`] when
+/// there is no file to write.
+pub fn branch_change(
+    task: &Task,
+    chain: &Chain,
+    consensus: &Consensus,
+) -> Result<BranchChange, PublishError> {
+    let files = chain.files_to_write();
+    if files.is_empty() {
+        return Err(PublishError::Empty);
+    }
+    Ok(BranchChange {
+        branch: branch_name(task),
+        files,
+        message: commit_message(task, chain, consensus),
+    })
 }
 
 /// The deterministic branch of a task: `feature/task-<task_id>` (the design's branch strategy).

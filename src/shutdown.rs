@@ -1,4 +1,6 @@
-//! The shutdown signal, an explicit object passed down to everything that must stop cleanly.
+//! The shutdown signal, an explicit object passed down to everything that must stop cleanly: a
+//! leaf module, taken by both the daemon (stop claiming, abandon at the deadline) and the
+//! pipeline (stop at a stage boundary), so neither imports the other for it.
 //!
 //! Two moments: *triggered* (SIGTERM/SIGINT arrived: stop claiming, stop at the next stage
 //! boundary) and the *deadline*, `grace` later, when a stage still running is abandoned and its

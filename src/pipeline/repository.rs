@@ -1,0 +1,203 @@
+//! The pipeline's edges towards the target repository, as traits: [`Repository`] takes a
+//! [`Snapshot`] — the base branch fetched once, at a known commit — that every read of a run
+//! works from (listing, current files, the verification worktree); [`Publishing`] pushes the
+//! task's branch on that commit, opens or adopts its PR and labels it. [`GitRepository`] and
+//! [`super::Publisher`] implement them over the clone (git2, on blocking threads) and GitHub.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::OnceCell;
+
+use super::publish::{BranchCommit, DraftPr, PublishError, PublisherConfig};
+use crate::git::{GitError, Listing, Repo};
+use crate::github::PullRequest;
+use crate::task::FileChange;
+
+/// Takes snapshots of the base branch.
+#[async_trait]
+pub trait Repository: Send + Sync {
+    /// Fetches the base branch (BASE_BRANCH) once and returns a snapshot of it at the commit
+    /// fetched. Errors: the fetch's (network, credentials, a base missing on origin).
+    async fn snapshot(&self) -> Result<Arc<dyn Snapshot>, PublishError>;
+}
+
+/// The base branch at one commit. Reads never fetch: two reads of a snapshot see the same tree.
+#[async_trait]
+pub trait Snapshot: Send + Sync {
+    /// The base commit, hex SHA-1.
+    fn base(&self) -> &str;
+
+    /// Tracked file paths at the base, sorted, at most `max_bytes` of paths (each counted with
+    /// a newline), `truncated` when some were left out.
+    async fn listing(&self, max_bytes: usize) -> Result<Listing, PublishError>;
+
+    /// Content at the base of those `paths` that exist there as UTF-8 text files, each cut to
+    /// `max_bytes` (followed by [`crate::git::TRUNCATION_MARKER`]); missing, binary and invalid
+    /// paths are left out.
+    async fn read_files(
+        &self,
+        paths: Vec<String>,
+        max_bytes: usize,
+    ) -> Result<Vec<FileChange>, PublishError>;
+
+    /// Writes the base's tree with `files` applied into `dir` (an empty directory): a fresh
+    /// worktree to verify the change in. Errors: a hostile path, before anything is written.
+    async fn export(&self, files: Vec<FileChange>, dir: PathBuf) -> Result<(), PublishError>;
+}
+
+/// What a task's branch commits: the branch name, the files and the commit message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchChange {
+    /// `feature/task-<task_id>`.
+    pub branch: String,
+    /// Whole files, at least one.
+    pub files: Vec<FileChange>,
+    pub message: String,
+}
+
+/// Publishes a task's change, exactly once: a deterministic branch, an identical branch
+/// already on origin reused, the open PR with the same head adopted.
+#[async_trait]
+pub trait Publishing: Send + Sync {
+    /// True when nothing is pushed and no PR is opened (`run --dry-run`).
+    fn is_dry_run(&self) -> bool;
+
+    /// The branch PRs target (BASE_BRANCH).
+    fn base_branch(&self) -> &str;
+
+    /// Commits `change` as one commit whose parent is `base` (the snapshot's commit, the one
+    /// the change was read, gated and verified on) and pushes it — unless origin already has
+    /// the same tree on that base on the branch (a retried publish: reused, not pushed), or
+    /// this is a dry run (committed locally only).
+    async fn push_branch(
+        &self,
+        base: &str,
+        change: BranchChange,
+    ) -> Result<BranchCommit, PublishError>;
+
+    /// Opens `draft` as a PR, or adopts the open PR that already has its head branch, so a
+    /// task never gets two. Returns the PR and whether it was created now. Errors:
+    /// [`PublishError::DryRun`] in a dry run; GitHub's.
+    async fn open_pull_request(&self, draft: &DraftPr)
+    -> Result<(PullRequest, bool), PublishError>;
+
+    /// Adds `labels` to PR `number` (idempotent). Errors: [`PublishError::DryRun`] in a dry
+    /// run; GitHub's.
+    async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError>;
+}
+
+/// The clone at REPO_PATH as a [`Repository`]. Cheap to clone.
+#[derive(Clone)]
+pub struct GitRepository {
+    config: Arc<PublisherConfig>,
+}
+
+impl GitRepository {
+    /// The clone and base branch of `config`.
+    pub fn new(config: PublisherConfig) -> GitRepository {
+        GitRepository {
+            config: Arc::new(config),
+        }
+    }
+}
+
+#[async_trait]
+impl Repository for GitRepository {
+    async fn snapshot(&self) -> Result<Arc<dyn Snapshot>, PublishError> {
+        let base = with_repo(&self.config, None, Repo::fetch_base).await?;
+        Ok(Arc::new(GitSnapshot {
+            config: Arc::clone(&self.config),
+            base,
+        }))
+    }
+}
+
+/// A [`Snapshot`] of the clone: every read opens it pinned at `base` ([`Repo::at_commit`]).
+struct GitSnapshot {
+    config: Arc<PublisherConfig>,
+    base: String,
+}
+
+#[async_trait]
+impl Snapshot for GitSnapshot {
+    fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn listing(&self, max_bytes: usize) -> Result<Listing, PublishError> {
+        with_repo(&self.config, Some(&self.base), move |repo| {
+            repo.list_files(max_bytes)
+        })
+        .await
+    }
+
+    async fn read_files(
+        &self,
+        paths: Vec<String>,
+        max_bytes: usize,
+    ) -> Result<Vec<FileChange>, PublishError> {
+        with_repo(&self.config, Some(&self.base), move |repo| {
+            repo.read_files(&paths, max_bytes)
+        })
+        .await
+    }
+
+    async fn export(&self, files: Vec<FileChange>, dir: PathBuf) -> Result<(), PublishError> {
+        with_repo(&self.config, Some(&self.base), move |repo| {
+            repo.export(&files, &dir)
+        })
+        .await
+    }
+}
+
+/// Runs a git operation on a blocking thread with the clone of `config` opened there, pinned at
+/// `base` when given.
+pub(super) async fn with_repo<T, F>(
+    config: &Arc<PublisherConfig>,
+    base: Option<&str>,
+    op: F,
+) -> Result<T, PublishError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Repo) -> Result<T, GitError> + Send + 'static,
+{
+    let config = Arc::clone(config);
+    let base = base.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut repo = Repo::open(&config.repo_path, &config.base_branch, config.token.clone())?;
+        if let Some(base) = base {
+            repo = repo.at_commit(&base)?;
+        }
+        op(&repo)
+    })
+    .await
+    .map_err(|e| PublishError::Worker(e.to_string()))?
+    .map_err(PublishError::from)
+}
+
+/// A run's snapshot, taken when the run first needs the repository (a run that resumes at
+/// consensus takes it only to publish) and then shared by all its reads and its publish.
+pub(super) struct RunSnapshot<'a> {
+    repository: &'a dyn Repository,
+    snapshot: OnceCell<Arc<dyn Snapshot>>,
+}
+
+impl<'a> RunSnapshot<'a> {
+    pub(super) fn new(repository: &'a dyn Repository) -> RunSnapshot<'a> {
+        RunSnapshot {
+            repository,
+            snapshot: OnceCell::new(),
+        }
+    }
+
+    /// The run's snapshot, taken (one fetch) on first use.
+    pub(super) async fn get(&self) -> Result<&dyn Snapshot, PublishError> {
+        let snapshot = self
+            .snapshot
+            .get_or_try_init(|| self.repository.snapshot())
+            .await?;
+        Ok(snapshot.as_ref())
+    }
+}
