@@ -304,7 +304,7 @@ impl Providers {
     }
 }
 
-/// The model of each role (the design's stack: Opus for the Architect, Sonnet for the others).
+/// The model of each role (by default Opus for the Architect, Sonnet for the others).
 #[derive(Debug, Clone, Args)]
 pub struct Models {
     /// Model of the PM role.

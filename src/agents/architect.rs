@@ -29,20 +29,6 @@ pub struct ArchitectOutput {
     pub rationale: String,
 }
 
-impl ArchitectOutput {
-    /// Markdown body shown to the later roles.
-    pub fn render(&self) -> String {
-        Doc::default()
-            .text("Design", &self.design)
-            .list("Components", &self.components)
-            .list("Files to create or change", &self.files)
-            .list("Risks", &self.risks)
-            .text("Score", &self.score.to_string())
-            .text("Rationale", &self.rationale)
-            .finish()
-    }
-}
-
 impl Validate for ArchitectOutput {
     /// Non-empty design and rationale; at least one component; score 0–100; `files` may be
     /// empty but each path must pass `git::check_path` and appear once.
@@ -65,6 +51,18 @@ impl Scored for ArchitectOutput {
 
     fn rationale(&self) -> &str {
         &self.rationale
+    }
+
+    /// Markdown body shown to the later roles.
+    fn render(&self) -> String {
+        Doc::default()
+            .text("Design", &self.design)
+            .list("Components", &self.components)
+            .list("Files to create or change", &self.files)
+            .list("Risks", &self.risks)
+            .text("Score", &self.score.to_string())
+            .text("Rationale", &self.rationale)
+            .finish()
     }
 }
 
