@@ -69,8 +69,8 @@ impl Scored for ArchitectOutput {
 impl Role for Architect {
     const STAGE: Stage = Stage::Architect;
     const TOOL_NAME: &'static str = "submit_design";
-    const TOOL_DESCRIPTION: &'static str = "Submit the technical design for the task: summary, \
-        components, the files to create or change, risks and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str =
+        include_str!("messages/tool_architect.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("architect.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = ArchitectOutput;

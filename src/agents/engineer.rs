@@ -196,8 +196,8 @@ impl Scored for EngineerOutput {
 impl Role for Engineer {
     const STAGE: Stage = Stage::Engineer;
     const TOOL_NAME: &'static str = "submit_implementation";
-    const TOOL_DESCRIPTION: &'static str = "Submit the implementation as whole-file writes and \
-        search/replace edits of existing files, a summary and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str =
+        include_str!("messages/tool_engineer.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("engineer.md");
     /// Whole files are written: the largest budget of all roles.
     const MAX_TOKENS: u32 = 16000;

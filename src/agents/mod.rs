@@ -7,8 +7,9 @@
 //! `conversation` (request, answer, corrective retry, the [`Meter`]), `validation`
 //! ([`Problems`]), `render` (the user message, every untrusted text in a delimited data block,
 //! see [`neutralize`]) and `evidence` (what a vote rests on besides the model). Every text a
-//! model reads is a Markdown file here: `system.md`, `<role>.md` and `messages/*.md`; the
-//! tools' descriptions and schemas are the roles' output types and their docs.
+//! model reads is a Markdown file here: `system.md`, `<role>.md` and `messages/*.md` (the tools'
+//! descriptions included), except the tools' input schemas, derived from the roles' output
+//! types and their docs.
 
 mod architect;
 mod chain;
@@ -63,7 +64,7 @@ pub trait Role {
     const STAGE: Stage;
     /// Name of the forced tool (e.g. `submit_prd`).
     const TOOL_NAME: &'static str;
-    /// Tool description shown to the model.
+    /// Tool description shown to the model (`messages/tool_<role>.md`).
     const TOOL_DESCRIPTION: &'static str;
     /// The role's instructions (its Markdown file, `include_str!`), sent after the shared
     /// prefix; the system prompt ([`SYSTEM_PROMPT`]) is the same for every role.

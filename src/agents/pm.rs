@@ -79,8 +79,7 @@ impl Scored for PmOutput {
 impl Role for Pm {
     const STAGE: Stage = Stage::Pm;
     const TOOL_NAME: &'static str = "submit_prd";
-    const TOOL_DESCRIPTION: &'static str = "Submit the product requirements document, its \
-        acceptance criteria and your approve/reject vote for the task.";
+    const TOOL_DESCRIPTION: &'static str = include_str!("messages/tool_pm.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("pm.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = PmOutput;

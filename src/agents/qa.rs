@@ -69,8 +69,7 @@ impl Scored for QaOutput {
 impl Role for Qa {
     const STAGE: Stage = Stage::Qa;
     const TOOL_NAME: &'static str = "submit_review";
-    const TOOL_DESCRIPTION: &'static str = "Submit the QA review of the implementation: review, \
-        test plan, edge cases, optional test files and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str = include_str!("messages/tool_qa.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("qa.md");
     /// Test files may be written: more than the reviewers' budget.
     const MAX_TOKENS: u32 = 8192;

@@ -305,5 +305,18 @@ mod tests {
                 "{template:?} must end with one newline (which is dropped)"
             );
         }
+        let tools = [
+            crate::agents::Pm::TOOL_DESCRIPTION,
+            crate::agents::Architect::TOOL_DESCRIPTION,
+            crate::agents::Engineer::TOOL_DESCRIPTION,
+            crate::agents::Qa::TOOL_DESCRIPTION,
+            crate::agents::Security::TOOL_DESCRIPTION,
+        ];
+        for description in tools {
+            assert!(
+                description.ends_with('.') && !description.contains('{'),
+                "{description:?}"
+            );
+        }
     }
 }

@@ -114,8 +114,8 @@ impl Scored for SecurityOutput {
 impl Role for Security {
     const STAGE: Stage = Stage::Security;
     const TOOL_NAME: &'static str = "submit_security_review";
-    const TOOL_DESCRIPTION: &'static str = "Submit the security review of this change: the risk \
-        rubric answered as booleans about NEW risks the change introduces, findings and rationale.";
+    const TOOL_DESCRIPTION: &'static str =
+        include_str!("messages/tool_security.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("security.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = SecurityOutput;
