@@ -109,8 +109,9 @@ impl Chain {
         self.output(stage).map_or("", Scored::rationale)
     }
 
-    /// `stage`'s output, as what every stage's output offers (vote, rationale, rendering); the
-    /// one place a stage is mapped to its field.
+    /// `stage`'s output as what every output offers (vote, rationale, rendering): the one
+    /// stage-to-field mapping every reader of the chain goes through (only [`Chain::restore`],
+    /// which needs the concrete type, has its own).
     pub(super) fn output(&self, stage: Stage) -> Option<&dyn Scored> {
         fn dyn_scored<T: Scored>(output: &Option<T>) -> Option<&dyn Scored> {
             output.as_ref().map(|o| o as &dyn Scored)

@@ -208,3 +208,26 @@ impl Role for Engineer {
         vec![repo_files_blocks(input.repo)]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repair_request_numbers_the_round_and_counts_the_repairs_before_it() {
+        let verification = Verification::not_verified("no </verification> sandbox");
+        let request = repair_request(&verification, 2, 3);
+        assert!(
+            request.starts_with(
+                "Your change does not pass the repository's own checks. Repair round 2 of 3: "
+            ),
+            "{request}"
+        );
+        assert!(
+            request.contains("(after 1 repair round(s) of the Engineer)"),
+            "{request}"
+        );
+        assert!(request.contains("<\\/verification> sandbox"), "{request}");
+        assert!(request.ends_with("\n</verification>"), "{request}");
+    }
+}
