@@ -554,20 +554,13 @@ async fn engineer_stage(
                 .map_err(|e| anyhow!("restore evidence: {e}"))?;
             return Ok(());
         }
-        conversation.reply(repair_request(&verification, round + 1, REPAIR_ROUNDS));
+        conversation.reply(agents::repair_request(
+            &verification,
+            round + 1,
+            REPAIR_ROUNDS,
+        ));
     }
     unreachable!("the last round always returns")
-}
-
-/// What `pipeline/evidence.rs` sends back to the Engineer after a failed verification (a copy:
-/// `repair_request` is private there).
-fn repair_request(verification: &Verification, round: u32, last_round: u32) -> String {
-    format!(
-        "Your change does not pass the repository's own checks. Repair round {round} of \
-         {last_round}: answer with `files` and `edits` that fix the failure (edits apply to \
-         the files as your previous answer left them).\n\n{}",
-        agents::evidence::verification_block(verification, round as usize - 1)
-    )
 }
 
 /// The deterministic gates with the default limits; a refusal fails the bench (the scripted

@@ -16,8 +16,7 @@ use crate::task::{Stage, TaskStatus};
 #[command(name = "autonomous-dev", version, about)]
 pub struct Cli {
     /// PostgreSQL connection string.
-    #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL",
-          hide_env_values = true, value_parser = secret)]
+    #[arg(long, global = true, env, hide_env_values = true, value_parser = secret)]
     pub database_url: Option<SecretString>,
 
     #[command(subcommand)]
@@ -93,54 +92,45 @@ pub enum TasksCommand {
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Local clone of the target repository.
-    #[arg(long, env = "REPO_PATH", value_name = "REPO_PATH")]
+    #[arg(long, env)]
     pub repo_path: PathBuf,
 
     /// owner/name of the target repository [default: parsed from REPO_PATH's origin URL].
-    #[arg(long, env = "GITHUB_REPOSITORY", value_name = "GITHUB_REPOSITORY", value_parser = repository)]
+    #[arg(long, env, value_parser = repository)]
     pub github_repository: Option<String>,
 
     /// Token used to push and to open pull requests (not needed with --dry-run).
-    #[arg(long, env = "GITHUB_TOKEN", value_name = "GITHUB_TOKEN", hide_env_values = true, value_parser = secret)]
+    #[arg(long, env, hide_env_values = true, value_parser = secret)]
     pub github_token: Option<SecretString>,
 
     /// GitHub REST API base URL (GitHub Enterprise, tests).
-    #[arg(long, env = "GITHUB_API_URL", value_name = "GITHUB_API_URL",
-          default_value = "https://api.github.com", value_parser = url)]
+    #[arg(long, env, default_value = "https://api.github.com", value_parser = url)]
     pub github_api_url: String,
 
     /// Branch pull requests target.
-    #[arg(
-        long,
-        env = "BASE_BRANCH",
-        value_name = "BASE_BRANCH",
-        default_value = "main"
-    )]
+    #[arg(long, env, default_value = "main")]
     pub base_branch: String,
 
     /// Anthropic API key (required when a role uses the anthropic provider).
-    #[arg(long, env = "ANTHROPIC_API_KEY", value_name = "ANTHROPIC_API_KEY", hide_env_values = true, value_parser = secret)]
+    #[arg(long, env, hide_env_values = true, value_parser = secret)]
     pub anthropic_api_key: Option<SecretString>,
 
     /// Anthropic Messages API base URL (proxies, tests).
-    #[arg(long, env = "ANTHROPIC_BASE_URL", value_name = "ANTHROPIC_BASE_URL",
-          default_value = "https://api.anthropic.com", value_parser = url)]
+    #[arg(long, env, default_value = "https://api.anthropic.com", value_parser = url)]
     pub anthropic_base_url: String,
 
     /// Base URL of an OpenAI-compatible Chat Completions API (OpenAI, OpenRouter, Ollama, vLLM,
     /// llama.cpp's server); `/v1/chat/completions` is appended.
-    #[arg(long, env = "OPENAI_BASE_URL", value_name = "OPENAI_BASE_URL",
-          default_value = "https://api.openai.com", value_parser = url)]
+    #[arg(long, env, default_value = "https://api.openai.com", value_parser = url)]
     pub openai_base_url: String,
 
     /// API key of the OpenAI-compatible API (local servers need none).
-    #[arg(long, env = "OPENAI_API_KEY", value_name = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
+    #[arg(long, env, hide_env_values = true, value_parser = secret)]
     pub openai_api_key: Option<SecretString>,
 
     /// Upper bound on any request's output tokens (each role has its own budget, up to 16000
     /// for the Engineer); for local models whose context window must hold prompt + output.
-    #[arg(long, env = "MAX_OUTPUT_TOKENS", value_name = "MAX_OUTPUT_TOKENS",
-          value_parser = clap::value_parser!(u32).range(256..))]
+    #[arg(long, env, value_parser = clap::value_parser!(u32).range(256..))]
     pub max_output_tokens: Option<u32>,
 
     #[command(flatten)]
@@ -154,61 +144,50 @@ pub struct RunArgs {
     pub costs: Costs,
 
     /// Seconds between polls of the task table.
-    #[arg(long, env = "POLL_INTERVAL", value_name = "POLL_INTERVAL", default_value = "60",
-          value_parser = seconds)]
+    #[arg(long, env, default_value = "60", value_parser = seconds)]
     pub poll_interval: Duration,
 
     /// Consensus score (0–100) at or above which a task is approved and published.
-    #[arg(long, env = "CONSENSUS_THRESHOLD", value_name = "CONSENSUS_THRESHOLD", default_value_t = 80.0,
-          value_parser = percent)]
+    #[arg(long, env, default_value_t = 80.0, value_parser = percent)]
     pub consensus_threshold: f64,
 
     /// Consensus score (0–100) at or above which a task not approved goes to needs_review.
-    #[arg(long, env = "CONDITIONAL_THRESHOLD", value_name = "CONDITIONAL_THRESHOLD", default_value_t = 60.0,
-          value_parser = percent)]
+    #[arg(long, env, default_value_t = 60.0, value_parser = percent)]
     pub conditional_threshold: f64,
 
     /// Tasks run at once by this daemon (several daemons may also share one database).
-    #[arg(long, env = "CONCURRENCY", value_name = "CONCURRENCY", default_value = "1",
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, env, default_value = "1", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 
     /// Claims a task gets before a transient failure (network, 5xx) fails it.
-    #[arg(long, env = "MAX_ATTEMPTS", value_name = "MAX_ATTEMPTS", default_value = "5",
-          value_parser = clap::value_parser!(u16).range(1..=100))]
+    #[arg(long, env, default_value = "5", value_parser = clap::value_parser!(u16).range(1..=100))]
     pub max_attempts: u16,
 
     /// Seconds before a task that failed transiently is claimed again, doubled per attempt
     /// (at most an hour; the wait is random between half of that and all of it).
-    #[arg(long, env = "RETRY_BASE_SECONDS", value_name = "RETRY_BASE_SECONDS", default_value = "30",
-          value_parser = seconds)]
+    #[arg(long, env, default_value = "30", value_parser = seconds)]
     pub retry_base_seconds: Duration,
 
     /// Seconds a task waits after a rate limit that outlasted the clients' own retries; the
     /// wait spends no attempt.
-    #[arg(long, env = "RATE_LIMIT_WAIT_SECONDS", value_name = "RATE_LIMIT_WAIT_SECONDS",
-          default_value = "900", value_parser = seconds)]
+    #[arg(long, env, default_value = "900", value_parser = seconds)]
     pub rate_limit_wait_seconds: Duration,
 
     /// Retries of one LLM request after a transient answer (429, 5xx, 529) or a network error,
     /// waiting what `retry-after` says or 2 s doubling; then the task's own retry takes over.
-    #[arg(long, env = "LLM_MAX_RETRIES", value_name = "LLM_MAX_RETRIES", default_value = "4",
-          value_parser = clap::value_parser!(u32).range(0..=10))]
+    #[arg(long, env, default_value = "4", value_parser = clap::value_parser!(u32).range(0..=10))]
     pub llm_max_retries: u32,
 
     /// Seconds a claim (lease) stays valid without renewal; an expired lease is reclaimed.
-    #[arg(long, env = "LEASE_SECONDS", value_name = "LEASE_SECONDS", default_value = "60",
-          value_parser = seconds)]
+    #[arg(long, env, default_value = "60", value_parser = seconds)]
     pub lease_seconds: Duration,
 
     /// Seconds between lease renewals (must be well under LEASE_SECONDS).
-    #[arg(long, env = "HEARTBEAT_SECONDS", value_name = "HEARTBEAT_SECONDS", default_value = "10",
-          value_parser = seconds)]
+    #[arg(long, env, default_value = "10", value_parser = seconds)]
     pub heartbeat_seconds: Duration,
 
     /// Seconds a running stage may continue after SIGTERM/SIGINT before its task is released.
-    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SHUTDOWN_GRACE", default_value = "30",
-          value_parser = seconds)]
+    #[arg(long, env, default_value = "30", value_parser = seconds)]
     pub shutdown_grace: Duration,
 
     /// Process pending tasks until none is left, then exit 0.
@@ -227,38 +206,32 @@ pub struct Checks {
     /// Run the repository's checks on every change in a bubblewrap sandbox before the votes; the
     /// daemon refuses to start when bubblewrap is missing. `false` records every change as "not
     /// verified" (never as passed).
-    #[arg(long, env = "VERIFY", value_name = "VERIFY", default_value_t = true,
+    #[arg(long, env, default_value_t = true,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub verify: bool,
     /// The repository's check command, run with `sh -c` in the worktree (e.g. `cargo test`)
     /// [default: detected from Cargo.toml, go.mod, package.json, pyproject.toml/setup.cfg or a
     /// Makefile `test` target].
-    #[arg(long, env = "VERIFY_COMMAND", value_name = "VERIFY_COMMAND")]
+    #[arg(long, env)]
     pub verify_command: Option<String>,
     /// Wall-clock seconds the check command may run; then its whole process tree is killed.
-    #[arg(long, env = "VERIFY_TIMEOUT", value_name = "VERIFY_TIMEOUT", default_value = "600",
-          value_parser = seconds)]
+    #[arg(long, env, default_value = "600", value_parser = seconds)]
     pub verify_timeout: Duration,
     /// Memory limit of each process of the check command, in MiB.
-    #[arg(long, env = "VERIFY_MEMORY_MB", value_name = "VERIFY_MEMORY_MB", default_value = "4096",
-          value_parser = clap::value_parser!(u64).range(64..))]
+    #[arg(long, env, default_value = "4096", value_parser = clap::value_parser!(u64).range(64..))]
     pub verify_memory_mb: u64,
     /// Engineer answers after a failed verification or edits that do not apply.
-    #[arg(long, env = "REPAIR_ROUNDS", value_name = "REPAIR_ROUNDS", default_value = "2",
-          value_parser = clap::value_parser!(u32).range(0..=10))]
+    #[arg(long, env, default_value = "2", value_parser = clap::value_parser!(u32).range(0..=10))]
     pub repair_rounds: u32,
     /// Largest file a change may write, in bytes.
-    #[arg(long, env = "MAX_FILE_BYTES", value_name = "MAX_FILE_BYTES", default_value = "1048576",
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env, default_value = "1048576", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_file_bytes: u64,
     /// Most files one change may write.
-    #[arg(long, env = "MAX_FILES_CHANGED", value_name = "MAX_FILES_CHANGED", default_value = "50",
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env, default_value = "50", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_files_changed: u64,
     /// Let an approved change to CI workflows be published (it is still labelled
     /// security-review); otherwise such a change goes to needs_review.
-    #[arg(long, env = "ALLOW_WORKFLOW_CHANGES", value_name = "ALLOW_WORKFLOW_CHANGES",
-          default_value_t = false, action = clap::ArgAction::Set,
+    #[arg(long, env, default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_workflow_changes: bool,
 }
@@ -268,20 +241,19 @@ pub struct Checks {
 pub struct Costs {
     /// Most USD one task may spend on LLM calls (checked before each call against its worst
     /// case); the task fails with "budget exceeded" rather than go over.
-    #[arg(long, env = "MAX_TASK_COST_USD", value_name = "MAX_TASK_COST_USD", default_value = "2.00",
-          value_parser = usd)]
+    #[arg(long, env, default_value = "2.00", value_parser = usd)]
     pub max_task_cost_usd: f64,
     /// Most USD all tasks may spend per UTC day; then claiming pauses until midnight UTC
     /// [default: no daily cap].
-    #[arg(long, env = "DAILY_BUDGET_USD", value_name = "DAILY_BUDGET_USD", value_parser = usd)]
+    #[arg(long, env, value_parser = usd)]
     pub daily_budget_usd: Option<f64>,
     /// Prices of models missing from the built-in (Anthropic) table, or overrides, in USD per
     /// million tokens: `model=input/output/cache_write/cache_read,…` (e.g. a local model:
     /// `smollm2=0/0/0/0`). Every model in use must have a price.
-    #[arg(long, env = "MODEL_PRICES", value_name = "MODEL_PRICES")]
+    #[arg(long, env)]
     pub model_prices: Option<String>,
     /// Mark the prompt prefix the roles share with Anthropic `cache_control` breakpoints.
-    #[arg(long, env = "PROMPT_CACHING", value_name = "PROMPT_CACHING", default_value_t = true,
+    #[arg(long, env, default_value_t = true,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub prompt_caching: bool,
 }
@@ -299,43 +271,22 @@ pub enum ProviderKind {
 #[derive(Debug, Clone, Args)]
 pub struct Providers {
     /// Provider of every role without its own PROVIDER_<ROLE>.
-    #[arg(
-        long,
-        env = "LLM_PROVIDER",
-        value_name = "LLM_PROVIDER",
-        value_enum,
-        default_value = "anthropic"
-    )]
+    #[arg(long, env, value_enum, default_value = "anthropic")]
     pub llm_provider: ProviderKind,
     /// Provider of the PM role.
-    #[arg(long, env = "PROVIDER_PM", value_name = "PROVIDER_PM", value_enum)]
+    #[arg(long, env, value_enum)]
     pub provider_pm: Option<ProviderKind>,
     /// Provider of the Architect role.
-    #[arg(
-        long,
-        env = "PROVIDER_ARCHITECT",
-        value_name = "PROVIDER_ARCHITECT",
-        value_enum
-    )]
+    #[arg(long, env, value_enum)]
     pub provider_architect: Option<ProviderKind>,
     /// Provider of the Engineer role.
-    #[arg(
-        long,
-        env = "PROVIDER_ENGINEER",
-        value_name = "PROVIDER_ENGINEER",
-        value_enum
-    )]
+    #[arg(long, env, value_enum)]
     pub provider_engineer: Option<ProviderKind>,
     /// Provider of the QA role.
-    #[arg(long, env = "PROVIDER_QA", value_name = "PROVIDER_QA", value_enum)]
+    #[arg(long, env, value_enum)]
     pub provider_qa: Option<ProviderKind>,
     /// Provider of the Security role.
-    #[arg(
-        long,
-        env = "PROVIDER_SECURITY",
-        value_name = "PROVIDER_SECURITY",
-        value_enum
-    )]
+    #[arg(long, env, value_enum)]
     pub provider_security: Option<ProviderKind>,
 }
 
@@ -353,48 +304,23 @@ impl Providers {
     }
 }
 
-/// The model of each role (the design's stack: Opus for the Architect, Sonnet for the others).
+/// The model of each role (by default Opus for the Architect, Sonnet for the others).
 #[derive(Debug, Clone, Args)]
 pub struct Models {
     /// Model of the PM role.
-    #[arg(
-        long,
-        env = "MODEL_PM",
-        value_name = "MODEL_PM",
-        default_value = "claude-sonnet-4-5"
-    )]
+    #[arg(long, env, default_value = "claude-sonnet-4-5")]
     pub model_pm: String,
     /// Model of the Architect role.
-    #[arg(
-        long,
-        env = "MODEL_ARCHITECT",
-        value_name = "MODEL_ARCHITECT",
-        default_value = "claude-opus-4-5"
-    )]
+    #[arg(long, env, default_value = "claude-opus-4-5")]
     pub model_architect: String,
     /// Model of the Engineer role.
-    #[arg(
-        long,
-        env = "MODEL_ENGINEER",
-        value_name = "MODEL_ENGINEER",
-        default_value = "claude-sonnet-4-5"
-    )]
+    #[arg(long, env, default_value = "claude-sonnet-4-5")]
     pub model_engineer: String,
     /// Model of the QA role.
-    #[arg(
-        long,
-        env = "MODEL_QA",
-        value_name = "MODEL_QA",
-        default_value = "claude-sonnet-4-5"
-    )]
+    #[arg(long, env, default_value = "claude-sonnet-4-5")]
     pub model_qa: String,
     /// Model of the Security role.
-    #[arg(
-        long,
-        env = "MODEL_SECURITY",
-        value_name = "MODEL_SECURITY",
-        default_value = "claude-sonnet-4-5"
-    )]
+    #[arg(long, env, default_value = "claude-sonnet-4-5")]
     pub model_security: String,
 }
 

@@ -29,20 +29,6 @@ pub struct ArchitectOutput {
     pub rationale: String,
 }
 
-impl ArchitectOutput {
-    /// Markdown body shown to the later roles.
-    pub fn render(&self) -> String {
-        Doc::default()
-            .text("Design", &self.design)
-            .list("Components", &self.components)
-            .list("Files to create or change", &self.files)
-            .list("Risks", &self.risks)
-            .text("Score", &self.score.to_string())
-            .text("Rationale", &self.rationale)
-            .finish()
-    }
-}
-
 impl Validate for ArchitectOutput {
     /// Non-empty design and rationale; at least one component; score 0–100; `files` may be
     /// empty but each path must pass `git::check_path` and appear once.
@@ -66,13 +52,25 @@ impl Scored for ArchitectOutput {
     fn rationale(&self) -> &str {
         &self.rationale
     }
+
+    /// Markdown body shown to the later roles.
+    fn render(&self) -> String {
+        Doc::default()
+            .text("Design", &self.design)
+            .list("Components", &self.components)
+            .list("Files to create or change", &self.files)
+            .list("Risks", &self.risks)
+            .text("Score", &self.score.to_string())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
 }
 
 impl Role for Architect {
     const STAGE: Stage = Stage::Architect;
     const TOOL_NAME: &'static str = "submit_design";
-    const TOOL_DESCRIPTION: &'static str = "Submit the technical design for the task: summary, \
-        components, the files to create or change, risks and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str =
+        include_str!("messages/tool_architect.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("architect.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = ArchitectOutput;

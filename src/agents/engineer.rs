@@ -7,8 +7,22 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, repo_files_blocks};
+use super::render::fill;
+use super::{
+    Doc, Input, Problems, RepoContext, Role, Scored, Validate, file_block, verification_block,
+};
 use crate::task::{FileChange, Stage};
+use crate::verify::Verification;
+
+/// The current content of the files the Architect named (`{files}`: their file blocks).
+pub(super) const FILES: &str = include_str!("messages/engineer_files.md");
+/// Said instead of [`FILES`] when none of them exists yet.
+pub(super) const NO_FILES: &str = include_str!("messages/engineer_no_files.md");
+/// The reply to edits that do not apply (`{problems}`: one `- edits[i]: …` line per edit).
+pub(super) const EDITS_REJECTED: &str = include_str!("messages/edits_rejected.md");
+/// The reply to a failed verification, asking for a repair (`{round}` of `{last_round}`,
+/// `{verification}`: its data block).
+pub(super) const REPAIR: &str = include_str!("messages/repair.md");
 
 /// The Engineer role (marker type for [`super::ask`]).
 #[derive(Debug, Clone, Copy)]
@@ -46,16 +60,6 @@ pub struct Edit {
 }
 
 impl EngineerOutput {
-    /// Markdown body shown to the later roles, files included in full.
-    pub fn render(&self) -> String {
-        Doc::default()
-            .text("Summary", &self.summary)
-            .files("Files written", &self.files)
-            .text("Score", &self.score.to_string())
-            .text("Rationale", &self.rationale)
-            .finish()
-    }
-
     /// The paths this answer edits (whose current content [`EngineerOutput::resolve`] needs).
     pub fn edited_paths(&self) -> Vec<String> {
         let paths: std::collections::BTreeSet<&str> =
@@ -102,10 +106,7 @@ impl EngineerOutput {
             }
         }
         if !problems.is_empty() {
-            return Err(format!(
-                "These edits do not apply (no change was made):\n{}",
-                problems.join("\n")
-            ));
+            return Err(fill(EDITS_REJECTED, &[("problems", &problems.join("\n"))]));
         }
         let mut files = self.files.clone();
         files.extend(edited.into_iter().map(|(path, content)| FileChange {
@@ -114,6 +115,31 @@ impl EngineerOutput {
         }));
         Ok(files)
     }
+}
+
+/// The current content of the files the Architect named, as data blocks (the Engineer's
+/// [`Role::context`]).
+pub fn repo_files_blocks(repo: &RepoContext) -> String {
+    if repo.files.is_empty() {
+        return fill(NO_FILES, &[]);
+    }
+    let blocks: Vec<String> = repo.files.iter().map(file_block).collect();
+    fill(FILES, &[("files", &blocks.join("\n"))])
+}
+
+/// What goes back to the Engineer after `verification` failed: repair round `round` (1-based)
+/// of `last_round` (REPAIR_ROUNDS), the failure as a `<verification>` data block; its edits
+/// apply to the files as its previous answer left them.
+pub fn repair_request(verification: &Verification, round: u32, last_round: u32) -> String {
+    let repairs = round.saturating_sub(1) as usize;
+    fill(
+        REPAIR,
+        &[
+            ("round", &round.to_string()),
+            ("last_round", &last_round.to_string()),
+            ("verification", &verification_block(verification, repairs)),
+        ],
+    )
 }
 
 impl Validate for EngineerOutput {
@@ -155,13 +181,23 @@ impl Scored for EngineerOutput {
     fn rationale(&self) -> &str {
         &self.rationale
     }
+
+    /// Markdown body shown to the later roles, files included in full.
+    fn render(&self) -> String {
+        Doc::default()
+            .text("Summary", &self.summary)
+            .files("Files written", &self.files)
+            .text("Score", &self.score.to_string())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
 }
 
 impl Role for Engineer {
     const STAGE: Stage = Stage::Engineer;
     const TOOL_NAME: &'static str = "submit_implementation";
-    const TOOL_DESCRIPTION: &'static str = "Submit the implementation as whole-file writes and \
-        search/replace edits of existing files, a summary and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str =
+        include_str!("messages/tool_engineer.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("engineer.md");
     /// Whole files are written: the largest budget of all roles.
     const MAX_TOKENS: u32 = 16000;
@@ -170,5 +206,28 @@ impl Role for Engineer {
     /// The current content of the files the Architect named.
     fn context(input: Input<'_>) -> Vec<String> {
         vec![repo_files_blocks(input.repo)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repair_request_numbers_the_round_and_counts_the_repairs_before_it() {
+        let verification = Verification::not_verified("no </verification> sandbox");
+        let request = repair_request(&verification, 2, 3);
+        assert!(
+            request.starts_with(
+                "Your change does not pass the repository's own checks. Repair round 2 of 3: "
+            ),
+            "{request}"
+        );
+        assert!(
+            request.contains("(after 1 repair round(s) of the Engineer)"),
+            "{request}"
+        );
+        assert!(request.contains("<\\/verification> sandbox"), "{request}");
+        assert!(request.ends_with("\n</verification>"), "{request}");
     }
 }

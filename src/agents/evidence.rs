@@ -6,8 +6,17 @@
 use serde::{Deserialize, Serialize};
 
 use super::neutralize;
+use super::render::fill;
 use crate::gates::GateReport;
 use crate::verify::{Verification, VerifyStatus};
+
+/// A verification as the roles see it (`{repairs}`, `{status}`, `{summary}`, and `{tail}`: empty
+/// or a newline and [`VERIFICATION_TAIL`]).
+pub(super) const VERIFICATION: &str = include_str!("messages/verification.md");
+/// The last lines of a verification's output (`{output}`, neutralized).
+pub(super) const VERIFICATION_TAIL: &str = include_str!("messages/verification_tail.md");
+/// The gate results for the Security role (`{gates}`: the report's Markdown).
+pub(super) const GATES: &str = include_str!("messages/gates.md");
 
 /// Recorded with the Engineer's stage: every round and the verification of the final files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +66,8 @@ pub fn verification_block(verification: &Verification, repairs: usize) -> String
     let tail = if verification.output_tail.is_empty() {
         String::new()
     } else {
-        format!(
-            "\nLast lines of the output:\n{}",
-            neutralize(&verification.output_tail)
-        )
+        let output = neutralize(&verification.output_tail);
+        format!("\n{}", fill(VERIFICATION_TAIL, &[("output", &output)]))
     };
     let status = match verification.status {
         VerifyStatus::Passed => "passed",
@@ -68,19 +75,18 @@ pub fn verification_block(verification: &Verification, repairs: usize) -> String
         VerifyStatus::TimedOut => "timed_out",
         VerifyStatus::NotVerified => "not_verified",
     };
-    format!(
-        "Result of running the repository's own test command on the change, in a sandbox \
-         (after {repairs} repair round(s) of the Engineer):\n\
-         <verification status=\"{status}\">\n{}{tail}\n</verification>",
-        neutralize(&verification.summary())
+    fill(
+        VERIFICATION,
+        &[
+            ("repairs", &repairs.to_string()),
+            ("status", status),
+            ("summary", &neutralize(&verification.summary())),
+            ("tail", &tail),
+        ],
     )
 }
 
 /// The gate results as text for the Security role (no secret is ever in a report).
 pub fn gates_block(gates: &GateReport) -> String {
-    format!(
-        "Results of the deterministic gates over everything to be committed (computed by the \
-         pipeline, not by a model):\n{}",
-        gates.markdown()
-    )
+    fill(GATES, &[("gates", &gates.markdown())])
 }

@@ -1,4 +1,5 @@
-//! PM role: writes the PRD and acceptance criteria and votes approve/reject (no score, as designed).
+//! PM role: writes the PRD and acceptance criteria and votes approve/reject. It gives no score:
+//! the consensus averages the four other roles' scores, and a PM reject ends the task.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -43,18 +44,6 @@ pub struct PmOutput {
     pub rationale: String,
 }
 
-impl PmOutput {
-    /// Markdown body shown to the later roles.
-    pub fn render(&self) -> String {
-        Doc::default()
-            .text("PRD", &self.prd)
-            .list("Acceptance criteria", &self.acceptance_criteria)
-            .text("Vote", self.vote.as_str())
-            .text("Rationale", &self.rationale)
-            .finish()
-    }
-}
-
 impl Validate for PmOutput {
     /// Non-empty PRD and rationale; at least one acceptance criterion, none blank.
     fn validate(&self) -> Result<(), String> {
@@ -75,13 +64,22 @@ impl Scored for PmOutput {
     fn rationale(&self) -> &str {
         &self.rationale
     }
+
+    /// Markdown body shown to the later roles.
+    fn render(&self) -> String {
+        Doc::default()
+            .text("PRD", &self.prd)
+            .list("Acceptance criteria", &self.acceptance_criteria)
+            .text("Vote", self.vote.as_str())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
 }
 
 impl Role for Pm {
     const STAGE: Stage = Stage::Pm;
     const TOOL_NAME: &'static str = "submit_prd";
-    const TOOL_DESCRIPTION: &'static str = "Submit the product requirements document, its \
-        acceptance criteria and your approve/reject vote for the task.";
+    const TOOL_DESCRIPTION: &'static str = include_str!("messages/tool_pm.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("pm.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = PmOutput;

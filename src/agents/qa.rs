@@ -29,20 +29,6 @@ pub struct QaOutput {
     pub rationale: String,
 }
 
-impl QaOutput {
-    /// Markdown body shown to the later roles, test files included in full.
-    pub fn render(&self) -> String {
-        Doc::default()
-            .text("Review", &self.review)
-            .list("Test plan", &self.test_plan)
-            .list("Edge cases", &self.edge_cases)
-            .files("Test files", &self.test_files)
-            .text("Score", &self.score.to_string())
-            .text("Rationale", &self.rationale)
-            .finish()
-    }
-}
-
 impl Validate for QaOutput {
     /// Non-empty review and rationale; at least one test-plan item; score 0–100; test files
     /// optional, each path passing `git::check_path` and appearing once.
@@ -66,13 +52,24 @@ impl Scored for QaOutput {
     fn rationale(&self) -> &str {
         &self.rationale
     }
+
+    /// Markdown body shown to the later roles, test files included in full.
+    fn render(&self) -> String {
+        Doc::default()
+            .text("Review", &self.review)
+            .list("Test plan", &self.test_plan)
+            .list("Edge cases", &self.edge_cases)
+            .files("Test files", &self.test_files)
+            .text("Score", &self.score.to_string())
+            .text("Rationale", &self.rationale)
+            .finish()
+    }
 }
 
 impl Role for Qa {
     const STAGE: Stage = Stage::Qa;
     const TOOL_NAME: &'static str = "submit_review";
-    const TOOL_DESCRIPTION: &'static str = "Submit the QA review of the implementation: review, \
-        test plan, edge cases, optional test files and your 0-100 score.";
+    const TOOL_DESCRIPTION: &'static str = include_str!("messages/tool_qa.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("qa.md");
     /// Test files may be written: more than the reviewers' budget.
     const MAX_TOKENS: u32 = 8192;

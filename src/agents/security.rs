@@ -1,17 +1,17 @@
-//! Security role: answers the design's risk rubric as booleans plus findings. The score is
+//! Security role: answers a fixed risk rubric as booleans plus findings. The score is
 //! computed from the rubric by [`SecurityOutput::score`], never chosen by the model.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate};
+use super::{Doc, Input, Problems, Role, Scored, Validate, gates_block, verification_block};
 use crate::task::Stage;
 
 /// The Security role (marker type for [`super::ask`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Security;
 
-/// Security output: the design's rubric.
+/// Security output: the risk rubric answered as booleans, findings and rationale.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SecurityOutput {
     /// Does this change introduce a way to gain privileges a caller should not have?
@@ -35,11 +35,11 @@ pub struct SecurityOutput {
     pub rationale: String,
 }
 
-/// Baseline of the security score (formula from the design).
+/// Baseline of the security score: a change that answers no rubric item yes scores 70.
 const BASELINE: i32 = 70;
 
 impl SecurityOutput {
-    /// The design's formula: baseline 70; −25 privilege escalation, −30 destructive operations
+    /// The rubric's score: baseline 70; −25 privilege escalation, −30 destructive operations
     /// without safeguards, −10 unvalidated external API, −10 missing audit logging; +10
     /// encryption at rest and in transit, +10 advanced audit logging; clamped to 0–100.
     pub fn score(&self) -> u8 {
@@ -58,9 +58,31 @@ impl SecurityOutput {
         // Clamped to 0..=100, so the conversion cannot fail.
         u8::try_from(score.clamp(0, 100)).unwrap_or(0)
     }
+}
+
+impl Validate for SecurityOutput {
+    /// Non-empty rationale; findings may be empty but none blank. The rubric booleans need no
+    /// check: the schema makes them required.
+    fn validate(&self) -> Result<(), String> {
+        Problems::default()
+            .list("findings", &self.findings, 0)
+            .text("rationale", &self.rationale)
+            .finish()
+    }
+}
+
+impl Scored for SecurityOutput {
+    /// [`SecurityOutput::score`], computed from the rubric.
+    fn vote_score(&self) -> Option<f64> {
+        Some(f64::from(self.score()))
+    }
+
+    fn rationale(&self) -> &str {
+        &self.rationale
+    }
 
     /// Markdown body shown to the later roles (the rubric answers and the computed score).
-    pub fn render(&self) -> String {
+    fn render(&self) -> String {
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let rubric = [
             (
@@ -89,33 +111,11 @@ impl SecurityOutput {
     }
 }
 
-impl Validate for SecurityOutput {
-    /// Non-empty rationale; findings may be empty but none blank. The rubric booleans need no
-    /// check: the schema makes them required.
-    fn validate(&self) -> Result<(), String> {
-        Problems::default()
-            .list("findings", &self.findings, 0)
-            .text("rationale", &self.rationale)
-            .finish()
-    }
-}
-
-impl Scored for SecurityOutput {
-    /// [`SecurityOutput::score`], computed from the rubric.
-    fn vote_score(&self) -> Option<f64> {
-        Some(f64::from(self.score()))
-    }
-
-    fn rationale(&self) -> &str {
-        &self.rationale
-    }
-}
-
 impl Role for Security {
     const STAGE: Stage = Stage::Security;
     const TOOL_NAME: &'static str = "submit_security_review";
-    const TOOL_DESCRIPTION: &'static str = "Submit the security review of this change: the risk \
-        rubric answered as booleans about NEW risks the change introduces, findings and rationale.";
+    const TOOL_DESCRIPTION: &'static str =
+        include_str!("messages/tool_security.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("security.md");
     const MAX_TOKENS: u32 = 4096;
     type Output = SecurityOutput;
@@ -126,8 +126,8 @@ impl Role for Security {
             return Vec::new();
         };
         vec![
-            super::evidence::gates_block(&evidence.gates),
-            super::evidence::verification_block(
+            gates_block(&evidence.gates),
+            verification_block(
                 &evidence.verification,
                 input
                     .chain
@@ -157,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn score_follows_the_design_formula() {
+    fn score_follows_the_rubric_formula() {
         assert_eq!(rubric([false; 6]).score(), 70);
         assert_eq!(
             rubric([true, false, false, false, false, false]).score(),

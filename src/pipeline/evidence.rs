@@ -105,7 +105,7 @@ impl Pipeline {
                 record.evidence = Some(to_json(&evidence, Stage::Engineer)?);
                 return Ok(record);
             }
-            conversation.reply(repair_request(&verification, round + 1, last_round));
+            conversation.reply(agents::repair_request(&verification, round + 1, last_round));
         }
         unreachable!("the last round always returns")
     }
@@ -205,16 +205,6 @@ async fn read_base(
     base.extend(unread.into_iter().map(|path| (path, None)));
     base.extend(found.into_iter().map(|f| (f.path, Some(f.content))));
     Ok(())
-}
-
-/// What goes back to the Engineer after a failed verification.
-fn repair_request(verification: &Verification, round: u32, last_round: u32) -> String {
-    format!(
-        "Your change does not pass the repository's own checks. Repair round {round} of \
-         {last_round}: answer with `files` and `edits` that fix the failure (edits apply to \
-         the files as your previous answer left them).\n\n{}",
-        agents::evidence::verification_block(verification, round as usize - 1)
-    )
 }
 
 /// Why an approval must wait for a person, from the recorded evidence: a failed or timed-out

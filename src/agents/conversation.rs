@@ -1,0 +1,253 @@
+//! A role's conversation with its model: the request (shared system prompt, every role's tool,
+//! the role's user message), the answer deserialized and validated with one corrective retry,
+//! the pipeline's feedback for a repair round, and the [`Meter`] every call passes.
+
+use std::time::{Duration, Instant};
+
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde::de::DeserializeOwned;
+
+use super::render::fill;
+use super::{Architect, Engineer, Input, Pm, Qa, Role, Security, Validate, user_parts};
+use crate::llm::{LlmError, Message, Provider, ToolCall, ToolRequest, ToolSpec};
+use crate::task::Usage;
+
+/// The system prompt of every role: what the team is and the data-not-instructions rule. One
+/// text for all roles, so that with the tools it forms a prefix the provider caches.
+pub const SYSTEM_PROMPT: &str = include_str!("system.md");
+
+/// The reply to a call of another role's tool (`{called}`; `{tool}` is the one asked for).
+pub(super) const WRONG_TOOL: &str = include_str!("messages/wrong_tool.md");
+
+/// The reply to a tool input that does not deserialize (`{error}`: serde's message).
+pub(super) const SCHEMA_MISMATCH: &str = include_str!("messages/schema_mismatch.md");
+
+/// A validated answer and what it cost (summed over the corrective retry, if any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    pub output: T,
+    pub usage: Usage,
+    pub duration: Duration,
+}
+
+/// Why a role produced no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// The answer failed validation twice (the second time after the error was sent back).
+    #[error("{role} answered invalid output twice: {error}")]
+    Invalid { role: &'static str, error: String },
+    /// The meter refused the call or could not record it.
+    #[error(transparent)]
+    Meter(#[from] MeterError),
+}
+
+/// Asked before and told after every model call of a role: the cost guard (budget caps) and the
+/// spend ledger live behind it, in the pipeline.
+#[async_trait::async_trait]
+pub trait Meter: Send + Sync {
+    /// Called before `request` is sent; an error stops the role without the call.
+    async fn before_call(&self, request: &ToolRequest) -> Result<(), MeterError>;
+    /// Called after every answered call with what it cost.
+    async fn after_call(&self, model: &str, usage: Usage) -> Result<(), MeterError>;
+}
+
+/// Why a [`Meter`] stopped a role.
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    /// The task's spend plus this call's worst case would exceed MAX_TASK_COST_USD.
+    #[error("budget exceeded: {0}")]
+    TaskBudget(String),
+    /// Today's (UTC) spend plus this call's worst case would exceed DAILY_BUDGET_USD.
+    #[error("daily budget exhausted: {message}")]
+    DailyBudget {
+        message: String,
+        /// When the budget renews (next midnight UTC).
+        resume_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The spend could not be read or recorded (the database is unreachable).
+    #[error("cannot account the LLM spend: {0}")]
+    Ledger(String),
+}
+
+/// Runs role `R` on `input` with `model`: one [`Conversation`] answered once.
+///
+/// Errors: see [`Conversation::answer`].
+pub async fn ask<R: Role>(
+    provider: &dyn Provider,
+    model: &str,
+    input: Input<'_>,
+    meter: &dyn Meter,
+) -> Result<Answer<R::Output>, AgentError> {
+    Conversation::<R>::new(model, input)
+        .answer(provider, meter)
+        .await
+}
+
+/// A role's conversation with its model: the first request, then — on the same conversation, so
+/// each turn reads the earlier ones from the prompt cache — a corrective retry when an answer
+/// does not validate, and the pipeline's feedback (a failed verification, an edit that did not
+/// apply) for a repair round.
+pub struct Conversation<R: Role> {
+    request: ToolRequest,
+    /// The last accepted call, which [`Conversation::reply`] answers.
+    last: Option<ToolCall>,
+    started: Instant,
+    usage: Usage,
+    role: std::marker::PhantomData<R>,
+}
+
+impl<R: Role> Conversation<R> {
+    /// The first request of role `R` ([`tool_request`]).
+    pub fn new(model: &str, input: Input<'_>) -> Conversation<R> {
+        Conversation {
+            request: tool_request::<R>(model, input),
+            last: None,
+            started: Instant::now(),
+            usage: Usage::default(),
+            role: std::marker::PhantomData,
+        }
+    }
+
+    /// Asks the model for a call of `R::TOOL_NAME`, deserializes and validates the tool input;
+    /// on failure (another tool called, invalid input) sends the error back once as a tool
+    /// result and asks again. `meter` is asked before and told after each call.
+    ///
+    /// The answer's `usage` is the whole conversation's so far and `duration` runs from
+    /// [`Conversation::new`]. Errors: the provider's ([`AgentError::Llm`]), the meter's
+    /// ([`AgentError::Meter`]), or [`AgentError::Invalid`] when the second answer fails too.
+    pub async fn answer(
+        &mut self,
+        provider: &dyn Provider,
+        meter: &dyn Meter,
+    ) -> Result<Answer<R::Output>, AgentError> {
+        let role = R::STAGE.role_name();
+        let mut retried = false;
+        loop {
+            meter.before_call(&self.request).await?;
+            let call = provider.call_tool(&self.request).await?;
+            self.usage += call.usage;
+            meter.after_call(&self.request.model, call.usage).await?;
+            let accepted = if call.name == R::TOOL_NAME {
+                accept::<R::Output>(&call.input)
+            } else {
+                Err(fill(
+                    WRONG_TOOL,
+                    &[("called", &call.name), ("tool", R::TOOL_NAME)],
+                ))
+            };
+            match accepted {
+                Ok(output) => {
+                    self.last = Some(call);
+                    return Ok(self.answered(output));
+                }
+                Err(error) if retried => return Err(AgentError::Invalid { role, error }),
+                Err(error) => {
+                    tracing::info!(role, model = %self.request.model, %error, "invalid answer, sending the error back once");
+                    self.push_reply(call, error);
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    /// Answers the last accepted call with `feedback` (why it cannot stand: a failed
+    /// verification, an edit that did not apply), so the next [`Conversation::answer`] asks for
+    /// a corrected call. Does nothing before the first answer.
+    pub fn reply(&mut self, feedback: String) {
+        if let Some(call) = self.last.take() {
+            self.push_reply(call, feedback);
+        }
+    }
+
+    /// Echoes `call` and answers it with `error`.
+    fn push_reply(&mut self, call: ToolCall, error: String) {
+        self.request.messages.push(Message::ToolCall {
+            id: call.id.clone(),
+            name: call.name,
+            input: call.input,
+        });
+        self.request
+            .messages
+            .push(Message::ToolError { id: call.id, error });
+    }
+
+    /// Wraps a validated output and logs what the conversation cost so far at debug level (no
+    /// content, nothing secret; the pipeline's "stage finished" line carries the same at info).
+    fn answered(&self, output: R::Output) -> Answer<R::Output> {
+        let duration = self.started.elapsed();
+        tracing::debug!(
+            role = R::STAGE.role_name(),
+            model = %self.request.model,
+            input_tokens = self.usage.input_tokens,
+            output_tokens = self.usage.output_tokens,
+            duration_ms = duration.as_millis() as u64,
+            "role answered"
+        );
+        Answer {
+            output,
+            usage: self.usage,
+            duration,
+        }
+    }
+}
+
+/// The first request of role `R`: the shared system prompt, every role's tool (the same list for
+/// all roles, so the cached prefix holds) with `R::TOOL_NAME` forced, and the user message of
+/// [`user_parts`].
+pub fn tool_request<R: Role>(model: &str, input: Input<'_>) -> ToolRequest {
+    ToolRequest {
+        model: model.to_owned(),
+        system: SYSTEM_PROMPT.to_owned(),
+        messages: vec![Message::User(user_parts::<R>(input))],
+        tools: TOOLS.clone(),
+        tool_choice: R::TOOL_NAME.to_owned(),
+        max_tokens: R::MAX_TOKENS,
+    }
+}
+
+/// The tools of the five roles, in pipeline order (schemas generated once).
+static TOOLS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(|| {
+    fn spec<R: Role>() -> ToolSpec {
+        ToolSpec {
+            name: R::TOOL_NAME.to_owned(),
+            description: R::TOOL_DESCRIPTION.to_owned(),
+            input_schema: input_schema::<R::Output>(),
+        }
+    }
+    vec![
+        spec::<Pm>(),
+        spec::<Architect>(),
+        spec::<Engineer>(),
+        spec::<Qa>(),
+        spec::<Security>(),
+    ]
+});
+
+/// Deserializes and validates a tool input; the error text is what the model is told.
+fn accept<T: DeserializeOwned + Validate>(input: &serde_json::Value) -> Result<T, String> {
+    let output =
+        T::deserialize(input).map_err(|e| fill(SCHEMA_MISMATCH, &[("error", &e.to_string())]))?;
+    output.validate()?;
+    Ok(output)
+}
+
+/// The JSON Schema of a tool input as Anthropic accepts it: an object schema at the root, every
+/// subschema inlined (no `$ref`/`$defs`) and no `$schema` key. Each call generates the schema
+/// anew; requests carry the five roles' schemas generated once per process.
+pub fn input_schema<T: JsonSchema>() -> serde_json::Value {
+    let schema = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let mut value = schema.to_value();
+    if let Some(object) = value.as_object_mut() {
+        object.remove("$schema");
+    }
+    value
+}

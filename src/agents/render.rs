@@ -1,0 +1,322 @@
+//! The user message a role is sent: the task and every repository or model text wrapped in
+//! delimited data blocks whose closing delimiter cannot occur inside them ([`neutralize`]),
+//! the earlier roles' outputs as Markdown ([`Doc`]), and the parts laid out for prompt caching
+//! ([`user_parts`]). The prose around the blocks is in `messages/*.md`, filled by [`fill`].
+
+use super::{Chain, Input, RepoContext, Role, verification_block};
+use crate::llm::Part;
+use crate::task::{FileChange, Stage, Task};
+
+/// The tags of the data blocks of a user message. Their closing form is neutralized inside
+/// untrusted text, so no text can end its block early.
+const DATA_TAGS: [&str; 5] = [
+    "task",
+    "stage_output",
+    "file",
+    "repository_listing",
+    "verification",
+];
+
+const SHARED_CONTEXT: &str = include_str!("messages/shared_context.md");
+const LISTING: &str = include_str!("messages/listing.md");
+const LISTING_EMPTY: &str = include_str!("messages/listing_empty.md");
+const LISTING_CUT: &str = include_str!("messages/listing_cut.md");
+const ROLE: &str = include_str!("messages/role.md");
+
+/// Fills the `{name}` placeholders of a message template (a `messages/*.md` file) with
+/// `values`, in one pass: an inserted value is never scanned for placeholders, so untrusted
+/// text cannot expand one. A `{…}` with no value is left as is; the file's final newline is
+/// dropped.
+pub(super) fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let template = template.strip_suffix('\n').unwrap_or(template);
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let value = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            let (_, value) = values.iter().find(|(key, _)| *key == name)?;
+            Some((close, *value))
+        });
+        match value {
+            Some((close, value)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Neutralizes every closing data-block delimiter in untrusted text: `</task>` (any case, with
+/// or without blanks after `</`) becomes `<\/task>`, which ends no block. Nothing else changes.
+pub fn neutralize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("</") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let name = after.trim_start().as_bytes();
+        let closes_a_block = DATA_TAGS.iter().any(|tag| {
+            name.len() >= tag.len() && name[..tag.len()].eq_ignore_ascii_case(tag.as_bytes())
+        });
+        out.push_str(if closes_a_block { "<\\/" } else { "</" });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Escapes a value for a `name="…"` attribute of a delimiter.
+fn attribute(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The task as a data block: `<task id="…">description</task>`.
+pub fn task_block(task: &Task) -> String {
+    format!(
+        "<task id=\"{}\">\n{}\n</task>",
+        attribute(&task.task_id),
+        neutralize(&task.description)
+    )
+}
+
+/// A file as a data block: `<file path="…">content</file>`.
+pub fn file_block(file: &FileChange) -> String {
+    format!(
+        "<file path=\"{}\">\n{}\n</file>",
+        attribute(&file.path),
+        neutralize(&file.content)
+    )
+}
+
+/// Markdown body of an earlier role's output, built section by section; every text goes
+/// through [`neutralize`] and files become [`file_block`]s.
+#[derive(Debug, Default)]
+pub struct Doc(String);
+
+impl Doc {
+    /// A `### title` section with free text.
+    pub fn text(mut self, title: &str, text: &str) -> Doc {
+        self.0
+            .push_str(&format!("### {title}\n{}\n\n", neutralize(text.trim())));
+        self
+    }
+
+    /// A `### title` section with a bullet list, `(none)` when empty.
+    pub fn list(mut self, title: &str, items: &[String]) -> Doc {
+        let body = if items.is_empty() {
+            "(none)".to_owned()
+        } else {
+            let bullets: Vec<String> = items
+                .iter()
+                .map(|item| format!("- {}", neutralize(item.trim())))
+                .collect();
+            bullets.join("\n")
+        };
+        self.0.push_str(&format!("### {title}\n{body}\n\n"));
+        self
+    }
+
+    /// A `### title` section with whole files, `(none)` when empty.
+    pub fn files(mut self, title: &str, files: &[FileChange]) -> Doc {
+        let body = if files.is_empty() {
+            "(none)".to_owned()
+        } else {
+            let blocks: Vec<String> = files.iter().map(file_block).collect();
+            blocks.join("\n")
+        };
+        self.0.push_str(&format!("### {title}\n{body}\n\n"));
+        self
+    }
+
+    /// The Markdown built, without trailing blank lines.
+    pub fn finish(self) -> String {
+        self.0.trim_end().to_owned()
+    }
+}
+
+/// The outputs of the stages before `before`, one text per stage: its `<stage_output role="…">`
+/// block, the Engineer's followed by its verification result.
+pub fn chain_blocks(chain: &Chain, before: Stage) -> Vec<String> {
+    let mut blocks = Vec::new();
+    for stage in Stage::ALL.into_iter().filter(|stage| *stage < before) {
+        let Some(output) = chain.output(stage) else {
+            continue;
+        };
+        let mut block = format!(
+            "<stage_output role=\"{}\">\n{}\n</stage_output>",
+            stage.role_name(),
+            output.render()
+        );
+        if let (Stage::Engineer, Some(evidence)) = (stage, &chain.engineer_evidence) {
+            block.push_str("\n\n");
+            block.push_str(&verification_block(
+                &evidence.verification,
+                evidence.repairs(),
+            ));
+        }
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// The repository listing as a data block, with a note when it was cut.
+pub fn listing_block(repo: &RepoContext) -> String {
+    let paths = if repo.listing.is_empty() {
+        fill(LISTING_EMPTY, &[])
+    } else {
+        neutralize(&repo.listing.join("\n"))
+    };
+    let note = if repo.truncated {
+        format!("\n{}", fill(LISTING_CUT, &[]))
+    } else {
+        String::new()
+    };
+    fill(
+        LISTING,
+        &[
+            ("truncated", &repo.truncated.to_string()),
+            ("paths", &paths),
+            ("note", &note),
+        ],
+    )
+}
+
+/// The user message of role `R`, in parts laid out for prompt caching (Anthropic caches by
+/// prefix, at block boundaries):
+///
+/// 1. the shared context — the data-not-instructions line, the task and the repository
+///    listing — the same for every role of the task (a cache breakpoint);
+/// 2. one part per earlier role's output, in pipeline order (the Engineer's with its
+///    verification result), the last one a cache breakpoint: role N's parts are exactly the
+///    first parts of role N+1's, so N+1 reads them from the cache N wrote; absent for the PM;
+/// 3. the role's own instructions ([`Role::PROMPT`]), its [`Role::context`] and the call to make.
+pub fn user_parts<R: Role>(input: Input<'_>) -> Vec<Part> {
+    let mut parts = vec![Part::cached(fill(
+        SHARED_CONTEXT,
+        &[
+            ("task", &task_block(input.task)),
+            ("listing", &listing_block(input.repo)),
+        ],
+    ))];
+    let chain = chain_blocks(input.chain, R::STAGE);
+    let last = chain.len().saturating_sub(1);
+    for (i, block) in chain.into_iter().enumerate() {
+        parts.push(if i == last {
+            Part::cached(block)
+        } else {
+            Part::text(block)
+        });
+    }
+    let context: String = R::context(input)
+        .into_iter()
+        .map(|text| text + "\n\n")
+        .collect();
+    parts.push(Part::text(fill(
+        ROLE,
+        &[
+            ("role", R::STAGE.role_name()),
+            ("instructions", R::PROMPT.trim()),
+            ("context", &context),
+            ("tool", R::TOOL_NAME),
+        ],
+    )));
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neutralize_breaks_every_closing_delimiter_and_nothing_else() {
+        let text = "a </task> b </TASK > c </ file> d </stage_output> e </div> f <task>";
+        let safe = neutralize(text);
+        assert_eq!(
+            safe,
+            "a <\\/task> b <\\/TASK > c <\\/ file> d <\\/stage_output> e </div> f <task>"
+        );
+        assert_eq!(neutralize("no tags"), "no tags");
+        assert_eq!(neutralize("ends with </"), "ends with </");
+    }
+
+    #[test]
+    fn attributes_are_escaped() {
+        assert_eq!(attribute(r#"a"><b&"#), "a&quot;&gt;&lt;b&amp;");
+    }
+
+    #[test]
+    fn fill_substitutes_once_and_keeps_unknown_braces() {
+        let filled = fill("{a} and {b}, {unknown} {\n", &[("a", "{b}"), ("b", "x }")]);
+        assert_eq!(filled, "{b} and x }, {unknown} {");
+    }
+
+    /// The `{name}`s of a template.
+    fn placeholders(template: &str) -> Vec<&str> {
+        template
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect()
+    }
+
+    /// Every message template has exactly the placeholders its caller fills, so a renamed or
+    /// mistyped one cannot reach the model as `{…}`.
+    #[test]
+    fn every_template_has_the_placeholders_its_caller_fills() {
+        let templates: [(&str, &[&str]); 15] = [
+            (SHARED_CONTEXT, &["task", "listing"]),
+            (LISTING, &["truncated", "paths", "note"]),
+            (LISTING_EMPTY, &[]),
+            (LISTING_CUT, &[]),
+            (ROLE, &["role", "instructions", "context", "tool"]),
+            (crate::agents::engineer::FILES, &["files"]),
+            (crate::agents::engineer::NO_FILES, &[]),
+            (crate::agents::engineer::EDITS_REJECTED, &["problems"]),
+            (
+                crate::agents::engineer::REPAIR,
+                &["round", "last_round", "verification"],
+            ),
+            (
+                crate::agents::evidence::VERIFICATION,
+                &["repairs", "status", "summary", "tail"],
+            ),
+            (crate::agents::evidence::VERIFICATION_TAIL, &["output"]),
+            (crate::agents::evidence::GATES, &["gates"]),
+            (crate::agents::conversation::WRONG_TOOL, &["called", "tool"]),
+            (crate::agents::conversation::SCHEMA_MISMATCH, &["error"]),
+            (crate::agents::validation::INVALID, &["problems"]),
+        ];
+        for (template, names) in templates {
+            assert_eq!(placeholders(template), names, "{template}");
+            assert!(
+                template.ends_with('\n') && !template.ends_with("\n\n"),
+                "{template:?} must end with one newline (which is dropped)"
+            );
+        }
+        let tools = [
+            crate::agents::Pm::TOOL_DESCRIPTION,
+            crate::agents::Architect::TOOL_DESCRIPTION,
+            crate::agents::Engineer::TOOL_DESCRIPTION,
+            crate::agents::Qa::TOOL_DESCRIPTION,
+            crate::agents::Security::TOOL_DESCRIPTION,
+        ];
+        for description in tools {
+            assert!(
+                description.ends_with('.') && !description.contains('{'),
+                "{description:?}"
+            );
+        }
+    }
+}
