@@ -233,3 +233,38 @@ async fn cancel_and_retry(pool: PgPool) {
     let out = bin.output(&["tasks", "cancel", "nope"]).await;
     one_line_naming(&text(&out).1, "nope");
 }
+
+/// `--status` accepts the statuses as `tasks list` prints them, and a wrong one is refused with
+/// the accepted values named.
+#[sqlx::test]
+async fn list_status_takes_the_printed_names(pool: PgPool) {
+    let remote = Remote::new();
+    let bin = bin(&pool, &remote);
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let out = bin
+        .output(&["tasks", "add", "--id", "p-1", "--priority", "1", "Do it"])
+        .await;
+    assert!(out.status.success());
+    let (list, _) = text(&bin.output(&["tasks", "list", "--status", "pending"]).await);
+    assert!(
+        list.lines()
+            .nth(1)
+            .is_some_and(|row| row.contains("pending")),
+        "{list}"
+    );
+    let (list, _) = text(
+        &bin.output(&["tasks", "list", "--status", "in_progress"])
+            .await,
+    );
+    assert_eq!(list.lines().count(), 1, "header only: {list}");
+
+    let out = bin
+        .output(&["tasks", "list", "--status", "in-progress"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let (_, stderr) = text(&out);
+    one_line_naming(&stderr, "--status");
+    for status in ["pending", "in_progress", "needs_review", "cancelled"] {
+        assert!(stderr.contains(status), "{status} not offered: {stderr}");
+    }
+}

@@ -159,8 +159,11 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
     Ok(())
 }
 
+/// Connections a command other than `run` needs: its statements run one after another.
+const CLI_CONNECTIONS: u32 = 2;
+
 async fn connect(url: &SecretString) -> Result<Store> {
-    Ok(Store::connect(url).await?)
+    Ok(Store::connect(url, CLI_CONNECTIONS).await?)
 }
 
 /// Adds a hint to errors caused by a database that was never migrated.

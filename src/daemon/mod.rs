@@ -195,9 +195,7 @@ impl Daemon {
         let poll = self.settings.poll_interval;
         match self.store.next_wakeup().await {
             Ok(Some(at)) => {
-                let left = (at - chrono::Utc::now().naive_utc())
-                    .to_std()
-                    .unwrap_or_default();
+                let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
                 left.clamp(MIN_IDLE, poll.max(MIN_IDLE))
             }
             Ok(None) | Err(_) => poll,
