@@ -234,6 +234,33 @@ async fn cancel_and_retry(pool: PgPool) {
     one_line_naming(&text(&out).1, "nope");
 }
 
+/// A database that was never migrated: the task commands fail with one line that names the
+/// missing table and says to run `migrate` (detected by SQLSTATE 42P01, undefined_table).
+#[sqlx::test(migrations = false)]
+async fn commands_before_migrate_say_to_migrate(pool: PgPool) {
+    let remote = Remote::new();
+    let bin = bin(&pool, &remote);
+    for args in [
+        &["tasks", "list"][..],
+        &["tasks", "add", "--id", "a-1", "--priority", "1", "Do a"],
+        &["tasks", "cancel", "a-1"],
+        &["stats"],
+    ] {
+        let out = bin.output(args).await;
+        assert!(!out.status.success(), "{args:?}");
+        let (_, stderr) = text(&out);
+        one_line_naming(&stderr, "run `autonomous-dev migrate` first");
+        assert!(stderr.contains("tasks"), "names the table: {stderr}");
+    }
+
+    // Once migrated, an error of another kind gets no such hint.
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let out = bin.output(&["tasks", "cancel", "a-1"]).await;
+    let (_, stderr) = text(&out);
+    one_line_naming(&stderr, "a-1");
+    assert!(!stderr.contains("migrate"), "{stderr}");
+}
+
 /// `--status` accepts the statuses as `tasks list` prints them, and a wrong one is refused with
 /// the accepted values named.
 #[sqlx::test]
