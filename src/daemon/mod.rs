@@ -17,7 +17,7 @@ use tracing::{Instrument, error, info, warn};
 
 use crate::pipeline::{Ended, PauseReason, Pipeline, PipelineError};
 use crate::store::{Event, Lease, Store, StoreError, worker_id};
-use crate::task::Task;
+use crate::task::{Task, TaskStatus};
 
 /// How long to wait before claiming again after the database failed, doubling to a minute.
 const DB_RETRY_START: Duration = Duration::from_secs(1);
@@ -231,7 +231,7 @@ impl Daemon {
         let result = tokio::select! {
             result = self.pipeline.run(&task, &lease, shutdown) => result,
             _ = shutdown.deadline() => Err(PipelineError::Interrupted),
-            lost = self.heartbeat(&lease) => Err(PipelineError::Store(lost)),
+            lost = self.heartbeat(&task.task_id, &lease) => Err(PipelineError::Store(lost)),
         };
         match result {
             Ok(Ended::Finished(status)) => info!(%status, "task finished"),
@@ -251,12 +251,24 @@ impl Daemon {
 
     /// Renews `lease` every heartbeat; returns only when the lease is lost. A database outage
     /// is retried at the next heartbeat (if it outlasts the lease, the renewal reports it lost).
-    async fn heartbeat(&self, lease: &Lease) -> StoreError {
+    /// A renewal that lost only to this worker's own last write (the task left in_progress with
+    /// the lease's token unchanged) never returns: the pipeline's result is the task's end.
+    async fn heartbeat(&self, task_id: &str, lease: &Lease) -> StoreError {
         loop {
             tokio::time::sleep(self.settings.heartbeat).await;
             match self.store.renew(lease, self.settings.lease).await {
                 Ok(()) => {}
-                Err(lost @ StoreError::LeaseLost(_)) => return lost,
+                Err(lost @ StoreError::LeaseLost(_)) => {
+                    let ended_here = matches!(
+                        self.store.get_task(task_id).await,
+                        Ok(Some(now)) if now.queue.fencing_token == lease.token
+                            && now.status != TaskStatus::InProgress
+                    );
+                    if ended_here {
+                        return std::future::pending().await;
+                    }
+                    return lost;
+                }
                 Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
             }
         }
