@@ -65,7 +65,7 @@ pub enum TasksCommand {
     /// List tasks, highest priority first.
     List {
         /// Only tasks with this status.
-        #[arg(long, value_parser = status)]
+        #[arg(long, value_enum)]
         status: Option<TaskStatus>,
     },
     /// Show one task: every stage with its vote and rationale, consensus, decision, PR, error.
@@ -342,10 +342,6 @@ fn secret(value: &str) -> Result<SecretString, String> {
         return Err("must not be empty".into());
     }
     Ok(SecretString::from(value.to_owned()))
-}
-
-fn status(value: &str) -> Result<TaskStatus, String> {
-    value.parse()
 }
 
 fn repository(value: &str) -> Result<String, String> {

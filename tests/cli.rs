@@ -233,3 +233,65 @@ async fn cancel_and_retry(pool: PgPool) {
     let out = bin.output(&["tasks", "cancel", "nope"]).await;
     one_line_naming(&text(&out).1, "nope");
 }
+
+/// A database that was never migrated: the task commands fail with one line that names the
+/// missing table and says to run `migrate` (detected by SQLSTATE 42P01, undefined_table).
+#[sqlx::test(migrations = false)]
+async fn commands_before_migrate_say_to_migrate(pool: PgPool) {
+    let remote = Remote::new();
+    let bin = bin(&pool, &remote);
+    for args in [
+        &["tasks", "list"][..],
+        &["tasks", "add", "--id", "a-1", "--priority", "1", "Do a"],
+        &["tasks", "cancel", "a-1"],
+        &["stats"],
+    ] {
+        let out = bin.output(args).await;
+        assert!(!out.status.success(), "{args:?}");
+        let (_, stderr) = text(&out);
+        one_line_naming(&stderr, "run `autonomous-dev migrate` first");
+        assert!(stderr.contains("tasks"), "names the table: {stderr}");
+    }
+
+    // Once migrated, an error of another kind gets no such hint.
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let out = bin.output(&["tasks", "cancel", "a-1"]).await;
+    let (_, stderr) = text(&out);
+    one_line_naming(&stderr, "a-1");
+    assert!(!stderr.contains("migrate"), "{stderr}");
+}
+
+/// `--status` accepts the statuses as `tasks list` prints them, and a wrong one is refused with
+/// the accepted values named.
+#[sqlx::test]
+async fn list_status_takes_the_printed_names(pool: PgPool) {
+    let remote = Remote::new();
+    let bin = bin(&pool, &remote);
+    assert!(bin.output(&["migrate"]).await.status.success());
+    let out = bin
+        .output(&["tasks", "add", "--id", "p-1", "--priority", "1", "Do it"])
+        .await;
+    assert!(out.status.success());
+    let (list, _) = text(&bin.output(&["tasks", "list", "--status", "pending"]).await);
+    assert!(
+        list.lines()
+            .nth(1)
+            .is_some_and(|row| row.contains("pending")),
+        "{list}"
+    );
+    let (list, _) = text(
+        &bin.output(&["tasks", "list", "--status", "in_progress"])
+            .await,
+    );
+    assert_eq!(list.lines().count(), 1, "header only: {list}");
+
+    let out = bin
+        .output(&["tasks", "list", "--status", "in-progress"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    let (_, stderr) = text(&out);
+    one_line_naming(&stderr, "--status");
+    for status in ["pending", "in_progress", "needs_review", "cancelled"] {
+        assert!(stderr.contains(status), "{status} not offered: {stderr}");
+    }
+}

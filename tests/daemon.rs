@@ -258,3 +258,145 @@ async fn cancelling_a_running_task_stops_it_at_the_next_stage_boundary(pool: PgP
         "the daemon keeps running until told"
     );
 }
+
+/// Polls the database (every 50 ms, up to `within`) until `query` (one BIGINT) returns at least
+/// `want`; returns the highest value seen.
+async fn wait_for_count(pool: &PgPool, query: &'static str, want: i64, within: Duration) -> i64 {
+    let start = Instant::now();
+    let mut highest = 0;
+    loop {
+        let n: i64 = sqlx::query_scalar(query).fetch_one(pool).await.unwrap();
+        highest = highest.max(n);
+        if n >= want {
+            return highest;
+        }
+        assert!(
+            start.elapsed() < within,
+            "timed out: `{query}` reached {highest}, wanted {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// CONCURRENCY=16 on stages slower than the lease, and a ledger so slow that every worker's
+/// write holds a pooled connection at the same time: each worker needs one connection for its
+/// writes and, at the same time, one for its heartbeat. The pool is sized for that, so no
+/// renewal waits out the lease: no lease ever expires, every task is claimed once (fencing
+/// token 1), runs its five stages once and ends completed, and no worker reports a lost lease
+/// or a failed renewal.
+#[sqlx::test]
+async fn sixteen_workers_on_slow_stages_never_lose_a_lease(pool: PgPool) {
+    const TASKS: i64 = 16;
+    let remote = Remote::new();
+    // Five stages of 1.2 s each: a task outlives its 4 s lease.
+    let model = FakeModel::start_slow(approve, Duration::from_millis(1200)).await;
+    let github = FakeGitHub::start().await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("CONCURRENCY", "16")
+    .clone_with("LEASE_SECONDS", "4")
+    .clone_with("HEARTBEAT_SECONDS", "1")
+    .clone_with("POLL_INTERVAL", "1")
+    // What is verified does not matter here (and needs bubblewrap).
+    .clone_with("VERIFY", "false");
+    let out = bin.output(&["migrate"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| serde_json::json!({"task_id": format!("slow-{i:02}"), "description": "Write the docs", "priority": 1}))
+        .collect();
+    let file = remote.dir.path().join("tasks.json");
+    std::fs::write(&file, serde_json::to_string(&tasks).unwrap()).unwrap();
+    let out = bin.output(&["tasks", "load", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let daemon = common::Running::spawn(&bin, &["run"]);
+    let running_at_once = wait_for_count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE status = 'in_progress'",
+        TASKS,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(running_at_once, TASKS, "all sixteen run at once");
+
+    // The ledger turns slow: a lock on llm_calls holds every worker's next write (a pooled
+    // connection each) until all sixteen wait on it. Meanwhile their heartbeats must still get
+    // a connection: no lease may expire.
+    let mut ledger = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE llm_calls IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *ledger)
+        .await
+        .unwrap();
+    let slow_since = Instant::now();
+    loop {
+        let (waiting, expired): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'), \
+                    (SELECT count(*) FROM tasks \
+                     WHERE status = 'in_progress' AND lease_expires_at < now())",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            expired,
+            0,
+            "a lease expired while {waiting} ledger writes waited:\n{}",
+            daemon.stderr()
+        );
+        if waiting >= TASKS {
+            break;
+        }
+        assert!(
+            slow_since.elapsed() < Duration::from_secs(20),
+            "only {waiting} workers reached the ledger:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ledger.rollback().await.unwrap();
+
+    wait_for_count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE status NOT IN ('pending', 'in_progress')",
+        TASKS,
+        Duration::from_secs(40),
+    )
+    .await;
+    let (status, log) = daemon.stop().await;
+    assert!(status.success(), "{log}");
+
+    let rows: Vec<(String, String, i64, i32, i64)> = sqlx::query_as(
+        "SELECT task_id, status, fencing_token, attempts, \
+                (SELECT count(*) FROM task_stages WHERE task = tasks.id) \
+         FROM tasks ORDER BY task_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (task_id, status, token, attempts, stages) in &rows {
+        assert_eq!(
+            (status.as_str(), *token, *attempts, *stages),
+            ("completed", 1, 1, 5),
+            "{task_id} was claimed once and completed:\n{log}"
+        );
+    }
+    assert_eq!(rows.len() as i64, TASKS);
+    assert_eq!(
+        log.matches("task finished").count(),
+        TASKS as usize,
+        "{log}"
+    );
+    assert_eq!(
+        model.calls_to("submit_prd"),
+        TASKS as usize,
+        "no stage ran twice"
+    );
+    for lost in ["lease lost", "could not renew", "pool timed out"] {
+        assert!(!log.contains(lost), "{lost}:\n{log}");
+    }
+}

@@ -30,7 +30,7 @@ fn new_task(task_id: &str, priority: i32) -> NewTask {
 fn stage_record(stage: Stage) -> StageRecord {
     StageRecord {
         stage,
-        output: json!({ "stage": stage.as_str() }),
+        output: json!({ "stage": stage.to_string() }),
         evidence: None,
         score: Some(80.0),
         model: "claude-test".to_string(),
@@ -104,7 +104,7 @@ async fn task(store: &Store, task_id: &str) -> Task {
 /// Puts the lease of `task_id` in the past, as if its worker had stalled.
 async fn expire_lease(pool: &PgPool, task_id: &str) {
     sqlx::query(
-        "UPDATE tasks SET lease_expires_at = (now() AT TIME ZONE 'utc') - interval '1 second' \
+        "UPDATE tasks SET lease_expires_at = now() - interval '1 second' \
          WHERE task_id = $1",
     )
     .bind(task_id)
@@ -607,7 +607,7 @@ async fn new_tasks_are_notified(pool: PgPool) {
     // A task scheduled for later is not announced (the poll finds it).
     sqlx::query(
         "INSERT INTO tasks (task_id, description, run_after) \
-         VALUES ('later', 'Later', (now() AT TIME ZONE 'utc') + interval '1 hour')",
+         VALUES ('later', 'Later', now() + interval '1 hour')",
     )
     .execute(&pool)
     .await
@@ -666,6 +666,9 @@ async fn the_upgrade_makes_pre_lease_in_progress_tasks_reclaimable(pool: PgPool)
         "INSERT INTO tasks (task_id, description, status, attempts, started_at) \
          VALUES ('stuck', 'S', 'in_progress', 1, now() AT TIME ZONE 'utc'), ('next', 'N', 'pending', 0, NULL)",
         include_str!("../migrations/0003_leases.sql"),
+        // The rest of the upgrade to today's schema, which the store reads.
+        include_str!("../migrations/0004_evidence_and_spend.sql"),
+        include_str!("../migrations/0005_timestamptz.sql"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&pool)

@@ -183,7 +183,7 @@ async fn insert_ended(
          attempts = 1 WHERE task_id = $1",
     )
     .bind(task_id)
-    .bind(status.as_str())
+    .bind(status)
     .bind(score)
     .bind(result)
     .bind(error)

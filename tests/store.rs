@@ -54,7 +54,7 @@ async fn count_tasks(pool: &PgPool) -> i64 {
 /// Sets a task's created_at to `minutes` ago, to control the claim's age tiebreak.
 async fn age(pool: &PgPool, task_id: &str, minutes: i32) {
     sqlx::query(
-        "UPDATE tasks SET created_at = (now() AT TIME ZONE 'utc') - make_interval(mins => $2) \
+        "UPDATE tasks SET created_at = now() - make_interval(mins => $2) \
          WHERE task_id = $1",
     )
     .bind(task_id)
@@ -67,7 +67,7 @@ async fn age(pool: &PgPool, task_id: &str, minutes: i32) {
 fn stage_record(stage: Stage, score: Option<f64>) -> StageRecord {
     StageRecord {
         stage,
-        output: json!({ "stage": stage.as_str(), "notes": ["a", "b"] }),
+        output: json!({ "stage": stage.to_string(), "notes": ["a", "b"] }),
         evidence: (stage == Stage::Engineer)
             .then(|| json!({ "verification": { "status": "passed" } })),
         score,
@@ -675,7 +675,9 @@ async fn migrate_is_idempotent(pool: PgPool) {
 async fn connection_errors_never_show_the_url() {
     // Nothing listens on port 1: the error says why, without the URL or its password.
     let url = "postgres://someone:hunter2-secret@127.0.0.1:1/app";
-    let e = Store::connect(&SecretString::from(url)).await.unwrap_err();
+    let e = Store::connect(&SecretString::from(url), 2)
+        .await
+        .unwrap_err();
     let message = e.to_string();
     assert!(matches!(e, StoreError::Connect(_)), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
@@ -687,7 +689,7 @@ async fn connection_errors_never_show_the_url() {
         "postgres://someone:hunter2-secret@127.0.0.1:port/app",
         "mysql://someone:hunter2-secret@127.0.0.1/app",
     ] {
-        let message = Store::connect(&SecretString::from(url))
+        let message = Store::connect(&SecretString::from(url), 2)
             .await
             .unwrap_err()
             .to_string();
@@ -710,7 +712,7 @@ async fn connect_reports_a_missing_database_without_the_password() {
         .map_or(authority, |(_, host)| host);
     // Trust authentication ignores the password; the server refuses the unknown database.
     let url = format!("{scheme}://postgres:hunter2-secret@{host}/no_such_database_for_store_tests");
-    let message = Store::connect(&SecretString::from(url.as_str()))
+    let message = Store::connect(&SecretString::from(url.as_str()), 2)
         .await
         .unwrap_err()
         .to_string();
@@ -718,7 +720,119 @@ async fn connect_reports_a_missing_database_without_the_password() {
     assert!(!message.contains("hunter2"), "{message}");
 
     // The real URL connects.
-    Store::connect(&SecretString::from(base.as_str()))
+    Store::connect(&SecretString::from(base.as_str()), 2)
         .await
         .unwrap();
+}
+
+/// Migration 0005 turns the UTC wall-clock TIMESTAMP columns into `timestamptz` keeping every
+/// row's instant, whatever the session's time zone; afterwards the defaults and the updated_at
+/// trigger stamp the true instant.
+#[sqlx::test(migrations = false)]
+async fn the_timestamptz_migration_keeps_every_instant(pool: PgPool) {
+    use chrono::{DateTime, Utc};
+
+    let migrator = sqlx::migrate!();
+    let mut conn = pool.acquire().await.unwrap();
+    // A session far from UTC (+05:45): a conversion that read it would move every value.
+    sqlx::query("SET TIME ZONE 'Asia/Kathmandu'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    migrator.run_to(4, &mut *conn).await.unwrap();
+    // UTC wall-clock values, as the TIMESTAMP columns held them.
+    sqlx::raw_sql(
+        "INSERT INTO tasks (task_id, description, status, created_at, updated_at, started_at, \
+                            completed_at, run_after, lease_expires_at, budget_since) \
+         VALUES ('old', 'Old', 'in_progress', '2026-01-02 03:04:01', '2026-01-02 03:04:02', \
+                 '2026-01-02 03:04:03', '2026-01-02 03:04:04.5', '2026-01-02 03:04:05', \
+                 '2026-01-02 03:04:06', '2026-01-02 03:04:07.123456'); \
+         INSERT INTO task_stages (task, stage, output, model, duration_ms, created_at) \
+         SELECT id, 'pm', '{}', 'm', 1, '2026-01-02 03:04:08' FROM tasks; \
+         INSERT INTO llm_calls (task, stage, model, input_tokens, output_tokens, \
+                                cache_creation_input_tokens, cache_read_input_tokens, cost_usd, \
+                                created_at) \
+         SELECT id, 'pm', 'm', 1, 1, 0, 0, 0.01, '2026-01-02 23:59:59' FROM tasks",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    migrator.run(&mut *conn).await.unwrap();
+
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name || '.' || column_name FROM information_schema.columns \
+         WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        left,
+        Vec::<String>::new(),
+        "every timestamp is a timestamptz"
+    );
+
+    let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+    let row: (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) =
+        sqlx::query_as("SELECT created_at, updated_at, started_at, completed_at FROM tasks")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        row,
+        (
+            at("2026-01-02T03:04:01Z"),
+            at("2026-01-02T03:04:02Z"),
+            at("2026-01-02T03:04:03Z"),
+            at("2026-01-02T03:04:04.5Z")
+        )
+    );
+    let row: (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) =
+        sqlx::query_as("SELECT run_after, lease_expires_at, budget_since FROM tasks")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        row,
+        (
+            at("2026-01-02T03:04:05Z"),
+            at("2026-01-02T03:04:06Z"),
+            at("2026-01-02T03:04:07.123456Z")
+        )
+    );
+    let stage: DateTime<Utc> = sqlx::query_scalar("SELECT created_at FROM task_stages")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(stage, at("2026-01-02T03:04:08Z"));
+    let call: DateTime<Utc> = sqlx::query_scalar("SELECT created_at FROM llm_calls")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(call, at("2026-01-02T23:59:59Z"));
+
+    // New values are the true instant, in this session too: the defaults and the trigger.
+    let before = Utc::now() - chrono::Duration::seconds(5);
+    sqlx::query("INSERT INTO tasks (task_id, description) VALUES ('new', 'New')")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tasks SET priority = 1")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let stamps: Vec<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT created_at, run_after, updated_at FROM tasks WHERE task_id = 'new' \
+         UNION ALL SELECT updated_at, updated_at, updated_at FROM tasks WHERE task_id = 'old'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let after = Utc::now() + chrono::Duration::seconds(5);
+    for stamp in stamps.iter().flat_map(|&(a, b, c)| [a, b, c]) {
+        assert!(
+            before < stamp && stamp < after,
+            "{stamp} is not now: {stamps:?}"
+        );
+    }
 }

@@ -159,15 +159,25 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
     Ok(())
 }
 
+/// Connections a command other than `run` needs: its statements run one after another.
+const CLI_CONNECTIONS: u32 = 2;
+
 async fn connect(url: &SecretString) -> Result<Store> {
-    Ok(Store::connect(url).await?)
+    Ok(Store::connect(url, CLI_CONNECTIONS).await?)
 }
 
-/// Adds a hint to errors caused by a database that was never migrated.
+/// SQLSTATE `undefined_table` (PostgreSQL's error codes, appendix A): a statement named a table
+/// that does not exist.
+const UNDEFINED_TABLE: &str = "42P01";
+
+/// Adds a hint to errors caused by a database that was never migrated (a table is missing).
 fn hint(e: StoreError) -> anyhow::Error {
-    let text = e.to_string();
-    if text.contains("does not exist") && text.contains("relation") {
-        anyhow::anyhow!("{text} (run `autonomous-dev migrate` first)")
+    let missing_table = matches!(
+        &e,
+        StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE)
+    );
+    if missing_table {
+        anyhow::anyhow!("{e} (run `autonomous-dev migrate` first)")
     } else {
         e.into()
     }

@@ -62,7 +62,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         conditional: args.conditional_threshold,
     };
 
-    let store = Store::connect(database_url).await?;
+    let store = Store::connect(database_url, pool_size(args.concurrency)).await?;
     store.migrate().await?;
     let retry = RetryPolicy {
         max_attempts: i32::from(args.max_attempts),
@@ -240,4 +240,18 @@ fn github_repository(args: &RunArgs) -> Result<String> {
         .context("REPO_PATH has no usable origin remote")?;
     git::parse_github_repository(&url)
         .context("GITHUB_REPOSITORY is not set and cannot be parsed from REPO_PATH's origin URL")
+}
+
+/// Connections the daemon's store pool may open for CONCURRENCY workers: `2 × CONCURRENCY + 2`.
+///
+/// Each worker runs its task's statements one after another (claim, stage writes, the ledger,
+/// the cost guard's reads) on one connection, while its heartbeat renews the lease on a second
+/// one at the same time; two more serve the startup migration and any statement outside a
+/// worker, so no renewal ever waits for a connection behind other workers' writes. The LISTEN
+/// connection is not taken from this pool (`Store::listener` opens its own), so the daemon
+/// opens at most `2 × CONCURRENCY + 3` connections to the server: 5 at CONCURRENCY 1, 131 at
+/// CONCURRENCY 64 (beyond PostgreSQL's default `max_connections` of 100, which such a daemon
+/// must raise).
+fn pool_size(concurrency: u16) -> u32 {
+    2 * u32::from(concurrency.max(1)) + 2
 }

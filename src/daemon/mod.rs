@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, error, info, warn};
 use crate::backoff::Backoff;
 use crate::pipeline::{Ended, PauseReason, PipelineError, TaskRunner};
 use crate::store::{Event, Lease, Store, StoreError, worker_id};
-use crate::task::Task;
+use crate::task::{Task, TaskStatus};
 
 /// How long to wait before claiming again after the database failed: the shared backoff from
 /// 1 s, doubling to a minute.
@@ -200,9 +200,7 @@ impl Daemon {
         let poll = self.settings.poll_interval;
         match self.store.next_wakeup().await {
             Ok(Some(at)) => {
-                let left = (at - chrono::Utc::now().naive_utc())
-                    .to_std()
-                    .unwrap_or_default();
+                let left = (at - chrono::Utc::now()).to_std().unwrap_or_default();
                 left.clamp(MIN_IDLE, poll.max(MIN_IDLE))
             }
             Ok(None) | Err(_) => poll,
@@ -238,7 +236,7 @@ impl Daemon {
         let result = tokio::select! {
             result = self.pipeline.run(&task, &lease, shutdown) => result,
             _ = shutdown.deadline() => Err(PipelineError::Interrupted),
-            lost = self.heartbeat(&lease) => Err(PipelineError::Store(lost)),
+            lost = self.heartbeat(&task.task_id, &lease) => Err(PipelineError::Store(lost)),
         };
         match result {
             Ok(Ended::Finished(status)) => info!(%status, "task finished"),
@@ -258,12 +256,24 @@ impl Daemon {
 
     /// Renews `lease` every heartbeat; returns only when the lease is lost. A database outage
     /// is retried at the next heartbeat (if it outlasts the lease, the renewal reports it lost).
-    async fn heartbeat(&self, lease: &Lease) -> StoreError {
+    /// A renewal that lost only to this worker's own last write (the task left in_progress with
+    /// the lease's token unchanged) never returns: the pipeline's result is the task's end.
+    async fn heartbeat(&self, task_id: &str, lease: &Lease) -> StoreError {
         loop {
             tokio::time::sleep(self.settings.heartbeat).await;
             match self.store.renew(lease, self.settings.lease).await {
                 Ok(()) => {}
-                Err(lost @ StoreError::LeaseLost(_)) => return lost,
+                Err(lost @ StoreError::LeaseLost(_)) => {
+                    let ended_here = matches!(
+                        self.store.get_task(task_id).await,
+                        Ok(Some(now)) if now.queue.fencing_token == lease.token
+                            && now.status != TaskStatus::InProgress
+                    );
+                    if ended_here {
+                        return std::future::pending().await;
+                    }
+                    return lost;
+                }
                 Err(e) => warn!(error = %e, "could not renew the lease; retrying"),
             }
         }

@@ -331,7 +331,7 @@ mod tests {
     use crate::task::TaskStatus;
 
     fn task(description: &str, labels: &[&str]) -> Task {
-        let now = chrono::Utc::now().naive_utc();
+        let now = chrono::Utc::now();
         Task {
             id: 1,
             task_id: "phase1-001".into(),

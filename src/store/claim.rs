@@ -16,13 +16,10 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
 
-use super::{
-    Finish, Store, StoreError, check_outcome, micros, now_utc, task_columns, task_from_row,
-    token_column,
-};
+use super::{Finish, Store, StoreError, check_outcome, token_column};
 use crate::task::{StageRecord, Task};
 
 /// Proof of a claim: the task's row id and the fencing token this claim received.
@@ -52,119 +49,115 @@ pub fn worker_id(slot: u32) -> String {
     format!("{host}:{}:{slot}", std::process::id())
 }
 
-/// The fence every worker write repeats: $1 tasks.id, $2 the lease's token.
-macro_rules! fenced {
-    () => {
-        " WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'"
-    };
-}
-
-/// The columns a task returned to the queue gets — unless cancellation was requested meanwhile,
-/// in which case it ends cancelled instead (a request is never lost by a release).
-macro_rules! back_to_queue {
-    () => {
-        concat!(
-            "status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, \
-             completed_at = CASE WHEN cancel_requested THEN ",
-            now_utc!(),
-            " END, \
-             locked_by = CASE WHEN cancel_requested THEN locked_by END, \
-             lease_expires_at = NULL"
-        )
-    };
-}
+// Every write a worker makes ends in the fence `WHERE id = $1 AND fencing_token = $2 AND
+// status = 'in_progress'` ($1 tasks.id, $2 the lease's token): it changes nothing unless the
+// lease is still the task's current one. A task returned to the queue (release, retry_later)
+// ends cancelled instead when cancellation was requested meanwhile, so a request is never lost.
 
 /// The claim, in one statement: the first claimable task by priority DESC, created_at, id —
 /// pending with `run_after` come, or in_progress with an expired lease — locked with
 /// `FOR UPDATE SKIP LOCKED` so concurrent claimers skip each other's rows (served by
-/// `idx_tasks_claim`). $1 worker id, $2 lease length in µs.
-pub(super) const CLAIM: &str = concat!(
-    "UPDATE tasks \
-     SET status = 'in_progress', locked_by = $1, \
-         lease_expires_at = ",
-    now_utc!(),
-    " + $2::bigint * interval '1 microsecond', \
-         fencing_token = fencing_token + 1, \
-         started_at = COALESCE(started_at, ",
-    now_utc!(),
-    "), attempts = attempts + 1 \
-     WHERE id = ( \
-         SELECT id FROM tasks \
-         WHERE (status = 'pending' AND run_after <= ",
-    now_utc!(),
-    ") OR (status = 'in_progress' AND lease_expires_at < ",
-    now_utc!(),
-    ") ORDER BY priority DESC, created_at, id \
-         LIMIT 1 FOR UPDATE SKIP LOCKED) \
-     RETURNING ",
-    task_columns!()
-);
+/// `idx_tasks_claim`). $1 worker id, $2 lease length (interval).
+const CLAIM: &str = "\
+    UPDATE tasks \
+    SET status = 'in_progress', \
+        locked_by = $1, \
+        lease_expires_at = now() + $2, \
+        fencing_token = fencing_token + 1, \
+        started_at = COALESCE(started_at, now()), \
+        attempts = attempts + 1 \
+    WHERE id = ( \
+        SELECT id FROM tasks \
+        WHERE (status = 'pending' AND run_after <= now()) \
+           OR (status = 'in_progress' AND lease_expires_at < now()) \
+        ORDER BY priority DESC, created_at, id \
+        LIMIT 1 \
+        FOR UPDATE SKIP LOCKED) \
+    RETURNING id, task_id, description, status, priority, labels, attempts, created_at, \
+              updated_at, started_at, completed_at, pr_url, consensus_score, result, error, \
+              run_after, locked_by, lease_expires_at, fencing_token, cancel_requested";
 
-/// $3 lease length in µs from now.
-const RENEW: &str = concat!(
-    "UPDATE tasks SET lease_expires_at = ",
-    now_utc!(),
-    " + $3::bigint * interval '1 microsecond'",
-    fenced!()
-);
+/// $3 lease length from now (interval).
+const RENEW: &str = "\
+    UPDATE tasks \
+    SET lease_expires_at = now() + $3 \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
 /// Upsert of one stage, written only while the lease holds. `FOR SHARE` keeps a concurrent
 /// reclaim from slipping between the check and the insert (the claim's UPDATE waits, or this
 /// statement re-checks the token after the claim commits and inserts nothing).
-const SAVE_STAGE: &str = concat!(
-    "INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
-                              cache_creation_input_tokens, cache_read_input_tokens, duration_ms, \
-                              evidence) \
-     SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM tasks",
-    fenced!(),
-    " FOR SHARE \
-     ON CONFLICT (task, stage) DO UPDATE \
-         SET output = EXCLUDED.output, score = EXCLUDED.score, model = EXCLUDED.model, \
-             input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens, \
-             cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
-             cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
-             duration_ms = EXCLUDED.duration_ms, evidence = EXCLUDED.evidence, \
-             created_at = ",
-    now_utc!()
-);
+const SAVE_STAGE: &str = "\
+    INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
+                             cache_creation_input_tokens, cache_read_input_tokens, duration_ms, \
+                             evidence) \
+    SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+    FROM tasks \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress' \
+    FOR SHARE \
+    ON CONFLICT (task, stage) DO UPDATE \
+        SET output = EXCLUDED.output, \
+            score = EXCLUDED.score, \
+            model = EXCLUDED.model, \
+            input_tokens = EXCLUDED.input_tokens, \
+            output_tokens = EXCLUDED.output_tokens, \
+            cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
+            cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
+            duration_ms = EXCLUDED.duration_ms, \
+            evidence = EXCLUDED.evidence, \
+            created_at = now()";
 
 /// $3 the pull request's URL.
-const SET_PR_URL: &str = concat!("UPDATE tasks SET pr_url = $3", fenced!());
+const SET_PR_URL: &str = "\
+    UPDATE tasks \
+    SET pr_url = $3 \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
 /// $3 status, $4 consensus_score, $5 result, $6 pr_url (NULL keeps the saved one), $7 error.
-const FINISH: &str = concat!(
-    "UPDATE tasks \
-     SET status = $3, consensus_score = $4, result = $5, pr_url = COALESCE($6, pr_url), \
-         error = $7, lease_expires_at = NULL, completed_at = ",
-    now_utc!(),
-    fenced!()
-);
+const FINISH: &str = "\
+    UPDATE tasks \
+    SET status = $3, \
+        consensus_score = $4, \
+        result = $5, \
+        pr_url = COALESCE($6, pr_url), \
+        error = $7, \
+        lease_expires_at = NULL, \
+        completed_at = now() \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
-const RELEASE: &str = concat!(
-    "UPDATE tasks SET ",
-    back_to_queue!(),
-    ", attempts = GREATEST(attempts - 1, 0)",
-    fenced!()
-);
+/// Back to pending with the claim's attempt given back — or cancelled if that was requested.
+const RELEASE: &str = "\
+    UPDATE tasks \
+    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, \
+        completed_at = CASE WHEN cancel_requested THEN now() END, \
+        locked_by = CASE WHEN cancel_requested THEN locked_by END, \
+        lease_expires_at = NULL, \
+        attempts = GREATEST(attempts - 1, 0) \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
-/// $3 delay in µs, $4 error, $5 whether the attempt counts.
-const RETRY_LATER: &str = concat!(
-    "UPDATE tasks SET ",
-    back_to_queue!(),
-    ", run_after = ",
-    now_utc!(),
-    " + $3::bigint * interval '1 microsecond', error = $4, \
-       attempts = CASE WHEN $5 THEN attempts ELSE GREATEST(attempts - 1, 0) END",
-    fenced!()
-);
+/// Back to pending, claimable after a delay — or cancelled if that was requested. $3 delay
+/// (interval), $4 error, $5 whether the attempt counts.
+const RETRY_LATER: &str = "\
+    UPDATE tasks \
+    SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, \
+        completed_at = CASE WHEN cancel_requested THEN now() END, \
+        locked_by = CASE WHEN cancel_requested THEN locked_by END, \
+        lease_expires_at = NULL, \
+        run_after = now() + $3, \
+        error = $4, \
+        attempts = CASE WHEN $5 THEN attempts ELSE GREATEST(attempts - 1, 0) END \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
-const CANCEL_REQUESTED: &str = concat!("SELECT cancel_requested FROM tasks", fenced!());
+const CANCEL_REQUESTED: &str = "\
+    SELECT cancel_requested \
+    FROM tasks \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
-const FINISH_CANCELLED: &str = concat!(
-    "UPDATE tasks SET status = 'cancelled', lease_expires_at = NULL, completed_at = ",
-    now_utc!(),
-    fenced!()
-);
+const FINISH_CANCELLED: &str = "\
+    UPDATE tasks \
+    SET status = 'cancelled', \
+        lease_expires_at = NULL, \
+        completed_at = now() \
+    WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress'";
 
 /// The earliest time a task becomes claimable: a pending task's run_after or an in_progress
 /// task's lease expiry.
@@ -193,7 +186,11 @@ impl Store {
         worker: &str,
         lease_for: Duration,
     ) -> Result<Option<(Task, Lease)>, StoreError> {
-        let task = self.claim(Some(worker), Some(micros(lease_for))).await?;
+        let task: Option<Task> = sqlx::query_as(CLAIM)
+            .bind(worker)
+            .bind(lease_for)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(task.map(|task| {
             let lease = Lease {
                 task: task.id,
@@ -202,21 +199,6 @@ impl Store {
             };
             (task, lease)
         }))
-    }
-
-    /// [`CLAIM`] with an optional worker and lease (µs); `None` lease: never reclaimed.
-    pub(super) async fn claim(
-        &self,
-        worker: Option<&str>,
-        lease_micros: Option<i64>,
-    ) -> Result<Option<Task>, StoreError> {
-        let task = sqlx::query(CLAIM)
-            .bind(worker)
-            .bind(lease_micros)
-            .try_map(|row: PgRow| task_from_row(&row))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(task)
     }
 
     /// Extends the lease to now + `lease_for` (it may already have expired, as long as nobody
@@ -228,7 +210,7 @@ impl Store {
         let done = sqlx::query(RENEW)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(micros(lease_for))
+            .bind(lease_for)
             .execute(&self.pool)
             .await?;
         fenced_result(done.rows_affected(), lease)
@@ -245,7 +227,7 @@ impl Store {
         let done = sqlx::query(SAVE_STAGE)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(record.stage.as_str())
+            .bind(record.stage)
             .bind(&record.output)
             .bind(record.score)
             .bind(&record.model)
@@ -287,9 +269,9 @@ impl Store {
         let done = sqlx::query(FINISH)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(finish.status.as_str())
+            .bind(finish.status)
             .bind(finish.consensus_score)
-            .bind(sqlx::types::Json(&finish.result))
+            .bind(Json(&finish.result))
             .bind(&finish.pr_url)
             .bind(&finish.error)
             .execute(&self.pool)
@@ -332,7 +314,7 @@ impl Store {
         let done = sqlx::query(RETRY_LATER)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(micros(delay))
+            .bind(delay)
             .bind(error)
             .bind(spend_attempt)
             .execute(&self.pool)
@@ -346,10 +328,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::LeaseLost`] if the lease is stale.
     pub async fn cancel_requested(&self, lease: &Lease) -> Result<bool, StoreError> {
-        let requested: Option<bool> = sqlx::query(CANCEL_REQUESTED)
+        let requested: Option<bool> = sqlx::query_scalar(CANCEL_REQUESTED)
             .bind(lease.task)
             .bind(lease.token)
-            .try_map(|row: PgRow| row.try_get(0))
             .fetch_optional(&self.pool)
             .await?;
         requested.ok_or(StoreError::LeaseLost(lease.task))
@@ -370,11 +351,11 @@ impl Store {
         fenced_result(done.rows_affected(), lease)
     }
 
-    /// The earliest time (UTC) at which a task becomes claimable — a pending task's `run_after`
+    /// The earliest time at which a task becomes claimable — a pending task's `run_after`
     /// or an in_progress task's lease expiry — so the daemon can sleep until then instead of
     /// polling blindly (neither event is NOTIFYed). In the past if something is claimable now;
     /// `None` if no task is pending or leased.
-    pub async fn next_wakeup(&self) -> Result<Option<chrono::NaiveDateTime>, StoreError> {
+    pub async fn next_wakeup(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let due = sqlx::query_scalar(NEXT_WAKEUP)
             .fetch_one(&self.pool)
             .await?;

@@ -2,9 +2,7 @@
 //! cancelled. Both are single statements that lock the task's row first (`FOR UPDATE`), so they
 //! serialize with claims and with the worker's fenced writes.
 
-use sqlx::postgres::PgRow;
-
-use super::{Store, StoreError, now_utc, status_from_row};
+use super::{Store, StoreError};
 use crate::task::TaskStatus;
 
 /// What [`Store::cancel`] did.
@@ -22,43 +20,48 @@ pub enum Cancelled {
 
 /// $1 task_id. Returns the status the task had before (no row: unknown task_id). A pending task
 /// becomes cancelled; an in_progress one gets `cancel_requested` (the 0003 trigger NOTIFYs).
-const CANCEL: &str = concat!(
-    "WITH target AS (SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
-     changed AS ( \
-         UPDATE tasks t \
-         SET status = CASE WHEN target.status = 'pending' THEN 'cancelled' ELSE t.status END, \
-             completed_at = CASE WHEN target.status = 'pending' THEN ",
-    now_utc!(),
-    " ELSE t.completed_at END, \
-             cancel_requested = t.cancel_requested OR target.status = 'in_progress' \
-         FROM target \
-         WHERE t.id = target.id AND target.status IN ('pending', 'in_progress') \
-         RETURNING t.id) \
-     SELECT status FROM target"
-);
+const CANCEL: &str = "\
+    WITH target AS ( \
+        SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
+    changed AS ( \
+        UPDATE tasks t \
+        SET status = CASE WHEN target.status = 'pending' THEN 'cancelled' ELSE t.status END, \
+            completed_at = CASE WHEN target.status = 'pending' THEN now() \
+                                ELSE t.completed_at END, \
+            cancel_requested = t.cancel_requested OR target.status = 'in_progress' \
+        FROM target \
+        WHERE t.id = target.id AND target.status IN ('pending', 'in_progress') \
+        RETURNING t.id) \
+    SELECT status FROM target";
 
 /// $1 task_id, $2 whether to delete its stage records. Returns the status the task had before
 /// (no row: unknown task_id); only a failed or cancelled task is reset (a data-modifying CTE
 /// runs to completion even though the final SELECT does not read it). pr_url is kept (the PR
 /// may still exist on GitHub); the outcome columns (result, consensus_score, completed_at) and
 /// started_at are cleared. The 0003 trigger NOTIFYs `autonomous_dev_tasks`.
-const RETRY: &str = concat!(
-    "WITH target AS (SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
-     reset AS ( \
-         UPDATE tasks t \
-         SET status = 'pending', attempts = 0, error = NULL, cancel_requested = false, \
-             locked_by = NULL, lease_expires_at = NULL, started_at = NULL, \
-             completed_at = NULL, result = NULL, consensus_score = NULL, budget_since = ",
-    now_utc!(),
-    ", run_after = ",
-    now_utc!(),
-    " FROM target \
-         WHERE t.id = target.id AND target.status IN ('failed', 'cancelled') \
-         RETURNING t.id), \
-     wiped AS ( \
-         DELETE FROM task_stages WHERE $2 AND task IN (SELECT id FROM reset)) \
-     SELECT status FROM target"
-);
+const RETRY: &str = "\
+    WITH target AS ( \
+        SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
+    reset AS ( \
+        UPDATE tasks t \
+        SET status = 'pending', \
+            attempts = 0, \
+            error = NULL, \
+            cancel_requested = false, \
+            locked_by = NULL, \
+            lease_expires_at = NULL, \
+            started_at = NULL, \
+            completed_at = NULL, \
+            result = NULL, \
+            consensus_score = NULL, \
+            budget_since = now(), \
+            run_after = now() \
+        FROM target \
+        WHERE t.id = target.id AND target.status IN ('failed', 'cancelled') \
+        RETURNING t.id), \
+    wiped AS ( \
+        DELETE FROM task_stages WHERE $2 AND task IN (SELECT id FROM reset)) \
+    SELECT status FROM target";
 
 impl Store {
     /// Cancels task `task_id`: a pending task at once ([`Cancelled::Now`]); an in_progress one
@@ -69,9 +72,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such task.
     pub async fn cancel(&self, task_id: &str) -> Result<Cancelled, StoreError> {
-        let before = sqlx::query(CANCEL)
+        let before: TaskStatus = sqlx::query_scalar(CANCEL)
             .bind(task_id)
-            .try_map(|row: PgRow| status_from_row(&row, "status"))
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(task_id.to_string()))?;
@@ -92,10 +94,9 @@ impl Store {
     /// [`StoreError::NotFound`] if there is no such task; [`StoreError::Invalid`] naming the
     /// status for any other status (nothing is changed).
     pub async fn retry(&self, task_id: &str, fresh: bool) -> Result<(), StoreError> {
-        let before = sqlx::query(RETRY)
+        let before: TaskStatus = sqlx::query_scalar(RETRY)
             .bind(task_id)
             .bind(fresh)
-            .try_map(|row: PgRow| status_from_row(&row, "status"))
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(task_id.to_string()))?;

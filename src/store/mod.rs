@@ -10,8 +10,10 @@
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
 //! - `spend`: the ledger of LLM calls (`llm_calls`) the budget caps and cost reports read;
 //!
-//! Queries are checked at run time (`sqlx::query`, bind parameters only); rows become [`Task`]
-//! and [`StageRecord`] through the private `*_from_row` helpers.
+//! Every statement is one whole SQL constant, checked at run time (`sqlx::query`/`query_as`, bind
+//! parameters only); rows become [`Task`], [`StageRecord`], [`StatusStats`] and [`StageCost`]
+//! through their `sqlx::FromRow` derives, statuses and stages bind as their text
+//! (`sqlx::Type`). Timestamps are `timestamptz` and every statement reads the clock as `now()`.
 
 mod claim;
 mod control;
@@ -30,10 +32,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgPool, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
-use crate::task::{NewTask, QueueState, Stage, StageRecord, Task, TaskStatus, Usage};
+use crate::task::{NewTask, Stage, StageRecord, Task, TaskStatus};
 
 /// Errors of the store. Messages never contain the connection string.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +76,7 @@ pub struct LoadReport {
 
 /// One row of `stats`: the design's `get_stats` (count and mean consensus score per status), and
 /// what those tasks cost.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StatusStats {
     pub status: TaskStatus,
     pub count: i64,
@@ -95,31 +97,11 @@ pub struct Finish {
     pub error: Option<String>,
 }
 
-/// Most connections the pool opens (the daemon runs one task at a time; the CLI one query).
-const MAX_CONNECTIONS: u32 = 5;
 /// How long to wait for the server, or for a free pooled connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The only message for a DATABASE_URL that does not parse (the URL itself is never shown).
 const BAD_URL: &str = "DATABASE_URL is not a valid PostgreSQL connection string \
                        (expected postgres://user:password@host:port/database)";
-
-/// The current time as the tables store it (UTC `TIMESTAMP`), for `concat!`.
-macro_rules! now_utc {
-    () => {
-        "(now() AT TIME ZONE 'utc')"
-    };
-}
-use now_utc;
-
-/// The `tasks` columns every task query returns, in the order `task_from_row` reads them.
-macro_rules! task_columns {
-    () => {
-        "id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
-         started_at, completed_at, pr_url, consensus_score, result, error, run_after, locked_by, \
-         lease_expires_at, fencing_token, cancel_requested"
-    };
-}
-use task_columns;
 
 /// Set-based load without `--update`: new task_ids are inserted, existing ones left alone.
 /// $1 task_ids, $2 descriptions, $3 priorities, $4 labels (one JSON array of strings per task).
@@ -160,28 +142,36 @@ const ADD_TASK: &str = "\
     RETURNING id";
 
 /// $1: a status, or NULL for every task.
-const LIST_TASKS: &str = concat!(
-    "SELECT ",
-    task_columns!(),
-    " FROM tasks WHERE ($1::text IS NULL OR status = $1) \
-      ORDER BY priority DESC, created_at, id"
-);
+const LIST_TASKS: &str = "\
+    SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
+           started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
+           locked_by, lease_expires_at, fencing_token, cancel_requested \
+    FROM tasks \
+    WHERE ($1::varchar IS NULL OR status = $1) \
+    ORDER BY priority DESC, created_at, id";
 
-const GET_TASK: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE task_id = $1");
+/// $1: a task_id.
+const GET_TASK: &str = "\
+    SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
+           started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
+           locked_by, lease_expires_at, fencing_token, cancel_requested \
+    FROM tasks \
+    WHERE task_id = $1";
 
-/// $1: tasks.id; $2: the stage names in pipeline order.
+/// $1: tasks.id; $2: the stages in pipeline order.
 const STAGES: &str = "\
     SELECT stage, output, evidence, score, model, input_tokens, output_tokens, \
            cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at \
-    FROM task_stages WHERE task = $1 \
-    ORDER BY array_position($2::text[], stage::text), id";
+    FROM task_stages \
+    WHERE task = $1 \
+    ORDER BY array_position($2::varchar[], stage), id";
 
 /// $1: every status in display order; one row per status, zero counts included; cost is the
 /// ledger's total for the tasks now in that status.
 const STATS: &str = "\
     SELECT s.status, count(t.id) AS count, avg(t.consensus_score) AS avg_score, \
            COALESCE(sum(c.cost_usd), 0) AS cost_usd \
-    FROM UNNEST($1::text[]) WITH ORDINALITY AS s(status, ord) \
+    FROM UNNEST($1::varchar[]) WITH ORDINALITY AS s(status, ord) \
     LEFT JOIN tasks t ON t.status = s.status \
     LEFT JOIN (SELECT task, sum(cost_usd) AS cost_usd FROM llm_calls GROUP BY task) c \
         ON c.task = t.id \
@@ -201,12 +191,15 @@ impl Store {
     }
 
     /// Connects to DATABASE_URL (`postgres://` or `postgresql://`): opens one connection to check
-    /// the server answers within 10 s, then keeps a pool of at most 5 connections.
+    /// the server answers within 10 s, then keeps a pool of at most `max_connections`
+    /// connections (at least 1), opened as needed. Waiting for a free pooled connection also
+    /// gives up after 10 s (an error of the statement that waited). The daemon sizes the pool from
+    /// CONCURRENCY (`cli/run.rs`); a CLI command needs one or two.
     ///
     /// # Errors
     /// [`StoreError::Connect`] naming the problem (unparsable URL, connection refused,
     /// authentication failed, timeout, …), never the URL (it may hold a password).
-    pub async fn connect(url: &SecretString) -> Result<Store, StoreError> {
+    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Store, StoreError> {
         let url = url.expose_secret();
         let options = parse_url(url)?;
         let probe = tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(&options))
@@ -221,7 +214,7 @@ impl Store {
         // The probe only proved the server is there; a failed goodbye changes nothing.
         let _ = probe.close().await;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(Store { pool })
@@ -302,9 +295,8 @@ impl Store {
     /// Tasks, highest priority first (ties: oldest first, then lowest id), optionally of one
     /// status.
     pub async fn list_tasks(&self, status: Option<TaskStatus>) -> Result<Vec<Task>, StoreError> {
-        let tasks = sqlx::query(LIST_TASKS)
-            .bind(status.map(TaskStatus::as_str))
-            .try_map(|row: PgRow| task_from_row(&row))
+        let tasks = sqlx::query_as(LIST_TASKS)
+            .bind(status)
             .fetch_all(&self.pool)
             .await?;
         Ok(tasks)
@@ -312,9 +304,8 @@ impl Store {
 
     /// One task by its task_id; `None` if there is none.
     pub async fn get_task(&self, task_id: &str) -> Result<Option<Task>, StoreError> {
-        let task = sqlx::query(GET_TASK)
+        let task = sqlx::query_as(GET_TASK)
             .bind(task_id)
-            .try_map(|row: PgRow| task_from_row(&row))
             .fetch_optional(&self.pool)
             .await?;
         Ok(task)
@@ -323,11 +314,9 @@ impl Store {
     /// The recorded stages of a task (by `tasks.id`), in pipeline order (pm, architect, engineer,
     /// qa, security); empty for an unknown id.
     pub async fn stages(&self, id: i32) -> Result<Vec<StageRecord>, StoreError> {
-        let order: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-        let stages = sqlx::query(STAGES)
+        let stages = sqlx::query_as(STAGES)
             .bind(id)
-            .bind(order)
-            .try_map(|row: PgRow| stage_from_row(&row))
+            .bind(Stage::ALL)
             .fetch_all(&self.pool)
             .await?;
         Ok(stages)
@@ -337,17 +326,8 @@ impl Store {
     /// order (zero counts included; `avg_score` is `None` when no task of that status has a
     /// score).
     pub async fn stats(&self) -> Result<Vec<StatusStats>, StoreError> {
-        let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
-        let stats = sqlx::query(STATS)
-            .bind(statuses)
-            .try_map(|row: PgRow| {
-                Ok(StatusStats {
-                    status: status_from_row(&row, "status")?,
-                    count: row.try_get("count")?,
-                    avg_score: row.try_get("avg_score")?,
-                    cost_usd: row.try_get("cost_usd")?,
-                })
-            })
+        let stats = sqlx::query_as(STATS)
+            .bind(TaskStatus::ALL)
             .fetch_all(&self.pool)
             .await?;
         Ok(stats)
@@ -379,12 +359,6 @@ fn url_password(url: &str) -> Option<&str> {
     let authority = rest.split(['/', '?']).next()?;
     let userinfo = authority.rsplit_once('@')?.0;
     Some(userinfo.split_once(':')?.1)
-}
-
-/// A duration as whole microseconds for `$n::bigint * interval '1 microsecond'` (saturating;
-/// an absurd duration makes the timestamp arithmetic fail in the database, not here).
-fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// Refuses a [`Finish`] whose status is not an outcome of the pipeline.
@@ -423,76 +397,6 @@ fn check_batch(tasks: &[NewTask]) -> Result<(), StoreError> {
 /// A token count for an INTEGER column (saturating; counts never come near 2^31).
 fn token_column(tokens: u32) -> i32 {
     i32::try_from(tokens).unwrap_or(i32::MAX)
-}
-
-/// A decode error naming the column, for values the database holds but Rust refuses.
-fn decode_error(column: &str, message: String) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: message.into(),
-    }
-}
-
-/// The status text of `column` as a [`TaskStatus`].
-fn status_from_row(row: &PgRow, column: &str) -> Result<TaskStatus, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    TaskStatus::from_str(&text).map_err(|e| decode_error(column, e))
-}
-
-/// A row of [`task_columns!`] as a [`Task`].
-fn task_from_row(row: &PgRow) -> Result<Task, sqlx::Error> {
-    Ok(Task {
-        id: row.try_get("id")?,
-        task_id: row.try_get("task_id")?,
-        description: row.try_get("description")?,
-        status: status_from_row(row, "status")?,
-        priority: row.try_get("priority")?,
-        labels: row.try_get("labels")?,
-        attempts: row.try_get("attempts")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        started_at: row.try_get("started_at")?,
-        completed_at: row.try_get("completed_at")?,
-        pr_url: row.try_get("pr_url")?,
-        consensus_score: row.try_get("consensus_score")?,
-        result: row
-            .try_get::<Option<sqlx::types::Json<crate::task::Outcome>>, _>("result")?
-            .map(|json| json.0),
-        error: row.try_get("error")?,
-        queue: QueueState {
-            run_after: row.try_get("run_after")?,
-            locked_by: row.try_get("locked_by")?,
-            lease_expires_at: row.try_get("lease_expires_at")?,
-            fencing_token: row.try_get("fencing_token")?,
-            cancel_requested: row.try_get("cancel_requested")?,
-        },
-    })
-}
-
-/// A token column as `u32` (the CHECK constraints keep them non-negative).
-fn tokens_from_row(row: &PgRow, column: &str) -> Result<u32, sqlx::Error> {
-    let value: i32 = row.try_get(column)?;
-    u32::try_from(value).map_err(|_| decode_error(column, format!("negative token count {value}")))
-}
-
-/// A row of [`STAGES`] as a [`StageRecord`].
-fn stage_from_row(row: &PgRow) -> Result<StageRecord, sqlx::Error> {
-    let stage: String = row.try_get("stage")?;
-    Ok(StageRecord {
-        stage: Stage::from_str(&stage).map_err(|e| decode_error("stage", e))?,
-        output: row.try_get("output")?,
-        evidence: row.try_get("evidence")?,
-        score: row.try_get("score")?,
-        model: row.try_get("model")?,
-        usage: Usage {
-            input_tokens: tokens_from_row(row, "input_tokens")?,
-            output_tokens: tokens_from_row(row, "output_tokens")?,
-            cache_creation_input_tokens: tokens_from_row(row, "cache_creation_input_tokens")?,
-            cache_read_input_tokens: tokens_from_row(row, "cache_read_input_tokens")?,
-        },
-        duration_ms: row.try_get("duration_ms")?,
-        created_at: Some(row.try_get("created_at")?),
-    })
 }
 
 #[cfg(test)]

@@ -5,10 +5,7 @@
 //! Recording is not fenced by the lease: a call that was made cost money whether or not the
 //! worker still owns the task.
 
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-
-use super::{Store, StoreError, now_utc, token_column};
+use super::{Store, StoreError, token_column};
 use crate::task::{Stage, Usage};
 
 /// One LLM call to record.
@@ -25,10 +22,11 @@ pub struct Call<'a> {
 
 /// What one stage of a task cost, over all its calls (corrective retries, repair rounds and
 /// attempts whose answer was never recorded included).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StageCost {
     pub stage: Stage,
     pub calls: i64,
+    #[sqlx(flatten)]
     pub usage: Usage,
     pub cost_usd: f64,
 }
@@ -45,21 +43,27 @@ const TASK_SPEND: &str = "\
     WHERE c.task = $1 AND c.created_at >= COALESCE(t.budget_since, '-infinity')";
 
 /// USD spent since midnight UTC.
-const SPEND_TODAY: &str = concat!(
-    "SELECT COALESCE(sum(cost_usd), 0) AS spent FROM llm_calls \
-     WHERE created_at >= date_trunc('day', ",
-    now_utc!(),
-    ")"
-);
+const SPEND_TODAY: &str = "\
+    SELECT COALESCE(sum(cost_usd), 0) AS spent \
+    FROM llm_calls \
+    WHERE created_at >= date_trunc('day', now(), 'UTC')";
 
-/// $1 tasks.id, $2 every stage in pipeline order: one row per stage with calls.
+/// $1 tasks.id, $2 every stage in pipeline order: one row per stage with calls. The token sums
+/// are INTEGER like the columns they add up: a task's calls stay far below 2^31 tokens
+/// (MAX_TASK_COST_USD stops it long before), and an overflow would be an error, never a wrong
+/// number.
 const STAGE_COSTS: &str = "\
-    SELECT stage, count(*) AS calls, sum(input_tokens) AS input_tokens, \
-           sum(output_tokens) AS output_tokens, \
-           sum(cache_creation_input_tokens) AS cache_creation_input_tokens, \
-           sum(cache_read_input_tokens) AS cache_read_input_tokens, sum(cost_usd) AS cost_usd \
-    FROM llm_calls WHERE task = $1 \
-    GROUP BY stage ORDER BY array_position($2::text[], stage::text)";
+    SELECT stage, \
+           count(*) AS calls, \
+           sum(input_tokens)::integer AS input_tokens, \
+           sum(output_tokens)::integer AS output_tokens, \
+           sum(cache_creation_input_tokens)::integer AS cache_creation_input_tokens, \
+           sum(cache_read_input_tokens)::integer AS cache_read_input_tokens, \
+           sum(cost_usd) AS cost_usd \
+    FROM llm_calls \
+    WHERE task = $1 \
+    GROUP BY stage \
+    ORDER BY array_position($2::varchar[], stage)";
 
 impl Store {
     /// Appends `call` to the ledger (not fenced: see the module comment).
@@ -69,7 +73,7 @@ impl Store {
     pub async fn record_call(&self, call: &Call<'_>) -> Result<(), StoreError> {
         sqlx::query(RECORD_CALL)
             .bind(call.task)
-            .bind(call.stage.as_str())
+            .bind(call.stage)
             .bind(call.model)
             .bind(token_column(call.usage.input_tokens))
             .bind(token_column(call.usage.output_tokens))
@@ -84,45 +88,26 @@ impl Store {
     /// USD the task (by `tasks.id`) has spent since its budget started: since it was created, or
     /// since a person last retried it.
     pub async fn task_spend(&self, task: i32) -> Result<f64, StoreError> {
-        let row = sqlx::query(TASK_SPEND)
+        let spent = sqlx::query_scalar(TASK_SPEND)
             .bind(task)
             .fetch_one(&self.pool)
             .await?;
-        Ok(row.try_get("spent")?)
+        Ok(spent)
     }
 
     /// USD spent by every task since midnight UTC (all daemons sharing the database).
     pub async fn spend_today(&self) -> Result<f64, StoreError> {
-        let row = sqlx::query(SPEND_TODAY).fetch_one(&self.pool).await?;
-        Ok(row.try_get("spent")?)
+        let spent = sqlx::query_scalar(SPEND_TODAY)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(spent)
     }
 
     /// The task's (by `tasks.id`) cost per stage over its whole life, in pipeline order.
     pub async fn stage_costs(&self, task: i32) -> Result<Vec<StageCost>, StoreError> {
-        let order: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
-        let costs = sqlx::query(STAGE_COSTS)
+        let costs = sqlx::query_as(STAGE_COSTS)
             .bind(task)
-            .bind(order)
-            .try_map(|row: PgRow| {
-                let stage: String = row.try_get("stage")?;
-                let tokens = |column: &str| -> Result<u32, sqlx::Error> {
-                    let sum: i64 = row.try_get(column)?;
-                    Ok(u32::try_from(sum).unwrap_or(u32::MAX))
-                };
-                Ok(StageCost {
-                    stage: stage
-                        .parse()
-                        .map_err(|e: String| super::decode_error("stage", e))?,
-                    calls: row.try_get("calls")?,
-                    usage: Usage {
-                        input_tokens: tokens("input_tokens")?,
-                        output_tokens: tokens("output_tokens")?,
-                        cache_creation_input_tokens: tokens("cache_creation_input_tokens")?,
-                        cache_read_input_tokens: tokens("cache_read_input_tokens")?,
-                    },
-                    cost_usd: row.try_get("cost_usd")?,
-                })
-            })
+            .bind(Stage::ALL)
             .fetch_all(&self.pool)
             .await?;
         Ok(costs)

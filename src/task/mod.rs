@@ -11,16 +11,23 @@ pub use outcome::{
 };
 
 use std::fmt;
-use std::str::FromStr;
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-/// Lifecycle of a task, stored as text in `tasks.status` (CHECK constraint in the migration).
+/// Lifecycle of a task, stored as text in `tasks.status` (a VARCHAR with a CHECK constraint in
+/// the migration). Its one spelling — `pending`, `in_progress`, `completed`, `failed`,
+/// `needs_review`, `cancelled` — is shared by the database (`sqlx::Type`), JSON (serde), the
+/// CLI's `--status` (clap) and `Display`.
 ///
 /// `pending → in_progress → completed | failed | needs_review`; `cancelled` is set by a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "varchar", rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum TaskStatus {
     Pending,
     InProgress,
@@ -40,39 +47,19 @@ impl TaskStatus {
         TaskStatus::NeedsReview,
         TaskStatus::Cancelled,
     ];
-
-    /// The text stored in the database (`pending`, `in_progress`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskStatus::Pending => "pending",
-            TaskStatus::InProgress => "in_progress",
-            TaskStatus::Completed => "completed",
-            TaskStatus::Failed => "failed",
-            TaskStatus::NeedsReview => "needs_review",
-            TaskStatus::Cancelled => "cancelled",
-        }
-    }
 }
 
+/// The stored text (`in_progress`, …), as clap spells the value.
 impl fmt::Display for TaskStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        display_value(self, f)
     }
 }
 
-impl FromStr for TaskStatus {
-    type Err = String;
-
-    /// Parses the database text; the error names the accepted values.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TaskStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                let all: Vec<_> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown status '{s}' (expected one of: {})", all.join(", "))
-            })
-    }
+/// Writes a [`ValueEnum`] variant's name (every variant of this module's enums has one).
+fn display_value(value: &impl ValueEnum, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let name = value.to_possible_value().expect("no variant is skipped");
+    f.write_str(name.get_name())
 }
 
 /// A task to insert: what `tasks load` and `tasks add` accept.
@@ -88,8 +75,9 @@ pub struct NewTask {
     pub labels: Vec<String>,
 }
 
-/// A row of the `tasks` table. Timestamps are UTC (`TIMESTAMP` columns, as in the design).
-#[derive(Debug, Clone, PartialEq)]
+/// A row of the `tasks` table (`SELECT` of its columns by name). Timestamps are instants
+/// (`timestamptz` columns, migration 0005), shown in UTC.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Task {
     /// Surrogate key (`SERIAL`).
     pub id: i32,
@@ -100,36 +88,38 @@ pub struct Task {
     pub labels: Vec<String>,
     /// How many times the task has been claimed.
     pub attempts: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-    pub started_at: Option<NaiveDateTime>,
-    pub completed_at: Option<NaiveDateTime>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
     pub pr_url: Option<String>,
     /// Mean of the scoring roles' scores, 0–100.
     pub consensus_score: Option<f64>,
     /// How the task ended: decision, votes and publish details (JSONB, written by the pipeline
     /// when the task ends); `None` while it has not.
+    #[sqlx(json(nullable))]
     pub result: Option<Outcome>,
     /// Last error, for failed tasks.
     pub error: Option<String>,
     /// Lease, schedule and cancellation state (`migrations/0003_leases.sql`).
+    #[sqlx(flatten)]
     pub queue: QueueState,
 }
 
-/// The queue columns of a task: who holds it, until when, and when it may run. Timestamps are UTC.
+/// The queue columns of a task: who holds it, until when, and when it may run.
 ///
 /// `Default` (epoch `run_after`, no lease, token 0) is for fixtures; the database always sets
 /// `run_after`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct QueueState {
     /// A pending task is not claimable before this (retry backoff, quota waits).
-    pub run_after: NaiveDateTime,
+    pub run_after: DateTime<Utc>,
     /// Worker id of the last claim (`host:pid:n`); cleared when the task returns to pending, kept
     /// when it ends (who finished it).
     pub locked_by: Option<String>,
     /// End of the current lease, while in_progress; after it the task may be reclaimed. `None`
     /// when not in_progress (or claimed without a lease by the pre-lease API).
-    pub lease_expires_at: Option<NaiveDateTime>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
     /// Incremented by every claim; the claim's `Lease` carries it and every write is checked
     /// against it.
     pub fencing_token: i64,
@@ -146,9 +136,26 @@ impl Task {
     }
 }
 
-/// The LLM stages of the pipeline, in order. Stored as text in `task_stages.stage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// The LLM stages of the pipeline, in order. Stored as text (`pm`, `architect`, `engineer`,
+/// `qa`, `security`) in the VARCHAR columns `task_stages.stage` and `llm_calls.stage`; the same
+/// spelling in JSON and `Display`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    sqlx::Type,
+    ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "varchar", rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Stage {
     Pm,
     Architect,
@@ -167,17 +174,6 @@ impl Stage {
         Stage::Security,
     ];
 
-    /// The text stored in the database (`pm`, `architect`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Pm => "pm",
-            Stage::Architect => "architect",
-            Stage::Engineer => "engineer",
-            Stage::Qa => "qa",
-            Stage::Security => "security",
-        }
-    }
-
     /// Display name of the role (`PM`, `Architect`, …).
     pub fn role_name(self) -> &'static str {
         match self {
@@ -190,29 +186,25 @@ impl Stage {
     }
 }
 
+/// The stored text (`pm`, `architect`, …).
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        display_value(self, f)
     }
 }
 
-impl FromStr for Stage {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Stage::ALL
-            .into_iter()
-            .find(|stage| stage.as_str() == s)
-            .ok_or_else(|| format!("unknown stage '{s}'"))
-    }
-}
-
-/// Tokens one stage spent, as the provider reported them (Anthropic's `usage` object).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Tokens one stage spent, as the provider reported them (Anthropic's `usage` object). Read from
+/// the INTEGER token columns of `task_stages` and `llm_calls` (non-negative by their CHECK
+/// constraints; a negative value is a decode error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Usage {
+    #[sqlx(try_from = "i32")]
     pub input_tokens: u32,
+    #[sqlx(try_from = "i32")]
     pub output_tokens: u32,
+    #[sqlx(try_from = "i32")]
     pub cache_creation_input_tokens: u32,
+    #[sqlx(try_from = "i32")]
     pub cache_read_input_tokens: u32,
 }
 
@@ -226,7 +218,7 @@ impl std::ops::AddAssign for Usage {
 }
 
 /// One completed stage, as recorded in `task_stages`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StageRecord {
     pub stage: Stage,
     /// The role's structured output (its tool input), validated; the Engineer's with its edits
@@ -239,11 +231,12 @@ pub struct StageRecord {
     pub score: Option<f64>,
     /// Model that answered.
     pub model: String,
+    #[sqlx(flatten)]
     pub usage: Usage,
     /// Wall time of the stage including retries, in milliseconds.
     pub duration_ms: i64,
-    /// When the stage was recorded (UTC); `None` before it is stored.
-    pub created_at: Option<NaiveDateTime>,
+    /// When the stage was recorded; `None` before it is stored.
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// A whole-file write proposed by the Engineer or QA: `path` is relative to the repository root
