@@ -8,10 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use autonomous_dev::store::{Cancelled, Event, Finish, Lease, Store, StoreError, TaskEvents};
-use autonomous_dev::task::{
-    BranchCommit, Consensus, Decision, NewTask, Outcome, Publication, PullRequestRef, Stage,
-    StageRecord, Task, TaskStatus, Usage,
-};
+use autonomous_dev::task::{NewTask, Outcome, Stage, StageRecord, Task, TaskStatus, Usage};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -44,25 +41,7 @@ fn completed(pr_url: Option<&str>) -> Finish {
     Finish {
         status: TaskStatus::Completed,
         consensus_score: Some(90.0),
-        result: Outcome::Approved {
-            consensus: Consensus {
-                score: 90.0,
-                decision: Decision::Approved,
-                votes: Vec::new(),
-                held: Vec::new(),
-            },
-            branch: BranchCommit {
-                branch: "feature/task-t".to_string(),
-                commit: "0".repeat(40),
-                pushed: true,
-                reused: false,
-            },
-            publication: Publication::Opened(PullRequestRef {
-                number: 1,
-                url: "https://github.com/o/r/pull/1".to_string(),
-                labels: vec!["autonomous".to_string()],
-            }),
-        },
+        result: common::approved_outcome(90.0),
         pr_url: pr_url.map(str::to_string),
         error: None,
     }

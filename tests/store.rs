@@ -1,15 +1,14 @@
 //! Integration tests of the store against PostgreSQL: each `#[sqlx::test]` gets a fresh database
 //! with `migrations/` applied. Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/x).
 
+mod common;
+
 use std::collections::HashSet;
 
 use std::time::Duration;
 
 use autonomous_dev::store::{Finish, Lease, LoadReport, Store, StoreError, parse_task_file};
-use autonomous_dev::task::{
-    BranchCommit, Consensus, Decision, NewTask, Outcome, Publication, PullRequestRef, Stage,
-    StageRecord, Task, TaskStatus, Usage,
-};
+use autonomous_dev::task::{NewTask, Outcome, Stage, StageRecord, Task, TaskStatus, Usage};
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -85,25 +84,7 @@ fn stage_record(stage: Stage, score: Option<f64>) -> StageRecord {
 
 /// The outcome an approved task with PR #1 records.
 fn approved() -> Outcome {
-    Outcome::Approved {
-        consensus: Consensus {
-            score: 87.5,
-            decision: Decision::Approved,
-            votes: Vec::new(),
-            held: Vec::new(),
-        },
-        branch: BranchCommit {
-            branch: "feature/task-t".to_string(),
-            commit: "0".repeat(40),
-            pushed: true,
-            reused: false,
-        },
-        publication: Publication::Opened(PullRequestRef {
-            number: 1,
-            url: "https://github.com/o/r/pull/1".to_string(),
-            labels: vec!["autonomous".to_string()],
-        }),
-    }
+    common::approved_outcome(87.5)
 }
 
 fn finish(status: TaskStatus) -> Finish {

@@ -37,6 +37,32 @@ pub fn in_progress_task(description: &str) -> autonomous_dev::task::Task {
     }
 }
 
+/// The outcome of an approved task with PR #1 on `feature/task-t`, consensus `score`.
+pub fn approved_outcome(score: f64) -> autonomous_dev::task::Outcome {
+    use autonomous_dev::task::{
+        BranchCommit, Consensus, Decision, Outcome, Publication, PullRequestRef,
+    };
+    Outcome::Approved {
+        consensus: Consensus {
+            score,
+            decision: Decision::Approved,
+            votes: Vec::new(),
+            held: Vec::new(),
+        },
+        branch: BranchCommit {
+            branch: "feature/task-t".to_string(),
+            commit: "0".repeat(40),
+            pushed: true,
+            reused: false,
+        },
+        publication: Publication::Opened(PullRequestRef {
+            number: 1,
+            url: "https://github.com/o/r/pull/1".to_string(),
+            labels: vec!["autonomous".to_string()],
+        }),
+    }
+}
+
 /// Polls `done` every 50 ms until it holds; panics naming `what` after `limit`. The tests' one
 /// way to wait: on something they can observe, never a fixed sleep.
 pub async fn wait_for<F, Fut>(what: &str, limit: Duration, mut done: F)
