@@ -30,7 +30,7 @@ pub fn task_table(tasks: &[Task]) -> String {
     )
 }
 
-/// `stats`: count and average consensus score per status (the design's get_stats), the LLM cost
+/// `stats`: count and average consensus score per status, the LLM cost
 /// of those tasks, and what was spent today (UTC, all tasks).
 pub fn stats(stats: &[StatusStats], spent_today: f64) -> String {
     let rows: Vec<[String; 4]> = stats

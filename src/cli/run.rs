@@ -10,7 +10,7 @@ use tracing::info;
 use crate::config::{ProviderKind, RunArgs};
 use crate::consensus::Thresholds;
 use crate::cost::PriceTable;
-use crate::daemon::{Daemon, DaemonSettings, Shutdown, systemd};
+use crate::daemon::{Daemon, DaemonSettings, Shutdown};
 use crate::gates::GateConfig;
 use crate::git::{self, Repo};
 use crate::github::GitHub;
@@ -108,8 +108,6 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         lease: args.lease_seconds,
         heartbeat: args.heartbeat_seconds,
     };
-    systemd::ready("idle, waiting for tasks");
-    systemd::spawn_watchdog(&shutdown);
     Daemon::new(store, Arc::new(pipeline), settings)
         .run(&shutdown)
         .await?;

@@ -1,6 +1,6 @@
 //! Consensus: scores the roles' votes against the thresholds and decides what happens to a task.
 //!
-//! Rules from the design: the consensus score is the mean of the Architect, Engineer, QA and
+//! The rules: the consensus score is the mean of the Architect, Engineer, QA and
 //! Security scores (the PM votes approve/reject and has no score); ≥ 80 approves (publish a PR),
 //! 60 to < 80 is a conditional approval (needs_review, nothing pushed), < 60 rejects (failed).
 //! Both bounds are configurable (CONSENSUS_THRESHOLD, CONDITIONAL_THRESHOLD).

@@ -3,7 +3,7 @@
 //! POLL_INTERVAL or until woken. On shutdown they stop claiming, and a task a worker cannot
 //! finish goes back to pending (never stays in_progress).
 
-pub mod systemd;
+mod systemd;
 
 /// Re-exported for the CLI, which builds the daemon's shutdown.
 pub use crate::shutdown::Shutdown;
@@ -50,8 +50,8 @@ pub struct Daemon {
     settings: DaemonSettings,
     wakeup: Notify,
     busy: Mutex<BTreeSet<String>>,
-    /// Until when no worker claims: a rate limit or exhausted quota was hit (the design's
-    /// "pause for 5 hours" on quota exhaustion, configurable as the retry policy's wait).
+    /// Until when no worker claims: a rate limit or exhausted quota was hit (exhausted quota
+    /// pauses for the retry policy's quota wait, 5 hours by default).
     paused_until: Mutex<Option<(Instant, PauseReason)>>,
 }
 
@@ -73,11 +73,14 @@ impl Daemon {
         self.wakeup.notify_waiters();
     }
 
-    /// Runs the workers until `shutdown` is triggered (or, with `once`, until the queue is
+    /// Tells systemd the daemon is ready and starts the watchdog heartbeat, then runs the
+    /// workers until `shutdown` is triggered (or, with `once`, until the queue is
     /// empty), with a listener that wakes them when a task is inserted (LISTEN/NOTIFY; the poll
     /// stays as the fallback). Errors only if the database fails in `once` mode; the
     /// long-running daemon waits out database outages with backoff instead.
     pub async fn run(&self, shutdown: &Shutdown) -> Result<(), StoreError> {
+        systemd::ready("idle, waiting for tasks");
+        systemd::spawn_watchdog(shutdown);
         let workers = (0..self.settings.concurrency.max(1)).map(|n| {
             let worker = worker_id(u32::try_from(n).unwrap_or(u32::MAX));
             self.worker(worker, shutdown)

@@ -17,7 +17,7 @@ use crate::task::{Stage, Usage};
 pub struct Budget {
     /// USD per million tokens of every model a role may use (checked at start).
     pub prices: PriceTable,
-    /// MAX_TASK_COST_USD (default 2.00, from the issue): a task's spend, counted from its
+    /// MAX_TASK_COST_USD (default 2.00): a task's spend, counted from its
     /// creation or its last manual retry, never exceeds it.
     pub max_task_usd: f64,
     /// DAILY_BUDGET_USD: spend of all tasks per UTC day; `None` for no daily cap.

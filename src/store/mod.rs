@@ -74,7 +74,7 @@ pub struct LoadReport {
     pub updated: u64,
 }
 
-/// One row of `stats`: the design's `get_stats` (count and mean consensus score per status), and
+/// One row of `stats`: count and mean consensus score of one status, and
 /// what those tasks cost.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StatusStats {

@@ -17,7 +17,7 @@ use crate::task::NewTask;
 #[error("{0}")]
 pub struct TaskFileError(pub String);
 
-/// Longest task_id, as in the design's `VARCHAR(100)`.
+/// Longest task_id: the column is `VARCHAR(100)`.
 const MAX_TASK_ID_CHARS: usize = 100;
 /// Longest label GitHub accepts.
 const MAX_LABEL_CHARS: usize = 50;

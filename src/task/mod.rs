@@ -65,7 +65,7 @@ fn display_value(value: &impl ValueEnum, f: &mut fmt::Formatter<'_>) -> fmt::Res
 /// A task to insert: what `tasks load` and `tasks add` accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTask {
-    /// Unique, human-chosen id such as `phase1-001` (at most 100 characters, as in the design).
+    /// Unique, human-chosen id such as `phase1-001` (at most 100 characters: the column is `VARCHAR(100)`).
     pub task_id: String,
     /// What to build; its first line becomes the PR title.
     pub description: String,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GateReport, Stage};
 
-/// What consensus decided (the design's rule is in `crate::consensus`).
+/// What consensus decided (the thresholds are in `crate::consensus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
