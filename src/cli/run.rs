@@ -17,7 +17,7 @@ use crate::github::GitHub;
 use crate::llm::{self, Anthropic, OpenAi, Provider};
 use crate::pipeline::{
     Budget, GitRepository, Pipeline, PipelineSettings, Publisher, PublisherConfig, RetryPolicy,
-    RoleModel, Roles,
+    RoleModel, Roles, Verifying,
 };
 use crate::store::Store;
 use crate::task::Stage;
@@ -85,7 +85,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             retry,
             budget,
             gates,
-            verifier,
+            verifier: verifier.map(|v| Arc::new(v) as Arc<dyn Verifying>),
             repair_rounds: args.checks.repair_rounds,
         },
     );

@@ -12,9 +12,10 @@
 //! a task released mid-way resumes from its first stage without a record. The pipeline ends the
 //! task itself (`TaskState::finish`); the daemon only releases it when interrupted.
 //!
-//! The machine meets the world at two edges, both traits: the task's state ([`TaskState`],
-//! implemented for the store) and the repository ([`Repository`] for reads at one base commit,
-//! [`Publishing`] for the branch and the PR). The daemon runs it through [`TaskRunner`].
+//! The machine meets the world at its edges, all traits: the task's state ([`TaskState`],
+//! implemented for the store), the repository ([`Repository`] for reads at one base commit,
+//! [`Publishing`] for the branch and the PR) and verification ([`Verifying`], implemented by the
+//! sandbox's [`crate::verify::Verifier`]). The daemon runs it through [`TaskRunner`].
 
 mod budget;
 mod evidence;
@@ -22,12 +23,14 @@ mod failure;
 mod publish;
 mod repository;
 mod state;
+mod verifying;
 
 pub use budget::Budget;
 pub use failure::RetryPolicy;
 pub use publish::{BranchCommit, DraftPr, PublishError, Publisher, PublisherConfig};
 pub use repository::{BranchChange, GitRepository, Publishing, Repository, Snapshot};
 pub use state::TaskState;
+pub use verifying::Verifying;
 
 use std::sync::Arc;
 
@@ -41,7 +44,6 @@ use crate::llm::Provider;
 use crate::shutdown::Shutdown;
 use crate::store::{Finish, Lease, StoreError};
 use crate::task::{Outcome, Publication, PullRequestRef, Stage, StageRecord, Task, TaskStatus};
-use crate::verify::Verifier;
 
 use failure::{Retry, TaskFailure};
 use repository::RunSnapshot;
@@ -141,9 +143,10 @@ pub struct PipelineSettings {
     pub budget: Budget,
     /// Limits and policy of the deterministic gates.
     pub gates: GateConfig,
-    /// The sandbox that runs the repository's checks; `None` when verification is turned off
-    /// (VERIFY=false: every change is recorded as not verified).
-    pub verifier: Option<Verifier>,
+    /// What runs the repository's checks (the product: [`crate::verify::Verifier`], the
+    /// sandbox); `None` when verification is turned off (VERIFY=false: every change is recorded
+    /// as not verified).
+    pub verifier: Option<Arc<dyn Verifying>>,
     /// REPAIR_ROUNDS: Engineer answers after a failed verification or edits that did not apply.
     pub repair_rounds: u32,
 }
