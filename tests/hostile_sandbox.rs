@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use autonomous_dev::verify::{Verification, Verifier, VerifyConfig, VerifyStatus, Worktree};
+use autonomous_dev::verify::{
+    Verification, Verifier, VerifyConfig, VerifyError, VerifyStatus, Worktree,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -154,7 +156,14 @@ fn assert_denied(v: &Verification, label: &str) {
 async fn the_postgresql_unix_socket_is_not_reachable() {
     let socket_dir = Path::new("/var/run/postgresql");
     let control = Command::new("psql")
-        .args(["-h", "/var/run/postgresql", "-U", "postgres", "-Atc", "select 40 + 2"])
+        .args([
+            "-h",
+            "/var/run/postgresql",
+            "-U",
+            "postgres",
+            "-Atc",
+            "select 40 + 2",
+        ])
         .output()
         .expect("run psql on the host");
     assert_eq!(
@@ -200,10 +209,7 @@ async fn a_unix_socket_under_run_is_not_reachable() {
     std::fs::remove_file(&path).expect("remove the socket");
 
     assert!(v.output_tail.ends_with("done"), "{v:?}");
-    assert!(
-        !v.output_tail.lines().any(|l| l == "CONNECTED"),
-        "{v:?}"
-    );
+    assert!(!v.output_tail.lines().any(|l| l == "CONNECTED"), "{v:?}");
     assert!(
         matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the sandbox connected to the host's socket: {accepted:?}"
@@ -234,7 +240,12 @@ async fn a_file_in_roots_home_is_unreadable() {
     .await;
     assert_denied(&v, "ROOT-HOME");
     assert!(!v.output_tail.contains("root-secret"), "{v:?}");
-    let name = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    let name = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert!(!v.output_tail.contains(&name), "/root is listed: {v:?}");
 }
 
@@ -244,11 +255,17 @@ async fn a_file_in_roots_home_is_unreadable() {
 #[test]
 fn a_file_in_the_daemons_home_is_unreadable() {
     let home = outside_tmp();
-    std::fs::write(home.path().join(".git-credentials"), "https://u:daemon-secret@x\n")
-        .expect("write the marker");
+    std::fs::write(
+        home.path().join(".git-credentials"),
+        "https://u:daemon-secret@x\n",
+    )
+    .expect("write the marker");
     std::fs::create_dir_all(home.path().join(".cargo/bin")).expect("a toolchain under HOME");
-    std::fs::write(home.path().join(".cargo/credentials.toml"), "token = \"cargo-secret\"\n")
-        .expect("write the cargo marker");
+    std::fs::write(
+        home.path().join(".cargo/credentials.toml"),
+        "token = \"cargo-secret\"\n",
+    )
+    .expect("write the cargo marker");
     let home_path = home.path().to_str().expect("utf-8 path");
     let stdout = run_child(
         "child_reads_the_daemons_home",
@@ -257,8 +274,14 @@ fn a_file_in_the_daemons_home_is_unreadable() {
     );
     let tail = child_section(&stdout, "TAIL");
     for label in ["GIT-CREDENTIALS", "CARGO-CREDENTIALS"] {
-        assert!(tail.lines().any(|l| l == format!("{label}-DENIED")), "{label}: {tail}");
-        assert!(!tail.lines().any(|l| l == format!("{label}-READ")), "{label}: {tail}");
+        assert!(
+            tail.lines().any(|l| l == format!("{label}-DENIED")),
+            "{label}: {tail}"
+        );
+        assert!(
+            !tail.lines().any(|l| l == format!("{label}-READ")),
+            "{label}: {tail}"
+        );
     }
     assert!(!tail.contains("secret"), "{tail}");
 }
@@ -287,8 +310,11 @@ async fn repo_path_and_the_env_file_are_unreadable() {
     let repo = outside_tmp();
     let git = repo.path().join(".git");
     std::fs::create_dir_all(&git).expect("mkdir .git");
-    std::fs::write(git.join("config"), "[remote \"origin\"]\n\turl = https://x:repo-secret@h/r\n")
-        .expect("write .git/config");
+    std::fs::write(
+        git.join("config"),
+        "[remote \"origin\"]\n\turl = https://x:repo-secret@h/r\n",
+    )
+    .expect("write .git/config");
     let env_dir = outside_tmp();
     std::fs::write(env_dir.path().join("env"), "GITHUB_TOKEN=env-secret\n").expect("write env");
     let mut config = config(&format!(
@@ -354,7 +380,10 @@ async fn the_check_does_not_run_as_root() {
     assert_ne!(uid, "0", "the check ran as root: {v:?}");
     assert_ne!(gid, "0", "the check ran with group root: {v:?}");
     for line in lines {
-        assert!(line.ends_with("0000000000000000"), "capabilities left: {line}");
+        assert!(
+            line.ends_with("0000000000000000"),
+            "capabilities left: {line}"
+        );
     }
 }
 
@@ -388,9 +417,13 @@ print(\"started\", started, flush=True)
         .parse()
         .expect("a number");
     assert!(started >= 1, "control: processes started: {v:?}");
-    assert!(started < 64, "{started} processes under a limit of 64: {v:?}");
     assert!(
-        v.output_tail.contains("REFUSED Resource temporarily unavailable"),
+        started < 64,
+        "{started} processes under a limit of 64: {v:?}"
+    );
+    assert!(
+        v.output_tail
+            .contains("REFUSED Resource temporarily unavailable"),
         "{v:?}"
     );
 }
@@ -453,7 +486,10 @@ async fn a_huge_file_is_refused() {
     // head is killed by SIGXFSZ (25): exit 128 + 25.
     assert!(v.output_tail.contains("exit 153"), "{v:?}");
     let size = std::fs::metadata(worktree.path().join("big")).map_or(0, |m| m.len());
-    assert!(size <= 128 * MIB, "a {size}-byte file under a 128 MiB limit");
+    assert!(
+        size <= 128 * MIB,
+        "a {size}-byte file under a 128 MiB limit"
+    );
 }
 
 #[tokio::test]
@@ -474,7 +510,10 @@ async fn the_worktree_cannot_grow_beyond_its_bound() {
         v.reason.as_deref().is_some_and(|r| r.contains("128 MiB")),
         "{v:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(25), "killed, not timed out: {v:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "killed, not timed out: {v:?}"
+    );
     assert!(v.summary().contains("worktree"), "{}", v.summary());
 }
 
@@ -486,7 +525,13 @@ async fn the_worktree_cannot_grow_beyond_its_bound() {
 fn an_unreadable_worktree_is_still_removed() {
     let stdout = run_child(
         "child_leaves_an_unreadable_worktree",
-        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
         &[("HOME", "/nonexistent")],
     );
     let path = PathBuf::from(child_section(&stdout, "WORKTREE"));
@@ -509,12 +554,18 @@ async fn child_leaves_an_unreadable_worktree() {
     let path = worktree.path().to_path_buf();
     let v = run_in(
         &path,
-        config("mkdir -p locked/inner && echo x > locked/inner/f && chmod 000 locked && echo LOCKED"),
+        config(
+            "mkdir -p locked/inner && echo x > locked/inner/f && chmod 000 locked && echo LOCKED",
+        ),
     )
     .await;
     assert_eq!(v.output_tail, "LOCKED", "{v:?}");
     assert_eq!(
-        std::fs::metadata(path.join("locked")).expect("locked").permissions().mode() & 0o777,
+        std::fs::metadata(path.join("locked"))
+            .expect("locked")
+            .permissions()
+            .mode()
+            & 0o777,
         0,
         "control: the directory is unreadable"
     );
@@ -555,4 +606,57 @@ async fn the_toolchains_still_work_under_the_bounds() {
     assert!(tail.contains("test result: ok. 1 passed"), "{tail}");
     assert!(tail.contains("python 127.0.0.1"), "{tail}");
     assert!(tail.contains("node 2"), "{tail}");
+}
+
+// --- Settings --------------------------------------------------------------------------------
+
+/// A VERIFY_USER that does not exist, or is root, stops the daemon at start with the reason.
+#[test]
+fn an_unknown_or_root_verify_user_is_refused() {
+    for (user, expected) in [
+        ("no-such-user-ad", "is not a user of this system"),
+        ("root", "the check never runs as root"),
+        ("0", "the check never runs as root"),
+    ] {
+        let config = VerifyConfig {
+            user: user.to_owned(),
+            ..config("true")
+        };
+        match Verifier::new(config) {
+            Err(VerifyError::Unavailable(message)) => {
+                assert!(message.contains(expected), "{user}: {message}");
+                assert!(message.contains(user), "{user}: {message}");
+            }
+            other => panic!("VERIFY_USER={user} accepted: {other:?}"),
+        }
+    }
+    // Control: a numeric uid without a passwd entry is a valid user.
+    let config = VerifyConfig {
+        user: "64123".to_owned(),
+        ..config("true")
+    };
+    Verifier::new(config).expect("a numeric VERIFY_USER");
+}
+
+/// Where systemd is PID 1, each run is a transient scope whose MemoryMax also counts tmpfs
+/// pages, which no per-process limit sees: 300 MiB written to a 1 GiB /tmp under a 128 MiB
+/// memory bound fails.
+#[tokio::test]
+async fn the_systemd_scope_bounds_the_whole_runs_memory() {
+    if !Path::new("/run/systemd/system").is_dir() {
+        println!(
+            "SKIPPED the_systemd_scope_bounds_the_whole_runs_memory: systemd is not PID 1 here, \
+             so no transient scope can be created; the prlimit and tmpfs bounds (the other tests \
+             of this file) are what this machine tests"
+        );
+        return;
+    }
+    let config = VerifyConfig {
+        memory_bytes: 128 * MIB,
+        tmp_bytes: 1024 * MIB,
+        ..config("if head -c 300M /dev/zero > /tmp/fill; then echo FILLED; else echo REFUSED; fi")
+    };
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let v = run_in(worktree.path(), config).await;
+    assert!(!v.output_tail.lines().any(|l| l == "FILLED"), "{v:?}");
 }

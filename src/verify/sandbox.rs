@@ -11,8 +11,8 @@
 //! change is verified in, removed afterwards even when the check made it unreadable.
 
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -68,7 +68,9 @@ const FIXED_ENV: [(&str, &str); 9] = [
 /// System trees bound read-only at the same path (or recreated as the same symlink, on
 /// merged-/usr systems): the programs, libraries and toolchains installed by the package manager
 /// (`/usr/local` included).
-const SYSTEM: [&str; 7] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const SYSTEM: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
 
 /// What of `/etc` a check may need, bound read-only when present: user and group names (`id`,
 /// `getpwuid`, git's identity fallback), name-service and resolver configuration without a
@@ -414,7 +416,8 @@ impl Sandbox {
             ]
             .map(OsString::from),
         );
-        let mut command = std::process::Command::new(if self.scope { "systemd-run" } else { "bwrap" });
+        let mut command =
+            std::process::Command::new(if self.scope { "systemd-run" } else { "bwrap" });
         command.args(args).env_clear();
         if let Some(path) = std::env::var_os("PATH") {
             command.env("PATH", path);
@@ -517,7 +520,10 @@ fn mounts(
     };
     // CARGO_HOME and RUSTUP_HOME: a writable, size-limited shell (cargo takes its package
     // lock there) holding their read-only parts.
-    for (name, parts) in [("CARGO_HOME", CARGO_HOME_PARTS), ("RUSTUP_HOME", RUSTUP_HOME_PARTS)] {
+    for (name, parts) in [
+        ("CARGO_HOME", CARGO_HOME_PARTS),
+        ("RUSTUP_HOME", RUSTUP_HOME_PARTS),
+    ] {
         let Some(root) = var(name).filter(|root| allowed(root)) else {
             continue;
         };
@@ -744,4 +750,49 @@ async fn read_tail(mut receiver: pipe::Receiver) -> Vec<u8> {
         tail.drain(..tail.len() - KEEP_BYTES);
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-only bind sources in `args`.
+    fn bound(args: &[OsString]) -> Vec<PathBuf> {
+        args.windows(2)
+            .filter(|w| w[0] == "--ro-bind")
+            .map(|w| PathBuf::from(&w[1]))
+            .collect()
+    }
+
+    #[test]
+    fn path_directories_are_bound_by_prefix_but_never_home_or_above_a_forbidden_path() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = |p: &str| {
+            let path = root.path().join(p);
+            std::fs::create_dir_all(&path).unwrap();
+            path
+        };
+        let (home, home_bin, tool_bin, shims) = (
+            dir("home"),
+            dir("home/bin"),
+            dir("opt/tool/bin"),
+            dir("pyenv/shims"),
+        );
+        let repo = dir("srv/repo");
+        let path =
+            std::env::join_paths([&home_bin, &tool_bin, &shims, &root.path().join("srv")]).unwrap();
+        let env = vec![("PATH".to_owned(), path.to_string_lossy().into_owned())];
+        let args = mounts(&env, &[home.clone(), repo], Some(&home), 1 << 20);
+        let bound = bound(&args);
+        assert!(bound.contains(&root.path().join("opt/tool")), "{bound:?}");
+        assert!(bound.contains(&home_bin), "HOME's bin alone: {bound:?}");
+        assert!(bound.contains(&shims), "{bound:?}");
+        assert!(!bound.contains(&home), "{bound:?}");
+        assert!(
+            !bound.iter().any(|b| b.ends_with("srv")),
+            "a directory above REPO_PATH was bound: {bound:?}"
+        );
+        assert!(bound.contains(&PathBuf::from("/usr")), "{bound:?}");
+        assert!(!bound.contains(&PathBuf::from("/etc/shadow")), "{bound:?}");
+    }
 }
