@@ -286,6 +286,54 @@ fn a_file_in_the_daemons_home_is_unreadable() {
     assert!(!tail.contains("secret"), "{tail}");
 }
 
+/// A daemon not running as root (as under the systemd unit) runs the check as itself, with its
+/// HOME just as hidden.
+#[test]
+fn a_non_root_daemon_runs_the_check_as_itself_with_its_home_hidden() {
+    let home = outside_tmp();
+    std::fs::write(
+        home.path().join(".git-credentials"),
+        "https://u:daemon-secret@x\n",
+    )
+    .expect("write the marker");
+    std::fs::create_dir_all(home.path().join(".cargo/bin")).expect("a toolchain under HOME");
+    std::fs::write(
+        home.path().join(".cargo/credentials.toml"),
+        "token = \"cargo-secret\"\n",
+    )
+    .expect("write the cargo marker");
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(home.path())
+        .status()
+        .expect("chown");
+    assert!(status.success(), "chown the HOME");
+    let home_path = home.path().to_str().expect("utf-8 path");
+    let stdout = run_child(
+        "child_reads_the_daemons_home",
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
+        &[("HOME", home_path), ("MARKER_HOME", home_path)],
+    );
+    let tail = child_section(&stdout, "TAIL");
+    for label in ["GIT-CREDENTIALS", "CARGO-CREDENTIALS"] {
+        assert!(
+            tail.lines().any(|l| l == format!("{label}-DENIED")),
+            "{label}: {tail}"
+        );
+    }
+    assert!(!tail.contains("secret"), "{tail}");
+    assert!(
+        tail.lines().any(|l| l == "UID 65534"),
+        "the check runs as the daemon's user: {tail}"
+    );
+}
+
 #[tokio::test]
 #[ignore = "child process of a_file_in_the_daemons_home_is_unreadable"]
 async fn child_reads_the_daemons_home() {
@@ -294,7 +342,7 @@ async fn child_reads_the_daemons_home() {
     }
     let home = PathBuf::from(std::env::var_os("MARKER_HOME").expect("MARKER_HOME"));
     let script = format!(
-        "{}{}echo done",
+        "{}{}echo UID $(id -u); echo done",
         try_read("GIT-CREDENTIALS", &home.join(".git-credentials")),
         try_read("CARGO-CREDENTIALS", &home.join(".cargo/credentials.toml")),
     );
