@@ -132,7 +132,8 @@ pub struct VerifyConfig {
     /// root). A daemon running as another user runs the check as itself.
     pub user: String,
     /// Paths never visible in the sandbox even if a toolchain directory holds them: REPO_PATH
-    /// and the daemon's environment file.
+    /// (the daemon's HOME, the working directory's `.env`, `/etc/autonomous-dev`, `/run`,
+    /// `/var/lib`, `/home` and `/root` always are).
     pub hidden: Vec<PathBuf>,
     /// Values that must never appear in an output tail (the daemon's tokens and keys); they are
     /// replaced like any secret the scanner recognizes.

@@ -258,7 +258,7 @@ impl Sandbox {
     /// message when it cannot build the sandbox.
     pub fn probe(&self) -> Result<(), VerifyError> {
         let worktree = tempfile::tempdir()?;
-        self.hand_over(worktree.path())?;
+        hand_over(worktree.path(), self.user)?;
         let output = self
             .command(worktree.path(), "true")
             .stdin(Stdio::null())
@@ -279,21 +279,6 @@ impl Sandbox {
         )))
     }
 
-    /// Makes `worktree` the check's: owned by VERIFY_USER when the daemon is root (symlinks
-    /// themselves, never their targets).
-    fn hand_over(&self, worktree: &Path) -> std::io::Result<()> {
-        let Some((uid, gid)) = self.user else {
-            return Ok(());
-        };
-        let mut result = Ok(());
-        walk(worktree, &mut |path, _| {
-            if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid)) {
-                result = Err(e);
-            }
-        });
-        result
-    }
-
     /// Runs `script` with `sh -c` in the sandbox over `worktree`; at `timeout`, or when the
     /// worktree grows past the disk bound, kills bubblewrap, which takes its PID namespace —
     /// every process the command started — with it.
@@ -303,7 +288,8 @@ impl Sandbox {
         script: &str,
         timeout: Duration,
     ) -> std::io::Result<Run> {
-        self.hand_over(worktree)?;
+        let (dir, user) = (worktree.to_path_buf(), self.user);
+        tokio::task::spawn_blocking(move || hand_over(&dir, user)).await??;
         let (sender, receiver) = pipe::pipe()?;
         let writer = sender.into_blocking_fd()?;
         let mut command = tokio::process::Command::from(self.command(worktree, script));
@@ -424,6 +410,23 @@ impl Sandbox {
         }
         command
     }
+}
+
+/// Makes `worktree` the check's: owned by `user` (VERIFY_USER's uid and gid, when the daemon is
+/// root) — symlinks themselves, never their targets. Errors: the first `lchown` that failed.
+fn hand_over(worktree: &Path, user: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = user else {
+        return Ok(());
+    };
+    let mut result = Ok(());
+    walk(worktree, &mut |path, _| {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+    });
+    result
 }
 
 /// The variables the sandbox gets: [`PASSED_ENV`] when set, toolchain homes found under HOME,
