@@ -708,3 +708,36 @@ async fn the_systemd_scope_bounds_the_whole_runs_memory() {
     let v = run_in(worktree.path(), config).await;
     assert!(!v.output_tail.lines().any(|l| l == "FILLED"), "{v:?}");
 }
+
+/// The bounds' settings: their defaults, and values too small to run any check refused with the
+/// setting named.
+#[test]
+fn the_bounds_settings_have_defaults_and_refuse_bad_values() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Settings {
+        #[command(flatten)]
+        checks: autonomous_dev::config::Checks,
+    }
+    let checks = Settings::try_parse_from(["t"]).expect("defaults").checks;
+    assert_eq!(
+        (
+            checks.verify_processes,
+            checks.verify_disk_mb,
+            checks.verify_tmp_mb,
+            checks.verify_user.as_str()
+        ),
+        (512, 4096, 1024, "nobody")
+    );
+    for (flag, value) in [
+        ("--verify-processes", "3"),
+        ("--verify-disk-mb", "0"),
+        ("--verify-tmp-mb", "x"),
+    ] {
+        let error = match Settings::try_parse_from(["t", flag, value]) {
+            Ok(_) => panic!("{flag} {value} accepted"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains(flag), "{flag}: {error}");
+    }
+}
