@@ -217,9 +217,26 @@ pub struct Checks {
     /// Wall-clock seconds the check command may run; then its whole process tree is killed.
     #[arg(long, env, default_value = "600", value_parser = seconds)]
     pub verify_timeout: Duration,
-    /// Memory limit of each process of the check command, in MiB.
+    /// Address space of each process of the check command (RLIMIT_AS, shared mappings
+    /// included), in MiB; where systemd runs, also the whole run's memory (tmpfs included).
     #[arg(long, env, default_value = "4096", value_parser = clap::value_parser!(u64).range(64..))]
     pub verify_memory_mb: u64,
+    /// Processes and threads the check may have at once (RLIMIT_NPROC: counted per user, so
+    /// with a root daemon all of VERIFY_USER's processes on the host share it).
+    #[arg(long, env, default_value = "512", value_parser = clap::value_parser!(u32).range(16..))]
+    pub verify_processes: u32,
+    /// Most the worktree may take, checkout included, and the largest file the check may
+    /// write, in MiB; a run whose worktree outgrows it is stopped and fails.
+    #[arg(long, env, default_value = "4096", value_parser = clap::value_parser!(u64).range(16..))]
+    pub verify_disk_mb: u64,
+    /// Size of the sandbox's private `/tmp`, and of its `/dev/shm`, in MiB each (memory-backed).
+    #[arg(long, env, default_value = "1024", value_parser = clap::value_parser!(u64).range(16..))]
+    pub verify_tmp_mb: u64,
+    /// The user a daemon running as root runs the check as (a name or uid, never root); a
+    /// daemon running as another user runs it as itself. Best a dedicated user: the process
+    /// bound counts all of its processes.
+    #[arg(long, env, default_value = "nobody")]
+    pub verify_user: String,
     /// Engineer answers after a failed verification or edits that do not apply.
     #[arg(long, env, default_value = "2", value_parser = clap::value_parser!(u32).range(0..=10))]
     pub repair_rounds: u32,

@@ -204,6 +204,11 @@ fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifi
         command: args.checks.verify_command.clone(),
         timeout: args.checks.verify_timeout,
         memory_bytes: args.checks.verify_memory_mb.saturating_mul(1024 * 1024),
+        processes: args.checks.verify_processes,
+        disk_bytes: args.checks.verify_disk_mb.saturating_mul(1024 * 1024),
+        tmp_bytes: args.checks.verify_tmp_mb.saturating_mul(1024 * 1024),
+        user: args.checks.verify_user.clone(),
+        hidden: vec![args.repo_path.clone()],
         secrets: [
             Some(database_url),
             args.github_token.as_ref(),

@@ -22,7 +22,7 @@ use crate::agents::{
 };
 use crate::gates::{self, Changed, GateReport};
 use crate::task::{FileChange, Stage, StageRecord};
-use crate::verify::Verification;
+use crate::verify::{Verification, Worktree};
 
 impl Pipeline {
     /// The Engineer's stage: up to 1 + REPAIR_ROUNDS answers on one conversation. Each answer's
@@ -168,10 +168,7 @@ impl Pipeline {
                 "verification is turned off (VERIFY=false)",
             ));
         };
-        let worktree = tempfile::Builder::new()
-            .prefix("autonomous-dev-verify-")
-            .tempdir()
-            .map_err(|e| TaskFailure::Verify(e.to_string()))?;
+        let worktree = Worktree::new().map_err(|e| TaskFailure::Verify(e.to_string()))?;
         snapshot
             .export(files.to_vec(), worktree.path().to_path_buf())
             .await?;

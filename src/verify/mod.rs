@@ -7,8 +7,9 @@ mod detect;
 mod sandbox;
 
 pub use detect::DETECTED;
+pub use sandbox::Worktree;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -54,7 +55,8 @@ pub struct Verification {
     /// The last lines of stdout and stderr as they interleaved (at most 60 lines / 6 KiB),
     /// secrets redacted. Untrusted text: the repository's and the model's code wrote it.
     pub output_tail: String,
-    /// Why nothing was run, for [`VerifyStatus::NotVerified`].
+    /// Why nothing was run, for [`VerifyStatus::NotVerified`]; why the run was stopped, for a
+    /// failure without an exit status (the worktree outgrew VERIFY_DISK_MB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -81,7 +83,10 @@ impl Verification {
         let ended = match (self.exit_code, self.signal) {
             (Some(code), _) => format!("exit {code}"),
             (None, Some(signal)) => format!("killed by signal {signal}"),
-            (None, None) => "no exit status".to_owned(),
+            (None, None) => self
+                .reason
+                .clone()
+                .unwrap_or_else(|| "no exit status".to_owned()),
         };
         match self.status {
             VerifyStatus::Passed => format!("passed: `{command}` ({ended}, {seconds:.1} s)"),
@@ -109,11 +114,48 @@ pub struct VerifyConfig {
     pub command: Option<String>,
     /// VERIFY_TIMEOUT (default 600 s): wall-clock limit, then the process tree is killed.
     pub timeout: Duration,
-    /// VERIFY_MEMORY_MB in bytes: each process's data segment limit (RLIMIT_DATA).
+    /// VERIFY_MEMORY_MB in bytes: each process's address space (RLIMIT_AS, which counts shared
+    /// mappings too); where systemd runs, also the whole run's memory (the scope's MemoryMax,
+    /// which counts tmpfs pages).
     pub memory_bytes: u64,
+    /// VERIFY_PROCESSES: processes and threads at once (RLIMIT_NPROC, which the kernel counts
+    /// per user: with a root daemon, all of VERIFY_USER's on the host; where systemd runs, also
+    /// the scope's TasksMax).
+    pub processes: u32,
+    /// VERIFY_DISK_MB in bytes: the largest file the check may write (RLIMIT_FSIZE), and the
+    /// most the worktree may take, checkout included (measured every 0.5 s; beyond it the run
+    /// is stopped and fails).
+    pub disk_bytes: u64,
+    /// VERIFY_TMP_MB in bytes: the size of the sandbox's `/tmp` and of its `/dev/shm` (each).
+    pub tmp_bytes: u64,
+    /// VERIFY_USER: who runs the check when the daemon runs as root (a user name or uid; never
+    /// root). A daemon running as another user runs the check as itself.
+    pub user: String,
+    /// Paths never visible in the sandbox even if a toolchain directory holds them: REPO_PATH
+    /// (the daemon's HOME, the working directory's `.env`, `/etc/autonomous-dev`, `/run`,
+    /// `/var/lib`, `/home` and `/root` always are).
+    pub hidden: Vec<PathBuf>,
     /// Values that must never appear in an output tail (the daemon's tokens and keys); they are
     /// replaced like any secret the scanner recognizes.
     pub secrets: Vec<SecretString>,
+}
+
+impl Default for VerifyConfig {
+    /// The settings' defaults: a detected command, 600 s, 4096 MiB, 512 processes, 4096 MiB of
+    /// disk, 1024 MiB of /tmp, user `nobody`, nothing extra hidden, no secrets.
+    fn default() -> VerifyConfig {
+        VerifyConfig {
+            command: None,
+            timeout: Duration::from_secs(600),
+            memory_bytes: 4096 << 20,
+            processes: 512,
+            disk_bytes: 4096 << 20,
+            tmp_bytes: 1024 << 20,
+            user: "nobody".to_owned(),
+            hidden: Vec::new(),
+            secrets: Vec::new(),
+        }
+    }
 }
 
 /// Why verification cannot run.
@@ -138,9 +180,10 @@ impl Verifier {
     /// A verifier for `config`, after running `true` in the sandbox once.
     ///
     /// Errors: [`VerifyError::Unavailable`] when `bwrap` is not on PATH or cannot create its
-    /// namespaces (e.g. user namespaces forbidden), with bubblewrap's own message.
+    /// namespaces (e.g. user namespaces forbidden), with bubblewrap's own message, or when the
+    /// daemon runs as root and VERIFY_USER is unknown or root.
     pub fn new(config: VerifyConfig) -> Result<Verifier, VerifyError> {
-        let sandbox = Sandbox::new(config.memory_bytes);
+        let sandbox = Sandbox::new(&config)?;
         sandbox.probe()?;
         Ok(Verifier { config, sandbox })
     }
@@ -169,11 +212,20 @@ impl Verifier {
             .run(worktree, &command, self.config.timeout)
             .await?;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut reason = None;
         let (status, exit_code, signal) = match run.exit {
             Exit::Code(0) => (VerifyStatus::Passed, Some(0), None),
             Exit::Code(code) => (VerifyStatus::Failed, Some(code), None),
             Exit::Signal(signal) => (VerifyStatus::Failed, None, Some(signal)),
             Exit::TimedOut => (VerifyStatus::TimedOut, None, None),
+            Exit::DiskFull(used) => {
+                reason = Some(format!(
+                    "stopped: the worktree took {} MiB, over VERIFY_DISK_MB ({} MiB)",
+                    used >> 20,
+                    self.config.disk_bytes >> 20
+                ));
+                (VerifyStatus::Failed, None, None)
+            }
         };
         Ok(Verification {
             status,
@@ -182,7 +234,7 @@ impl Verifier {
             signal,
             duration_ms,
             output_tail: self.tail(&run.output),
-            reason: None,
+            reason,
         })
     }
 
@@ -216,13 +268,11 @@ mod tests {
 
     fn verifier(secrets: Vec<SecretString>) -> Verifier {
         Verifier {
+            sandbox: Sandbox::new(&VerifyConfig::default()).expect("sandbox"),
             config: VerifyConfig {
-                command: None,
-                timeout: Duration::from_secs(1),
-                memory_bytes: 1 << 30,
                 secrets,
+                ..VerifyConfig::default()
             },
-            sandbox: Sandbox::new(1 << 30),
         }
     }
 

@@ -1,10 +1,17 @@
-//! The bubblewrap sandbox a check command runs in: every namespace unshared (no network, its own
-//! PID namespace, so killing bubblewrap kills the whole process tree), no capabilities, the root
-//! file system read-only, only the worktree and a private `/tmp` writable, the daemon's
-//! configuration directory hidden, a cleared environment, and a per-process memory limit
-//! (RLIMIT_DATA, set by util-linux's `prlimit`).
+//! The bubblewrap sandbox a check command runs in. It sees only what the check needs: `/usr` (and
+//! `/bin`, `/lib*`, `/sbin`), a list of `/etc` files, the toolchains (read-only), the worktree
+//! (writable) and private size-limited `/tmp` and `/dev/shm`, under a read-only empty root —
+//! never `/run` (the host's Unix sockets), `/var`, `/home`, `/root`, the daemon's HOME, REPO_PATH
+//! or its environment file. Every namespace but the user's is unshared (no network, its own PID
+//! namespace, so killing bubblewrap kills the whole process tree), no capabilities, a cleared
+//! environment. A daemon running as root runs the check as VERIFY_USER (never uid 0); each
+//! process is bounded by util-linux's `prlimit` (address space, processes of the user, file
+//! size), the worktree's growth is watched, and where systemd runs, each verification is a
+//! transient scope bounding the whole run's memory and tasks. [`Worktree`] is the directory a
+//! change is verified in, removed afterwards even when the check made it unreadable.
 
 use std::ffi::OsString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -58,9 +65,79 @@ const FIXED_ENV: [(&str, &str); 9] = [
     ("PYTHONDONTWRITEBYTECODE", "1"),
 ];
 
-/// Directories hidden behind an empty tmpfs: the daemon's configuration (its environment file
-/// holds the tokens).
-const HIDDEN: [&str; 1] = ["/etc/autonomous-dev"];
+/// System trees bound read-only at the same path (or recreated as the same symlink, on
+/// merged-/usr systems): the programs, libraries and toolchains installed by the package manager
+/// (`/usr/local` included).
+const SYSTEM: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+/// What of `/etc` a check may need, bound read-only when present: user and group names (`id`,
+/// `getpwuid`, git's identity fallback), name-service and resolver configuration without a
+/// resolver (`localhost` in /etc/hosts; there is no network and no resolv.conf), the dynamic
+/// linker's cache, Debian's alternatives (`cc`, `java`, `python` point through them), CA
+/// certificates (TLS libraries load them at start even offline), time zone, protocol, service
+/// and MIME tables, libmagic's database, terminfo, and the OS release. Left out on purpose:
+/// shadow/gshadow, sudoers, ssh, ssl/private, resolv.conf, and everything that can hold
+/// credentials (npmrc, pip.conf, gitconfig, maven, mysql, postgresql, environment).
+const ETC: [&str; 26] = [
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/hosts",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
+    "/etc/ca-certificates",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/protocols",
+    "/etc/services",
+    "/etc/mime.types",
+    "/etc/magic",
+    "/etc/magic.mime",
+    "/etc/os-release",
+    "/etc/debian_version",
+    "/etc/perl",
+    "/etc/terminfo",
+    "/etc/locale.alias",
+    "/etc/mtab",
+];
+
+/// `/etc` entries with these name prefixes are bound too: Debian's JDK keeps its configuration
+/// in `/etc/java-<version>-openjdk`, Python its `sitecustomize` in `/etc/python3.<minor>`.
+const ETC_PREFIXES: [&str; 2] = ["java-", "python3"];
+
+/// Never visible in the sandbox, and never covered by a toolchain bind (a toolchain at or above
+/// one of them is refused): the host's Unix sockets (`/run`: PostgreSQL, MySQL, D-Bus, journald),
+/// services' state (`/var/lib`), users' homes, and the daemon's configuration directory (its
+/// environment file holds the tokens). The daemon's HOME, the working directory's `.env` and
+/// REPO_PATH ([`VerifyConfig::hidden`](super::VerifyConfig)) are added at start.
+const FORBIDDEN: [&str; 6] = [
+    "/run",
+    "/var/run",
+    "/var/lib",
+    "/home",
+    "/root",
+    "/etc/autonomous-dev",
+];
+
+/// Of CARGO_HOME, only what builds read: the installed proxies and tools, the downloaded crates
+/// and git dependencies (never `credentials.toml` or `config.toml`).
+const CARGO_HOME_PARTS: [&str; 3] = ["bin", "registry", "git"];
+/// Of RUSTUP_HOME, the installed toolchains and which one is the default.
+const RUSTUP_HOME_PARTS: [&str; 3] = ["toolchains", "settings.toml", "update-hashes"];
+/// Toolchain roots bound whole when their variable is set (or found under HOME): no
+/// credentials live in them.
+const WHOLE_TOOLCHAINS: [&str; 5] = ["PYENV_ROOT", "GOROOT", "GOPATH", "GOMODCACHE", "JAVA_HOME"];
+
+/// How often the worktree's size is measured while the check runs.
+const DISK_POLL: Duration = Duration::from_millis(500);
 
 /// How a sandboxed command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +146,8 @@ pub(super) enum Exit {
     Signal(i32),
     /// Killed at the timeout.
     TimedOut,
+    /// Killed when the worktree used more than the disk bound; the bytes measured.
+    DiskFull(u64),
 }
 
 /// What a run produced: how it ended and the last [`KEEP_BYTES`] of its output.
@@ -77,46 +156,100 @@ pub(super) struct Run {
     pub output: Vec<u8>,
 }
 
-/// The sandbox's fixed settings, computed once from the daemon's environment.
+/// The sandbox's fixed settings, computed once from the configuration and the daemon's
+/// environment.
 #[derive(Debug)]
 pub(super) struct Sandbox {
     memory_bytes: u64,
+    processes: u32,
+    disk_bytes: u64,
     env: Vec<(String, String)>,
-    hidden: Vec<PathBuf>,
+    /// bubblewrap's mount arguments, without the worktree's.
+    mounts: Vec<OsString>,
+    /// `(uid, gid)` the check runs as when the daemon is root (VERIFY_USER); `None`: as the
+    /// daemon's own user.
+    user: Option<(u32, u32)>,
+    /// Each run in a transient systemd scope (MemoryMax, TasksMax).
+    scope: bool,
 }
 
 impl Sandbox {
-    pub fn new(memory_bytes: u64) -> Sandbox {
-        let mut env: Vec<(String, String)> = PASSED_ENV
-            .iter()
-            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
-            .collect();
-        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-            for (name, dir) in HOME_TOOLCHAINS {
-                let path = home.join(dir);
-                if std::env::var_os(name).is_none() && path.is_dir() {
-                    env.push((name.to_owned(), path.to_string_lossy().into_owned()));
-                }
-            }
-        }
-        if !env.iter().any(|(name, _)| name == "PATH") {
-            env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
-        }
-        env.extend(
-            FIXED_ENV
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        let hidden = HIDDEN
-            .iter()
-            .map(PathBuf::from)
-            .filter(|dir| dir.is_dir())
-            .collect();
-        Sandbox {
-            memory_bytes,
+    /// The sandbox for `config`.
+    ///
+    /// Errors: [`VerifyError::Unavailable`] when the daemon runs as root and VERIFY_USER is no
+    /// user of this system, or is root itself.
+    pub fn new(config: &super::VerifyConfig) -> Result<Sandbox, VerifyError> {
+        let env = environment();
+        let user = if nix::unistd::geteuid().is_root() {
+            Some(resolve_user(&config.user)?)
+        } else {
+            None
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let mut forbidden: Vec<PathBuf> = FORBIDDEN.iter().map(PathBuf::from).collect();
+        forbidden.extend(home.clone());
+        forbidden.extend(std::env::current_dir().ok().map(|dir| dir.join(".env")));
+        forbidden.extend(config.hidden.iter().cloned());
+        let mounts = mounts(&env, &forbidden, home.as_deref(), config.tmp_bytes);
+        let mut sandbox = Sandbox {
+            memory_bytes: config.memory_bytes,
+            processes: config.processes,
+            disk_bytes: config.disk_bytes,
             env,
-            hidden,
-        }
+            mounts,
+            user,
+            scope: false,
+        };
+        sandbox.scope = sandbox.systemd_scope_works();
+        Ok(sandbox)
+    }
+
+    /// Whether `systemd-run --scope` can create a transient scope here (systemd is PID 1 and
+    /// lets this user create scopes); logs which bounds are in force either way.
+    fn systemd_scope_works(&self) -> bool {
+        let reason = if !Path::new("/run/systemd/system").is_dir() {
+            "systemd is not the init system".to_owned()
+        } else {
+            match std::process::Command::new("systemd-run")
+                .args(self.scope_args())
+                .arg("true")
+                .stdin(Stdio::null())
+                .output()
+            {
+                Ok(output) if output.status.success() => {
+                    tracing::info!(
+                        "verification bounds: a transient systemd scope per run (MemoryMax, \
+                         TasksMax) and per-process prlimit bounds"
+                    );
+                    return true;
+                }
+                Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                Err(e) => format!("cannot run systemd-run: {e}"),
+            }
+        };
+        tracing::warn!(
+            %reason,
+            "verification bounds: per-process prlimit bounds only (no transient systemd scope: \
+             the whole run's memory is not bounded as one)"
+        );
+        false
+    }
+
+    /// `systemd-run` arguments up to the command.
+    fn scope_args(&self) -> Vec<OsString> {
+        [
+            "--scope".to_owned(),
+            "--quiet".to_owned(),
+            "--collect".to_owned(),
+            "-p".to_owned(),
+            format!("MemoryMax={}", self.memory_bytes),
+            "-p".to_owned(),
+            format!("TasksMax={}", self.processes),
+            "--".to_owned(),
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect()
     }
 
     /// Runs `true` in a sandbox over an empty worktree.
@@ -125,6 +258,7 @@ impl Sandbox {
     /// message when it cannot build the sandbox.
     pub fn probe(&self) -> Result<(), VerifyError> {
         let worktree = tempfile::tempdir()?;
+        hand_over(worktree.path(), self.user)?;
         let output = self
             .command(worktree.path(), "true")
             .stdin(Stdio::null())
@@ -145,14 +279,17 @@ impl Sandbox {
         )))
     }
 
-    /// Runs `script` with `sh -c` in the sandbox over `worktree`; at `timeout` kills bubblewrap,
-    /// which takes its PID namespace — every process the command started — with it.
+    /// Runs `script` with `sh -c` in the sandbox over `worktree`; at `timeout`, or when the
+    /// worktree grows past the disk bound, kills bubblewrap, which takes its PID namespace —
+    /// every process the command started — with it.
     pub async fn run(
         &self,
         worktree: &Path,
         script: &str,
         timeout: Duration,
     ) -> std::io::Result<Run> {
+        let (dir, user) = (worktree.to_path_buf(), self.user);
+        tokio::task::spawn_blocking(move || hand_over(&dir, user)).await??;
         let (sender, receiver) = pipe::pipe()?;
         let writer = sender.into_blocking_fd()?;
         let mut command = tokio::process::Command::from(self.command(worktree, script));
@@ -166,20 +303,20 @@ impl Sandbox {
         // ends when the sandbox's processes are gone.
         drop(command);
         let wait = async {
-            match tokio::time::timeout(timeout, child.wait()).await {
-                Ok(status) => {
+            let stopped = tokio::select! {
+                status = child.wait() => {
                     let status = status?;
-                    Ok(match (status.code(), status.signal()) {
+                    return Ok(match (status.code(), status.signal()) {
                         (Some(code), _) => Exit::Code(code),
                         (None, Some(signal)) => Exit::Signal(signal),
                         (None, None) => Exit::Code(-1),
-                    })
+                    });
                 }
-                Err(_) => {
-                    child.kill().await?;
-                    Ok::<_, std::io::Error>(Exit::TimedOut)
-                }
-            }
+                () = tokio::time::sleep(timeout) => Exit::TimedOut,
+                used = outgrows(worktree, self.disk_bytes) => Exit::DiskFull(used),
+            };
+            child.kill().await?;
+            Ok::<_, std::io::Error>(stopped)
         };
         let read = tokio::time::timeout(timeout + READ_GRACE, read_tail(receiver));
         let (exit, output) = tokio::join!(wait, read);
@@ -189,34 +326,46 @@ impl Sandbox {
         })
     }
 
-    /// `bwrap … -- prlimit --data=… --core=0 -- sh -c <script>` over `worktree`.
+    /// `[systemd-run --scope …] bwrap … -- [setpriv …] prlimit … -- sh -c <script>` over
+    /// `worktree`, with nothing of the daemon's environment but PATH.
     fn command(&self, worktree: &Path, script: &str) -> std::process::Command {
-        let mut args: Vec<OsString> = [
-            "--die-with-parent",
-            "--new-session",
-            "--unshare-all",
-            "--cap-drop",
-            "ALL",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        for dir in &self.hidden {
-            args.extend(["--tmpfs".into(), dir.into()]);
+        let mut args: Vec<OsString> = Vec::new();
+        if self.scope {
+            args.extend(self.scope_args());
+            args.push("bwrap".into());
         }
+        let namespaces: &[&str] = match self.user {
+            // bubblewrap as root, without a user namespace (in one, root would be the only
+            // mapped user and could not switch): it mounts with root's access, keeps only the
+            // capabilities to switch users, and setpriv drops them with root.
+            Some(_) => &[
+                "--unshare-ipc",
+                "--unshare-pid",
+                "--unshare-net",
+                "--unshare-uts",
+                "--unshare-cgroup-try",
+                "--cap-drop",
+                "ALL",
+                "--cap-add",
+                "CAP_SETUID",
+                "--cap-add",
+                "CAP_SETGID",
+            ],
+            None => &["--unshare-all", "--cap-drop", "ALL"],
+        };
+        args.extend(
+            ["--die-with-parent", "--new-session"]
+                .iter()
+                .chain(namespaces)
+                .map(OsString::from),
+        );
+        args.extend(self.mounts.iter().cloned());
         args.extend([
             "--bind".into(),
             worktree.into(),
             worktree.into(),
+            "--remount-ro".into(),
+            "/".into(),
             "--chdir".into(),
             worktree.into(),
             "--clearenv".into(),
@@ -224,19 +373,366 @@ impl Sandbox {
         for (name, value) in &self.env {
             args.extend(["--setenv".into(), name.into(), value.into()]);
         }
-        args.extend([
-            "--".into(),
-            "prlimit".into(),
-            format!("--data={}", self.memory_bytes).into(),
-            "--core=0".into(),
-            "--".into(),
-            "sh".into(),
-            "-c".into(),
-            script.into(),
-        ]);
-        let mut command = std::process::Command::new("bwrap");
-        command.args(args);
+        args.push("--".into());
+        if let Some((uid, gid)) = self.user {
+            args.extend(
+                [
+                    "setpriv".to_owned(),
+                    format!("--reuid={uid}"),
+                    format!("--regid={gid}"),
+                    "--clear-groups".to_owned(),
+                    "--inh-caps=-all".to_owned(),
+                    "--no-new-privs".to_owned(),
+                    "--".to_owned(),
+                ]
+                .map(OsString::from),
+            );
+        }
+        args.extend(
+            [
+                "prlimit".to_owned(),
+                format!("--as={}", self.memory_bytes),
+                format!("--nproc={}", self.processes),
+                format!("--fsize={}", self.disk_bytes),
+                "--core=0".to_owned(),
+                "--".to_owned(),
+                "sh".to_owned(),
+                "-c".to_owned(),
+                script.to_owned(),
+            ]
+            .map(OsString::from),
+        );
+        let mut command =
+            std::process::Command::new(if self.scope { "systemd-run" } else { "bwrap" });
+        command.args(args).env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
         command
+    }
+}
+
+/// Makes `worktree` the check's: owned by `user` (VERIFY_USER's uid and gid, when the daemon is
+/// root) — symlinks themselves, never their targets. Errors: the first `lchown` that failed.
+fn hand_over(worktree: &Path, user: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = user else {
+        return Ok(());
+    };
+    let mut result = Ok(());
+    walk(worktree, &mut |path, _| {
+        if let Err(e) = std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+            && result.is_ok()
+        {
+            result = Err(e);
+        }
+    });
+    result
+}
+
+/// The variables the sandbox gets: [`PASSED_ENV`] when set, toolchain homes found under HOME,
+/// a default PATH, then [`FIXED_ENV`].
+fn environment() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = PASSED_ENV
+        .iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect();
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        for (name, dir) in HOME_TOOLCHAINS {
+            let path = home.join(dir);
+            if std::env::var_os(name).is_none() && path.is_dir() {
+                env.push((name.to_owned(), path.to_string_lossy().into_owned()));
+            }
+        }
+    }
+    if !env.iter().any(|(name, _)| name == "PATH") {
+        env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    }
+    env.extend(
+        FIXED_ENV
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
+}
+
+/// VERIFY_USER as `(uid, gid)`: a user name, or a numeric uid (its passwd group, else the same
+/// number).
+fn resolve_user(name: &str) -> Result<(u32, u32), VerifyError> {
+    let unknown = || {
+        VerifyError::Unavailable(format!(
+            "VERIFY_USER `{name}` is not a user of this system (the daemon runs as root, so the \
+             check runs as VERIFY_USER; create the user or name another)"
+        ))
+    };
+    let user = nix::unistd::User::from_name(name).map_err(|_| unknown())?;
+    let (uid, gid) = match (user, name.parse::<u32>()) {
+        (Some(user), _) => (user.uid.as_raw(), user.gid.as_raw()),
+        (None, Ok(uid)) => match nix::unistd::User::from_uid(uid.into()) {
+            Ok(Some(user)) => (uid, user.gid.as_raw()),
+            _ => (uid, uid),
+        },
+        (None, Err(_)) => return Err(unknown()),
+    };
+    if uid == 0 || gid == 0 {
+        return Err(VerifyError::Unavailable(format!(
+            "VERIFY_USER `{name}` is root (uid {uid}, gid {gid}); the check never runs as root"
+        )));
+    }
+    Ok((uid, gid))
+}
+
+/// bubblewrap's mount arguments for what [`Sandbox`] shows (the worktree's aside): the system
+/// trees and `/etc` files, the toolchains found in `env` (never a path at or above one of
+/// `forbidden`), `/proc`, `/dev`, size-limited `/tmp` and `/dev/shm`, and an empty cover over
+/// any forbidden path a bound tree contains.
+fn mounts(
+    env: &[(String, String)],
+    forbidden: &[PathBuf],
+    home: Option<&Path>,
+    tmp_bytes: u64,
+) -> Vec<OsString> {
+    let mut m = Mounts::default();
+    for path in SYSTEM.iter().chain(&ETC) {
+        m.bind(Path::new(path));
+    }
+    if let Ok(entries) = std::fs::read_dir("/etc") {
+        let mut extra: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                ETC_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+            })
+            .map(|e| e.path())
+            .collect();
+        extra.sort();
+        for path in extra {
+            m.bind(&path);
+        }
+    }
+    let var = |name: &str| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| PathBuf::from(v))
+    };
+    let allowed = |path: &Path| {
+        path.is_absolute()
+            && path.exists()
+            && Some(path) != home
+            && !forbidden.iter().any(|f| f.starts_with(path))
+    };
+    // CARGO_HOME and RUSTUP_HOME: a writable, size-limited shell (cargo takes its package
+    // lock there) holding their read-only parts.
+    for (name, parts) in [
+        ("CARGO_HOME", CARGO_HOME_PARTS),
+        ("RUSTUP_HOME", RUSTUP_HOME_PARTS),
+    ] {
+        let Some(root) = var(name).filter(|root| allowed(root)) else {
+            continue;
+        };
+        m.tmpfs(&root, tmp_bytes);
+        for part in parts {
+            m.bind(&root.join(part));
+        }
+    }
+    for name in WHOLE_TOOLCHAINS {
+        if let Some(root) = var(name).filter(|root| allowed(root))
+            && !m.shows(&root)
+        {
+            m.bind(&root);
+        }
+    }
+    // PATH's other directories: the install prefix of a `…/bin` (node's and go's libraries
+    // live beside it), else the directory itself.
+    for dir in var("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if !allowed(&dir) || m.shows(&dir) {
+            continue;
+        }
+        let prefix = dir
+            .parent()
+            .filter(|parent| dir.ends_with("bin") && allowed(parent));
+        m.bind(prefix.unwrap_or(&dir));
+    }
+    m.args
+        .extend(["--proc", "/proc", "--dev", "/dev"].map(OsString::from));
+    m.tmpfs(Path::new("/dev/shm"), tmp_bytes);
+    m.tmpfs(Path::new("/tmp"), tmp_bytes);
+    for path in forbidden {
+        if !m.shows(path) {
+            continue;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => m.args.extend(["--tmpfs".into(), path.into()]),
+            Ok(_) => m
+                .args
+                .extend(["--ro-bind".into(), "/dev/null".into(), path.into()]),
+            Err(_) => {}
+        }
+    }
+    m.args
+}
+
+/// bubblewrap arguments being built: what is mounted where, and which directories of the
+/// sandbox's root were made for it.
+#[derive(Default)]
+struct Mounts {
+    args: Vec<OsString>,
+    /// Paths bound, recreated as symlinks, or mounted as tmpfs.
+    visible: Vec<PathBuf>,
+    /// Directories made (mode 0755: bubblewrap's own parents would be 0700, closed to
+    /// VERIFY_USER).
+    dirs: Vec<PathBuf>,
+}
+
+impl Mounts {
+    /// Whether `path` is at or below something already shown.
+    fn shows(&self, path: &Path) -> bool {
+        self.visible.iter().any(|v| path.starts_with(v))
+    }
+
+    /// Makes `path`'s missing parents in the sandbox's root, mode 0755.
+    fn parents(&mut self, path: &Path) {
+        let mut missing: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| dir.parent().is_some() && !self.shows(dir))
+            .filter(|dir| !self.dirs.iter().any(|d| d == dir))
+            .collect();
+        missing.reverse();
+        for dir in missing {
+            self.args
+                .extend(["--perms".into(), "0755".into(), "--dir".into(), dir.into()]);
+            self.dirs.push(dir.to_path_buf());
+        }
+    }
+
+    /// A read-only bind of `path` at the same place, or for a symlink the same symlink;
+    /// nothing for a path that does not exist.
+    fn bind(&mut self, path: &Path) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        let args: [OsString; 3] = if meta.file_type().is_symlink() {
+            let Ok(target) = std::fs::read_link(path) else {
+                return;
+            };
+            ["--symlink".into(), target.into(), path.into()]
+        } else {
+            ["--ro-bind".into(), path.into(), path.into()]
+        };
+        self.parents(path);
+        self.args.extend(args);
+        self.visible.push(path.to_path_buf());
+    }
+
+    /// A world-writable (sticky) tmpfs of at most `bytes` at `path`.
+    fn tmpfs(&mut self, path: &Path, bytes: u64) {
+        self.parents(path);
+        self.args.extend([
+            "--perms".into(),
+            "1777".into(),
+            "--size".into(),
+            bytes.to_string().into(),
+            "--tmpfs".into(),
+            path.into(),
+        ]);
+        self.visible.push(path.to_path_buf());
+    }
+}
+
+/// Calls `visit` on `root` and everything below it, each directory before its entries are read
+/// (so `visit` may open it up first); never follows a symlink. Unreadable entries are skipped.
+fn walk(root: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        visit(&path, &meta);
+        if meta.is_dir()
+            && let Ok(entries) = std::fs::read_dir(&path)
+        {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+}
+
+/// The space `dir` takes: allocated bytes, each entry at least 4 KiB (an inode and its
+/// directory entry cost space too, so a million empty files count).
+fn disk_usage(dir: &Path) -> u64 {
+    let mut total = 0u64;
+    walk(dir, &mut |_, meta| {
+        total = total.saturating_add((meta.blocks() * 512).max(4096));
+    });
+    total
+}
+
+/// Resolves when `worktree` uses more than `limit` bytes ([`disk_usage`], measured every
+/// [`DISK_POLL`]), with the bytes measured.
+async fn outgrows(worktree: &Path, limit: u64) -> u64 {
+    loop {
+        tokio::time::sleep(DISK_POLL).await;
+        let dir = worktree.to_path_buf();
+        let used = tokio::task::spawn_blocking(move || disk_usage(&dir))
+            .await
+            .unwrap_or(0);
+        if used > limit {
+            return used;
+        }
+    }
+}
+
+/// A fresh, empty directory (under TMPDIR) to verify a change in; removed when dropped — after
+/// giving the daemon's user back read, write and search permission on everything in it
+/// (`chmod -R u+rwX`: a check may leave a `chmod 000` directory, which a non-root owner cannot
+/// delete otherwise). A removal that still fails is logged with the path.
+#[derive(Debug)]
+pub struct Worktree {
+    path: PathBuf,
+}
+
+impl Worktree {
+    /// Creates the directory (`autonomous-dev-verify-*`, mode 0700).
+    ///
+    /// Errors: the temporary directory cannot be created (disk full, TMPDIR unwritable).
+    pub fn new() -> std::io::Result<Worktree> {
+        let dir = tempfile::Builder::new()
+            .prefix("autonomous-dev-verify-")
+            .tempdir()?;
+        Ok(Worktree { path: dir.keep() })
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        walk(&self.path, &mut |path, meta| {
+            let mode = meta.permissions().mode();
+            let wanted = if meta.is_dir() {
+                mode | 0o700
+            } else if meta.is_file() {
+                mode | 0o600
+            } else {
+                return;
+            };
+            if wanted != mode {
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(wanted));
+            }
+        });
+        if let Err(error) = std::fs::remove_dir_all(&self.path) {
+            tracing::error!(
+                path = %self.path.display(),
+                %error,
+                "cannot remove a verification worktree; it is left on disk"
+            );
+        }
     }
 }
 
@@ -257,4 +753,49 @@ async fn read_tail(mut receiver: pipe::Receiver) -> Vec<u8> {
         tail.drain(..tail.len() - KEEP_BYTES);
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-only bind sources in `args`.
+    fn bound(args: &[OsString]) -> Vec<PathBuf> {
+        args.windows(2)
+            .filter(|w| w[0] == "--ro-bind")
+            .map(|w| PathBuf::from(&w[1]))
+            .collect()
+    }
+
+    #[test]
+    fn path_directories_are_bound_by_prefix_but_never_home_or_above_a_forbidden_path() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = |p: &str| {
+            let path = root.path().join(p);
+            std::fs::create_dir_all(&path).unwrap();
+            path
+        };
+        let (home, home_bin, tool_bin, shims) = (
+            dir("home"),
+            dir("home/bin"),
+            dir("opt/tool/bin"),
+            dir("pyenv/shims"),
+        );
+        let repo = dir("srv/repo");
+        let path =
+            std::env::join_paths([&home_bin, &tool_bin, &shims, &root.path().join("srv")]).unwrap();
+        let env = vec![("PATH".to_owned(), path.to_string_lossy().into_owned())];
+        let args = mounts(&env, &[home.clone(), repo], Some(&home), 1 << 20);
+        let bound = bound(&args);
+        assert!(bound.contains(&root.path().join("opt/tool")), "{bound:?}");
+        assert!(bound.contains(&home_bin), "HOME's bin alone: {bound:?}");
+        assert!(bound.contains(&shims), "{bound:?}");
+        assert!(!bound.contains(&home), "{bound:?}");
+        assert!(
+            !bound.iter().any(|b| b.ends_with("srv")),
+            "a directory above REPO_PATH was bound: {bound:?}"
+        );
+        assert!(bound.contains(&PathBuf::from("/usr")), "{bound:?}");
+        assert!(!bound.contains(&PathBuf::from("/etc/shadow")), "{bound:?}");
+    }
 }
