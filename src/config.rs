@@ -390,6 +390,28 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
+
+fn seconds(value: &str) -> Result<Duration, String> {
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
+        _ => Err("expected a whole number of seconds, at least 1".into()),
+    }
+}
+
+fn usd(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
+        _ => Err("expected an amount in USD greater than 0, e.g. 2.00".into()),
+    }
+}
+
+fn percent(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(n) if (0.0..=100.0).contains(&n) => Ok(n),
+        _ => Err("expected a number from 0 to 100".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,26 +439,5 @@ mod tests {
         ] {
             assert!(url(bad).is_err(), "{bad}");
         }
-    }
-}
-
-fn seconds(value: &str) -> Result<Duration, String> {
-    match value.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
-        _ => Err("expected a whole number of seconds, at least 1".into()),
-    }
-}
-
-fn usd(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
-        _ => Err("expected an amount in USD greater than 0, e.g. 2.00".into()),
-    }
-}
-
-fn percent(value: &str) -> Result<f64, String> {
-    match value.parse::<f64>() {
-        Ok(n) if (0.0..=100.0).contains(&n) => Ok(n),
-        _ => Err("expected a number from 0 to 100".into()),
     }
 }
