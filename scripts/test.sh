@@ -6,8 +6,8 @@
 #   scripts/test.sh --test systemd     # extra arguments go to cargo test
 #   scripts/test.sh store -- --nocapture
 #
-# 1. Makes sure `git`, `systemd-analyze`, `bwrap` and `prlimit` exist (apt-get install git /
-#    systemd / bubblewrap / util-linux when running as root on Debian; otherwise a warning, and
+# 1. Makes sure `git`, `systemd-analyze`, `bwrap`, `prlimit` and `strace` exist (apt-get install git /
+#    systemd / bubblewrap / util-linux / strace when running as root on Debian; otherwise a warning, and
 #    the tests that need them say so). The daemon verifies changes in a bubblewrap sandbox and
 #    refuses to start without one.
 # 2. Uses the PostgreSQL at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
@@ -53,6 +53,7 @@ ensure_command git git
 ensure_command systemd-analyze systemd
 ensure_command bwrap bubblewrap
 ensure_command prlimit util-linux
+ensure_command strace strace
 # The sandbox tests' target repositories: Python's unittest behind a Makefile.
 ensure_command python3 python3
 ensure_command make make

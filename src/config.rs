@@ -370,13 +370,43 @@ fn repository(value: &str) -> Result<String, String> {
     }
 }
 
+/// An API base URL, which carries a key or token: `https://`, or `http://` only to a loopback
+/// host (127.0.0.0/8, `::1`, `localhost`; local proxies and test servers), and never with
+/// user-info. The host is the one the url crate (which reqwest connects with) parses, so
+/// `http://127.0.0.1.example.com` and `http://127.0.0.1@evil.com` are not loopback.
 fn url(value: &str) -> Result<String, String> {
     let parsed = reqwest::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("expected an http:// or https:// URL".into());
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("must not carry credentials (user:password@)".into());
+    }
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback(&parsed) => {}
+        "http" => {
+            return Err(
+                "http:// would send the key in clear text: use https:// (plain http \
+                        only to 127.0.0.1, ::1 or localhost)"
+                    .into(),
+            );
+        }
+        _ => return Err("expected an http:// or https:// URL".into()),
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
+
+/// Whether `url`'s host is 127.0.0.0/8, `::1` or exactly `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 
 fn seconds(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
@@ -396,5 +426,35 @@ fn percent(value: &str) -> Result<f64, String> {
     match value.parse::<f64>() {
         Ok(n) if (0.0..=100.0).contains(&n) => Ok(n),
         _ => Err("expected a number from 0 to 100".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_refuse_cleartext_except_loopback() {
+        for ok in [
+            "https://api.github.com",
+            "https://example.com/api/v3",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:9000/",
+            "http://localhost:11434",
+        ] {
+            assert!(url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://example.com",
+            "http://127.0.0.1.example.com",
+            "http://localhost.evil.com",
+            "http://127.0.0.1@evil.com",
+            "https://user:pw@api.github.com",
+            "http://[::ffff:8.8.8.8]",
+            "ftp://127.0.0.1",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -6,6 +6,10 @@
 //! * `unit_has_required_directives` checks that the directives the deployment depends on
 //!   (restart policy, environment file, service user, sandboxing, ordering after PostgreSQL) are
 //!   present with the expected values. It only reads the file.
+//! * `unit_security_exposure_is_at_most_2_5` parses `systemd-analyze security --offline=yes`.
+//! * `sandbox_starts_under_the_units_settings` rebuilds the unit's mounts, user namespace and
+//!   privileges as root and starts the real verification sandbox inside (skips, naming what is
+//!   missing, without root, util-linux, bubblewrap, strace or systemd-analyze).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -232,6 +236,24 @@ fn unit_has_required_directives() {
         "{namespaces:?}"
     );
     expect("Service", "UMask", "0077");
+    // Issue 11: bounds and filters of the whole service; the /proc-covering options stay off
+    // (sandbox_starts_under_the_units_settings shows why).
+    expect("Service", "SystemCallFilter", "@system-service @mount");
+    expect_words(
+        "Service",
+        "RestrictAddressFamilies",
+        &["AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"],
+    );
+    for key in ["ProtectClock", "ProtectHostname", "PrivateMounts"] {
+        expect("Service", key, "yes");
+    }
+    for key in ["MemoryMax", "TasksMax"] {
+        assert!(
+            !values(&d, "Service", key).is_empty(),
+            "[Service] {key}= expected"
+        );
+    }
+    expect("Service", "OOMPolicy", "continue");
 
     expect("Install", "WantedBy", "multi-user.target");
 
@@ -248,4 +270,353 @@ fn unit_has_required_directives() {
             "[Service] {key}={weaker} must not appear"
         );
     }
+}
+
+/// The most `systemd-analyze security` may score the unit (0 = fully sandboxed, 10 = none).
+const MAX_EXPOSURE: f64 = 2.5;
+
+#[test]
+fn unit_security_exposure_is_at_most_2_5() {
+    let Ok(out) = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(unit_path())
+        .env("SYSTEMD_COLORS", "0")
+        .output()
+    else {
+        eprintln!(
+            "SKIPPED unit_security_exposure_is_at_most_2_5: systemd-analyze is not installed \
+             (apt-get install systemd)"
+        );
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // systemd before 250 has no --offline and cannot assess a unit file that is not loaded.
+    if stderr.contains("--offline") && stderr.contains("unrecognized") {
+        eprintln!(
+            "SKIPPED unit_security_exposure_is_at_most_2_5: this systemd-analyze has no \
+             --offline (systemd 250 or later needed): {stderr}"
+        );
+        return;
+    }
+    // The last line: "→ Overall exposure level for autonomous-dev.service: 2.5 OK 🙂".
+    let score: f64 = stdout
+        .lines()
+        .find_map(|line| line.split_once("Overall exposure level for "))
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure score in:\n{stdout}\n{stderr}"));
+    println!("{stdout}");
+    assert!(
+        score <= MAX_EXPOSURE,
+        "systemd-analyze security scores the unit {score}, more than {MAX_EXPOSURE}:\n{stdout}"
+    );
+}
+
+/// Environment variable that turns `unit_sandbox_child` on: the worktree directory to verify.
+const CHILD_VAR: &str = "AUTONOMOUS_DEV_UNIT_SANDBOX_CHILD";
+/// Printed by the check command inside the sandbox when it ran.
+const CHILD_MARKER: &str = "sandbox-ran-under-the-unit";
+
+/// Run by `sandbox_starts_under_the_units_settings` inside its reproduction of the unit (as an
+/// unprivileged user, no capabilities, no_new_privs, the unit's mounts): builds the real
+/// [`autonomous_dev::verify::Verifier`] (which proves the sandbox starts) and verifies an empty
+/// worktree with a command that prints [`CHILD_MARKER`] and what it sees of /proc.
+#[test]
+#[ignore = "helper of sandbox_starts_under_the_units_settings, run by it in a reproduction of the unit"]
+fn unit_sandbox_child() {
+    use autonomous_dev::verify::{Verifier, VerifyConfig, VerifyStatus};
+    let worktree =
+        std::env::var(CHILD_VAR).expect("run by sandbox_starts_under_the_units_settings");
+    let verifier = Verifier::new(VerifyConfig {
+        command: Some(format!(
+            "echo {CHILD_MARKER}; echo pids: $(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '"
+        )),
+        timeout: std::time::Duration::from_secs(60),
+        memory_bytes: 1 << 30,
+        secrets: Vec::new(),
+    })
+    .unwrap_or_else(|e| panic!("the sandbox does not start under the unit's settings: {e}"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let verification = runtime
+        .block_on(verifier.verify(Path::new(&worktree)))
+        .expect("verification runs");
+    println!("{}", verification.output_tail);
+    assert_eq!(
+        verification.status,
+        VerifyStatus::Passed,
+        "{verification:?}"
+    );
+}
+
+/// What systemd 252 mounts for the unit's settings that touch what bubblewrap needs (/, /proc,
+/// /dev, /tmp, the homes), as a shell script run as root in a private mount namespace; `cfg`
+/// looks a directive up. Mirrors systemd's namespace.c: ProtectKernelTunables= binds /proc/sys
+/// and friends read-only, ProtectKernelLogs= puts an inaccessible node over /proc/kmsg,
+/// ProtectProc=/ProcSubset= mount a fresh procfs with hidepid=/subset=, PrivateDevices= a tmpfs
+/// /dev with the basic nodes, PrivateTmp= a tmpfs /tmp, ProtectHome= hides /home and /root,
+/// ProtectSystem=strict makes / read-only except `scratch` (ReadWritePaths=).
+fn unit_mounts(cfg: &dyn Fn(&str) -> Option<String>, scratch: &Path) -> String {
+    let on = |key: &str| cfg(key).is_some_and(|v| v != "no" && v != "false" && v != "default");
+    let scratch = scratch.display();
+    let mut script = String::from("set -eu\n");
+    let mut proc_options = Vec::new();
+    match cfg("ProtectProc").as_deref() {
+        Some("invisible") => proc_options.push("hidepid=invisible"),
+        Some("noaccess") => proc_options.push("hidepid=noaccess"),
+        Some("ptraceable") => proc_options.push("hidepid=ptraceable"),
+        _ => {}
+    }
+    if cfg("ProcSubset").as_deref() == Some("pid") {
+        proc_options.push("subset=pid");
+    }
+    if !proc_options.is_empty() {
+        script += &format!("mount -t proc -o {} proc /proc\n", proc_options.join(","));
+    }
+    if on("ProtectKernelTunables") {
+        for path in [
+            "/proc/acpi",
+            "/proc/apm",
+            "/proc/asound",
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/latency_stats",
+            "/proc/mtrr",
+            "/proc/scsi",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+            "/proc/timer_stats",
+        ] {
+            script += &format!(
+                "if [ -e {path} ]; then mount --bind {path} {path}; mount -o remount,bind,ro {path}; fi\n"
+            );
+        }
+    }
+    if on("ProtectKernelLogs") {
+        script += &format!(
+            "install -m 000 /dev/null {scratch}/inaccessible; \
+             if [ -e /proc/kmsg ]; then mount --bind {scratch}/inaccessible /proc/kmsg; fi\n"
+        );
+    }
+    if on("PrivateDevices") {
+        script += &format!(
+            "mkdir {scratch}/olddev; mount --bind /dev {scratch}/olddev\n\
+             mount -t tmpfs -o mode=755,nosuid tmpfs /dev\n\
+             for n in null zero full random urandom tty; do touch /dev/$n; mount --bind {scratch}/olddev/$n /dev/$n; done\n\
+             mkdir /dev/shm /dev/pts; ln -s /proc/self/fd /dev/fd\n"
+        );
+    }
+    if on("PrivateTmp") {
+        script += "mount -t tmpfs -o mode=1777 tmpfs /tmp\n";
+    }
+    if cfg("ProtectHome").as_deref() == Some("yes") {
+        script += "for d in /home /root; do if [ -d $d ]; then mount -t tmpfs -o mode=000 tmpfs $d; fi; done\n";
+    }
+    if cfg("ProtectSystem").as_deref() == Some("strict") {
+        // `scratch` stands in for ReadWritePaths=/var/lib/autonomous-dev: a mount of its own
+        // stays writable.
+        script += &format!("mount --bind {scratch} {scratch}\nmount -o remount,bind,ro /\n");
+    }
+    script
+}
+
+/// Proves that bubblewrap's sandbox starts under the unit's settings, where systemd cannot run
+/// the unit itself: as root, it rebuilds the unit's mounts ([`unit_mounts`]) in a private mount
+/// namespace, and with PrivateUsers=yes a user namespace mapping only root and the service
+/// user; then runs [`unit_sandbox_child`] as an unprivileged user (`nobody` standing in for
+/// `autonomous-dev`) with NoNewPrivileges and an empty capability bounding set, under strace.
+/// Every system call that user's processes made must be in the unit's SystemCallFilter= (as
+/// `systemd-analyze syscall-filter` expands its groups) and every socket family in its
+/// RestrictAddressFamilies=. MemoryMax=/TasksMax= are cgroup limits, not reproduced.
+#[test]
+fn sandbox_starts_under_the_units_settings() {
+    let skip = |why: &str| {
+        eprintln!("SKIPPED sandbox_starts_under_the_units_settings: {why}");
+    };
+    if command_output("id", &["-u"]) != "0" {
+        return skip(
+            "needs root to build the unit's mount namespace (run the suite as root, as CI does)",
+        );
+    }
+    for (tool, package) in [
+        ("unshare", "util-linux"),
+        ("setpriv", "util-linux"),
+        ("bwrap", "bubblewrap"),
+        ("strace", "strace"),
+        ("systemd-analyze", "systemd"),
+    ] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            return skip(&format!(
+                "`{tool}` is not installed (apt-get install {package})"
+            ));
+        }
+    }
+    let d = directives(&unit_text());
+    let cfg = |key: &str| values(&d, "Service", key).last().cloned();
+
+    let scratch = tempfile::Builder::new()
+        .prefix("unit-repro")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let trace = scratch.path().join("strace.txt");
+    // The worktree lives where the service's state does (not under /tmp, which PrivateTmp=
+    // replaces), owned by the unprivileged user.
+    let worktree = scratch.path().join("worktree");
+    std::fs::create_dir(&worktree).unwrap();
+    for path in [scratch.path(), worktree.as_path()] {
+        std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let child = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --bounding-set=-all --inh-caps=-all \
+         --no-new-privs env {CHILD_VAR}={worktree} PATH=/usr/local/bin:/usr/bin:/bin \
+         strace -f -qq -o {trace} {exe} --ignored --exact unit_sandbox_child --nocapture --test-threads=1",
+        worktree = worktree.display(),
+        trace = trace.display(),
+        exe = std::env::current_exe().unwrap().display(),
+    );
+    let mut script = unit_mounts(&cfg, scratch.path());
+    if cfg("PrivateUsers").as_deref() == Some("yes") {
+        // systemd sets the service's user namespace up after its mounts: only root and the
+        // service user are mapped.
+        script += &format!(
+            "mkfifo {s}/go\n\
+             unshare --user sh -c 'read x < {s}/go; exec {child}' &\n\
+             pid=$!\n\
+             while [ \"$(readlink /proc/$pid/ns/user)\" = \"$(readlink /proc/self/ns/user)\" ]; do :; done\n\
+             printf '0 0 1\\n65534 65534 1\\n' > /proc/$pid/uid_map\n\
+             printf '0 0 1\\n65534 65534 1\\n' > /proc/$pid/gid_map\n\
+             echo go > {s}/go\n\
+             wait $pid\n",
+            s = scratch.path().display()
+        );
+    } else {
+        script += &format!("exec {child}\n");
+    }
+    println!("reproduction of the unit:\n{script}");
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--uts",
+            "--ipc",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success() && stdout.contains(CHILD_MARKER),
+        "the sandbox did not run under the unit's settings ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    // The sandbox's /proc is its own PID namespace's: a handful of processes, PID 1 bubblewrap's.
+    assert!(stdout.contains("pids: "), "{stdout}");
+
+    let allowed = syscall_filter(&cfg_all(&d, "SystemCallFilter"));
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let mut refused: Vec<String> = Vec::new();
+    let mut families: Vec<String> = Vec::new();
+    for line in trace.lines() {
+        let call = line
+            .split_once(' ')
+            .map(|(_, rest)| rest.trim_start())
+            .and_then(|rest| rest.split_once('('))
+            .map(|(name, _)| name);
+        let Some(call) = call.filter(|c| c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        else {
+            continue;
+        };
+        if !allowed.contains(call) && !refused.iter().any(|r| r == call) {
+            refused.push(call.to_owned());
+        }
+        if call == "socket"
+            && let Some(family) = line
+                .split("socket(")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+            && !families.iter().any(|f| f == family)
+        {
+            families.push(family.to_owned());
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "system calls outside the unit's SystemCallFilter=: {refused:?}"
+    );
+    let permitted: Vec<String> = cfg_all(&d, "RestrictAddressFamilies")
+        .iter()
+        .flat_map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    for family in &families {
+        assert!(
+            permitted.contains(family),
+            "socket family {family} is outside RestrictAddressFamilies={permitted:?}"
+        );
+    }
+}
+
+/// Every value of `key` in [Service], in order.
+fn cfg_all(d: &[(String, String, String)], key: &str) -> Vec<String> {
+    values(d, "Service", key)
+}
+
+/// The system calls the SystemCallFilter= lines allow: the union of the allow lines minus the
+/// `~` deny lines, with `@groups` expanded as `systemd-analyze syscall-filter` lists them.
+fn syscall_filter(lines: &[String]) -> std::collections::HashSet<String> {
+    use std::collections::{HashMap, HashSet};
+    let listing = command_output("systemd-analyze", &["syscall-filter", "--no-pager"]);
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    let mut current = None;
+    for line in listing.lines() {
+        let item = line.trim();
+        if item.is_empty() || item.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('@') {
+            current = Some(item.split_whitespace().next().unwrap().to_owned());
+            groups.entry(current.clone().unwrap()).or_default();
+        } else if let Some(group) = &current {
+            groups.get_mut(group).unwrap().push(item.to_owned());
+        }
+    }
+    fn expand(name: &str, groups: &HashMap<String, Vec<String>>, out: &mut HashSet<String>) {
+        match groups.get(name) {
+            Some(members) if name.starts_with('@') => {
+                for member in members {
+                    expand(member, groups, out);
+                }
+            }
+            _ => {
+                out.insert(name.to_owned());
+            }
+        }
+    }
+    let mut allowed = HashSet::new();
+    let mut denied = HashSet::new();
+    for line in lines {
+        let (deny, list) = match line.strip_prefix('~') {
+            Some(list) => (true, list),
+            None => (false, line.as_str()),
+        };
+        for name in list.split_whitespace() {
+            expand(name, &groups, if deny { &mut denied } else { &mut allowed });
+        }
+    }
+    // systemd always permits @default (execve, exit, rt_sigreturn, ...).
+    expand("@default", &groups, &mut allowed);
+    allowed.retain(|call| !denied.contains(call));
+    allowed
 }
