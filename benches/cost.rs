@@ -577,6 +577,7 @@ fn run_gates(repo: &Repo, files: &[FileChange]) -> Result<gates::GateReport> {
         max_file_bytes: 1024 * 1024,
         max_files_changed: 50,
         allow_workflow_changes: false,
+        own_secrets: Default::default(),
     };
     let report = gates::check(&changes, &config);
     if let Some(reason) = report.block_reason() {
@@ -594,6 +595,7 @@ fn passed(tail: &str, duration_ms: u64) -> Verification {
         duration_ms,
         output_tail: tail.to_owned(),
         reason: None,
+        output_withheld: None,
     }
 }
 
@@ -606,6 +608,7 @@ fn failed(tail: &str) -> Verification {
         duration_ms: 52_700,
         output_tail: tail.to_owned(),
         reason: None,
+        output_withheld: None,
     }
 }
 
