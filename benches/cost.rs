@@ -291,6 +291,7 @@ fn pipeline(store: &Store, edges: &Edges, check: &Check) -> Pipeline {
                 max_file_bytes: 1024 * 1024,
                 max_files_changed: 50,
                 allow_workflow_changes: false,
+                own_secrets: Default::default(),
             },
             verifier: Some(Arc::new(ScriptedCheck(check.clone()))),
             repair_rounds: REPAIR_ROUNDS,

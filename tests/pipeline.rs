@@ -269,6 +269,7 @@ fn pipeline(
                 max_file_bytes: 1024 * 1024,
                 max_files_changed: 50,
                 allow_workflow_changes: false,
+                own_secrets: Default::default(),
             },
             verifier: None,
             repair_rounds: 1,

@@ -621,35 +621,49 @@ async fn child_prints_the_sandboxed_env() {
 }
 
 #[tokio::test]
-async fn configured_secrets_and_token_shaped_strings_are_redacted() {
+async fn configured_secrets_withhold_the_output_and_token_shaped_strings_are_redacted() {
     let worktree = tempfile::tempdir().expect("tempdir");
     let secret = format!("s3cr3t-{}", unique("token"));
     let aws_key = format!("AKIA{}", "Q7ZL3XW9RT2PLM4N");
     // The command reads them from files, as a test printing a fixture or an env dump would.
     std::fs::write(worktree.path().join("secret.txt"), &secret).expect("write");
     std::fs::write(worktree.path().join("key.txt"), &aws_key).expect("write");
-    let mut config = config(
+    let mut with_secret = config(
         Some(
             "echo \"token is $(cat secret.txt).\"; echo \"aws key $(cat key.txt)\" >&2; echo done",
         ),
         Duration::from_secs(20),
     );
-    config.secrets = vec![
+    with_secret.secrets = vec![
         SecretString::from(secret.clone()),
         SecretString::from(String::new()),
     ];
-    let v = verifier(config)
+    let v = verifier(with_secret)
         .verify(worktree.path())
         .await
         .expect("verify");
 
     assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
     assert!(!v.output_tail.contains(&secret), "{}", v.output_tail);
-    assert!(!v.output_tail.contains(&aws_key), "{}", v.output_tail);
+    // The daemon's own secret withholds the whole output and holds the approval.
     assert_eq!(
         v.output_tail,
-        "token is [REDACTED].\naws key [REDACTED]\ndone"
+        "[output withheld: it carried one of the daemon's own secrets (raw form)]"
     );
+    assert!(v.output_withheld.is_some() && v.blocks_approval(), "{v:?}");
+
+    // Without it, token-shaped strings are redacted and the rest is kept.
+    std::fs::write(worktree.path().join("secret.txt"), "nothing").expect("write");
+    let plain = config(
+        Some("echo \"aws key $(cat key.txt)\" >&2; echo done"),
+        Duration::from_secs(20),
+    );
+    let v = verifier(plain)
+        .verify(worktree.path())
+        .await
+        .expect("verify");
+    assert_eq!(v.output_tail, "aws key [REDACTED]\ndone");
+    assert!(v.output_withheld.is_none() && !v.blocks_approval(), "{v:?}");
 }
 
 // --- Detection -------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         max_file_bytes: usize::try_from(args.checks.max_file_bytes).unwrap_or(usize::MAX),
         max_files_changed: usize::try_from(args.checks.max_files_changed).unwrap_or(usize::MAX),
         allow_workflow_changes: args.checks.allow_workflow_changes,
+        own_secrets: crate::gates::OwnSecrets::new(&own_secrets(&args, database_url)),
     };
     let pipeline = Pipeline::new(
         Arc::new(store.clone()),
@@ -195,6 +196,20 @@ fn budget(args: &RunArgs) -> Result<Budget> {
 }
 
 /// The sandbox for verification, proved to work now; `None` with VERIFY=false. Every secret the daemon holds is redacted from verification output.
+/// The daemon's own secret values: DATABASE_URL, GITHUB_TOKEN and the API keys set.
+fn own_secrets(args: &RunArgs, database_url: &SecretString) -> Vec<SecretString> {
+    [
+        Some(database_url),
+        args.github_token.as_ref(),
+        args.anthropic_api_key.as_ref(),
+        args.openai_api_key.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect()
+}
+
 fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifier>> {
     if !args.checks.verify {
         tracing::warn!("VERIFY=false: changes are not verified before the votes");
@@ -209,16 +224,7 @@ fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifi
         tmp_bytes: args.checks.verify_tmp_mb.saturating_mul(1024 * 1024),
         user: args.checks.verify_user.clone(),
         hidden: vec![args.repo_path.clone()],
-        secrets: [
-            Some(database_url),
-            args.github_token.as_ref(),
-            args.anthropic_api_key.as_ref(),
-            args.openai_api_key.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect(),
+        secrets: own_secrets(args, database_url),
     };
     let verifier = Verifier::new(config).context(
         "cannot verify changes in a sandbox (install Debian's `bubblewrap`, or set VERIFY=false \

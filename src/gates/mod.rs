@@ -9,9 +9,11 @@
 //!
 //! A report names files and lines, never a secret's value.
 
+mod own;
 mod paths;
 mod secrets;
 
+pub use own::OwnSecrets;
 pub use secrets::redact;
 
 use std::collections::HashSet;
@@ -30,6 +32,8 @@ pub struct GateConfig {
     pub max_files_changed: usize,
     /// ALLOW_WORKFLOW_CHANGES: a workflow change may be published without a person's approval.
     pub allow_workflow_changes: bool,
+    /// The daemon's own secret values: a file carrying one in any form is refused.
+    pub own_secrets: OwnSecrets,
 }
 
 /// One file of a change, with its content on the base branch (`None` for a new file, or one
@@ -49,6 +53,7 @@ pub fn check(changes: &[Changed<'_>], config: &GateConfig) -> GateReport {
         secrets: Vec::new(),
         refused: Vec::new(),
         workflows: Vec::new(),
+        held: Vec::new(),
         automation: Vec::new(),
         dependencies: Vec::new(),
         allow_workflow_changes: config.allow_workflow_changes,
@@ -61,6 +66,10 @@ pub fn check(changes: &[Changed<'_>], config: &GateConfig) -> GateReport {
         report.files_changed += 1;
         match paths::classify(path) {
             Some(Sensitive::Workflow) => report.workflows.push(path.clone()),
+            Some(Sensitive::Executed(reason)) => report.held.push(Refusal {
+                path: path.clone(),
+                reason: reason.to_owned(),
+            }),
             Some(Sensitive::Automation) => report.automation.push(path.clone()),
             Some(Sensitive::Dependency) => report.dependencies.push(path.clone()),
             None => {}
@@ -73,6 +82,12 @@ pub fn check(changes: &[Changed<'_>], config: &GateConfig) -> GateReport {
                     content.len(),
                     config.max_file_bytes
                 ),
+            });
+        }
+        if let Some(form) = config.own_secrets.find(content) {
+            report.refused.push(Refusal {
+                path: path.clone(),
+                reason: format!("carries one of the daemon's own secrets ({form} form)"),
             });
         }
         if is_binary(content) {
@@ -114,15 +129,36 @@ impl GateReport {
     }
 
     /// True when a person must approve before anything is published: CI workflows changed and
-    /// ALLOW_WORKFLOW_CHANGES is off.
+    /// ALLOW_WORKFLOW_CHANGES is off, or a file that builds, CI or agents execute or read as
+    /// instructions changed ([`GateReport::held`], whatever ALLOW_WORKFLOW_CHANGES says).
     pub fn requires_human(&self) -> bool {
-        !self.workflows.is_empty() && !self.allow_workflow_changes
+        (!self.workflows.is_empty() && !self.allow_workflow_changes) || !self.held.is_empty()
+    }
+
+    /// Why a person must approve, one sentence per reason (empty when none).
+    pub fn hold_reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if !self.workflows.is_empty() && !self.allow_workflow_changes {
+            reasons.push(format!(
+                "changes CI workflows ({}); a person must review them (ALLOW_WORKFLOW_CHANGES is off)",
+                self.workflows.join(", ")
+            ));
+        }
+        reasons.extend(
+            self.held
+                .iter()
+                .map(|h| format!("changes {}: {}; a person must review it", h.path, h.reason)),
+        );
+        reasons
     }
 
     /// True when the PR gets the `security-review` label: CI, automation, hooks or
     /// dependencies changed.
     pub fn needs_security_review_label(&self) -> bool {
-        !(self.workflows.is_empty() && self.automation.is_empty() && self.dependencies.is_empty())
+        !(self.workflows.is_empty()
+            && self.held.is_empty()
+            && self.automation.is_empty()
+            && self.dependencies.is_empty())
     }
 
     /// One line: files changed, and what was refused or flagged (for `tasks show`).
@@ -130,6 +166,9 @@ impl GateReport {
         let mut parts = vec![format!("{} file(s) changed", self.files_changed)];
         if let Some(reason) = self.block_reason() {
             parts.push(reason);
+        }
+        for held in &self.held {
+            parts.push(format!("held: {} ({})", held.path, held.reason));
         }
         for (label, paths) in [
             ("CI workflows", &self.workflows),
@@ -190,9 +229,20 @@ impl GateReport {
         } else {
             " (**a person must approve**: ALLOW_WORKFLOW_CHANGES is off)"
         };
+        let held = if self.held.is_empty() {
+            "none".to_owned()
+        } else {
+            let held: Vec<String> = self
+                .held
+                .iter()
+                .map(|h| format!("`{}`: {}", h.path, h.reason))
+                .collect();
+            format!("**a person must approve**: {}", held.join(", "))
+        };
         format!(
             "| Gate | Result |\n|---|---|\n| Secrets | {secrets} |\n| Files | {files} |\n\
-             | CI workflows | {} |\n| CI, automation, git hooks | {} |\n\
+             | CI workflows | {} |\n| Run by builds, CI or agents | {held} |\n\
+             | CI, automation, git hooks | {} |\n\
              | Dependency manifests, lock files | {} |\n",
             listed(&self.workflows, workflow_note),
             listed(&self.automation, " (`security-review`)"),
@@ -209,34 +259,61 @@ fn is_binary(content: &str) -> bool {
 }
 
 /// Secrets in the lines of `content` that the base does not have (a secret already on the base
-/// branch is not this change's doing).
+/// branch is not this change's doing). A statement split over lines by a `+` at a line's end
+/// or start is also scanned whole, with its string concatenations undone, and reported at its
+/// first line.
 fn scan_added_lines(path: &str, content: &str, base: Option<&str>) -> Vec<SecretFinding> {
     let existing: HashSet<&str> = base.map(|b| b.lines().collect()).unwrap_or_default();
-    content
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !existing.contains(line))
-        .flat_map(|(i, line)| {
-            secrets::scan_line(line)
-                .into_iter()
-                .map(move |kind| SecretFinding {
+    let lines: Vec<&str> = content.lines().collect();
+    let mut findings: Vec<SecretFinding> = Vec::new();
+    let mut found = |line: usize, kinds: Vec<&'static str>| {
+        for kind in kinds {
+            if !findings.iter().any(|f| f.line == line && f.kind == kind) {
+                findings.push(SecretFinding {
                     path: path.to_owned(),
-                    line: i + 1,
+                    line,
                     kind: kind.to_owned(),
-                })
-        })
-        .collect()
+                });
+            }
+        }
+    };
+    let mut start = 0;
+    while start < lines.len() {
+        let mut end = start + 1;
+        while end < lines.len()
+            && (lines[end - 1].trim_end().ends_with('+')
+                || lines[end].trim_start().starts_with('+'))
+        {
+            end += 1;
+        }
+        let group = &lines[start..end];
+        if group.iter().any(|line| !existing.contains(line)) {
+            for (i, line) in group.iter().enumerate() {
+                if !existing.contains(line) {
+                    found(start + i + 1, secrets::scan_line(line));
+                }
+            }
+            if let Some(whole) = secrets::joined(&group.join("\n")) {
+                found(start + 1, secrets::scan_line(&whole));
+            }
+        }
+        start = end;
+    }
+    findings
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const CONFIG: GateConfig = GateConfig {
-        max_file_bytes: 100,
-        max_files_changed: 3,
-        allow_workflow_changes: false,
-    };
+    fn config() -> GateConfig {
+        GateConfig {
+            max_file_bytes: 100,
+            max_files_changed: 3,
+            allow_workflow_changes: false,
+            own_secrets: OwnSecrets::default(),
+        }
+    }
 
     fn file(path: &str, content: &str) -> FileChange {
         FileChange {
@@ -259,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_clean_change_passes_every_gate() {
-        let report = check_files(&[(file("src/a.rs", "fn a() {}\n"), None)], &CONFIG);
+        let report = check_files(&[(file("src/a.rs", "fn a() {}\n"), None)], &config());
         assert_eq!(report.block_reason(), None);
         assert!(!report.requires_human() && !report.needs_security_review_label());
         assert_eq!(report.files_changed, 1);
@@ -273,7 +350,7 @@ mod tests {
     #[test]
     fn a_secret_is_reported_by_file_and_line_never_by_value() {
         let content = format!("x = 1\nAWS = \"{}\"\n", aws_key());
-        let report = check_files(&[(file("conf.py", &content), None)], &CONFIG);
+        let report = check_files(&[(file("conf.py", &content), None)], &config());
         let reason = report.block_reason().unwrap();
         assert!(
             reason.contains("conf.py line 2 (AWS access key ID)"),
@@ -287,7 +364,7 @@ mod tests {
     fn a_secret_already_on_the_base_is_not_this_changes_doing() {
         let old = format!("AWS = \"{}\"\n", aws_key());
         let new = format!("{old}y = 2\n");
-        let report = check_files(&[(file("conf.py", &new), Some(&old))], &CONFIG);
+        let report = check_files(&[(file("conf.py", &new), Some(&old))], &config());
         assert_eq!(report.block_reason(), None);
     }
 
@@ -300,7 +377,7 @@ mod tests {
             (file("d.txt", "d"), None),
             (file("same.txt", "same"), Some("same")),
         ];
-        let report = check_files(&files, &CONFIG);
+        let report = check_files(&files, &config());
         assert_eq!(report.files_changed, 4, "an unchanged file is no change");
         let reason = report.block_reason().unwrap();
         assert!(reason.contains("a.bin: binary"), "{reason}");
@@ -322,7 +399,7 @@ mod tests {
             (file("Cargo.lock", "# lock\n"), None),
             (file(".husky/pre-commit", "npm test\n"), None),
         ];
-        let report = check_files(&files, &CONFIG);
+        let report = check_files(&files, &config());
         assert_eq!(report.block_reason(), None);
         assert!(report.requires_human() && report.needs_security_review_label());
         assert_eq!(report.workflows, [".github/workflows/ci.yml"]);
@@ -332,7 +409,7 @@ mod tests {
 
         let allowed = GateConfig {
             allow_workflow_changes: true,
-            ..CONFIG
+            ..config()
         };
         let report = check_files(&files, &allowed);
         assert!(!report.requires_human() && report.needs_security_review_label());

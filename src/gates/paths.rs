@@ -7,6 +7,9 @@
 pub(super) enum Sensitive {
     /// A GitHub Actions workflow: it runs with the repository's secrets on every push.
     Workflow,
+    /// A file that builds, CI or coding agents execute or read as instructions, and why: a
+    /// person must approve it.
+    Executed(&'static str),
     /// Other CI or automation configuration, git hooks, code ownership.
     Automation,
     /// A dependency manifest or lock file: it changes what code the project runs.
@@ -14,7 +17,7 @@ pub(super) enum Sensitive {
 }
 
 /// Other CI systems' and automation files, by repository-relative path.
-const AUTOMATION_FILES: [&str; 18] = [
+const AUTOMATION_FILES: [&str; 19] = [
     ".gitlab-ci.yml",
     ".travis.yml",
     "azure-pipelines.yml",
@@ -32,6 +35,7 @@ const AUTOMATION_FILES: [&str; 18] = [
     ".github/CODEOWNERS",
     "docs/CODEOWNERS",
     ".github/dependabot.yml",
+    ".github/dependabot.yaml",
     "renovate.json",
 ];
 
@@ -85,12 +89,77 @@ const DEPENDENCY_FILES: [&str; 34] = [
     "pubspec.yaml",
 ];
 
+/// Why a file is executed or read as instructions, by file name at any depth.
+const EXECUTED_NAMES: [(&str, &str); 16] = [
+    ("Makefile", "make runs its recipes"),
+    ("GNUmakefile", "make runs its recipes"),
+    ("makefile", "make runs its recipes"),
+    ("build.rs", "cargo compiles and runs it before every build"),
+    (".yarnrc.yml", "yarn runs the JavaScript its yarnPath names"),
+    (
+        ".npmrc",
+        "npm reads its scripts, node options and registry from it",
+    ),
+    (".envrc", "direnv runs it on entering the directory"),
+    ("conftest.py", "pytest imports and runs it before the tests"),
+    ("Dockerfile", "docker build runs its commands"),
+    ("Containerfile", "docker build runs its commands"),
+    (
+        "action.yml",
+        "a GitHub Action: workflows run it with their secrets",
+    ),
+    (
+        "action.yaml",
+        "a GitHub Action: workflows run it with their secrets",
+    ),
+    (
+        ".gitattributes",
+        "its filters and drivers run on checkout, and linguist-generated hides files from the PR diff",
+    ),
+    ("AGENTS.md", AGENT_INSTRUCTIONS),
+    ("CLAUDE.md", AGENT_INSTRUCTIONS),
+    (".cursorrules", AGENT_INSTRUCTIONS),
+];
+
+/// Why a file is executed or read as instructions, by repository-relative path or directory.
+const EXECUTED_PATHS: [(&str, &str); 5] = [
+    (
+        ".cargo/config.toml",
+        "sets cargo's runners, rustc wrappers and aliases",
+    ),
+    (
+        ".cargo/config",
+        "sets cargo's runners, rustc wrappers and aliases",
+    ),
+    (
+        ".vscode/tasks.json",
+        "VS Code runs its tasks, on opening the folder with runOn: folderOpen",
+    ),
+    (".github/copilot-instructions.md", AGENT_INSTRUCTIONS),
+    (
+        ".devcontainer/",
+        "the dev container runs its commands on creation",
+    ),
+];
+
+/// Why instructions for coding agents are held: a lasting prompt injection against this
+/// daemon's later runs and other agents.
+const AGENT_INSTRUCTIONS: &str =
+    "coding agents (this daemon's later runs included) read it as instructions";
+
 /// What makes `path` sensitive, if anything (a workflow before the rest).
 pub(super) fn classify(path: &str) -> Option<Sensitive> {
     if path.starts_with(".github/workflows/") {
         return Some(Sensitive::Workflow);
     }
     let name = path.rsplit('/').next().unwrap_or(path);
+    let by_name = EXECUTED_NAMES.iter().find(|(n, _)| *n == name);
+    let by_path = EXECUTED_PATHS.iter().find(|(p, _)| {
+        path == *p || path.ends_with(&format!("/{p}")) || (p.ends_with('/') && path.starts_with(p))
+    });
+    if let Some((_, reason)) = by_name.or(by_path) {
+        return Some(Sensitive::Executed(reason));
+    }
     if AUTOMATION_FILES.contains(&path)
         || AUTOMATION_DIRS.iter().any(|dir| path.starts_with(dir))
         || name == "Jenkinsfile"
@@ -125,6 +194,25 @@ mod tests {
             ("web/package.json", Some(Sensitive::Dependency)),
             ("src/App.csproj", Some(Sensitive::Dependency)),
             ("go.sum", Some(Sensitive::Dependency)),
+            (".github/dependabot.yaml", Some(Sensitive::Automation)),
+            (
+                "sub/Makefile",
+                Some(Sensitive::Executed("make runs its recipes")),
+            ),
+            (
+                ".devcontainer/devcontainer.json",
+                Some(Sensitive::Executed(
+                    "the dev container runs its commands on creation",
+                )),
+            ),
+            (
+                "crates/x/.cargo/config.toml",
+                Some(Sensitive::Executed(
+                    "sets cargo's runners, rustc wrappers and aliases",
+                )),
+            ),
+            ("docs/Makefile.md", None),
+            ("src/devcontainer/x.rs", None),
             ("src/main.rs", None),
             ("docs/workflows.md", None),
             (".github/ISSUE_TEMPLATE.md", None),

@@ -1,7 +1,9 @@
-//! The secret scanner: well-known credential formats (private keys; GitHub, AWS, Slack,
-//! Anthropic and OpenAI tokens) and high-entropy values assigned to names like `*_KEY`,
-//! `*_TOKEN`, `*_SECRET` or `password`. It reports where and what kind, never the value, and
-//! redacts what it finds from text that leaves the sandbox (a verification's output).
+//! The secret scanner: well-known credential formats (private keys; GitHub, GitLab, AWS, GCP,
+//! Slack, Stripe, npm, Anthropic and OpenAI tokens; JWTs; passwords in URLs) and high-entropy
+//! values assigned to names like `*_KEY`, `*_TOKEN`, `*_SECRET` or `password`. It reports where
+//! and what kind, never the value, and redacts what it finds from text that leaves the sandbox
+//! (a verification's output), together with whole PEM blocks, URL user-info and password
+//! variables (`PGPASSWORD=…`).
 
 use std::sync::LazyLock;
 
@@ -15,7 +17,11 @@ struct Rule {
 
 /// Formats published by their issuers (GitHub's token prefixes, AWS key ID prefixes, Slack's
 /// `xox?-` tokens and webhook URLs, Anthropic's `sk-ant-…`, OpenAI's `sk-proj-…` and legacy
-/// `sk-…T3BlbkFJ…`), and PEM private key headers.
+/// `sk-…T3BlbkFJ…`), PEM private key headers, and rules ported from gitleaks'
+/// `config/gitleaks.toml` with their regexes unchanged (rule ids `gitlab-pat`, `gcp-api-key`,
+/// `stripe-access-token`, `npm-access-token`, `jwt`). gitleaks has no generic rule for a
+/// password in a URL (`postgres://user:pass@host`, `DATABASE_URL=…`); that one is ours: a
+/// scheme, a user, `:`, a password that is not a `$` interpolation, `@`, a host.
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     [
         (
@@ -38,6 +44,32 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         (
             "Slack webhook URL",
             r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_-]{20,}",
+        ),
+        // gitleaks gitlab-pat (keyword "glpat-").
+        ("GitLab token", r"glpat-[\w-]{20}"),
+        // gitleaks gcp-api-key (keyword "aiza").
+        (
+            "GCP API key",
+            r#"\b(AIza[\w-]{35})(?:[\x60'"\s;]|\\[nr]|$)"#,
+        ),
+        // gitleaks stripe-access-token (keywords "sk_test", "sk_live", "sk_prod", "rk_…").
+        (
+            "Stripe token",
+            r#"\b((?:sk|rk)_(?:test|live|prod)_[a-zA-Z0-9]{10,99})(?:[\x60'"\s;]|\\[nr]|$)"#,
+        ),
+        // gitleaks npm-access-token (keyword "npm_").
+        (
+            "npm token",
+            r#"(?i)\b(npm_[a-z0-9]{36})(?:[\x60'"\s;]|\\[nr]|$)"#,
+        ),
+        // gitleaks jwt (keyword "ey").
+        (
+            "JSON Web Token",
+            r#"\b(ey[a-zA-Z0-9]{17,}\.ey[a-zA-Z0-9\/\\_-]{17,}\.(?:[a-zA-Z0-9\/\\_-]{10,}={0,2})?)(?:[\x60'"\s;]|\\[nr]|$)"#,
+        ),
+        (
+            "password in a URL",
+            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@'"]+:[^\s/@'"$]+@[^\s/@'"]"#,
         ),
         ("Anthropic API key", r"\bsk-ant-[a-z]{2,10}\d{2}-[A-Za-z0-9_-]{20,}"),
         (
@@ -104,11 +136,46 @@ pub(super) fn scan_line(line: &str) -> Vec<&'static str> {
     kinds
 }
 
-/// `text` with every secret this scanner recognizes replaced by `[REDACTED]`.
+/// What [`redact`] removes besides the scanner's findings, each replaced by `[REDACTED]`
+/// between its groups 1 and 2 (the parts kept): a whole PEM private key block (to its END line, or to the end
+/// of the text when cut), the user-info of any URL (`scheme://user:pass@` keeps `scheme://`),
+/// and the value of a password environment variable (`PGPASSWORD=…`, `MYSQL_PWD=…`,
+/// `*PASSWORD=…`, upper case, no blanks around `=`) whatever it looks like.
+static REDACTED_ONLY: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        r"(?s)()-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----|\z)",
+        r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+(@)",
+        r#"(\b(?:PGPASSWORD|MYSQL_PWD|[A-Z0-9_]*PASSWORD)=)["']?[^\s"']+["']?"#,
+    ]
+    .into_iter()
+    .map(|pattern| Regex::new(pattern).expect("redaction patterns compile"))
+    .collect()
+});
+
+/// `text` with every secret this scanner recognizes replaced by `[REDACTED]` (a rule with a
+/// capture group redacts only that group), and what [`REDACTED_ONLY`] names.
 pub fn redact(text: &str) -> String {
     let mut text = text.to_owned();
+    for pattern in REDACTED_ONLY.iter() {
+        text = pattern
+            .replace_all(&text, "${1}[REDACTED]${2}")
+            .into_owned();
+    }
     for rule in RULES.iter() {
-        text = rule.pattern.replace_all(&text, "[REDACTED]").into_owned();
+        text = rule
+            .pattern
+            .replace_all(&text, |captures: &regex::Captures<'_>| {
+                let whole = captures.get(0).expect("group 0 always matches");
+                match captures.get(1) {
+                    Some(secret) => format!(
+                        "{}[REDACTED]{}",
+                        &whole.as_str()[..secret.start() - whole.start()],
+                        &whole.as_str()[secret.end() - whole.start()..]
+                    ),
+                    None => "[REDACTED]".to_owned(),
+                }
+            })
+            .into_owned();
     }
     let values: Vec<String> = text
         .lines()
@@ -119,6 +186,18 @@ pub fn redact(text: &str) -> String {
         text = text.replace(&value, "[REDACTED]");
     }
     text
+}
+
+/// String literals joined with `+` (`"ghp_ab" + "cd…"`), a quote, `+` and a quote.
+static CONCATENATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"["'`]\s*\+\s*["'`]"#).expect("concatenation pattern compiles"));
+
+/// `line` with string concatenations undone, so that a secret split into `+`-joined literals
+/// is seen whole; `None` when the line has none.
+pub(super) fn joined(line: &str) -> Option<String> {
+    CONCATENATION
+        .is_match(line)
+        .then(|| CONCATENATION.replace_all(line, "").into_owned())
 }
 
 /// The value of the first assignment in `line` that looks like a credential: a secret name, a

@@ -5,6 +5,16 @@
 
 /// Longest accepted path, in bytes (Linux's `PATH_MAX`).
 pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest accepted component, in bytes (`NAME_MAX` of Linux's filesystems, which a longer
+/// name fails to be exported to).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// Characters HFS+ ignores in file names, so that `.git\u{200c}` names `.git` there (git's
+/// `next_hfs_char` in `utf8.c`).
+const HFS_IGNORED: [char; 16] = [
+    '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+    '\u{202e}', '\u{206a}', '\u{206b}', '\u{206c}', '\u{206d}', '\u{206e}', '\u{206f}', '\u{feff}',
+];
 
 /// A rejected path; the message names the path and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,15 +72,25 @@ fn check_component(path: &str, component: &str) -> Result<(), PathError> {
         "" => "empty component",
         "." => "'.' component",
         ".." => "'..' component",
+        _ if component.len() > MAX_COMPONENT_BYTES => "a component longer than 255 bytes",
         _ if is_git_dir_name(component) => "names the .git directory",
         _ => return Ok(()),
     };
     Err(PathError::new(path, reason))
 }
 
-/// `.git` in any case, with trailing dots/spaces (ignored by Windows), or its 8.3 alias `git~1`.
+/// A name some filesystem resolves to `.git`, by git's `is_hfs_dotgit` and `is_ntfs_dotgit`
+/// (`utf8.c`, `path.c`): `.git` in any case once the characters HFS+ ignores
+/// ([`HFS_IGNORED`]) are removed; and, for NTFS, `.git` or its 8.3 alias `git~1` followed only
+/// by dots and spaces (which Windows drops) or by `:` (an alternate data stream,
+/// `.git::$INDEX_ALLOCATION`).
 fn is_git_dir_name(component: &str) -> bool {
-    let trimmed = component.trim_end_matches(['.', ' ']);
+    let name: String = component
+        .chars()
+        .filter(|c| !HFS_IGNORED.contains(c))
+        .collect();
+    let stream = name.split(':').next().unwrap_or(&name);
+    let trimmed = stream.trim_end_matches(['.', ' ']);
     trimmed.eq_ignore_ascii_case(".git") || trimmed.eq_ignore_ascii_case("git~1")
 }
 
@@ -122,6 +142,13 @@ mod tests {
     }
 
     #[test]
+    fn rejects_a_component_over_255_bytes() {
+        let long = format!("src/{}.rs", "a".repeat(253));
+        assert_eq!(reason(&long), "a component longer than 255 bytes");
+        assert_eq!(check_path(&format!("src/{}", "a".repeat(255))), Ok(()));
+    }
+
+    #[test]
     fn rejects_empty() {
         assert_eq!(reason(""), "empty path");
     }
@@ -130,7 +157,7 @@ mod tests {
     fn rejects_too_long() {
         let long = "a/".repeat(2048) + "b";
         assert_eq!(reason(&long), "longer than 4096 bytes");
-        let ok = "a".repeat(MAX_PATH_BYTES);
+        let ok = "a/".repeat(MAX_PATH_BYTES / 2 - 1) + "bc";
         assert_eq!(check_path(&ok), Ok(()));
     }
 
@@ -179,6 +206,11 @@ mod tests {
             ".git./config",
             ".git /config",
             "GIT~1/config",
+            ".git\u{200c}/hooks/post-checkout",
+            ".g\u{feff}it/config",
+            "\u{200d}.GIT\u{206f}/x",
+            ".git::$INDEX_ALLOCATION/hooks/x",
+            "git~1:stream/x",
         ] {
             assert_eq!(reason(path), "names the .git directory", "{path}");
         }

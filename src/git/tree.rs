@@ -44,10 +44,46 @@ fn lookup(tree: &Tree<'_>, path: &str) -> Result<Existing, git2::Error> {
 /// existing executable stays executable, everything else is a regular file.
 pub(super) fn plan(base: &Tree<'_>, files: &[FileChange]) -> Result<Vec<i32>, super::GitError> {
     check_batch(files)?;
+    let symlinks = symlinks(base)?;
     files
         .iter()
-        .map(|file| check_against_tree(base, &file.path))
+        .map(|file| {
+            let mode = check_against_tree(base, &file.path)?;
+            through_symlink(&symlinks, &file.path)?;
+            Ok(mode)
+        })
         .collect()
+}
+
+/// The symlinks of `tree`, their paths lowercased.
+fn symlinks(tree: &Tree<'_>) -> Result<HashSet<String>, git2::Error> {
+    let mut symlinks = HashSet::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.filemode() == MODE_SYMLINK
+            && let Ok(name) = entry.name()
+        {
+            symlinks.insert(format!("{dir}{name}").to_lowercase());
+        }
+        git2::TreeWalkResult::Ok
+    })?;
+    Ok(symlinks)
+}
+
+/// Rejects `path` when it, or a parent, names a symlink of the base compared without case
+/// (`LINK/evil` over `link`): a case-insensitive checkout (macOS, Windows) follows it.
+fn through_symlink(symlinks: &HashSet<String>, path: &str) -> Result<(), PathError> {
+    let lower = path.to_lowercase();
+    let parents = lower.match_indices('/').map(|(index, _)| &lower[..index]);
+    if parents.into_iter().any(|parent| symlinks.contains(parent)) {
+        return Err(PathError::new(
+            path,
+            "a parent is a symlink (compared without case)",
+        ));
+    }
+    if symlinks.contains(&lower) {
+        return Err(PathError::new(path, "is a symlink (compared without case)"));
+    }
+    Ok(())
 }
 
 /// Syntax of each path, duplicates, and a path that is also another path's directory.

@@ -212,13 +212,8 @@ pub(super) fn holds(chain: &Chain) -> Vec<String> {
     if let Some(verification) = chain.verification().filter(|v| v.blocks_approval()) {
         holds.push(format!("verification {}", verification.summary()));
     }
-    if let Some(evidence) = &chain.security_evidence
-        && evidence.gates.requires_human()
-    {
-        holds.push(format!(
-            "changes CI workflows ({}); a person must review them (ALLOW_WORKFLOW_CHANGES is off)",
-            evidence.gates.workflows.join(", ")
-        ));
+    if let Some(evidence) = &chain.security_evidence {
+        holds.extend(evidence.gates.hold_reasons());
     }
     holds
 }

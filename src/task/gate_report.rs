@@ -33,6 +33,10 @@ pub struct GateReport {
     pub refused: Vec<Refusal>,
     /// Changed GitHub Actions workflows.
     pub workflows: Vec<String>,
+    /// Changed files that builds, CI or agents execute or read as instructions (Makefile,
+    /// build.rs, Dockerfile, AGENTS.md, …), each with why: they hold an approval for a person.
+    #[serde(default)]
+    pub held: Vec<Refusal>,
     /// Other changed CI/automation files and git hooks.
     pub automation: Vec<String>,
     /// Changed dependency manifests and lock files.

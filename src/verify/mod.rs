@@ -12,9 +12,10 @@ pub use sandbox::Worktree;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::gates::OwnSecrets;
 use sandbox::{Exit, Sandbox};
 
 /// Lines of output kept in a [`Verification`] (what the PR body, the roles and `tasks show`
@@ -59,6 +60,10 @@ pub struct Verification {
     /// failure without an exit status (the worktree outgrew VERIFY_DISK_MB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Why the output was withheld (`output_tail` then says so and holds nothing of it): it
+    /// carried one of the daemon's own secrets, in some form. Holds an approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_withheld: Option<String>,
 }
 
 impl Verification {
@@ -72,6 +77,7 @@ impl Verification {
             duration_ms: 0,
             output_tail: String::new(),
             reason: Some(reason.to_owned()),
+            output_withheld: None,
         }
     }
 
@@ -88,7 +94,12 @@ impl Verification {
                 .clone()
                 .unwrap_or_else(|| "no exit status".to_owned()),
         };
-        match self.status {
+        let withheld = self
+            .output_withheld
+            .as_deref()
+            .map(|why| format!("; output withheld: {why}"))
+            .unwrap_or_default();
+        let summary = match self.status {
             VerifyStatus::Passed => format!("passed: `{command}` ({ended}, {seconds:.1} s)"),
             VerifyStatus::Failed => format!("failed: `{command}` ({ended}, {seconds:.1} s)"),
             VerifyStatus::TimedOut => {
@@ -98,12 +109,15 @@ impl Verification {
                 "not verified: {}",
                 self.reason.as_deref().unwrap_or("nothing was run")
             ),
-        }
+        };
+        summary + &withheld
     }
 
-    /// True for a result that blocks approval: failed or timed out (the gate).
+    /// True for a result that blocks approval: failed or timed out, or an output that carried
+    /// one of the daemon's own secrets.
     pub fn blocks_approval(&self) -> bool {
         matches!(self.status, VerifyStatus::Failed | VerifyStatus::TimedOut)
+            || self.output_withheld.is_some()
     }
 }
 
@@ -174,6 +188,8 @@ pub enum VerifyError {
 pub struct Verifier {
     config: VerifyConfig,
     sandbox: Sandbox,
+    /// The searchable forms of `config.secrets`.
+    own: OwnSecrets,
 }
 
 impl Verifier {
@@ -185,7 +201,12 @@ impl Verifier {
     pub fn new(config: VerifyConfig) -> Result<Verifier, VerifyError> {
         let sandbox = Sandbox::new(&config)?;
         sandbox.probe()?;
-        Ok(Verifier { config, sandbox })
+        let own = OwnSecrets::new(&config.secrets);
+        Ok(Verifier {
+            config,
+            sandbox,
+            own,
+        })
     }
 
     /// Verifies the repository checked out at `worktree` (writable, discarded afterwards): runs
@@ -227,26 +248,28 @@ impl Verifier {
                 (VerifyStatus::Failed, None, None)
             }
         };
+        let (output_tail, output_withheld) = self.tail(&run.output);
         Ok(Verification {
             status,
             command: Some(command),
             exit_code,
             signal,
             duration_ms,
-            output_tail: self.tail(&run.output),
+            output_tail,
             reason,
+            output_withheld,
         })
     }
 
     /// The last [`TAIL_LINES`] lines (at most [`TAIL_BYTES`]) of `output`, lossily decoded,
-    /// with secrets redacted.
-    fn tail(&self, output: &[u8]) -> String {
-        let mut text = String::from_utf8_lossy(output).into_owned();
-        for secret in &self.config.secrets {
-            let secret = secret.expose_secret();
-            if !secret.is_empty() {
-                text = text.replace(secret, "[REDACTED]");
-            }
+    /// with secrets redacted ([`crate::gates::redact`]); or, when the output carries one of the
+    /// daemon's own secrets in any form ([`OwnSecrets`]), a line saying it was withheld and
+    /// why (the second value).
+    fn tail(&self, output: &[u8]) -> (String, Option<String>) {
+        let text = String::from_utf8_lossy(output);
+        if let Some(form) = self.own.find(&text) {
+            let why = format!("it carried one of the daemon's own secrets ({form} form)");
+            return (format!("[output withheld: {why}]"), Some(why));
         }
         let text = crate::gates::redact(&text);
         let lines: Vec<&str> = text.lines().collect();
@@ -258,7 +281,7 @@ impl Verifier {
             }
             tail.drain(..start);
         }
-        tail
+        (tail, None)
     }
 }
 
@@ -269,6 +292,7 @@ mod tests {
     fn verifier(secrets: Vec<SecretString>) -> Verifier {
         Verifier {
             sandbox: Sandbox::new(&VerifyConfig::default()).expect("sandbox"),
+            own: OwnSecrets::new(&secrets),
             config: VerifyConfig {
                 secrets,
                 ..VerifyConfig::default()
@@ -283,17 +307,22 @@ mod tests {
         for i in 0..100 {
             output.push_str(&format!("line {i}\n"));
         }
-        output.push_str(&format!(
-            "leaked hunter2-token and AKIA{}\n",
-            "Q7ZL3XW9RT2PLM4N"
-        ));
-        let tail = verifier.tail(output.as_bytes());
+        output.push_str(&format!("leaked AKIA{}\n", "Q7ZL3XW9RT2PLM4N"));
+        let (tail, withheld) = verifier.tail(output.as_bytes());
+        assert_eq!(withheld, None);
         assert_eq!(tail.lines().count(), TAIL_LINES);
         assert!(tail.starts_with("line 41\n"), "{tail}");
-        assert!(tail.ends_with("leaked [REDACTED] and [REDACTED]"), "{tail}");
+        assert!(tail.ends_with("leaked [REDACTED]"), "{tail}");
+
+        let (tail, withheld) = verifier.tail(b"ok\nleaked hunter2-token\n");
+        assert_eq!(
+            tail,
+            "[output withheld: it carried one of the daemon's own secrets (raw form)]"
+        );
+        assert!(withheld.is_some());
 
         let long = "é".repeat(TAIL_BYTES);
-        let tail = verifier.tail(long.as_bytes());
+        let (tail, _) = verifier.tail(long.as_bytes());
         assert!(tail.len() <= TAIL_BYTES && tail.chars().all(|c| c == 'é'));
     }
 
@@ -307,6 +336,7 @@ mod tests {
             duration_ms: 1234,
             output_tail: String::new(),
             reason: None,
+            output_withheld: None,
         };
         assert_eq!(v.summary(), "passed: `make test` (exit 0, 1.2 s)");
         assert!(!v.blocks_approval());
