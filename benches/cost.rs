@@ -1211,6 +1211,7 @@ impl Verifying for ScriptedCheck {
             duration_ms,
             output_tail: output.to_owned(),
             reason: None,
+            output_withheld: None,
         };
         if let Some(failed) = &check.failed
             && !read(&failed.until.path).is_some_and(|c| c.contains(&failed.until.contains))

@@ -335,7 +335,7 @@ fn unit_sandbox_child() {
         )),
         timeout: std::time::Duration::from_secs(60),
         memory_bytes: 1 << 30,
-        secrets: Vec::new(),
+        ..VerifyConfig::default()
     })
     .unwrap_or_else(|e| panic!("the sandbox does not start under the unit's settings: {e}"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
