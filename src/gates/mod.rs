@@ -1,5 +1,5 @@
 //! The deterministic gates: checks over everything a change would commit that no vote can
-//! override (the issue "votes grounded in evidence"). They need no model and no network.
+//! override. They need no model and no network.
 //!
 //! - refusals, which fail the task before anything is pushed: a secret in an added line, a
 //!   binary file, a file over MAX_FILE_BYTES, more than MAX_FILES_CHANGED files;

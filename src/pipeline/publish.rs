@@ -18,7 +18,7 @@ use crate::task::{Stage, Task};
 
 pub use crate::task::{BranchCommit, DraftPr};
 
-/// Longest PR title text after the `[Autonomous] ` prefix (from the issue: 72 characters).
+/// Longest PR title text after the `[Autonomous] ` prefix (72 characters: what git tooling and GitHub show untruncated).
 const TITLE_MAX_CHARS: usize = 72;
 
 /// The clone the daemon reads and publishes from.
@@ -169,7 +169,7 @@ pub fn branch_change(
     })
 }
 
-/// The deterministic branch of a task: `feature/task-<task_id>` (the design's branch strategy).
+/// The deterministic branch of a task: `feature/task-<task_id>`: one name per task, so a retried publish finds its own branch.
 pub fn branch_name(task: &Task) -> String {
     format!("feature/task-{}", task.task_id)
 }
@@ -202,8 +202,8 @@ pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> Stri
 }
 
 /// PR labels: `autonomous`, the task's labels, `consensus-approved` (score ≥ the approve
-/// threshold), `security-review` (Security score < 80) — from the design's PR metadata — and
-/// `security-review` also when the gates saw CI/automation or dependency changes (the issue).
+/// threshold), `security-review` (Security score < 80), and
+/// `security-review` also when the gates saw CI/automation or dependency changes.
 pub fn labels(
     task: &Task,
     chain: &Chain,

@@ -35,7 +35,7 @@ pub struct GateReport {
     pub workflows: Vec<String>,
     /// Changed files that builds, CI or agents execute or read as instructions (Makefile,
     /// build.rs, Dockerfile, AGENTS.md, …), each with why: they hold an approval for a person.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<Refusal>,
     /// Other changed CI/automation files and git hooks.
     pub automation: Vec<String>,

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-/// The files looked for, in order, and the command each implies (the issue's list).
+/// The files looked for, in order, and the command each implies.
 pub const DETECTED: &str = "Cargo.toml → `cargo test`, go.mod → `go test ./...`, package.json \
     with a test script → `npm test`, pyproject.toml or setup.cfg → `python3 -m pytest`, a \
     Makefile with a `test` target → `make test`";
