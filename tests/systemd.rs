@@ -474,13 +474,18 @@ fn sandbox_starts_under_the_units_settings() {
     )
     .unwrap();
 
+    // The test binary, copied where the unit's mounts leave it visible (the service's binary
+    // is installed under /usr; this one may sit under /tmp, which PrivateTmp= replaces).
+    let exe = scratch.path().join("unit-test-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).expect("copy the test binary");
+    std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let child = format!(
         "setpriv --reuid=65534 --regid=65534 --clear-groups --bounding-set=-all --inh-caps=-all \
          --no-new-privs env {CHILD_VAR}={worktree} PATH=/usr/local/bin:/usr/bin:/bin \
          strace -f -qq -o {trace} {exe} --ignored --exact unit_sandbox_child --nocapture --test-threads=1",
         worktree = worktree.display(),
         trace = trace.display(),
-        exe = std::env::current_exe().unwrap().display(),
+        exe = exe.display(),
     );
     let mut script = unit_mounts(&cfg, scratch.path());
     if cfg("PrivateUsers").as_deref() == Some("yes") {
