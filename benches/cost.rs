@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use autonomous_dev::agents::{
-    Architect, EngineerEvidence, Engineer, Pm, Qa, QaOutput, Role, Security, Validate,
+    Architect, Engineer, EngineerEvidence, Pm, Qa, QaOutput, Role, Security, Validate,
 };
 use autonomous_dev::consensus::Thresholds;
 use autonomous_dev::cost::PriceTable;
@@ -44,7 +44,7 @@ use autonomous_dev::pipeline::{
     RetryPolicy, RoleModel, Roles, Verifying,
 };
 use autonomous_dev::shutdown::Shutdown;
-use autonomous_dev::store::{Store, StageCost, parse_task_file};
+use autonomous_dev::store::{StageCost, Store, parse_task_file};
 use autonomous_dev::task::{FileChange, NewTask, Stage, TaskStatus, Usage};
 use autonomous_dev::verify::{Verification, VerifyError, VerifyStatus};
 use secrecy::SecretString;
@@ -108,10 +108,12 @@ fn main() -> Result<()> {
         println!("cost benchmark: run it with `cargo bench --bench cost` (needs DATABASE_URL)");
         return Ok(());
     }
-    let server = std::env::var("DATABASE_URL").map(SecretString::from).context(
-        "DATABASE_URL must name a PostgreSQL server: the bench creates and drops its own \
+    let server = std::env::var("DATABASE_URL")
+        .map(SecretString::from)
+        .context(
+            "DATABASE_URL must name a PostgreSQL server: the bench creates and drops its own \
          databases there",
-    )?;
+        )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -237,7 +239,11 @@ async fn run_tasks(
             .claim_next("cost-bench", LEASE)
             .await?
             .with_context(|| format!("{id} is not claimable"))?;
-        ensure!(task.task_id == id, "claimed {} instead of {id}", task.task_id);
+        ensure!(
+            task.task_id == id,
+            "claimed {} instead of {id}",
+            task.task_id
+        );
         let end = pipeline(store, edges, &scripted.check)
             .run(&task, &lease, &shutdown)
             .await
@@ -294,6 +300,7 @@ fn pipeline(store: &Store, edges: &Edges, check: &Check) -> Pipeline {
                 own_secrets: Default::default(),
             },
             verifier: Some(Arc::new(ScriptedCheck(check.clone()))),
+            verify_optional: false,
             repair_rounds: REPAIR_ROUNDS,
         },
     )
@@ -545,7 +552,6 @@ fn percent(x: f64) -> String {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // The ledger: what the store recorded, summed
 // ---------------------------------------------------------------------------------------------
@@ -796,7 +802,9 @@ impl FakeMessages {
             .ok_or_else(|| {
                 // A second round of another role is a corrective retry: its answer did not
                 // validate.
-                invalid(format!("no scripted answer for {task_id} {tool} round {round}"))
+                invalid(format!(
+                    "no scripted answer for {task_id} {tool} round {round}"
+                ))
             })?;
 
         let (blocks, sizes) = self.blocks(&body)?;
@@ -1196,7 +1204,11 @@ struct ScriptedCheck(Check);
 
 #[async_trait::async_trait]
 impl Verifying for ScriptedCheck {
-    async fn verify(&self, worktree: &Path) -> Result<Verification, VerifyError> {
+    fn check_command(&self, _base: &[FileChange]) -> Option<String> {
+        Some(self.0.command.clone())
+    }
+
+    async fn verify(&self, worktree: &Path, _command: &str) -> Result<Verification, VerifyError> {
         let check = &self.0;
         let read = |path: &str| std::fs::read_to_string(worktree.join(path)).ok();
         let ran = |exit_code: i32, duration_ms: u64, output: &str| Verification {
@@ -1212,6 +1224,7 @@ impl Verifying for ScriptedCheck {
             output_tail: output.to_owned(),
             reason: None,
             output_withheld: None,
+            check_changed: Vec::new(),
         };
         if let Some(failed) = &check.failed
             && !read(&failed.until.path).is_some_and(|c| c.contains(&failed.until.contains))
@@ -1249,7 +1262,10 @@ impl Origin {
             std::fs::create_dir_all(path.parent().context("a path has a parent")?)?;
             std::fs::write(path, content)?;
         }
-        git(dir.path(), &["init", "-q", "--bare", "-b", BASE_BRANCH, path_str(&bare)?])?;
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", BASE_BRANCH, path_str(&bare)?],
+        )?;
         git(&seed, &["init", "-q", "-b", BASE_BRANCH])?;
         git(&seed, &["add", "--all"])?;
         git(&seed, &["commit", "-q", "-m", "kubebuilder scaffold"])?;
@@ -1308,7 +1324,10 @@ impl Database {
         url.set_path(&format!("/{name}"));
         let url = url.to_string();
         let database = |e: sqlx::Error| anyhow!("database {name}: {e}");
-        if sqlx::Postgres::database_exists(&url).await.map_err(database)? {
+        if sqlx::Postgres::database_exists(&url)
+            .await
+            .map_err(database)?
+        {
             sqlx::Postgres::force_drop_database(&url)
                 .await
                 .map_err(database)?;

@@ -209,9 +209,15 @@ pub struct Checks {
     #[arg(long, env, default_value_t = true,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub verify: bool,
+    /// Publish approved changes that were not verified (VERIFY=false, or a base branch with no
+    /// check command); by default such an approval is held as needs_review, since the votes
+    /// then rest on no evidence.
+    #[arg(long, env, default_value_t = false,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub verify_optional: bool,
     /// The repository's check command, run with `sh -c` in the worktree (e.g. `cargo test`)
-    /// [default: detected from Cargo.toml, go.mod, package.json, pyproject.toml/setup.cfg or a
-    /// Makefile `test` target].
+    /// [default: detected from the base branch's Cargo.toml, go.mod, package.json,
+    /// pyproject.toml/setup.cfg or Makefile `test` target, never from the change].
     #[arg(long, env)]
     pub verify_command: Option<String>,
     /// Wall-clock seconds the check command may run; then its whole process tree is killed.
@@ -406,7 +412,6 @@ fn is_loopback(url: &reqwest::Url) -> bool {
         None => false,
     }
 }
-
 
 fn seconds(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {

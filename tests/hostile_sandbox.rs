@@ -41,6 +41,12 @@ fn verifier(config: VerifyConfig) -> Verifier {
     Verifier::new(config).expect("bubblewrap sandbox available (install `bubblewrap`)")
 }
 
+/// Runs VERIFY_COMMAND (set in `verifier`'s configuration) on `worktree`.
+async fn configured(verifier: &Verifier, worktree: &Path) -> Result<Verification, VerifyError> {
+    let command = verifier.check_command(&[]).expect("VERIFY_COMMAND is set");
+    verifier.verify(worktree, &command).await
+}
+
 /// Runs `command` in the sandbox over a fresh worktree under [`config`]'s bounds.
 async fn run(command: &str) -> Verification {
     let worktree = tempfile::tempdir().expect("tempdir");
@@ -48,7 +54,9 @@ async fn run(command: &str) -> Verification {
 }
 
 async fn run_in(worktree: &Path, config: VerifyConfig) -> Verification {
-    verifier(config).verify(worktree).await.expect("verify")
+    configured(&verifier(config), worktree)
+        .await
+        .expect("verify")
 }
 
 /// A name no other test (or concurrent run of this binary) uses.

@@ -271,7 +271,9 @@ fn pipeline(
                 allow_workflow_changes: false,
                 own_secrets: Default::default(),
             },
+            // Not verified, and published all the same: the state machine is under test here.
             verifier: None,
+            verify_optional: true,
             repair_rounds: 1,
         },
     )
@@ -477,4 +479,60 @@ async fn a_shutdown_during_a_stage_keeps_it_and_stops_at_the_next_boundary(pool:
     assert_eq!(now.status, TaskStatus::InProgress);
     assert_eq!(now.queue.fencing_token, lease.token);
     assert!(publishing.pushed.lock().unwrap().is_empty());
+}
+
+/// A stage record rewritten after the Security stage (by anything that can write the
+/// database) never reaches the remote: the publish checks the files against the blob ids
+/// recorded with the gates, and gates them again.
+#[sqlx::test]
+async fn a_change_rewritten_after_the_gates_is_not_published(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let records = approved_records(&store).await;
+    let engineer = Stage::Engineer as usize;
+    let workflow = serde_json::json!([{
+        "path": ".github/workflows/x.yml",
+        "content": "on: push\njobs: {}\n",
+    }]);
+    // (task, tampered records, status, error or held reason it must name)
+    let mut rewritten = records.clone();
+    rewritten[engineer].output["files"] = workflow.clone();
+    // Evidence recorded before blob ids were kept: only the gates run again.
+    let mut old_evidence = rewritten.clone();
+    let security = Stage::Security as usize;
+    let evidence = old_evidence[security].evidence.as_mut().expect("evidence");
+    evidence.as_object_mut().unwrap().remove("files");
+    let cases = [
+        (
+            "rewritten",
+            rewritten,
+            TaskStatus::Failed,
+            "not the one gated and verified",
+        ),
+        (
+            "old-evidence",
+            old_evidence,
+            TaskStatus::NeedsReview,
+            "workflow",
+        ),
+    ];
+    for (name, records, expected, why) in cases {
+        let task_id = format!("{TASK_ID}-{name}");
+        let (task, lease) = claimed(&store, &task_id).await;
+        for record in &records {
+            store.save_stage(&lease, record).await.expect("save");
+        }
+        let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
+        let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
+        pipeline(&store, &provider, &repository, &publishing)
+            .run(&task, &lease, &provider.shutdown)
+            .await
+            .expect("run");
+
+        let done = status(&store, &task_id).await;
+        assert_eq!(done.status, expected, "{name}: {done:?}");
+        let said = format!("{:?} {:?}", done.error, done.result);
+        assert!(said.contains(why), "{name}: {said}");
+        assert!(publishing.pushed.lock().unwrap().is_empty(), "{name}");
+        assert!(provider.asked().is_empty(), "{name}");
+    }
 }

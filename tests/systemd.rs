@@ -329,10 +329,10 @@ fn unit_sandbox_child() {
     use autonomous_dev::verify::{Verifier, VerifyConfig, VerifyStatus};
     let worktree =
         std::env::var(CHILD_VAR).expect("run by sandbox_starts_under_the_units_settings");
+    let command = format!(
+        "echo {CHILD_MARKER}; echo pids: $(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '"
+    );
     let verifier = Verifier::new(VerifyConfig {
-        command: Some(format!(
-            "echo {CHILD_MARKER}; echo pids: $(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '"
-        )),
         timeout: std::time::Duration::from_secs(60),
         memory_bytes: 1 << 30,
         ..VerifyConfig::default()
@@ -340,7 +340,7 @@ fn unit_sandbox_child() {
     .unwrap_or_else(|e| panic!("the sandbox does not start under the unit's settings: {e}"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let verification = runtime
-        .block_on(verifier.verify(Path::new(&worktree)))
+        .block_on(verifier.verify(Path::new(&worktree), &command))
         .expect("verification runs");
     println!("{}", verification.output_tail);
     assert_eq!(

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use autonomous_dev::task::FileChange;
 use autonomous_dev::verify::{Verification, Verifier, VerifyConfig, VerifyError, VerifyStatus};
 use secrecy::SecretString;
 
@@ -37,12 +38,20 @@ fn verifier(config: VerifyConfig) -> Verifier {
     Verifier::new(config).expect("bubblewrap sandbox available (install `bubblewrap`)")
 }
 
+/// Runs VERIFY_COMMAND (set in `verifier`'s configuration) on `worktree`.
+async fn configured(verifier: &Verifier, worktree: &Path) -> Result<Verification, VerifyError> {
+    let command = verifier.check_command(&[]).expect("VERIFY_COMMAND is set");
+    verifier.verify(worktree, &command).await
+}
+
 /// Runs `command` in the sandbox over `worktree` with a 20 s timeout and 1 GiB of memory.
 async fn run(worktree: &Path, command: &str) -> Verification {
-    verifier(config(Some(command), Duration::from_secs(20)))
-        .verify(worktree)
-        .await
-        .expect("verify")
+    configured(
+        &verifier(config(Some(command), Duration::from_secs(20))),
+        worktree,
+    )
+    .await
+    .expect("verify")
 }
 
 /// A name no other test (or concurrent run of this binary) uses.
@@ -419,7 +428,7 @@ async fn a_timeout_kills_the_whole_process_tree() {
 
     let grandchild = ["sleep", detached.as_str()];
     let (v, seen) = tokio::join!(
-        verifier.verify(worktree.path()),
+        configured(&verifier, worktree.path()),
         appears(&grandchild, Duration::from_secs(2))
     );
     let v = v.expect("verify");
@@ -461,7 +470,9 @@ async fn background_processes_die_with_the_command() {
     );
     let verifier = verifier(config(Some(&command), Duration::from_secs(30)));
     let started = Instant::now();
-    let v = verifier.verify(worktree.path()).await.expect("verify");
+    let v = configured(&verifier, worktree.path())
+        .await
+        .expect("verify");
     let elapsed = started.elapsed();
 
     assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
@@ -493,8 +504,7 @@ async fn the_memory_limit_stops_a_large_allocation() {
     limited.memory_bytes = 256 * MIB;
 
     limited.command = Some(allocate(1024));
-    let v = verifier(limited.clone())
-        .verify(worktree.path())
+    let v = configured(&verifier(limited.clone()), worktree.path())
         .await
         .expect("verify");
     assert_eq!(
@@ -506,8 +516,7 @@ async fn the_memory_limit_stops_a_large_allocation() {
     assert!(!v.output_tail.contains("allocated"), "{v:?}");
 
     limited.command = Some(allocate(32));
-    let v = verifier(limited)
-        .verify(worktree.path())
+    let v = configured(&verifier(limited), worktree.path())
         .await
         .expect("verify");
     assert_eq!(
@@ -638,8 +647,7 @@ async fn configured_secrets_withhold_the_output_and_token_shaped_strings_are_red
         SecretString::from(secret.clone()),
         SecretString::from(String::new()),
     ];
-    let v = verifier(with_secret)
-        .verify(worktree.path())
+    let v = configured(&verifier(with_secret), worktree.path())
         .await
         .expect("verify");
 
@@ -658,8 +666,7 @@ async fn configured_secrets_withhold_the_output_and_token_shaped_strings_are_red
         Some("echo \"aws key $(cat key.txt)\" >&2; echo done"),
         Duration::from_secs(20),
     );
-    let v = verifier(plain)
-        .verify(worktree.path())
+    let v = configured(&verifier(plain), worktree.path())
         .await
         .expect("verify");
     assert_eq!(v.output_tail, "aws key [REDACTED]\ndone");
@@ -668,16 +675,36 @@ async fn configured_secrets_withhold_the_output_and_token_shaped_strings_are_red
 
 // --- Detection -------------------------------------------------------------------------------
 
+fn file(path: &str, content: &str) -> FileChange {
+    FileChange {
+        path: path.to_owned(),
+        content: content.to_owned(),
+    }
+}
+
 #[tokio::test]
-async fn without_a_command_a_makefile_test_target_is_run() {
-    let worktree = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        worktree.path().join("Makefile"),
+async fn without_a_command_the_base_decides_it_and_the_worktree_cannot() {
+    let verifier = verifier(config(None, Duration::from_secs(20)));
+    let base = [file(
+        "Makefile",
         "build:\n\t@echo building\n\ntest: build\n\t@echo make-test-ran\n\t@touch ran.txt\n",
+    )];
+    let command = verifier
+        .check_command(&base)
+        .expect("a Makefile test target");
+    assert_eq!(command, "make test");
+
+    // The worktree holds the base's Makefile and a change's Cargo.toml: detected from the
+    // worktree, `cargo test` would have run.
+    let worktree = tempfile::tempdir().expect("tempdir");
+    std::fs::write(worktree.path().join("Makefile"), &base[0].content).expect("write");
+    std::fs::write(
+        worktree.path().join("Cargo.toml"),
+        "[package]\nname = \"x\"\n",
     )
-    .expect("write Makefile");
-    let v = verifier(config(None, Duration::from_secs(20)))
-        .verify(worktree.path())
+    .expect("write");
+    let v = verifier
+        .verify(worktree.path(), &command)
         .await
         .expect("verify");
     assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
@@ -689,46 +716,23 @@ async fn without_a_command_a_makefile_test_target_is_run() {
     );
 }
 
-#[tokio::test]
-async fn without_a_command_or_a_detected_one_nothing_is_verified() {
-    let worktree = tempfile::tempdir().expect("tempdir");
-    std::fs::write(worktree.path().join("README.md"), "# nothing to run\n").expect("write");
-    // A Makefile without a `test` target is not a check command either.
-    std::fs::write(
-        worktree.path().join("Makefile"),
-        "build:\n\ttouch built.txt\n",
-    )
-    .expect("write");
-    let v = verifier(config(None, Duration::from_secs(20)))
-        .verify(worktree.path())
-        .await
-        .expect("verify");
-    assert_eq!(v.status, VerifyStatus::NotVerified, "{v:?}");
-    assert_eq!(v.command, None);
-    assert_eq!((v.exit_code, v.signal, v.duration_ms), (None, None, 0));
-    assert_eq!(v.output_tail, "");
-    assert!(
-        v.reason
-            .as_deref()
-            .is_some_and(|r| r.contains("no check command")),
-        "{v:?}"
-    );
-    assert!(!v.blocks_approval());
-    assert!(
-        v.summary().starts_with("not verified: no check command"),
-        "{}",
-        v.summary()
-    );
-    let mut entries: Vec<String> = std::fs::read_dir(worktree.path())
-        .expect("read_dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    entries.sort();
+#[test]
+fn verify_command_overrides_the_base_and_a_base_without_one_has_none() {
+    let configured = verifier(config(Some("./check.sh"), Duration::from_secs(20)));
     assert_eq!(
-        entries,
-        ["Makefile", "README.md"],
-        "nothing ran in the worktree"
+        configured
+            .check_command(&[file("Cargo.toml", "")])
+            .as_deref(),
+        Some("./check.sh")
     );
+    let detected = verifier(config(None, Duration::from_secs(20)));
+    // A Makefile without a `test` target is not a check command either.
+    let base = [
+        file("README.md", "# nothing to run\n"),
+        file("Makefile", "build:\n\ttouch built.txt\n"),
+    ];
+    assert_eq!(detected.check_command(&base), None);
+    assert_eq!(detected.check_command(&[]), None);
 }
 
 // --- Without bubblewrap ----------------------------------------------------------------------

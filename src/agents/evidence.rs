@@ -3,6 +3,8 @@
 //! verification runs in the sandbox (QA and Security see the result), and the deterministic
 //! gates run before the Security review (Security sees them).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::neutralize;
@@ -51,6 +53,11 @@ pub enum RoundOutcome {
 pub struct SecurityEvidence {
     pub gates: GateReport,
     pub verification: Verification,
+    /// The files gated and verified: path → git blob id ([`crate::git::blob_id`]) of the
+    /// content. The publish commits only exactly these. Empty in evidence recorded before it
+    /// was kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
 
 impl EngineerEvidence {
@@ -70,6 +77,7 @@ pub fn verification_block(verification: &Verification, repairs: usize) -> String
         format!("\n{}", fill(VERIFICATION_TAIL, &[("output", &output)]))
     };
     let status = match verification.status {
+        _ if !verification.check_changed.is_empty() => "check_definition_changed",
         VerifyStatus::Passed => "passed",
         VerifyStatus::Failed => "failed",
         VerifyStatus::TimedOut => "timed_out",

@@ -87,6 +87,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             budget,
             gates,
             verifier: verifier.map(|v| Arc::new(v) as Arc<dyn Verifying>),
+            verify_optional: args.checks.verify_optional,
             repair_rounds: args.checks.repair_rounds,
         },
     );
@@ -212,7 +213,15 @@ fn own_secrets(args: &RunArgs, database_url: &SecretString) -> Vec<SecretString>
 
 fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifier>> {
     if !args.checks.verify {
-        tracing::warn!("VERIFY=false: changes are not verified before the votes");
+        if args.checks.verify_optional {
+            tracing::warn!(
+                "VERIFY=false, VERIFY_OPTIONAL=true: changes are published without verification"
+            );
+        } else {
+            tracing::warn!(
+                "VERIFY=false: changes are not verified, so every approval is held for review"
+            );
+        }
         return Ok(None);
     }
     let config = VerifyConfig {
@@ -228,7 +237,7 @@ fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifi
     };
     let verifier = Verifier::new(config).context(
         "cannot verify changes in a sandbox (install Debian's `bubblewrap`, or set VERIFY=false \
-         to record every change as not verified)",
+         to record every change as not verified and hold every approval for review)",
     )?;
     Ok(Some(verifier))
 }

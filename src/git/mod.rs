@@ -33,6 +33,9 @@ pub const TRUNCATION_MARKER: &str = "\n… [truncated]";
 
 /// The remote the daemon fetches from and pushes to.
 const ORIGIN: &str = "origin";
+/// The largest blob read as a file's text, in bytes: a larger file on the base is treated as
+/// not text (left out of reads), so a repository's huge file never has to fit in memory.
+pub const MAX_BLOB_BYTES: usize = 32 << 20;
 
 /// Errors of the git layer. Messages never contain the token or a remote URL.
 #[derive(Debug, thiserror::Error)]
@@ -487,7 +490,9 @@ impl Repo {
         Ok(reference.peel_to_commit()?)
     }
 
-    /// The text of `path` in `tree` if it is a valid path to a UTF-8 regular file.
+    /// The text of `path` in `tree` if it is a valid path to a UTF-8 regular file of at most
+    /// [`MAX_BLOB_BYTES`] (its size is read from the object header before the blob is loaded).
+    /// Symlinks, submodules and directories are not files: nothing is ever read through one.
     fn read_text(&self, tree: &git2::Tree<'_>, path: &str) -> Result<Option<String>, GitError> {
         if check_path(path).is_err() {
             return Ok(None);
@@ -498,6 +503,10 @@ impl Repo {
             Err(e) => return Err(e.into()),
         };
         if !matches!(entry.filemode(), tree::MODE_FILE | tree::MODE_EXECUTABLE) {
+            return Ok(None);
+        }
+        let (size, _) = self.repo.odb()?.read_header(entry.id())?;
+        if size > MAX_BLOB_BYTES {
             return Ok(None);
         }
         let blob = self.repo.find_blob(entry.id())?;
@@ -562,6 +571,14 @@ fn cut_listing(mut paths: Vec<String>, max_bytes: usize) -> Listing {
     let truncated = keep < paths.len();
     paths.truncate(keep);
     Listing { paths, truncated }
+}
+
+/// The git blob id (hex SHA-1) of a file holding `content`: what `git hash-object` prints, and
+/// the id the file has in a commit. Names a file's exact content in recorded evidence.
+pub fn blob_id(content: &str) -> String {
+    git2::Oid::hash_object(git2::ObjectType::Blob, content.as_bytes())
+        .expect("hashing a blob in memory does not fail")
+        .to_string()
 }
 
 /// `text` cut to at most `max_bytes` (at a character boundary) plus [`TRUNCATION_MARKER`].

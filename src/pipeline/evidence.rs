@@ -5,9 +5,13 @@
 //!   REPAIR_ROUNDS repairs;
 //! - before Security is asked, the gates run over everything to be committed (Engineer's files
 //!   and QA's tests), which is verified again when QA added tests;
-//! - at consensus, a failed or timed-out verification and a workflow change (unless
-//!   ALLOW_WORKFLOW_CHANGES) hold an approval for review; a secret or a refused file has failed
-//!   the task already, before anything is pushed.
+//! - the check command is decided from the base branch's files (or VERIFY_COMMAND), never from
+//!   the change; a change to a file that defines or steers the check is reported as "check
+//!   definition changed";
+//! - at consensus, a failed, timed-out or redefined verification, a change not verified at all
+//!   (unless VERIFY_OPTIONAL), a workflow change (unless ALLOW_WORKFLOW_CHANGES) and files that
+//!   builds, CI or agents execute hold an approval for review; a secret or a refused file has
+//!   failed the task already, before anything is pushed.
 
 use std::collections::BTreeMap;
 
@@ -20,9 +24,12 @@ use crate::agents::{
     self, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round, RoundOutcome,
     SecurityEvidence,
 };
+use crate::consensus::Consensus;
 use crate::gates::{self, Changed, GateReport};
 use crate::task::{FileChange, Stage, StageRecord};
-use crate::verify::{Verification, Worktree};
+use crate::verify::{
+    DETECTION_FILES, DETECTION_MAX_BYTES, Verification, VerifyStatus, Worktree, steers_check,
+};
 
 impl Pipeline {
     /// The Engineer's stage: up to 1 + REPAIR_ROUNDS answers on one conversation. Each answer's
@@ -86,7 +93,7 @@ impl Pipeline {
                 })
                 .collect();
             self.gates(&all, &base)?;
-            let verification = self.verify(&all, snapshot).await?;
+            let verification = self.verify(&all, &base, snapshot).await?;
             info!(round, verification = %verification.summary(), "verification");
             rounds.push(Round {
                 round,
@@ -94,7 +101,7 @@ impl Pipeline {
                     verification: verification.clone(),
                 },
             });
-            if !verification.blocks_approval() || round == last_round {
+            if !verification.needs_repair() || round == last_round {
                 answer.output.files = all;
                 answer.output.edits.clear();
                 let mut record = record::<Engineer>(role, answer)?;
@@ -127,7 +134,7 @@ impl Pipeline {
         let verification = match &chain.engineer_evidence {
             Some(evidence) if files.len() == engineer_files => evidence.verification.clone(),
             _ => {
-                let verification = self.verify(&files, snapshot).await?;
+                let verification = self.verify(&files, &base, snapshot).await?;
                 info!(verification = %verification.summary(), "verification with QA's tests");
                 verification
             }
@@ -135,7 +142,49 @@ impl Pipeline {
         Ok(SecurityEvidence {
             gates,
             verification,
+            files: blob_ids(&files),
         })
+    }
+
+    /// Checks again, right before the commit, what an approval would publish: the files must be
+    /// exactly those gated and verified (their blob ids as recorded with the Security stage),
+    /// and the gates run again over their content against the snapshot's base. So nothing
+    /// written to the database after the gates, by anything, reaches the remote ungated.
+    /// Returns `consensus` with the holds the gates find now and did not before (then it is
+    /// no longer an approval).
+    ///
+    /// Errors: [`TaskFailure::ChangedAfterGates`] when a file differs from the recorded
+    /// evidence; [`TaskFailure::Gate`] when a gate refuses the files now.
+    pub(super) async fn recheck(
+        &self,
+        chain: &Chain,
+        consensus: Consensus,
+        snapshot: &dyn Snapshot,
+    ) -> Result<Consensus, Stop> {
+        let files = chain.files_to_write();
+        let recorded = chain.security_evidence.as_ref().map(|e| &e.files);
+        if let Some(recorded) = recorded.filter(|r| !r.is_empty()) {
+            let now = blob_ids(&files);
+            if let Some(path) = differing_path(recorded, &now) {
+                warn!(%path, "the change to publish is not the one gated and verified");
+                return Err(TaskFailure::ChangedAfterGates { path }.into());
+            }
+        }
+        let mut base = BaseFiles::new();
+        read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
+        let report = self.gates(&files, &base)?;
+        let new: Vec<String> = report
+            .hold_reasons()
+            .into_iter()
+            .filter(|reason| !consensus.held.contains(reason))
+            .collect();
+        if new.is_empty() {
+            return Ok(consensus);
+        }
+        warn!(held = ?new, "the gates hold now what they did not hold before");
+        let mut held = consensus.held.clone();
+        held.extend(new);
+        Ok(consensus.hold(held))
     }
 
     /// Runs the gates over `files` against their `base` content; a refusal or a secret fails
@@ -156,11 +205,15 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Verifies `files` on the snapshot's base in a fresh worktree inside the sandbox; "not
-    /// verified" when verification is turned off.
+    /// Verifies `files` (whose content on the base is in `base`) on the snapshot's base in a
+    /// fresh worktree inside the sandbox, with the check command decided from the base's files;
+    /// "not verified" when verification is turned off or the base has no check. The files
+    /// among `files` that steer the check and differ from the base are recorded as
+    /// [`Verification::check_changed`].
     async fn verify(
         &self,
         files: &[FileChange],
+        base: &BaseFiles,
         snapshot: &dyn Snapshot,
     ) -> Result<Verification, Stop> {
         let Some(verifier) = &self.settings.verifier else {
@@ -168,16 +221,47 @@ impl Pipeline {
                 "verification is turned off (VERIFY=false)",
             ));
         };
+        let detection = DETECTION_FILES.map(str::to_owned).to_vec();
+        let detection = snapshot.read_files(detection, DETECTION_MAX_BYTES).await?;
+        let Some(command) = verifier.check_command(&detection) else {
+            return Ok(Verification::not_verified(
+                "no check command: VERIFY_COMMAND is unset and the base branch has none of the \
+                 files it is detected from",
+            ));
+        };
         let worktree = Worktree::new().map_err(|e| TaskFailure::Verify(e.to_string()))?;
         snapshot
             .export(files.to_vec(), worktree.path().to_path_buf())
             .await?;
-        let verification = verifier
-            .verify(worktree.path())
+        let mut verification = verifier
+            .verify(worktree.path(), &command)
             .await
             .map_err(|e| TaskFailure::Verify(e.to_string()))?;
+        verification.check_changed = files
+            .iter()
+            .filter(|f| steers_check(&f.path))
+            .filter(|f| base.get(&f.path).and_then(Option::as_deref) != Some(f.content.as_str()))
+            .map(|f| f.path.clone())
+            .collect();
         Ok(verification)
     }
+}
+
+/// Path → git blob id of each of `files`.
+fn blob_ids(files: &[FileChange]) -> BTreeMap<String, String> {
+    files
+        .iter()
+        .map(|f| (f.path.clone(), crate::git::blob_id(&f.content)))
+        .collect()
+}
+
+/// The first path (in order) whose blob differs between `a` and `b`, or that only one has.
+fn differing_path(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Option<String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|path| a.get(*path) != b.get(*path))
+        .min()
+        .cloned()
 }
 
 /// The base branch's content of the paths a stage looked at: `None` for a path that is not a
@@ -204,13 +288,22 @@ async fn read_base(
     Ok(())
 }
 
-/// Why an approval must wait for a person, from the recorded evidence: a failed or timed-out
-/// verification (issue: "a failing or timed-out verification blocks approval"), a CI workflow
-/// change without ALLOW_WORKFLOW_CHANGES.
-pub(super) fn holds(chain: &Chain) -> Vec<String> {
+/// Why an approval must wait for a person, from the recorded evidence: a verification that
+/// failed, timed out, withheld its output or had its check definition changed; a change not
+/// verified at all, unless `verify_optional` (VERIFY_OPTIONAL); the gates' holds (a CI workflow
+/// without ALLOW_WORKFLOW_CHANGES, files that builds, CI or agents execute). An approval rests
+/// on evidence, so missing evidence is never read as good evidence.
+pub(super) fn holds(chain: &Chain, verify_optional: bool) -> Vec<String> {
     let mut holds = Vec::new();
-    if let Some(verification) = chain.verification().filter(|v| v.blocks_approval()) {
-        holds.push(format!("verification {}", verification.summary()));
+    if let Some(verification) = chain.verification() {
+        if verification.blocks_approval() {
+            holds.push(format!("verification {}", verification.summary()));
+        } else if verification.status == VerifyStatus::NotVerified && !verify_optional {
+            holds.push(format!(
+                "{} (VERIFY_OPTIONAL=true publishes changes without verification)",
+                verification.summary()
+            ));
+        }
     }
     if let Some(evidence) = &chain.security_evidence {
         holds.extend(evidence.gates.hold_reasons());

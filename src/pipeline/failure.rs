@@ -36,6 +36,13 @@ pub(super) enum TaskFailure {
     /// sandbox did not start. Nothing ran; worth another attempt.
     #[error("cannot verify the change: {0}")]
     Verify(String),
+    /// What an approval would publish is not what was gated and verified (a stage record was
+    /// rewritten after the Security stage): nothing was pushed.
+    #[error(
+        "the change to publish is not the one gated and verified ({path} differs from the \
+         recorded evidence); nothing was pushed"
+    )]
+    ChangedAfterGates { path: String },
 }
 
 impl TaskFailure {
@@ -164,7 +171,9 @@ fn kind(failure: &TaskFailure) -> Kind {
             MeterError::DailyBudget { resume_at, .. } => Kind::Paused(*resume_at),
             MeterError::Ledger(_) => Kind::Transient,
         },
-        TaskFailure::Gate(_) | TaskFailure::Edits { .. } => Kind::Permanent,
+        TaskFailure::Gate(_)
+        | TaskFailure::Edits { .. }
+        | TaskFailure::ChangedAfterGates { .. } => Kind::Permanent,
         TaskFailure::Verify(_) => Kind::Transient,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_rate_limited() => Kind::RateLimited,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_transient() => Kind::Transient,

@@ -147,6 +147,9 @@ pub struct PipelineSettings {
     /// sandbox); `None` when verification is turned off (VERIFY=false: every change is recorded
     /// as not verified).
     pub verifier: Option<Arc<dyn Verifying>>,
+    /// VERIFY_OPTIONAL: an approval of a change that was not verified (VERIFY=false, or no
+    /// check command on the base) may be published; otherwise it is held for review.
+    pub verify_optional: bool,
     /// REPAIR_ROUNDS: Engineer answers after a failed verification or edits that did not apply.
     pub repair_rounds: u32,
 }
@@ -292,7 +295,7 @@ impl Pipeline {
                 State::Consensus => {
                     let thresholds = self.settings.thresholds;
                     let consensus = consensus::decide(votes(&chain, thresholds), thresholds)
-                        .hold(evidence::holds(&chain));
+                        .hold(evidence::holds(&chain, self.settings.verify_optional));
                     info!(
                         score = %consensus::score_text(consensus.score, Some(thresholds)),
                         decision = consensus.decision.as_str(),
@@ -431,7 +434,8 @@ impl Pipeline {
         }
     }
 
-    /// Acts on the consensus: publish when approved, otherwise needs_review or failed.
+    /// Acts on the consensus: publish when approved (and still approved once the change is
+    /// checked again, [`Pipeline::recheck`]), otherwise needs_review or failed.
     async fn conclude(
         &self,
         task: &Task,
@@ -440,13 +444,20 @@ impl Pipeline {
         consensus: Consensus,
         snapshot: &RunSnapshot<'_>,
     ) -> Result<Finish, Stop> {
+        let consensus = match consensus.decision {
+            Decision::Approved => {
+                let base = snapshot.get().await?;
+                let consensus = self.recheck(chain, consensus, base).await?;
+                if consensus.decision == Decision::Approved {
+                    return self.publish(task, lease, chain, consensus, base).await;
+                }
+                consensus
+            }
+            _ => consensus,
+        };
         let score = consensus.score;
         let (status, error, result) = match consensus.decision {
-            Decision::Approved => {
-                return self
-                    .publish(task, lease, chain, consensus, snapshot.get().await?)
-                    .await;
-            }
+            Decision::Approved => unreachable!("an approval was published above"),
             Decision::Conditional => (
                 TaskStatus::NeedsReview,
                 None,

@@ -1,36 +1,111 @@
-//! Which command checks a repository, detected from its files when VERIFY_COMMAND is unset.
+//! Which command checks a repository, decided from the BASE branch's files (read from git
+//! blobs, never through a checkout) when VERIFY_COMMAND is unset; and which files define or
+//! steer that check, so a change to one is reported and held rather than trusted.
+//!
+//! The change never chooses its own check: a `test:` target rewritten to `exit 0`, a
+//! `GNUmakefile` (make reads it before `Makefile`), a dummy `Cargo.toml` in a Go repository or a
+//! new `scripts.test` would otherwise decide what "passed" means.
 
-use std::path::Path;
+use crate::task::FileChange;
 
 /// The files looked for, in order, and the command each implies.
 pub const DETECTED: &str = "Cargo.toml → `cargo test`, go.mod → `go test ./...`, package.json \
     with a test script → `npm test`, pyproject.toml or setup.cfg → `python3 -m pytest`, a \
     Makefile with a `test` target → `make test`";
 
-/// The check command of the repository checked out at `worktree`, or `None` when none of
-/// [`DETECTED`]'s files is there. Unreadable files count as absent.
-pub(super) fn detect(worktree: &Path) -> Option<&'static str> {
-    let exists = |name: &str| worktree.join(name).is_file();
-    let read = |name: &str| std::fs::read_to_string(worktree.join(name)).ok();
-    if exists("Cargo.toml") {
+/// The repository-root paths [`detect`] reads, for a caller to read them from the base.
+pub const DETECTION_FILES: [&str; 8] = [
+    "Cargo.toml",
+    "go.mod",
+    "package.json",
+    "pyproject.toml",
+    "setup.cfg",
+    "GNUmakefile",
+    "makefile",
+    "Makefile",
+];
+
+/// Bytes of each of [`DETECTION_FILES`] read; a longer file is cut, so a package.json over it
+/// is not parsed (and implies no command).
+pub const DETECTION_MAX_BYTES: usize = 1 << 20;
+
+/// The check command implied by `base`, the text files of [`DETECTION_FILES`] present on the
+/// base branch (others absent), or `None` when none implies one.
+pub fn detect(base: &[FileChange]) -> Option<&'static str> {
+    let read = |name: &str| {
+        base.iter()
+            .find(|f| f.path == name)
+            .map(|f| f.content.as_str())
+    };
+    if read("Cargo.toml").is_some() {
         return Some("cargo test");
     }
-    if exists("go.mod") {
+    if read("go.mod").is_some() {
         return Some("go test ./...");
     }
-    if read("package.json").is_some_and(|json| has_npm_test_script(&json)) {
+    if read("package.json").is_some_and(has_npm_test_script) {
         return Some("npm test");
     }
-    if exists("pyproject.toml") || exists("setup.cfg") {
+    if read("pyproject.toml").is_some() || read("setup.cfg").is_some() {
         return Some("python3 -m pytest");
     }
+    // make reads the first of these it finds.
     let makefile = ["GNUmakefile", "makefile", "Makefile"]
         .into_iter()
         .find_map(read);
-    if makefile.is_some_and(|text| has_make_target(&text, "test")) {
+    if makefile.is_some_and(|text| has_make_target(text, "test")) {
         return Some("make test");
     }
     None
+}
+
+/// True when a change to `path` changes what the check runs or how: the files the check
+/// commands of [`DETECTED`] read for their targets, scripts, test discovery, toolchain and build
+/// steps, at any depth (workspaces and subprojects have their own).
+pub fn steers_check(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let in_cargo_dir = path.starts_with(".cargo/") || path.contains("/.cargo/");
+    matches!(
+        name,
+        "Makefile"
+            | "GNUmakefile"
+            | "makefile"
+            | "Cargo.toml"
+            | "build.rs"
+            | "rust-toolchain"
+            | "rust-toolchain.toml"
+            | "go.mod"
+            | "go.work"
+            | "package.json"
+            | ".npmrc"
+            | ".yarnrc.yml"
+            | "conftest.py"
+            | "pytest.ini"
+            | "tox.ini"
+            | "pyproject.toml"
+            | "setup.cfg"
+            | "setup.py"
+            | "noxfile.py"
+    ) || (in_cargo_dir && matches!(name, "config.toml" | "config"))
+        || is_js_test_config(name)
+}
+
+/// Configuration files of the JavaScript test runners (`jest.config.ts`, `vitest.config.mjs`,
+/// `.mocharc.yml`, …), which choose what runs and may run code.
+fn is_js_test_config(name: &str) -> bool {
+    [
+        "jest.config.",
+        "vitest.config.",
+        "vitest.workspace.",
+        "vite.config.",
+        ".mocharc",
+        "karma.conf.",
+        "playwright.config.",
+        "ava.config.",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+        || name == "babel.config.js"
 }
 
 /// True when `scripts.test` is set and is not npm's placeholder (`echo "Error: no test
@@ -64,11 +139,14 @@ mod tests {
     use super::*;
 
     fn detect_with(files: &[(&str, &str)]) -> Option<&'static str> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, content) in files {
-            std::fs::write(dir.path().join(name), content).unwrap();
-        }
-        detect(dir.path())
+        let files: Vec<FileChange> = files
+            .iter()
+            .map(|(path, content)| FileChange {
+                path: (*path).to_owned(),
+                content: (*content).to_owned(),
+            })
+            .collect();
+        detect(&files)
     }
 
     #[test]
@@ -94,6 +172,11 @@ mod tests {
             detect_with(&[("Makefile", "all: build\n\nbuild test: deps\n\tgo test\n")]),
             Some("make test")
         );
+        // make reads GNUmakefile first: its targets decide.
+        assert_eq!(
+            detect_with(&[("GNUmakefile", "build:\n"), ("Makefile", "test:\n")]),
+            None
+        );
     }
 
     #[test]
@@ -107,5 +190,40 @@ mod tests {
             detect_with(&[("Makefile", "TEST:=1\nbuild:\n\t@echo test:\n# test:\n")]),
             None
         );
+    }
+
+    #[test]
+    fn files_that_steer_the_check_are_named() {
+        for path in [
+            "Makefile",
+            "sub/GNUmakefile",
+            "Cargo.toml",
+            "crates/x/build.rs",
+            ".cargo/config.toml",
+            "crates/x/.cargo/config",
+            "go.mod",
+            "web/package.json",
+            "tests/conftest.py",
+            "pytest.ini",
+            "tox.ini",
+            "pyproject.toml",
+            "setup.cfg",
+            "noxfile.py",
+            "jest.config.ts",
+            "web/vitest.config.mjs",
+            ".mocharc.yml",
+            "rust-toolchain.toml",
+        ] {
+            assert!(steers_check(path), "{path}");
+        }
+        for path in [
+            "src/main.rs",
+            "config.toml",
+            "docs/Makefile.md",
+            "test_calc.py",
+            "src/config",
+        ] {
+            assert!(!steers_check(path), "{path}");
+        }
     }
 }

@@ -1,12 +1,12 @@
-//! Verification: runs the target repository's own check command (VERIFY_COMMAND, else detected)
-//! on a worktree holding the base branch plus a change, inside a bubblewrap sandbox, and
-//! reports exit status, duration and the tail of the output. Model-written code never runs
-//! outside the sandbox: without a working `bwrap` a [`Verifier`] cannot be built.
+//! Verification: runs the target repository's own check command (VERIFY_COMMAND, else detected
+//! from the base branch's files) on a worktree holding the base branch plus a change, inside a
+//! bubblewrap sandbox, and reports exit status, duration and the tail of the output. Model-written
+//! code never runs outside the sandbox: without a working `bwrap` a [`Verifier`] cannot be built.
 
 mod detect;
 mod sandbox;
 
-pub use detect::DETECTED;
+pub use detect::{DETECTED, DETECTION_FILES, DETECTION_MAX_BYTES, steers_check};
 pub use sandbox::Worktree;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +64,10 @@ pub struct Verification {
     /// carried one of the daemon's own secrets, in some form. Holds an approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_withheld: Option<String>,
+    /// The changed files that define or steer the check ([`steers_check`]): the result is then
+    /// "check definition changed", whatever the command's exit, and holds an approval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check_changed: Vec<String>,
 }
 
 impl Verification {
@@ -78,11 +82,13 @@ impl Verification {
             output_tail: String::new(),
             reason: Some(reason.to_owned()),
             output_withheld: None,
+            check_changed: Vec::new(),
         }
     }
 
     /// One line: ``passed: `make test` (exit 0, 1.2 s)``, ``failed: … (exit 2, …)``,
-    /// ``timed out: `…` after 600 s (process tree killed)``, `not verified: <reason>`.
+    /// ``timed out: `…` after 600 s (process tree killed)``, `not verified: <reason>`; led by
+    /// `check definition changed (Makefile): ` when the change touched what the check runs.
     pub fn summary(&self) -> String {
         let command = self.command.as_deref().unwrap_or("");
         let seconds = self.duration_ms as f64 / 1000.0;
@@ -110,21 +116,34 @@ impl Verification {
                 self.reason.as_deref().unwrap_or("nothing was run")
             ),
         };
-        summary + &withheld
+        if self.check_changed.is_empty() {
+            return summary + &withheld;
+        }
+        format!(
+            "check definition changed ({}): {summary}{withheld}",
+            self.check_changed.join(", ")
+        )
     }
 
-    /// True for a result that blocks approval: failed or timed out, or an output that carried
-    /// one of the daemon's own secrets.
-    pub fn blocks_approval(&self) -> bool {
+    /// True for a result the Engineer is asked to repair: failed or timed out, or an output
+    /// that carried one of the daemon's own secrets.
+    pub fn needs_repair(&self) -> bool {
         matches!(self.status, VerifyStatus::Failed | VerifyStatus::TimedOut)
             || self.output_withheld.is_some()
+    }
+
+    /// True for a result that holds an approval for a person: one that [needs
+    /// repair](Self::needs_repair), or whose check definition the change altered (its pass
+    /// proves nothing).
+    pub fn blocks_approval(&self) -> bool {
+        self.needs_repair() || !self.check_changed.is_empty()
     }
 }
 
 /// How to verify (from the configuration).
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
-    /// VERIFY_COMMAND; `None` to detect it per worktree ([`DETECTED`]).
+    /// VERIFY_COMMAND; `None` to detect it from the base branch's files ([`DETECTED`]).
     pub command: Option<String>,
     /// VERIFY_TIMEOUT (default 600 s): wall-clock limit, then the process tree is killed.
     pub timeout: Duration,
@@ -209,24 +228,27 @@ impl Verifier {
         })
     }
 
+    /// The check command for a base branch whose [`DETECTION_FILES`] are `base` (the text
+    /// files among them, read from the base commit's blobs): VERIFY_COMMAND when set, else the
+    /// detected one ([`DETECTED`]); `None` when there is none.
+    pub fn check_command(&self, base: &[crate::task::FileChange]) -> Option<String> {
+        self.config
+            .command
+            .clone()
+            .or_else(|| detect::detect(base).map(str::to_owned))
+    }
+
     /// Verifies the repository checked out at `worktree` (writable, discarded afterwards): runs
-    /// the command in the sandbox, killing its process tree at the timeout. A repository with
-    /// no command to run is [`VerifyStatus::NotVerified`].
+    /// `command` (from [`Self::check_command`], never from the worktree) in the sandbox,
+    /// killing its process tree at the timeout.
     ///
     /// Errors: [`VerifyError::Io`] when the sandbox cannot be started (then nothing ran).
-    pub async fn verify(&self, worktree: &Path) -> Result<Verification, VerifyError> {
-        let command = match &self.config.command {
-            Some(command) => command.clone(),
-            None => match detect::detect(worktree) {
-                Some(command) => command.to_owned(),
-                None => {
-                    return Ok(Verification::not_verified(
-                        "no check command: VERIFY_COMMAND is unset and the repository has none \
-                         of the files it is detected from",
-                    ));
-                }
-            },
-        };
+    pub async fn verify(
+        &self,
+        worktree: &Path,
+        command: &str,
+    ) -> Result<Verification, VerifyError> {
+        let command = command.to_owned();
         let started = Instant::now();
         let run = self
             .sandbox
@@ -258,6 +280,7 @@ impl Verifier {
             output_tail,
             reason,
             output_withheld,
+            check_changed: Vec::new(),
         })
     }
 
@@ -337,6 +360,7 @@ mod tests {
             output_tail: String::new(),
             reason: None,
             output_withheld: None,
+            check_changed: Vec::new(),
         };
         assert_eq!(v.summary(), "passed: `make test` (exit 0, 1.2 s)");
         assert!(!v.blocks_approval());
@@ -358,5 +382,15 @@ mod tests {
         let none = Verification::not_verified("no command");
         assert_eq!(none.summary(), "not verified: no command");
         assert!(!none.blocks_approval());
+        v.status = VerifyStatus::Passed;
+        v.exit_code = Some(0);
+        v.signal = None;
+        v.duration_ms = 1234;
+        v.check_changed = vec!["Makefile".into(), "conftest.py".into()];
+        assert_eq!(
+            v.summary(),
+            "check definition changed (Makefile, conftest.py): passed: `make test` (exit 0, 1.2 s)"
+        );
+        assert!(v.blocks_approval() && !v.needs_repair());
     }
 }
