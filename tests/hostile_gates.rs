@@ -213,6 +213,12 @@ fn files_run_by_builds_ci_or_agents_hold_the_approval() {
         "CLAUDE.md",
         ".cursorrules",
         ".github/copilot-instructions.md",
+        ".cursor/rules/style.mdc",
+        ".gitlab-ci.yml",
+        ".circleci/config.yml",
+        "ci/Jenkinsfile",
+        ".husky/pre-commit",
+        ".pre-commit-config.yaml",
     ] {
         let report = gate(path, "content\n");
         assert!(report.requires_human(), "{path} does not hold the approval");

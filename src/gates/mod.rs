@@ -4,8 +4,9 @@
 //! - refusals, which fail the task before anything is pushed: a secret in an added line, a
 //!   binary file, a file over MAX_FILE_BYTES, more than MAX_FILES_CHANGED files;
 //! - flags, which the PR carries: CI workflows (a person must approve them unless
-//!   ALLOW_WORKFLOW_CHANGES), other CI/automation files and git hooks, dependency manifests and
-//!   lock files (all three add the `security-review` label).
+//!   ALLOW_WORKFLOW_CHANGES) and files that builds, CI, git hooks or agents execute (a person
+//!   must approve them), other automation files, dependency manifests and lock files (all add
+//!   the `security-review` label).
 //!
 //! A report names files and lines, never a secret's value.
 
@@ -397,14 +398,14 @@ mod tests {
         let files = [
             (file(".github/workflows/ci.yml", "on: push\n"), None),
             (file("Cargo.lock", "# lock\n"), None),
-            (file(".husky/pre-commit", "npm test\n"), None),
+            (file(".github/CODEOWNERS", "* @o\n"), None),
         ];
         let report = check_files(&files, &config());
         assert_eq!(report.block_reason(), None);
         assert!(report.requires_human() && report.needs_security_review_label());
         assert_eq!(report.workflows, [".github/workflows/ci.yml"]);
         assert_eq!(report.dependencies, ["Cargo.lock"]);
-        assert_eq!(report.automation, [".husky/pre-commit"]);
+        assert_eq!(report.automation, [".github/CODEOWNERS"]);
         assert!(report.markdown().contains("a person must approve"));
 
         let allowed = GateConfig {

@@ -1,6 +1,6 @@
-//! Which paths a person must look at whatever the votes say: CI workflows, other CI and
-//! automation configuration (git hooks, code owners, bots), and dependency manifests and lock
-//! files.
+//! Which paths a person must look at whatever the votes say: CI workflows; files that builds,
+//! other CI systems, git hooks or coding agents execute or read as instructions; other
+//! automation (code owners, bots, submodules); dependency manifests and lock files.
 
 /// Why a path is sensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,14 +10,15 @@ pub(super) enum Sensitive {
     /// A file that builds, CI or coding agents execute or read as instructions, and why: a
     /// person must approve it.
     Executed(&'static str),
-    /// Other CI or automation configuration, git hooks, code ownership.
+    /// Other automation configuration: code ownership, dependency bots, submodules.
     Automation,
     /// A dependency manifest or lock file: it changes what code the project runs.
     Dependency,
 }
 
-/// Other CI systems' and automation files, by repository-relative path.
-const AUTOMATION_FILES: [&str; 19] = [
+/// Other CI systems' configuration, by repository-relative path: they run it, with the
+/// repository's secrets, on the pushed branch.
+const CI_FILES: [&str; 10] = [
     ".gitlab-ci.yml",
     ".travis.yml",
     "azure-pipelines.yml",
@@ -27,9 +28,26 @@ const AUTOMATION_FILES: [&str; 19] = [
     ".appveyor.yml",
     "cloudbuild.yaml",
     "cloudbuild.yml",
-    ".pre-commit-config.yaml",
-    "lefthook.yml",
-    ".lefthook.yml",
+    "Jenkinsfile",
+];
+
+/// Directories of CI systems and reusable GitHub actions.
+const CI_DIRS: [&str; 6] = [
+    ".circleci/",
+    ".buildkite/",
+    ".github/actions/",
+    ".gitlab/",
+    ".woodpecker/",
+    ".tekton/",
+];
+
+/// Git hook managers' configuration and hook directories: developers' git runs them on commit,
+/// checkout or push.
+const HOOK_FILES: [&str; 3] = [".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yml"];
+const HOOK_DIRS: [&str; 2] = [".husky/", ".githooks/"];
+
+/// Other automation, by repository-relative path: submodules, code ownership, dependency bots.
+const AUTOMATION_FILES: [&str; 7] = [
     ".gitmodules",
     "CODEOWNERS",
     ".github/CODEOWNERS",
@@ -37,18 +55,6 @@ const AUTOMATION_FILES: [&str; 19] = [
     ".github/dependabot.yml",
     ".github/dependabot.yaml",
     "renovate.json",
-];
-
-/// Directories of CI systems, reusable GitHub actions and git hook managers.
-const AUTOMATION_DIRS: [&str; 8] = [
-    ".circleci/",
-    ".buildkite/",
-    ".github/actions/",
-    ".gitlab/",
-    ".husky/",
-    ".githooks/",
-    ".woodpecker/",
-    ".tekton/",
 ];
 
 /// Dependency manifests and lock files, by file name at any depth.
@@ -90,7 +96,7 @@ const DEPENDENCY_FILES: [&str; 34] = [
 ];
 
 /// Why a file is executed or read as instructions, by file name at any depth.
-const EXECUTED_NAMES: [(&str, &str); 16] = [
+const EXECUTED_NAMES: [(&str, &str); 19] = [
     ("Makefile", "make runs its recipes"),
     ("GNUmakefile", "make runs its recipes"),
     ("makefile", "make runs its recipes"),
@@ -119,10 +125,13 @@ const EXECUTED_NAMES: [(&str, &str); 16] = [
     ("AGENTS.md", AGENT_INSTRUCTIONS),
     ("CLAUDE.md", AGENT_INSTRUCTIONS),
     (".cursorrules", AGENT_INSTRUCTIONS),
+    (".windsurfrules", AGENT_INSTRUCTIONS),
+    (".clinerules", AGENT_INSTRUCTIONS),
+    ("GEMINI.md", AGENT_INSTRUCTIONS),
 ];
 
 /// Why a file is executed or read as instructions, by repository-relative path or directory.
-const EXECUTED_PATHS: [(&str, &str); 5] = [
+const EXECUTED_PATHS: [(&str, &str); 7] = [
     (
         ".cargo/config.toml",
         "sets cargo's runners, rustc wrappers and aliases",
@@ -136,6 +145,8 @@ const EXECUTED_PATHS: [(&str, &str); 5] = [
         "VS Code runs its tasks, on opening the folder with runOn: folderOpen",
     ),
     (".github/copilot-instructions.md", AGENT_INSTRUCTIONS),
+    (".github/instructions/", AGENT_INSTRUCTIONS),
+    (".cursor/rules/", AGENT_INSTRUCTIONS),
     (
         ".devcontainer/",
         "the dev container runs its commands on creation",
@@ -160,10 +171,20 @@ pub(super) fn classify(path: &str) -> Option<Sensitive> {
     if let Some((_, reason)) = by_name.or(by_path) {
         return Some(Sensitive::Executed(reason));
     }
-    if AUTOMATION_FILES.contains(&path)
-        || AUTOMATION_DIRS.iter().any(|dir| path.starts_with(dir))
+    if CI_FILES.contains(&path)
+        || CI_DIRS.iter().any(|dir| path.starts_with(dir))
         || name == "Jenkinsfile"
     {
+        return Some(Sensitive::Executed(
+            "a CI system runs it, with the repository's secrets, on the pushed branch",
+        ));
+    }
+    if HOOK_FILES.contains(&path) || HOOK_DIRS.iter().any(|dir| path.starts_with(dir)) {
+        return Some(Sensitive::Executed(
+            "git runs it as a hook on developers' machines",
+        ));
+    }
+    if AUTOMATION_FILES.contains(&path) {
         return Some(Sensitive::Automation);
     }
     let requirements = name.starts_with("requirements") && name.ends_with(".txt");
@@ -178,15 +199,24 @@ pub(super) fn classify(path: &str) -> Option<Sensitive> {
 mod tests {
     use super::*;
 
+    const CI: &str = "a CI system runs it, with the repository's secrets, on the pushed branch";
+    const HOOK: &str = "git runs it as a hook on developers' machines";
+
     #[test]
     fn paths_are_classified() {
         for (path, expected) in [
             (".github/workflows/ci.yml", Some(Sensitive::Workflow)),
             (".github/workflows/sub/x.yaml", Some(Sensitive::Workflow)),
-            (".gitlab-ci.yml", Some(Sensitive::Automation)),
-            (".circleci/config.yml", Some(Sensitive::Automation)),
-            (".husky/pre-commit", Some(Sensitive::Automation)),
-            ("ci/Jenkinsfile", Some(Sensitive::Automation)),
+            (".gitlab-ci.yml", Some(Sensitive::Executed(CI))),
+            (".circleci/config.yml", Some(Sensitive::Executed(CI))),
+            (".husky/pre-commit", Some(Sensitive::Executed(HOOK))),
+            (".pre-commit-config.yaml", Some(Sensitive::Executed(HOOK))),
+            ("ci/Jenkinsfile", Some(Sensitive::Executed(CI))),
+            (
+                ".cursor/rules/style.mdc",
+                Some(Sensitive::Executed(AGENT_INSTRUCTIONS)),
+            ),
+            ("GEMINI.md", Some(Sensitive::Executed(AGENT_INSTRUCTIONS))),
             (".github/CODEOWNERS", Some(Sensitive::Automation)),
             ("Cargo.toml", Some(Sensitive::Dependency)),
             ("crates/x/Cargo.lock", Some(Sensitive::Dependency)),
