@@ -105,7 +105,7 @@ pub struct RunArgs {
     /// the GitHub host of GITHUB_API_URL, or the fork's full `https://` clone URL (plain
     /// `http://` only to a loopback host; no user:password@). Refused when it is the target
     /// itself. The base is still fetched from origin [default: push to origin].
-    #[arg(long, env, value_parser = push_repository)]
+    #[arg(long, env, value_parser = PushRepositoryParser)]
     pub push_repository: Option<PushRepository>,
 
     /// Token used to push and to open pull requests (not needed with --dry-run).
@@ -410,6 +410,33 @@ impl PushRepository {
             repository: self.repository.clone(),
             url,
         })
+    }
+}
+
+/// Parses PUSH_REPOSITORY with [`push_repository`] into an error that names the setting but not
+/// the value: a refused URL may carry a token in its user-info, and clap's own message would
+/// print it.
+#[derive(Debug, Clone, Copy)]
+struct PushRepositoryParser;
+
+impl clap::builder::TypedValueParser for PushRepositoryParser {
+    type Value = PushRepository;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<PushRepository, clap::Error> {
+        let refused = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid PUSH_REPOSITORY (--push-repository): {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refused("not UTF-8"))?;
+        push_repository(text).map_err(|reason| refused(&reason))
     }
 }
 
