@@ -194,6 +194,7 @@ async fn run_backlog(
         repo_path: origin.clone_for(run)?,
         base_branch: BASE_BRANCH.into(),
         token: None,
+        push_url: None,
     };
     let edges = Edges {
         roles,

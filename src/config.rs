@@ -99,6 +99,15 @@ pub struct RunArgs {
     #[arg(long, env, value_parser = repository)]
     pub github_repository: Option<String>,
 
+    /// The fork task branches are pushed to instead of the target repository, so that their
+    /// pull requests are outside contributions (GitHub withholds the target's secrets from
+    /// their `pull_request` workflows and may hold their runs for approval): `owner/name` on
+    /// the GitHub host of GITHUB_API_URL, or the fork's full `https://` clone URL (plain
+    /// `http://` only to a loopback host; no user:password@). Refused when it is the target
+    /// itself. The base is still fetched from origin [default: push to origin].
+    #[arg(long, env, value_parser = PushRepositoryParser)]
+    pub push_repository: Option<PushRepository>,
+
     /// Token used to push and to open pull requests (not needed with --dry-run).
     #[arg(long, env, hide_env_values = true, value_parser = secret)]
     pub github_token: Option<SecretString>,
@@ -360,6 +369,106 @@ impl Models {
     }
 }
 
+/// PUSH_REPOSITORY as given: `owner/name`, or a clone URL whose path ends in `owner/name`.
+/// [`PushRepository::resolve`] turns it into the [`Fork`] the daemon pushes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRepository {
+    /// `owner/name` of the fork.
+    repository: String,
+    /// The clone URL when one was given; `None`: derived from GITHUB_API_URL.
+    url: Option<String>,
+}
+
+/// The fork task branches are pushed to (PUSH_REPOSITORY, resolved at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    /// `owner/name` of the fork on the target's GitHub host; the PR head is
+    /// `<owner>:<branch>`.
+    pub repository: String,
+    /// The fork's clone URL: `https://`, or `http://` to a loopback host; no user-info.
+    pub url: String,
+}
+
+impl PushRepository {
+    /// The fork for target repository `target` (`owner/name`) on the GitHub host of
+    /// `github_api_url` (GITHUB_API_URL, already checked by the settings): the URL given, or
+    /// the clone URL derived by [`crate::git::clone_url`].
+    ///
+    /// Errors (one line naming PUSH_REPOSITORY): the fork is `target` itself (compared as
+    /// GitHub does, ignoring ASCII case: a fork's PRs must come from another repository), or
+    /// no clone URL can be derived from `github_api_url`.
+    pub fn resolve(&self, github_api_url: &str, target: &str) -> Result<Fork, String> {
+        if self.repository.eq_ignore_ascii_case(target) {
+            return Err(format!(
+                "PUSH_REPOSITORY names the target repository {target} itself: set it to a fork \
+                 (or leave it unset to push to origin)"
+            ));
+        }
+        let url = match &self.url {
+            Some(url) => url.clone(),
+            None => crate::git::clone_url(github_api_url, &self.repository).ok_or_else(|| {
+                "PUSH_REPOSITORY: cannot derive the fork's clone URL from GITHUB_API_URL; give \
+                 the full https:// URL"
+                    .to_string()
+            })?,
+        };
+        Ok(Fork {
+            repository: self.repository.clone(),
+            url,
+        })
+    }
+}
+
+/// Parses PUSH_REPOSITORY with [`push_repository`] into an error that names the setting but not
+/// the value: a refused URL may carry a token in its user-info, and clap's own message would
+/// print it.
+#[derive(Debug, Clone, Copy)]
+struct PushRepositoryParser;
+
+impl clap::builder::TypedValueParser for PushRepositoryParser {
+    type Value = PushRepository;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<PushRepository, clap::Error> {
+        let refused = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid PUSH_REPOSITORY (--push-repository): {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| refused("not UTF-8"))?;
+        push_repository(text).map_err(|reason| refused(&reason))
+    }
+}
+
+/// PUSH_REPOSITORY: `owner/name`, or an `https://` (loopback-only `http://`) URL without
+/// user-info whose path is `/owner/name` or `/owner/name.git` (the owner namespaces the PR
+/// head). The token is sent to this URL, hence the rules of [`url`].
+fn push_repository(value: &str) -> Result<PushRepository, String> {
+    if !value.contains("://") {
+        let repository = repository(value)
+            .map_err(|_| "expected owner/name or an https:// URL of the fork".to_string())?;
+        return Ok(PushRepository {
+            repository,
+            url: None,
+        });
+    }
+    let url = url(value)?;
+    let repository = crate::git::parse_github_repository(&url).ok_or_else(|| {
+        "the URL's path must be /owner/name(.git) of the fork (its owner namespaces the PR head)"
+            .to_string()
+    })?;
+    Ok(PushRepository {
+        repository,
+        url: Some(url),
+    })
+}
+
 fn secret(value: &str) -> Result<SecretString, String> {
     if value.trim().is_empty() {
         return Err("must not be empty".into());
@@ -387,7 +496,7 @@ fn url(value: &str) -> Result<String, String> {
     }
     match parsed.scheme() {
         "https" => {}
-        "http" if is_loopback(&parsed) => {}
+        "http" if crate::net::is_loopback(&parsed) => {}
         "http" => {
             return Err(
                 "http:// would send the key in clear text: use https:// (plain http \
@@ -398,19 +507,6 @@ fn url(value: &str) -> Result<String, String> {
         _ => return Err("expected an http:// or https:// URL".into()),
     }
     Ok(value.trim_end_matches('/').to_owned())
-}
-
-/// Whether `url`'s host is 127.0.0.0/8, `::1` or exactly `localhost`.
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host_str() {
-        Some("localhost") => true,
-        Some(host) => host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    }
 }
 
 fn seconds(value: &str) -> Result<Duration, String> {
@@ -437,6 +533,84 @@ fn percent(value: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolved(value: &str, api: &str, target: &str) -> Result<Fork, String> {
+        push_repository(value)?.resolve(api, target)
+    }
+
+    #[test]
+    fn push_repository_is_a_fork_on_the_same_host() {
+        let fork = |url: &str| Fork {
+            repository: "bot/r".into(),
+            url: url.into(),
+        };
+        assert_eq!(
+            resolved("bot/r", "https://api.github.com", "o/r"),
+            Ok(fork("https://github.com/bot/r.git"))
+        );
+        assert_eq!(
+            resolved("bot/r", "https://ghe.example.com/api/v3", "o/r"),
+            Ok(fork("https://ghe.example.com/bot/r.git"))
+        );
+        assert_eq!(
+            resolved("bot/r", "http://127.0.0.1:8080", "o/r"),
+            Ok(fork("http://127.0.0.1:8080/bot/r.git"))
+        );
+        assert_eq!(
+            resolved(
+                "https://git.example.com/bot/r.git",
+                "https://api.github.com",
+                "o/r"
+            ),
+            Ok(fork("https://git.example.com/bot/r.git"))
+        );
+        assert_eq!(
+            resolved("http://localhost:9/bot/r", "https://api.github.com", "o/r"),
+            Ok(fork("http://localhost:9/bot/r"))
+        );
+    }
+
+    #[test]
+    fn push_repository_refuses_the_target_credentials_and_cleartext() {
+        let api = "https://api.github.com";
+        for target in ["o/r", "O/R"] {
+            for value in [
+                "o/r",
+                "https://github.com/o/r.git",
+                "https://github.com/O/r",
+            ] {
+                let err = resolved(value, api, target).expect_err(value);
+                assert!(
+                    err.contains("names the target repository"),
+                    "{value}: {err}"
+                );
+            }
+        }
+        for value in [
+            "https://x-access-token:ghp_x@github.com/bot/r.git",
+            "https://bot@github.com/bot/r.git",
+        ] {
+            let err = push_repository(value).expect_err(value);
+            assert!(err.contains("must not carry credentials"), "{value}: {err}");
+            assert!(!err.contains("ghp_x"), "{err}");
+        }
+        for value in [
+            "http://github.com/bot/r.git",
+            "http://127.0.0.1.example.com/bot/r.git",
+            "http://localhost.evil.com/bot/r.git",
+        ] {
+            let err = push_repository(value).expect_err(value);
+            assert!(err.contains("clear text"), "{value}: {err}");
+        }
+        for value in [
+            "bot",
+            "bot/r/x",
+            "https://github.com/bot",
+            "ssh://git@github.com/bot/r",
+        ] {
+            assert!(push_repository(value).is_err(), "{value}");
+        }
+    }
 
     #[test]
     fn api_urls_refuse_cleartext_except_loopback() {

@@ -295,3 +295,40 @@ async fn list_status_takes_the_printed_names(pool: PgPool) {
         assert!(stderr.contains(status), "{status} not offered: {stderr}");
     }
 }
+
+#[sqlx::test]
+async fn a_push_repository_that_is_the_target_carries_credentials_or_is_cleartext_is_refused(
+    pool: PgPool,
+) {
+    let remote = Remote::new();
+    let bin = bin(&pool, &remote);
+    for (value, reason, code) in [
+        ("o/r", "names the target repository o/r", 1),
+        ("O/R", "names the target repository o/r", 1),
+        (
+            "https://github.com/o/r.git",
+            "names the target repository",
+            1,
+        ),
+        (
+            "https://x-access-token:ghp_inUrl0000@github.com/bot/r.git",
+            "must not carry credentials",
+            2,
+        ),
+        ("http://github.com/bot/r.git", "clear text", 2),
+        ("just-a-name", "owner/name", 2),
+    ] {
+        let out = bin
+            .clone_with("PUSH_REPOSITORY", value)
+            .output(&["run", "--once"])
+            .await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{value}: {stderr}");
+        one_line_naming(&stderr, "PUSH_REPOSITORY");
+        assert!(stderr.contains(reason), "{value}: {stderr}");
+        assert!(
+            !stderr.contains("ghp_inUrl0000"),
+            "credential printed: {stderr}"
+        );
+    }
+}

@@ -211,3 +211,67 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         assert!(show.contains(needle), "tasks show lacks {needle}:\n{show}");
     }
 }
+
+#[sqlx::test]
+async fn with_push_repository_the_branch_goes_to_the_fork_and_the_pr_head_names_it(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(|_| Script::Approve).await;
+    let github = FakeGitHub::start().await;
+    // The fork bot/r, as GitHub makes it (every branch of the target copied), served over git's
+    // smart HTTP by the fake GitHub host: PUSH_REPOSITORY=bot/r derives its clone URL from
+    // GITHUB_API_URL.
+    let forks = remote.dir.path().join("forks");
+    std::fs::create_dir_all(forks.join("bot")).unwrap();
+    let fork = forks.join("bot/r.git");
+    common::git(
+        remote.dir.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            remote.bare.to_str().unwrap(),
+            fork.to_str().unwrap(),
+        ],
+    );
+    github.serve_git(&forks, common::GITHUB_TOKEN).await;
+    let env = common::Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("PUSH_REPOSITORY", "bot/r");
+    common::migrate_and_add(&env, "fork-001").await;
+
+    let out = env.output(&["run", "--once"]).await;
+    let (_, log) = text(&out);
+    assert!(out.status.success(), "run --once failed:\n{log}");
+    assert!(!log.contains(common::GITHUB_TOKEN), "token in log");
+
+    // The branch is on the fork only; origin keeps just main.
+    let branch = "feature/task-fork-001";
+    assert_eq!(remote.branches(), ["main"], "pushed to origin");
+    let on_fork = common::git(&fork, &["rev-parse", &format!("refs/heads/{branch}")]);
+    let parent = common::git(&fork, &["rev-parse", &format!("{branch}^")]);
+    let origin_main = common::git(&remote.bare, &["rev-parse", "main"]);
+    assert_eq!(parent, origin_main, "not built on origin's main");
+    assert!(
+        github.git_requests().await > 0,
+        "the token never reached the fork"
+    );
+
+    // One PR on o/r whose head is the fork's branch.
+    let pulls = github.pulls().await;
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(pulls[0]["head"], format!("bot:{branch}"));
+    assert_eq!(pulls[0]["base"], "main");
+    assert!(pulls[0].get("head_repo").is_none(), "{}", pulls[0]);
+    let (status, pr_url): (String, Option<String>) =
+        sqlx::query_as("SELECT status, pr_url FROM tasks WHERE task_id = 'fork-001'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "completed");
+    assert_eq!(pr_url.as_deref(), Some("https://github.com/o/r/pull/1"));
+    assert!(!on_fork.trim().is_empty());
+}

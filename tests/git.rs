@@ -810,10 +810,11 @@ fn no_changes_and_bad_branches_are_refused() {
 }
 
 /// A smart-HTTP git server for the tests: `git http-backend` (CGI) behind a tiny HTTP/1.1 server
-/// on 127.0.0.1 that requires basic auth `x-access-token:<token>` and answers 401 otherwise.
+/// on 127.0.0.1 (or another local address) that requires basic auth `x-access-token:<token>`
+/// and answers 401 otherwise.
 mod http_git {
     use std::io::{BufRead, BufReader, Write};
-    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
     use std::sync::Arc;
@@ -823,32 +824,48 @@ mod http_git {
     pub struct Server {
         pub address: SocketAddr,
         unauthorized: Arc<AtomicUsize>,
+        authorized: Arc<AtomicUsize>,
     }
 
     impl Server {
-        /// Serves the repositories under `root` to clients presenting `token`.
+        /// Serves the repositories under `root` on 127.0.0.1 to clients presenting `token`.
         pub fn start(root: &Path, token: &str) -> Server {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            Server::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), root, token)
+        }
+
+        /// Serves the repositories under `root` on `ip` to clients presenting `token`.
+        pub fn start_on(ip: IpAddr, root: &Path, token: &str) -> Server {
+            let listener = TcpListener::bind(SocketAddr::new(ip, 0)).expect("bind");
             let address = listener.local_addr().expect("addr");
             let unauthorized = Arc::new(AtomicUsize::new(0));
+            let authorized = Arc::new(AtomicUsize::new(0));
             let expected = format!("Basic {}", base64(&format!("x-access-token:{token}")));
-            let (root, counter) = (root.to_path_buf(), unauthorized.clone());
+            let (root, counters) = (
+                root.to_path_buf(),
+                [unauthorized.clone(), authorized.clone()],
+            );
             std::thread::spawn(move || {
                 for stream in listener.incoming().flatten() {
-                    let (root, expected, counter) =
-                        (root.clone(), expected.clone(), counter.clone());
-                    std::thread::spawn(move || handle(stream, &root, &expected, &counter));
+                    let (root, expected, counters) =
+                        (root.clone(), expected.clone(), counters.clone());
+                    std::thread::spawn(move || handle(stream, &root, &expected, &counters));
                 }
             });
             Server {
                 address,
                 unauthorized,
+                authorized,
             }
         }
 
         /// How many requests were answered 401.
         pub fn unauthorized(&self) -> usize {
             self.unauthorized.load(Ordering::SeqCst)
+        }
+
+        /// How many requests carried the token.
+        pub fn authorized(&self) -> usize {
+            self.authorized.load(Ordering::SeqCst)
         }
     }
 
@@ -868,7 +885,9 @@ mod http_git {
         }
     }
 
-    fn handle(stream: TcpStream, root: &Path, expected: &str, unauthorized: &AtomicUsize) {
+    /// Answers one request; counts it in `counters`: `[unauthorized, authorized]`.
+    fn handle(stream: TcpStream, root: &Path, expected: &str, counters: &[Arc<AtomicUsize>; 2]) {
+        let [unauthorized, authorized] = counters;
         let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
         let Some(request) = read_request(&mut reader) else {
             return;
@@ -881,6 +900,7 @@ mod http_git {
             let _ = stream.write_all(response.as_bytes());
             return;
         }
+        authorized.fetch_add(1, Ordering::SeqCst);
         let response = run_backend(root, &request);
         let _ = stream.write_all(&response);
     }
@@ -1296,4 +1316,222 @@ fn export_before_fetching_names_the_missing_base() {
         .expect_err("exported without a base");
     assert!(matches!(err, GitError::MissingBase(_)), "{err}");
     assert_eq!(entries(out.path()), Vec::<PathBuf>::new());
+}
+
+/// The fixture's `origin.git` forked (as GitHub forks: every branch copied) into `fork.git`
+/// beside it; returns the fork's path.
+fn fork_of(fx: &Fixture) -> PathBuf {
+    let fork = fx._dir.path().join("fork.git");
+    git(
+        fx._dir.path(),
+        &["clone", "-q", "--bare", "origin.git", "fork.git"],
+    );
+    fork
+}
+
+/// The SHA of `refs/heads/<branch>` in the bare repository at `bare`.
+fn branch_in(bare: &Path, branch: &str) -> Option<String> {
+    let repo = git2::Repository::open_bare(bare).expect("bare");
+    let reference = repo.find_reference(&format!("refs/heads/{branch}")).ok()?;
+    Some(reference.target()?.to_string())
+}
+
+/// Pushes a new commit to origin's main from the seed; returns its SHA.
+fn advance_origin_main(fx: &Fixture) -> String {
+    fs::write(fx.seed.join("NEWS.md"), "news\n").expect("write");
+    git(&fx.seed, &["add", "NEWS.md"]);
+    git(&fx.seed, &["commit", "-qm", "news"]);
+    git(&fx.seed, &["push", "-q", "origin", "main"]);
+    fx.seed_head()
+}
+
+#[test]
+fn with_a_push_url_the_branch_goes_to_the_fork_and_not_to_origin() {
+    let fx = Fixture::new();
+    let fork = fork_of(&fx);
+    // Origin's main moves on after the fork was made: the base comes from origin, not the fork.
+    let base = advance_origin_main(&fx);
+    let fork_main = branch_in(&fork, "main");
+    assert_ne!(
+        fork_main.as_deref(),
+        Some(base.as_str()),
+        "control: the fork is behind"
+    );
+    let before = snapshot(&fx.clone);
+    let repo = fx
+        .open()
+        .with_push_url(Some(fork.to_str().expect("utf-8").to_string()));
+    let files = [change(
+        "src/lib.rs",
+        "pub fn answer() -> u32 {\n    42\n}\n",
+    )];
+
+    let pushed = repo
+        .publish_branch("feature/task-fork", &files, "answer")
+        .expect("publish");
+    assert!(!pushed.reused);
+    assert_eq!(
+        branch_in(&fork, "feature/task-fork"),
+        Some(pushed.commit.clone())
+    );
+    assert_eq!(
+        remote_branch(&fx, "feature/task-fork"),
+        None,
+        "pushed to origin"
+    );
+    assert_eq!(
+        remote_branch(&fx, "main"),
+        Some(base.clone()),
+        "origin's main moved"
+    );
+    assert_eq!(branch_in(&fork, "main"), fork_main, "the fork's main moved");
+    let clone = git2::Repository::open(&fx.clone).expect("clone");
+    let commit = clone
+        .find_commit(git2::Oid::from_str(&pushed.commit).expect("oid"))
+        .expect("commit");
+    assert_eq!(commit.parent_id(0).expect("parent").to_string(), base);
+    assert_eq!(
+        repo.remote_branch("feature/task-fork").expect("ls-remote"),
+        Some(pushed.commit)
+    );
+    assert_eq!(snapshot(&fx.clone), before, "user's checkout changed");
+}
+
+#[test]
+fn a_retried_publish_reuses_the_forks_branch_and_ignores_origins() {
+    let fx = Fixture::new();
+    let fork = fork_of(&fx);
+    let fork_url = fork.to_str().expect("utf-8").to_string();
+    let files = [change("docs/answer.md", "# 42\n")];
+    // A second clone of origin, made now: it never sees the commits pushed below.
+    let other = fx._dir.path().join("other");
+    git(fx._dir.path(), &["clone", "-q", "origin.git", "other"]);
+
+    // Origin already has the same content on the branch (pushed before PUSH_REPOSITORY was
+    // set, with another message, so another commit): that is not the fork's branch, so the
+    // fork still gets its push.
+    let on_origin = fx
+        .open()
+        .publish_branch("feature/task-r", &files, "answer, to origin")
+        .expect("publish to origin");
+    let first = fx
+        .open()
+        .with_push_url(Some(fork_url.clone()))
+        .publish_branch("feature/task-r", &files, "answer")
+        .expect("publish to the fork");
+    assert!(!first.reused, "origin's branch was taken for the fork's");
+    assert_ne!(first.commit, on_origin.commit);
+    assert_eq!(
+        branch_in(&fork, "feature/task-r"),
+        Some(first.commit.clone())
+    );
+
+    // The retry from the other clone, which has neither commit: the fork's tip is fetched
+    // from the fork (not origin) into refs/autonomous-dev/push/, compared, and reused.
+    let retry = Repo::open(&other, "main", None)
+        .expect("open")
+        .with_push_url(Some(fork_url));
+    let again = retry
+        .publish_branch("feature/task-r", &files, "answer, retried")
+        .expect("retry");
+    assert!(
+        again.reused,
+        "identical content on the fork was pushed again"
+    );
+    assert_eq!(again.commit, first.commit, "origin's commit taken");
+    assert_eq!(
+        branch_in(&fork, "feature/task-r"),
+        Some(first.commit.clone())
+    );
+    assert_eq!(
+        remote_branch(&fx, "feature/task-r"),
+        Some(on_origin.commit),
+        "origin's branch moved"
+    );
+    let other = git2::Repository::open(&other).expect("other");
+    let fetched = other
+        .find_reference("refs/autonomous-dev/push/feature/task-r")
+        .expect("the fork's branch fetched for the comparison");
+    assert_eq!(
+        fetched.target().map(|o| o.to_string()),
+        Some(first.commit.clone())
+    );
+    assert!(
+        other
+            .find_reference("refs/remotes/origin/feature/task-r")
+            .is_err()
+    );
+    let local = other
+        .find_reference("refs/heads/feature/task-r")
+        .expect("local branch");
+    assert_eq!(local.target().map(|o| o.to_string()), Some(first.commit));
+}
+
+#[test]
+fn the_fork_gets_the_token_over_loopback_http() {
+    let fx = Fixture::new();
+    let fork = fork_of(&fx);
+    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/fork.git", server.address);
+    // Origin stays a path remote: only the fork is behind the token.
+    let repo = Repo::open(&fx.clone, "main", Some(HTTP_TOKEN.to_string().into()))
+        .expect("open")
+        .with_push_url(Some(url.clone()));
+    let files = [change("http.txt", "over http\n")];
+    let pushed = repo
+        .publish_branch("feature/fork-http", &files, "http")
+        .expect("publish");
+    assert_eq!(
+        branch_in(&fork, "feature/fork-http"),
+        Some(pushed.commit.clone())
+    );
+    assert_eq!(remote_branch(&fx, "feature/fork-http"), None);
+    assert!(server.authorized() > 0, "the token never reached the fork");
+
+    // A wrong token: an authentication error naming the fork, without the token or the URL.
+    let wrong = "ghs_wrongForkToken_abcdef";
+    let denied = Repo::open(&fx.clone, "main", Some(wrong.to_string().into()))
+        .expect("open")
+        .with_push_url(Some(url.clone()));
+    let err = denied
+        .publish_branch("feature/fork-denied", &files, "http")
+        .expect_err("wrong token accepted by the fork");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("the fork"), "{err}");
+    assert_secret_free(&err, &[wrong, HTTP_TOKEN, &url]);
+    assert_eq!(branch_in(&fork, "feature/fork-denied"), None);
+}
+
+/// An address of this machine that is not loopback (the source address of the default
+/// route; a UDP `connect` sends no packet).
+fn non_loopback_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+    socket
+        .connect("192.0.2.255:9")
+        .or_else(|_| socket.connect("10.255.255.255:9"))
+        .expect("a route to a non-loopback network: this test needs one");
+    let ip = socket.local_addr().expect("local addr").ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "{ip}");
+    ip
+}
+
+#[test]
+fn the_token_never_goes_to_a_fork_over_plain_http_off_loopback() {
+    let fx = Fixture::new();
+    let fork = fork_of(&fx);
+    let ip = non_loopback_address();
+    let server = http_git::Server::start_on(ip, fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/fork.git", server.address);
+    let repo = Repo::open(&fx.clone, "main", Some(HTTP_TOKEN.to_string().into()))
+        .expect("open")
+        .with_push_url(Some(url.clone()));
+    let err = repo
+        .publish_branch("feature/fork-cleartext", &[change("x.txt", "x\n")], "x")
+        .expect_err("published over plain http");
+    assert!(matches!(err, GitError::Auth(_)), "{err}");
+    assert!(err.to_string().contains("plain http"), "{err}");
+    assert_secret_free(&err, &[HTTP_TOKEN, &url]);
+    assert!(server.unauthorized() > 0, "control: the fork was asked");
+    assert_eq!(server.authorized(), 0, "the token went over plain http");
+    assert_eq!(branch_in(&fork, "feature/fork-cleartext"), None);
 }

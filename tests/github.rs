@@ -806,3 +806,146 @@ async fn a_retried_task_ends_with_one_pull_request() {
     assert!(created);
     assert_ne!(third.number, first.number);
 }
+
+/// The client of `o/r` whose PR heads are in the fork `fork` (PUSH_REPOSITORY).
+fn fork_client(server: &MockServer, fork: &str) -> GitHub {
+    fast_client(server)
+        .with_head_repository(fork)
+        .expect("fork client")
+}
+
+/// `GET /pulls?state=open&head=<head>` answering `prs` (at most `times` times when given).
+async fn mount_list_of(server: &MockServer, head: &str, prs: Value, times: Option<u64>) {
+    let mock = Mock::given(method("GET"))
+        .and(path(PULLS))
+        .and(query_param("state", "open"))
+        .and(query_param("head", head))
+        .respond_with(ResponseTemplate::new(200).set_body_json(prs));
+    let mock = match times {
+        Some(n) => mock.up_to_n_times(n),
+        None => mock,
+    };
+    mock.mount(server).await;
+}
+
+/// GitHub's pull request object whose head is `branch` of the fork owned by `owner`.
+fn fork_pull_request(owner: &str) -> Value {
+    let mut pr = fixture("pull_request.json");
+    pr["head"]["label"] = json!(format!("{owner}:{HEAD}"));
+    pr["head"]["ref"] = json!(HEAD);
+    pr
+}
+
+#[tokio::test]
+async fn a_fork_pull_request_is_created_with_head_forkowner_branch() {
+    let server = MockServer::start().await;
+    mount_list_of(&server, &format!("bot:{HEAD}"), json!([]), None).await;
+    Mock::given(method("POST"))
+        .and(path(PULLS))
+        .and(body_json(json!({
+            "title": "Add the answer",
+            "head": format!("bot:{HEAD}"),
+            "base": "main",
+            "body": "## Summary\n\nAdds `answer()`.",
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fork_pull_request("bot")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (pr, created) = fork_client(&server, "bot/r")
+        .ensure_pull_request(&new_pr())
+        .await
+        .expect("ensure");
+    assert!(created);
+    assert_eq!(pr, created_pr());
+    assert_eq!(
+        requests(&server).await,
+        [format!("GET {PULLS}"), format!("POST {PULLS}")]
+    );
+}
+
+#[tokio::test]
+async fn a_fork_of_the_targets_owner_also_names_head_repo() {
+    let server = MockServer::start().await;
+    mount_list_of(&server, &format!("o:{HEAD}"), json!([]), None).await;
+    Mock::given(method("POST"))
+        .and(path(PULLS))
+        .and(body_json(json!({
+            "title": "Add the answer",
+            "head": format!("o:{HEAD}"),
+            "base": "main",
+            "body": "## Summary\n\nAdds `answer()`.",
+            "head_repo": "r-fork",
+        })))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fork_pull_request("o")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let (_, created) = fork_client(&server, "o/r-fork")
+        .ensure_pull_request(&new_pr())
+        .await
+        .expect("ensure");
+    assert!(created);
+}
+
+#[tokio::test]
+async fn an_open_fork_pull_request_is_adopted_without_a_second_post() {
+    let server = MockServer::start().await;
+    mount_list_of(
+        &server,
+        &format!("bot:{HEAD}"),
+        json!([fork_pull_request("bot")]),
+        None,
+    )
+    .await;
+    mount_create(&server, ResponseTemplate::new(500), None).await;
+    let (pr, created) = fork_client(&server, "bot/r")
+        .ensure_pull_request(&new_pr())
+        .await
+        .expect("ensure");
+    assert_eq!(pr, created_pr());
+    assert!(!created);
+    assert_eq!(requests(&server).await, [format!("GET {PULLS}")]);
+}
+
+#[tokio::test]
+async fn a_fork_pull_request_raced_into_existence_is_adopted_after_422() {
+    let server = MockServer::start().await;
+    // Listed empty first; then the PR another attempt made is there.
+    mount_list_of(&server, &format!("bot:{HEAD}"), json!([]), Some(1)).await;
+    mount_list_of(
+        &server,
+        &format!("bot:{HEAD}"),
+        json!([fork_pull_request("bot")]),
+        None,
+    )
+    .await;
+    mount_create(&server, already_exists(), None).await;
+    let (pr, created) = fork_client(&server, "bot/r")
+        .ensure_pull_request(&new_pr())
+        .await
+        .expect("ensure");
+    assert_eq!(pr, created_pr());
+    assert!(!created);
+    assert_eq!(
+        requests(&server).await,
+        [
+            format!("GET {PULLS}"),
+            format!("POST {PULLS}"),
+            format!("GET {PULLS}")
+        ],
+        "exactly one POST"
+    );
+}
+
+#[tokio::test]
+async fn a_head_repository_must_be_owner_name() {
+    let server = MockServer::start().await;
+    for bad in ["bot", "bot/", "bot/r/x"] {
+        let err = client(&server)
+            .with_head_repository(bad)
+            .err()
+            .expect("accepted");
+        assert!(matches!(err, GitHubError::Config(_)), "{bad}: {err}");
+    }
+}

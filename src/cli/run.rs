@@ -38,6 +38,12 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         args.lease_seconds.as_secs()
     );
     let repository = github_repository(&args)?;
+    let fork = args
+        .push_repository
+        .as_ref()
+        .map(|push| push.resolve(&args.github_api_url, &repository))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let github = if args.dry_run {
         None
     } else {
@@ -45,12 +51,17 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             .github_token
             .clone()
             .context("missing setting GITHUB_TOKEN (--github-token; not needed with --dry-run)")?;
-        Some(GitHub::new(&args.github_api_url, token, &repository)?)
+        let github = GitHub::new(&args.github_api_url, token, &repository)?;
+        Some(match &fork {
+            Some(fork) => github.with_head_repository(&fork.repository)?,
+            None => github,
+        })
     };
     let clone = PublisherConfig {
         repo_path: args.repo_path.clone(),
         base_branch: args.base_branch.clone(),
         token: args.github_token.clone(),
+        push_url: fork.as_ref().map(|fork| fork.url.clone()),
     };
     let reads = GitRepository::new(clone.clone());
     let publisher = Publisher::new(clone, github);
@@ -98,6 +109,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         .context("cannot install signal handlers")?;
     info!(
         repository = %repository,
+        push_repository = fork.as_ref().map_or("origin", |fork| fork.repository.as_str()),
         base = %args.base_branch,
         poll_interval_s = args.poll_interval.as_secs(),
         once = args.once,

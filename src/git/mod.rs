@@ -1,7 +1,9 @@
 //! Git through libgit2 (git2): read the target repository at `origin/BASE_BRANCH`, and build,
 //! commit and push a task's branch without touching the user's checked-out working tree, index
-//! or HEAD. [`Repo::publish_branch`] is idempotent across crashes: when origin already holds
-//! the same content on the task's branch it is reused, not pushed again. Reads, exports and
+//! or HEAD. The base is always fetched from `origin`; the task's branch goes to origin, or to the
+//! fork of PUSH_REPOSITORY when [`Repo::with_push_url`] names one (GitHub's outside-contributor
+//! flow). [`Repo::publish_branch`] is idempotent across crashes: when the push remote already
+//! holds the same content on the task's branch it is reused, not pushed again. Reads, exports and
 //! commits work from `origin/BASE_BRANCH` as last fetched, or from a base commit pinned with
 //! [`Repo::at_commit`] (a snapshot: what was read there is what is committed on it). All
 //! functions block: call them from `tokio::task::spawn_blocking`.
@@ -13,7 +15,7 @@ mod url;
 
 pub use path::{MAX_PATH_BYTES, PathError, check_path};
 pub use remote::TOKEN_USER;
-pub use url::parse_github_repository;
+pub use url::{clone_url, parse_github_repository};
 
 use std::path::{Path, PathBuf};
 
@@ -31,11 +33,17 @@ pub const AUTHOR_EMAIL: &str = "autonomous-dev@users.noreply.github.com";
 /// Marker line appended to file content cut by [`Repo::read_files`].
 pub const TRUNCATION_MARKER: &str = "\n… [truncated]";
 
-/// The remote the daemon fetches from and pushes to.
+/// The remote the daemon fetches the base from, and pushes to unless a push URL is set.
 const ORIGIN: &str = "origin";
 /// The largest blob read as a file's text, in bytes: a larger file on the base is treated as
 /// not text (left out of reads), so a repository's huge file never has to fit in memory.
 pub const MAX_BLOB_BYTES: usize = 32 << 20;
+/// The fork (PUSH_REPOSITORY) as errors name it.
+const FORK: &str = "the fork";
+/// Where the fork's copy of a task branch is fetched to for comparison:
+/// `refs/autonomous-dev/push/<branch>` (outside `refs/remotes/origin/`, so origin's refs never
+/// mix with the fork's).
+const FORK_TRACKING_PREFIX: &str = "refs/autonomous-dev/push/";
 
 /// Errors of the git layer. Messages never contain the token or a remote URL.
 #[derive(Debug, thiserror::Error)]
@@ -55,9 +63,14 @@ pub enum GitError {
     /// A fetch or push failed for another reason (network, protocol, server).
     #[error("{0}")]
     Remote(String),
-    /// Origin refused to update `refname` (protected branch, hook).
-    #[error("push of {refname} rejected by origin: {message}")]
-    PushRejected { refname: String, message: String },
+    /// The push remote (`origin` or `the fork`) refused to update `refname` (protected
+    /// branch, hook).
+    #[error("push of {refname} rejected by {remote}: {message}")]
+    PushRejected {
+        remote: &'static str,
+        refname: String,
+        message: String,
+    },
     /// The base branch does not exist on origin (or was never fetched).
     #[error("branch '{0}' not found on origin (fetch it first)")]
     MissingBase(String),
@@ -112,6 +125,9 @@ pub struct Repo {
     repo: git2::Repository,
     base_branch: String,
     token: Option<SecretString>,
+    /// URL task branches are pushed to instead of origin (PUSH_REPOSITORY's fork); `None`:
+    /// origin. Never put it in an error or log.
+    push_url: Option<String>,
     /// The base commit reads and commits work from when pinned by [`Repo::at_commit`];
     /// `None`: `origin/BASE_BRANCH` as last fetched.
     pinned: Option<git2::Oid>,
@@ -137,8 +153,20 @@ impl Repo {
             repo,
             base_branch: base_branch.to_string(),
             token,
+            push_url: None,
             pinned: None,
         })
+    }
+
+    /// This clone pushing task branches to `url` (the fork of PUSH_REPOSITORY, an `https://`
+    /// or loopback `http://` URL the settings checked) instead of origin; `None` keeps origin.
+    /// The base is still fetched from origin. The token goes to `url` under the same rule as
+    /// to origin (`https://`, or plain `http://` to a loopback host only:
+    /// [`crate::net::may_send_secret`]), and [`Repo::remote_branch`] and
+    /// [`Repo::publish_branch`]'s reuse check ask the fork, not origin.
+    pub fn with_push_url(mut self, url: Option<String>) -> Repo {
+        self.push_url = url;
+        self
     }
 
     /// This clone pinned at base commit `sha` (hex, as [`Repo::fetch_base`] returned it):
@@ -169,7 +197,7 @@ impl Repo {
         let refspec = format!("+refs/heads/{0}:{1}", self.base_branch, self.tracking_ref());
         let mut remote = self.repo.find_remote(ORIGIN)?;
         let url = remote.url().ok().map(str::to_string);
-        let session = Session::new(self.token.as_ref());
+        let session = Session::new(self.token.as_ref(), ORIGIN);
         let mut options = FetchOptions::new();
         options
             .remote_callbacks(session.callbacks())
@@ -268,12 +296,13 @@ impl Repo {
         })
     }
 
-    /// Force-pushes the local branch `refs/heads/<branch>` to the same name on origin
-    /// (the branch belongs to the daemon, so a previous attempt's commit is replaced).
+    /// Force-pushes the local branch `refs/heads/<branch>` to the same name on the push remote
+    /// (origin, or the fork of [`Repo::with_push_url`]; the branch belongs to the daemon, so a
+    /// previous attempt's commit is replaced).
     ///
     /// Errors: [`GitError::Branch`] for an invalid name or a local branch that does not exist
     /// (call [`Repo::commit`] first); [`GitError::Auth`], [`GitError::Remote`],
-    /// [`GitError::PushRejected`] from origin.
+    /// [`GitError::PushRejected`] from the push remote.
     pub fn push(&self, branch: &str) -> Result<Pushed, GitError> {
         check_branch_name(branch)?;
         let refname = format!("refs/heads/{branch}");
@@ -295,17 +324,18 @@ impl Repo {
         })
     }
 
-    /// The SHA of `refs/heads/<branch>` on origin, asked of origin itself (`git ls-remote`,
-    /// authenticated like fetch and push); `None` when origin has no such branch.
+    /// The SHA of `refs/heads/<branch>` on the push remote (origin, or the fork of
+    /// [`Repo::with_push_url`]), asked of that remote itself (`git ls-remote`, authenticated
+    /// like fetch and push); `None` when it has no such branch.
     ///
     /// Errors: [`GitError::Branch`] for an invalid name; [`GitError::Auth`],
-    /// [`GitError::Remote`] when origin cannot be reached or refuses the token.
+    /// [`GitError::Remote`] when the remote cannot be reached or refuses the token.
     pub fn remote_branch(&self, branch: &str) -> Result<Option<String>, GitError> {
         check_branch_name(branch)?;
         let refname = format!("refs/heads/{branch}");
-        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let (mut remote, name) = self.push_remote()?;
         let url = remote.url().ok().map(str::to_string);
-        let session = Session::new(self.token.as_ref());
+        let session = Session::new(self.token.as_ref(), name);
         let connection = remote
             .connect_auth(Direction::Fetch, Some(session.callbacks()), None)
             .map_err(|e| session.error("ls-remote", &e, url.as_deref()))?;
@@ -319,15 +349,17 @@ impl Repo {
     }
 
     /// Publishes `files` on `branch` idempotently: fetches the base (unless pinned at a commit
-    /// by [`Repo::at_commit`], which is then the base), builds the tree, and when
-    /// origin's `branch` already holds a commit with exactly that tree on the current base
+    /// by [`Repo::at_commit`], which is then the base), builds the tree, and when the push
+    /// remote's (origin's, or the fork's) `branch` already holds a commit with exactly that
+    /// tree on the current base
     /// (a previous attempt pushed the same content, then crashed), reuses that commit without
     /// pushing (`reused: true`); otherwise commits and force-pushes (`reused: false`).
     ///
     /// "Same content" means the remote tip's tree equals the tree built now *and* its first
     /// parent is the current base commit (so the PR's diff is exactly `files`). A remote tip
-    /// the clone has not got is fetched into `refs/remotes/origin/<branch>` to compare. On
-    /// reuse the local branch is pointed at the remote tip too.
+    /// the clone has not got is fetched into `refs/remotes/origin/<branch>` (from the fork:
+    /// `refs/autonomous-dev/push/<branch>`) to compare. On reuse the local branch is pointed
+    /// at the remote tip too.
     ///
     /// Errors: as [`Repo::fetch_base`], [`Repo::commit`], [`Repo::remote_branch`] and
     /// [`Repo::push`]. Nothing is pushed when an error occurs before the push.
@@ -350,7 +382,7 @@ impl Repo {
             tracing::info!(
                 %branch,
                 commit = %commit.id(),
-                "origin already has this content on the branch; reusing it without a push"
+                "the push remote already has this content on the branch; reusing it without a push"
             );
             return Ok(Pushed {
                 branch: branch.to_string(),
@@ -362,19 +394,23 @@ impl Repo {
         self.push(branch)
     }
 
-    /// The commit `sha` that origin's `branch` points to, fetching the branch into
-    /// `refs/remotes/origin/<branch>` when the object is not in the clone. `None` when the
-    /// branch vanished meanwhile or does not point to a commit.
+    /// The commit `sha` that the push remote's `branch` points to, fetching the branch into
+    /// `refs/remotes/origin/<branch>` (from the fork: `refs/autonomous-dev/push/<branch>`)
+    /// when the object is not in the clone. `None` when the branch vanished meanwhile or does
+    /// not point to a commit.
     fn remote_commit(&self, branch: &str, sha: &str) -> Result<Option<git2::Commit<'_>>, GitError> {
         let oid = git2::Oid::from_str(sha)?;
         if let Ok(commit) = self.repo.find_commit(oid) {
             return Ok(Some(commit));
         }
-        let tracking = format!("refs/remotes/{ORIGIN}/{branch}");
+        let tracking = match self.push_url {
+            Some(_) => format!("{FORK_TRACKING_PREFIX}{branch}"),
+            None => format!("refs/remotes/{ORIGIN}/{branch}"),
+        };
         let refspec = format!("+refs/heads/{branch}:{tracking}");
-        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let (mut remote, name) = self.push_remote()?;
         let url = remote.url().ok().map(str::to_string);
-        let session = Session::new(self.token.as_ref());
+        let session = Session::new(self.token.as_ref(), name);
         let mut options = FetchOptions::new();
         options
             .remote_callbacks(session.callbacks())
@@ -444,16 +480,25 @@ impl Repo {
         Ok(())
     }
 
-    /// Force-pushes the local `refname` to the same name on origin.
+    /// The remote task branches go to, with its name for errors: an anonymous remote at the
+    /// push URL (the fork), else origin.
+    fn push_remote(&self) -> Result<(git2::Remote<'_>, &'static str), GitError> {
+        match &self.push_url {
+            Some(url) => Ok((self.repo.remote_anonymous(url)?, FORK)),
+            None => Ok((self.repo.find_remote(ORIGIN)?, ORIGIN)),
+        }
+    }
+
+    /// Force-pushes the local `refname` to the same name on the push remote.
     fn push_ref(&self, refname: &str) -> Result<(), GitError> {
-        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let (mut remote, name) = self.push_remote()?;
         let url = remote
             .pushurl()
             .ok()
             .flatten()
             .or_else(|| remote.url().ok())
             .map(str::to_string);
-        let session = Session::new(self.token.as_ref());
+        let session = Session::new(self.token.as_ref(), name);
         let mut options = PushOptions::new();
         options.remote_callbacks(session.callbacks());
         remote

@@ -1,4 +1,4 @@
-//! Talking to `origin`: the credentials callback (token as HTTP basic `x-access-token:<token>`,
+//! Talking to a remote (`origin`, or the fork of PUSH_REPOSITORY): the credentials callback (token as HTTP basic `x-access-token:<token>`,
 //! one attempt only), the push status callback, and turning libgit2's network errors into
 //! [`GitError`]s that never carry the token or the remote URL.
 
@@ -15,15 +15,20 @@ pub const TOKEN_USER: &str = "x-access-token";
 /// State shared with the callbacks of one fetch or push.
 pub(super) struct Session<'t> {
     token: Option<&'t SecretString>,
+    /// The remote's name in errors: `origin`, or `the fork` (PUSH_REPOSITORY).
+    remote: &'static str,
     attempts: Cell<u32>,
     auth_failure: Cell<Option<&'static str>>,
     rejected: RefCell<Option<(String, String)>>,
 }
 
 impl<'t> Session<'t> {
-    pub(super) fn new(token: Option<&'t SecretString>) -> Session<'t> {
+    /// A session with `remote` (named so in errors: `origin`, `the fork`) authenticated by
+    /// `token`.
+    pub(super) fn new(token: Option<&'t SecretString>, remote: &'static str) -> Session<'t> {
         Session {
             token,
+            remote,
             attempts: Cell::new(0),
             auth_failure: Cell::new(None),
             rejected: RefCell::new(None),
@@ -64,16 +69,18 @@ impl<'t> Session<'t> {
         let attempt = self.attempts.get() + 1;
         self.attempts.set(attempt);
         if attempt > 1 {
-            return Err("authentication failed: origin refused the token");
+            return Err("authentication failed: the remote refused the token");
         }
         if !allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
-            return Err("authentication failed: origin asks for credentials other than a token");
+            return Err(
+                "authentication failed: the remote asks for credentials other than a token",
+            );
         }
-        if !may_send_token(url) {
+        if !crate::net::may_send_secret(url) {
             return Err("authentication failed: refusing to send the token over plain http");
         }
         self.token
-            .ok_or("authentication failed: origin requires a token and none is set")
+            .ok_or("authentication failed: the remote requires a token and none is set")
     }
 
     fn record_rejection(&self, refname: &str, message: &str) {
@@ -87,6 +94,7 @@ impl<'t> Session<'t> {
     pub(super) fn rejection(&self) -> Option<GitError> {
         let (refname, message) = self.rejected.borrow().clone()?;
         Some(GitError::PushRejected {
+            remote: self.remote,
             refname,
             message: self.redact(&message, None),
         })
@@ -96,20 +104,20 @@ impl<'t> Session<'t> {
     /// authentication failure seen by the callback wins over libgit2's message.
     pub(super) fn error(&self, operation: &str, err: &git2::Error, url: Option<&str>) -> GitError {
         if let Some(reason) = self.auth_failure.get() {
-            return GitError::Auth(format!("{operation} origin: {reason}"));
+            return GitError::Auth(format!("{operation} {}: {reason}", self.remote));
         }
         let message = self.redact(err.message(), url);
         if err.code() == git2::ErrorCode::Auth {
-            return GitError::Auth(format!("{operation} origin: {message}"));
+            return GitError::Auth(format!("{operation} {}: {message}", self.remote));
         }
-        GitError::Remote(format!("{operation} origin: {message}"))
+        GitError::Remote(format!("{operation} {}: {message}", self.remote))
     }
 
     /// `message` without the token, the remote URL, or any `scheme://user:pass@` credentials.
     fn redact(&self, message: &str, url: Option<&str>) -> String {
         let mut out = message.to_string();
         if let Some(url) = url.filter(|u| !u.is_empty()) {
-            out = out.replace(url, "<origin>");
+            out = out.replace(url, &format!("<{}>", self.remote));
         }
         if let Some(token) = self
             .token
@@ -120,24 +128,6 @@ impl<'t> Session<'t> {
         }
         strip_userinfo(&out)
     }
-}
-
-/// Whether the token may go to `url`: https anywhere, plain http only to a loopback host
-/// (local test servers).
-fn may_send_token(url: &str) -> bool {
-    if url.starts_with("https://") {
-        return true;
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    let host = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.split(':').next().unwrap_or(""),
-    };
-    matches!(host, "127.0.0.1" | "localhost" | "::1")
 }
 
 /// Replaces the user-info part of every `scheme://user-info@host` in `text` with `***`.
@@ -167,17 +157,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_goes_to_https_and_loopback_http_only() {
-        assert!(may_send_token("https://github.com/o/n.git"));
-        assert!(may_send_token("http://127.0.0.1:8080/repo.git"));
-        assert!(may_send_token("http://localhost/repo.git"));
-        assert!(may_send_token("http://[::1]:9/repo.git"));
-        assert!(!may_send_token("http://github.com/o/n.git"));
-        assert!(!may_send_token("http://127.0.0.1.evil.com/x"));
-        assert!(!may_send_token("ssh://git@github.com/o/n.git"));
-    }
-
-    #[test]
     fn userinfo_is_stripped() {
         assert_eq!(
             strip_userinfo("failed for 'https://user:s3cret@github.com/o/n': 401"),
@@ -193,7 +172,7 @@ mod tests {
     #[test]
     fn redact_removes_token_and_url() {
         let token = SecretString::from("tok123");
-        let session = Session::new(Some(&token));
+        let session = Session::new(Some(&token), "origin");
         let url = "https://example.com/o/n.git";
         let message = "remote https://example.com/o/n.git said tok123";
         assert_eq!(
@@ -205,7 +184,7 @@ mod tests {
     #[test]
     fn second_credential_request_fails() {
         let token = SecretString::from("tok123");
-        let session = Session::new(Some(&token));
+        let session = Session::new(Some(&token), "origin");
         let url = "https://github.com/o/n.git";
         assert!(
             session
@@ -218,13 +197,13 @@ mod tests {
             .map(|e| e.message().to_string());
         assert_eq!(
             err.as_deref(),
-            Some("authentication failed: origin refused the token")
+            Some("authentication failed: the remote refused the token")
         );
     }
 
     #[test]
     fn missing_token_is_an_auth_failure() {
-        let session = Session::new(None);
+        let session = Session::new(None, "origin");
         let url = "https://github.com/o/n.git";
         assert!(
             session

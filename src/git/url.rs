@@ -1,4 +1,28 @@
-//! Recognising `owner/name` in the URL of a GitHub (or GitHub Enterprise) remote.
+//! Recognising `owner/name` in the URL of a GitHub (or GitHub Enterprise) remote, and the
+//! https clone URL of `owner/name` on the host of a REST API URL.
+
+/// The clone URL of `repository` (`owner/name`) on the GitHub host whose REST API is
+/// `api_url` (GITHUB_API_URL): `https://api.github.com` → `https://github.com/owner/name.git`;
+/// GitHub Enterprise Server's `https://HOST/api/v3` → `https://HOST/owner/name.git` (GitHub
+/// documents the API of a server at `HOST/api/v3` and its repositories at `HOST/owner/name`);
+/// any other URL (a proxy, a local test server) → the same scheme, host, port and path with
+/// `/owner/name.git` appended. `None` when `api_url` is not an http(s) URL with a host. The
+/// scheme is kept, so an `http://` result is as loopback-only as the API URL was checked to be.
+pub fn clone_url(api_url: &str, repository: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(api_url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if url.scheme() == "https" && url.host_str() == Some("api.github.com") && url.port().is_none() {
+        return Some(format!("https://github.com/{repository}.git"));
+    }
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/api/v3").unwrap_or(path).to_string();
+    url.set_path(&format!("{path}/{repository}.git"));
+    Some(url.to_string())
+}
 
 /// Parses `owner/name` from a GitHub remote URL (https, ssh `git@host:owner/name(.git)`).
 ///
@@ -67,6 +91,29 @@ fn is_segment(segment: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clone_urls_follow_the_api_host() {
+        let url = |api| clone_url(api, "bot/r");
+        assert_eq!(
+            url("https://api.github.com").as_deref(),
+            Some("https://github.com/bot/r.git")
+        );
+        assert_eq!(
+            url("https://api.github.com/").as_deref(),
+            Some("https://github.com/bot/r.git")
+        );
+        assert_eq!(
+            url("https://ghe.example.com/api/v3").as_deref(),
+            Some("https://ghe.example.com/bot/r.git")
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080/bot/r.git")
+        );
+        assert_eq!(url("ftp://x").as_deref(), None);
+        assert_eq!(url("not a url").as_deref(), None);
+    }
 
     fn parse(url: &str) -> Option<String> {
         parse_github_repository(url)

@@ -1,5 +1,7 @@
 //! GitHub's REST API through octocrab: find or open a task's pull request (exactly one per
-//! head branch, whatever failed where) and label it.
+//! head branch, whatever failed where) and label it. The head branch is in the target
+//! repository, or in a fork ([`GitHub::with_head_repository`], PUSH_REPOSITORY), whose PRs
+//! name their head `forkowner:branch`.
 //!
 //! Octocrab's own retries are switched off: every call goes through this module's
 //! [`RateLimitPolicy`] instead, which waits out rate limits, retries idempotent calls on 5xx and
@@ -122,7 +124,8 @@ impl GitHubError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPullRequest {
     pub title: String,
-    /// Branch with the changes (e.g. `feature/task-phase1-001`).
+    /// Branch with the changes (e.g. `feature/task-phase1-001`), without an owner: the client
+    /// namespaces it with the head repository's owner.
     pub head: String,
     /// Branch to merge into (BASE_BRANCH).
     pub base: String,
@@ -143,6 +146,9 @@ pub struct GitHub {
     octocrab: Octocrab,
     owner: String,
     name: String,
+    /// `(owner, name)` of the repository holding the head branches: the target itself unless
+    /// [`GitHub::with_head_repository`] names a fork.
+    head: (String, String),
     policy: RateLimitPolicy,
     /// Kept only to scrub it from error messages.
     token: SecretString,
@@ -168,11 +174,25 @@ impl GitHub {
         let octocrab = build_client(api_url, token.clone())?;
         Ok(GitHub {
             octocrab,
+            head: (owner.clone(), name.clone()),
             owner,
             name,
             policy: RateLimitPolicy::default(),
             token,
         })
+    }
+
+    /// The same client for PRs whose head branches are in `repository` (`owner/name`, the fork
+    /// of PUSH_REPOSITORY): created with `head: "<owner>:<branch>"` (GitHub's create-PR API:
+    /// "for cross-repository pull requests in the same network, namespace head with a user
+    /// like this: username:branch"), plus `head_repo: "<name>"` when the fork has the target's
+    /// owner (GitHub requires it "if both repositories are owned by the same organization");
+    /// found with `head=<owner>:<branch>`.
+    ///
+    /// Errors: [`GitHubError::Config`] when `repository` is not `owner/name`.
+    pub fn with_head_repository(mut self, repository: &str) -> Result<GitHub, GitHubError> {
+        self.head = split_repository(repository)?;
+        Ok(self)
     }
 
     /// The same client with `policy` for waits and retries (default:
@@ -187,9 +207,10 @@ impl GitHub {
         self.policy
     }
 
-    /// The open pull request whose head is `head_branch` of this repository, if any
-    /// (`GET /repos/{owner}/{repo}/pulls?state=open&head={owner}:{head_branch}`; the first
-    /// match). Its base branch is not checked: any open PR from the task's branch is the task's.
+    /// The open pull request whose head is `head_branch` of the head repository (this one, or
+    /// the fork of [`GitHub::with_head_repository`]), if any
+    /// (`GET /repos/{owner}/{repo}/pulls?state=open&head={head owner}:{head_branch}`; the
+    /// first match). Its base branch is not checked: any open PR from the task's branch is the task's.
     ///
     /// Rate limits, 5xx and network failures are retried per the [`RateLimitPolicy`].
     /// Errors: [`GitHubError::Status`], [`GitHubError::Api`].
@@ -285,14 +306,25 @@ impl GitHub {
         .await
     }
 
-    /// One `POST /repos/{owner}/{repo}/pulls` with `{"title","head","base","body"}`, no retry;
-    /// the new PR's number and `html_url`.
+    /// One `POST /repos/{owner}/{repo}/pulls` with `{"title","head","base","body"}` (with a
+    /// fork: `head` is `forkowner:branch`, and `head_repo` is set when the fork has the
+    /// target's owner), no retry; the new PR's number and `html_url`.
     async fn create_once(&self, pr: &NewPullRequest) -> Result<PullRequest, GitHubError> {
+        let (head_owner, head_name) = &self.head;
+        let from_fork = (head_owner, head_name) != (&self.owner, &self.name);
+        let head = if from_fork {
+            format!("{head_owner}:{}", pr.head)
+        } else {
+            pr.head.clone()
+        };
+        let same_owner = head_owner.eq_ignore_ascii_case(&self.owner);
+        let head_repo = (from_fork && same_owner).then(|| head_name.clone());
         let created = self
             .octocrab
             .pulls(&self.owner, &self.name)
-            .create(&pr.title, &pr.head, &pr.base)
+            .create(&pr.title, head, &pr.base)
             .body(&pr.body)
+            .head_repo(head_repo)
             .send()
             .await
             .map_err(|e| self.error(e))?;
@@ -306,7 +338,7 @@ impl GitHub {
             .pulls(&self.owner, &self.name)
             .list()
             .state(State::Open)
-            .head(format!("{}:{head_branch}", self.owner))
+            .head(format!("{}:{head_branch}", self.head.0))
             .send()
             .await
             .map_err(|e| self.error(e))?;

@@ -30,6 +30,8 @@ pub struct PublisherConfig {
     pub base_branch: String,
     /// GITHUB_TOKEN, for fetch and push over https.
     pub token: Option<SecretString>,
+    /// Clone URL of the fork task branches are pushed to (PUSH_REPOSITORY); `None`: origin.
+    pub push_url: Option<String>,
 }
 
 /// Why publishing failed.

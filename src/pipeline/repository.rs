@@ -166,7 +166,8 @@ where
     let config = Arc::clone(config);
     let base = base.map(str::to_owned);
     tokio::task::spawn_blocking(move || {
-        let mut repo = Repo::open(&config.repo_path, &config.base_branch, config.token.clone())?;
+        let mut repo = Repo::open(&config.repo_path, &config.base_branch, config.token.clone())?
+            .with_push_url(config.push_url.clone());
         if let Some(base) = base {
             repo = repo.at_commit(&base)?;
         }

@@ -569,6 +569,127 @@ impl FakeGitHub {
     }
 }
 
+impl FakeGitHub {
+    /// Also serves the bare repositories under `root` (e.g. `root/bot/r.git`) over git's smart
+    /// HTTP at `/<owner>/<name>.git/…` of this server — the clone URL PUSH_REPOSITORY's
+    /// `owner/name` derives from a test server's GITHUB_API_URL — to clients presenting HTTP
+    /// basic `x-access-token:<token>` (401 with a `WWW-Authenticate` challenge otherwise, as
+    /// GitHub answers).
+    pub async fn serve_git(&self, root: &Path, token: &str) {
+        let repository = r"^/[^/]+/[^/]+\.git/";
+        Mock::given(path_regex(repository))
+            .and(wiremock::matchers::basic_auth("x-access-token", token))
+            .respond_with(GitBackend {
+                root: root.to_owned(),
+            })
+            .with_priority(1)
+            .mount(&self.server)
+            .await;
+        Mock::given(path_regex(repository))
+            .respond_with(
+                ResponseTemplate::new(401).insert_header("www-authenticate", "Basic realm=\"git\""),
+            )
+            .with_priority(2)
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Requests to git's smart HTTP under `/<owner>/<name>.git/` that carried the token.
+    pub async fn git_requests(&self) -> usize {
+        let requests = self.server.received_requests().await.unwrap_or_default();
+        requests
+            .iter()
+            .filter(|r| r.url.path().contains(".git/") && r.headers.contains_key("authorization"))
+            .count()
+    }
+}
+
+/// `git http-backend` (CGI) answering one smart-HTTP request for the repositories under `root`.
+struct GitBackend {
+    root: PathBuf,
+}
+
+impl Respond for GitBackend {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        use std::io::Write;
+        let header = |name: &str| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let mut command = Command::new("git");
+        command
+            .arg("http-backend")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_PROJECT_ROOT", &self.root)
+            .env("GIT_HTTP_EXPORT_ALL", "1")
+            .env("PATH_INFO", request.url.path())
+            .env("REQUEST_METHOD", request.method.as_str())
+            .env("QUERY_STRING", request.url.query().unwrap_or(""))
+            .env("CONTENT_LENGTH", request.body.len().to_string())
+            .env("REMOTE_USER", "x-access-token")
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (name, variable) in [
+            ("content-type", "CONTENT_TYPE"),
+            ("content-encoding", "HTTP_CONTENT_ENCODING"),
+            ("git-protocol", "GIT_PROTOCOL"),
+        ] {
+            if let Some(value) = header(name) {
+                command.env(variable, value);
+            }
+        }
+        let mut child = command.spawn().expect("git http-backend");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let body = request.body.clone();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&body);
+        });
+        let output = child.wait_with_output().expect("http-backend output");
+        let _ = writer.join();
+        cgi_response(&output.stdout)
+    }
+}
+
+/// A CGI answer (`Status:` and headers, a blank line, the body) as a response.
+fn cgi_response(cgi: &[u8]) -> ResponseTemplate {
+    let find = |needle: &[u8]| cgi.windows(needle.len()).position(|w| w == needle);
+    let (head, body) = match find(b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| find(b"\n\n").map(|i| (i, 2)))
+    {
+        Some((i, separator)) => (&cgi[..i], &cgi[i + separator..]),
+        None => (&cgi[..0], cgi),
+    };
+    let head = String::from_utf8_lossy(head);
+    let mut status = 200u16;
+    let mut headers = Vec::new();
+    for line in head.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("status") {
+                status = value
+                    .trim()
+                    .split(' ')
+                    .next()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(500);
+            } else {
+                headers.push((name.trim().to_owned(), value.trim().to_owned()));
+            }
+        }
+    }
+    let mut response = ResponseTemplate::new(status);
+    for (name, value) in headers {
+        response = response.insert_header(name.as_str(), value.as_str());
+    }
+    response.set_body_bytes(body.to_vec())
+}
+
 struct PullResponder {
     uri: String,
     delay: Duration,
@@ -626,9 +747,11 @@ pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
     pr["html_url"] = json!(format!("https://github.com/o/r/pull/{number}"));
     pr["title"] = request["title"].clone();
     pr["body"] = request["body"].clone();
-    pr["head"]["ref"] = request["head"].clone();
+    // `head` is `branch` of o/r, or `owner:branch` of a fork (GitHub's label is `owner:branch`).
     if let Some(head) = request["head"].as_str() {
-        pr["head"]["label"] = json!(format!("o:{head}"));
+        let (owner, branch) = head.split_once(':').unwrap_or(("o", head));
+        pr["head"]["ref"] = json!(branch);
+        pr["head"]["label"] = json!(format!("{owner}:{branch}"));
     }
     pr["base"]["ref"] = request["base"].clone();
     pr
