@@ -295,6 +295,24 @@ fn list_files_is_sorted_and_truncated() {
 }
 
 #[test]
+fn executables_are_the_base_files_with_mode_0755() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.fetch_base().expect("fetch");
+    let paths = [
+        "bin/run.sh",
+        "README.md",
+        "link",
+        "missing",
+        "../bin/run.sh",
+        "src",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(repo.executables(&paths).expect("modes"), ["bin/run.sh"]);
+}
+
+#[test]
 fn read_files_returns_text_files_and_skips_the_rest() {
     let fx = Fixture::new();
     let repo = fx.open();

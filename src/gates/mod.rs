@@ -43,7 +43,14 @@ pub struct GateConfig {
 pub struct Changed<'a> {
     pub file: &'a FileChange,
     pub base: Option<&'a str>,
+    /// The file is executable on the base (git mode 100755): a rewrite keeps the mode, so
+    /// builds and scripts that run it (`./gradlew`, `./configure`) run the new content.
+    pub base_executable: bool,
 }
+
+/// Why a rewrite of a file executable on the base is held.
+const REWRITTEN_EXECUTABLE: &str =
+    "rewrites a file that is executable on the base (mode 100755): builds and scripts run it";
 
 /// Runs every gate over `changes`. Files identical to their base are not part of the change.
 pub fn check(changes: &[Changed<'_>], config: &GateConfig) -> GateReport {
@@ -74,6 +81,13 @@ pub fn check(changes: &[Changed<'_>], config: &GateConfig) -> GateReport {
             Some(Sensitive::Automation) => report.automation.push(path.clone()),
             Some(Sensitive::Dependency) => report.dependencies.push(path.clone()),
             None => {}
+        }
+        let held = report.held.iter().any(|h| &h.path == path);
+        if change.base_executable && !held {
+            report.held.push(Refusal {
+                path: path.clone(),
+                reason: REWRITTEN_EXECUTABLE.to_owned(),
+            });
         }
         if content.len() > config.max_file_bytes {
             report.refused.push(Refusal {
@@ -326,7 +340,11 @@ mod tests {
     fn check_files(files: &[(FileChange, Option<&str>)], config: &GateConfig) -> GateReport {
         let changes: Vec<Changed<'_>> = files
             .iter()
-            .map(|(file, base)| Changed { file, base: *base })
+            .map(|(file, base)| Changed {
+                file,
+                base: *base,
+                base_executable: false,
+            })
             .collect();
         check(&changes, config)
     }

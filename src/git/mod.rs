@@ -261,6 +261,21 @@ impl Repo {
         Ok(files)
     }
 
+    /// Those of `paths` that are executable files (git mode 100755) at the base; invalid and
+    /// missing paths are left out.
+    pub fn executables(&self, paths: &[String]) -> Result<Vec<String>, GitError> {
+        let tree = self.base_commit()?.tree()?;
+        Ok(paths
+            .iter()
+            .filter(|path| check_path(path).is_ok())
+            .filter(|path| {
+                tree.get_path(Path::new(path.as_str()))
+                    .is_ok_and(|entry| entry.filemode() == tree::MODE_EXECUTABLE)
+            })
+            .cloned()
+            .collect())
+    }
+
     /// Builds a commit on the base (`origin/BASE_BRANCH` as last fetched, or the pinned commit)
     /// that writes `files` and force-points the local branch `refs/heads/<branch>` at it;
     /// pushes nothing. Commits as `autonomous-dev`, with the base commit as the only parent.

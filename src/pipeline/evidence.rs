@@ -92,7 +92,7 @@ impl Pipeline {
                     content: content.clone(),
                 })
                 .collect();
-            self.gates(&all, &base)?;
+            self.gates(&all, &base, snapshot).await?;
             let verification = self.verify(&all, &base, snapshot).await?;
             info!(round, verification = %verification.summary(), "verification");
             rounds.push(Round {
@@ -129,7 +129,7 @@ impl Pipeline {
         let files = chain.files_to_write();
         let mut base = BaseFiles::new();
         read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
-        let gates = self.gates(&files, &base)?;
+        let gates = self.gates(&files, &base, snapshot).await?;
         let engineer_files = chain.engineer.as_ref().map(|e| e.files.len()).unwrap_or(0);
         let verification = match &chain.engineer_evidence {
             Some(evidence) if files.len() == engineer_files => evidence.verification.clone(),
@@ -172,7 +172,7 @@ impl Pipeline {
         }
         let mut base = BaseFiles::new();
         read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
-        let report = self.gates(&files, &base)?;
+        let report = self.gates(&files, &base, snapshot).await?;
         let new: Vec<String> = report
             .hold_reasons()
             .into_iter()
@@ -187,14 +187,22 @@ impl Pipeline {
         Ok(consensus.hold(held))
     }
 
-    /// Runs the gates over `files` against their `base` content; a refusal or a secret fails
-    /// the task.
-    fn gates(&self, files: &[FileChange], base: &BaseFiles) -> Result<GateReport, Stop> {
+    /// Runs the gates over `files` against their `base` content and modes (the snapshot's);
+    /// a refusal or a secret fails the task.
+    async fn gates(
+        &self,
+        files: &[FileChange],
+        base: &BaseFiles,
+        snapshot: &dyn Snapshot,
+    ) -> Result<GateReport, Stop> {
+        let paths = files.iter().map(|f| f.path.clone()).collect();
+        let executables = snapshot.executables(paths).await?;
         let changes: Vec<Changed<'_>> = files
             .iter()
             .map(|file| Changed {
                 file,
                 base: base.get(&file.path).and_then(Option::as_deref),
+                base_executable: executables.contains(&file.path),
             })
             .collect();
         let report = gates::check(&changes, &self.settings.gates);

@@ -42,6 +42,9 @@ pub trait Snapshot: Send + Sync {
         max_bytes: usize,
     ) -> Result<Vec<FileChange>, PublishError>;
 
+    /// Those of `paths` that are executable files (mode 100755) at the base.
+    async fn executables(&self, paths: Vec<String>) -> Result<Vec<String>, PublishError>;
+
     /// Writes the base's tree with `files` applied into `dir` (an empty directory): a fresh
     /// worktree to verify the change in. Errors: a hostile path, before anything is written.
     async fn export(&self, files: Vec<FileChange>, dir: PathBuf) -> Result<(), PublishError>;
@@ -140,6 +143,13 @@ impl Snapshot for GitSnapshot {
     ) -> Result<Vec<FileChange>, PublishError> {
         with_repo(&self.config, Some(&self.base), move |repo| {
             repo.read_files(&paths, max_bytes)
+        })
+        .await
+    }
+
+    async fn executables(&self, paths: Vec<String>) -> Result<Vec<String>, PublishError> {
+        with_repo(&self.config, Some(&self.base), move |repo| {
+            repo.executables(&paths)
         })
         .await
     }
