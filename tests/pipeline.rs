@@ -150,6 +150,13 @@ impl Repository for FakeRepository {
             files: self.files.clone(),
         }))
     }
+
+    async fn snapshot_at(&self, _commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
+        *self.snapshots.lock().unwrap() += 1;
+        Ok(Arc::new(FakeSnapshot {
+            files: self.files.clone(),
+        }))
+    }
 }
 
 #[async_trait]
