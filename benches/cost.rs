@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use autonomous_dev::agents::{
-    Architect, Engineer, EngineerEvidence, Pm, Qa, QaOutput, Role, Security, Validate,
+    Architect, EngineerEvidence, Engineer, Pm, Qa, QaOutput, Role, Security, Validate,
 };
 use autonomous_dev::consensus::Thresholds;
 use autonomous_dev::cost::PriceTable;
@@ -44,7 +44,7 @@ use autonomous_dev::pipeline::{
     RetryPolicy, RoleModel, Roles, Verifying,
 };
 use autonomous_dev::shutdown::Shutdown;
-use autonomous_dev::store::{StageCost, Store, parse_task_file};
+use autonomous_dev::store::{Store, StageCost, parse_task_file};
 use autonomous_dev::task::{FileChange, NewTask, Stage, TaskStatus, Usage};
 use autonomous_dev::verify::{Verification, VerifyError, VerifyStatus};
 use secrecy::SecretString;
@@ -108,12 +108,10 @@ fn main() -> Result<()> {
         println!("cost benchmark: run it with `cargo bench --bench cost` (needs DATABASE_URL)");
         return Ok(());
     }
-    let server = std::env::var("DATABASE_URL")
-        .map(SecretString::from)
-        .context(
-            "DATABASE_URL must name a PostgreSQL server: the bench creates and drops its own \
+    let server = std::env::var("DATABASE_URL").map(SecretString::from).context(
+        "DATABASE_URL must name a PostgreSQL server: the bench creates and drops its own \
          databases there",
-        )?;
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -239,11 +237,7 @@ async fn run_tasks(
             .claim_next("cost-bench", LEASE)
             .await?
             .with_context(|| format!("{id} is not claimable"))?;
-        ensure!(
-            task.task_id == id,
-            "claimed {} instead of {id}",
-            task.task_id
-        );
+        ensure!(task.task_id == id, "claimed {} instead of {id}", task.task_id);
         let end = pipeline(store, edges, &scripted.check)
             .run(&task, &lease, &shutdown)
             .await
@@ -551,6 +545,7 @@ fn percent(x: f64) -> String {
     }
 }
 
+
 // ---------------------------------------------------------------------------------------------
 // The ledger: what the store recorded, summed
 // ---------------------------------------------------------------------------------------------
@@ -801,9 +796,7 @@ impl FakeMessages {
             .ok_or_else(|| {
                 // A second round of another role is a corrective retry: its answer did not
                 // validate.
-                invalid(format!(
-                    "no scripted answer for {task_id} {tool} round {round}"
-                ))
+                invalid(format!("no scripted answer for {task_id} {tool} round {round}"))
             })?;
 
         let (blocks, sizes) = self.blocks(&body)?;
@@ -1256,10 +1249,7 @@ impl Origin {
             std::fs::create_dir_all(path.parent().context("a path has a parent")?)?;
             std::fs::write(path, content)?;
         }
-        git(
-            dir.path(),
-            &["init", "-q", "--bare", "-b", BASE_BRANCH, path_str(&bare)?],
-        )?;
+        git(dir.path(), &["init", "-q", "--bare", "-b", BASE_BRANCH, path_str(&bare)?])?;
         git(&seed, &["init", "-q", "-b", BASE_BRANCH])?;
         git(&seed, &["add", "--all"])?;
         git(&seed, &["commit", "-q", "-m", "kubebuilder scaffold"])?;
@@ -1318,10 +1308,7 @@ impl Database {
         url.set_path(&format!("/{name}"));
         let url = url.to_string();
         let database = |e: sqlx::Error| anyhow!("database {name}: {e}");
-        if sqlx::Postgres::database_exists(&url)
-            .await
-            .map_err(database)?
-        {
+        if sqlx::Postgres::database_exists(&url).await.map_err(database)? {
             sqlx::Postgres::force_drop_database(&url)
                 .await
                 .map_err(database)?;

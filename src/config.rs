@@ -407,6 +407,7 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
+
 fn seconds(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(n) if n > 0 => Ok(Duration::from_secs(n)),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use crate::verify::{Verification, Verifier, VerifyError};
+use crate::verify::{Verification, VerifyError, Verifier};
 
 /// Verifies a change.
 #[async_trait]
