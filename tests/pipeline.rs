@@ -130,14 +130,18 @@ impl Provider for ScriptedProvider {
     }
 }
 
-/// The base branch in memory; counts the snapshots taken.
+/// The base branch in memory; counts the snapshots taken and records the commits
+/// `snapshot_at` was asked for.
 struct FakeRepository {
     files: BTreeMap<String, String>,
     snapshots: Mutex<usize>,
+    pinned_at: Mutex<Vec<String>>,
 }
 
+/// The files at `base` ([`BASE`] for a fresh snapshot, the asked commit for a pinned one).
 struct FakeSnapshot {
     files: BTreeMap<String, String>,
+    base: String,
 }
 
 const BASE: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -148,13 +152,16 @@ impl Repository for FakeRepository {
         *self.snapshots.lock().unwrap() += 1;
         Ok(Arc::new(FakeSnapshot {
             files: self.files.clone(),
+            base: BASE.to_owned(),
         }))
     }
 
-    async fn snapshot_at(&self, _commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
+    async fn snapshot_at(&self, commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
         *self.snapshots.lock().unwrap() += 1;
+        self.pinned_at.lock().unwrap().push(commit.to_owned());
         Ok(Arc::new(FakeSnapshot {
             files: self.files.clone(),
+            base: commit.to_owned(),
         }))
     }
 }
@@ -162,7 +169,7 @@ impl Repository for FakeRepository {
 #[async_trait]
 impl Snapshot for FakeSnapshot {
     fn base(&self) -> &str {
-        BASE
+        &self.base
     }
 
     async fn listing(&self, _max_bytes: usize) -> Result<Listing, PublishError> {
@@ -288,6 +295,7 @@ fn repository() -> Arc<FakeRepository> {
     Arc::new(FakeRepository {
         files: BTreeMap::from([("README.md".to_owned(), "# Target\n".to_owned())]),
         snapshots: Mutex::default(),
+        pinned_at: Mutex::default(),
     })
 }
 
@@ -484,4 +492,63 @@ async fn a_shutdown_during_a_stage_keeps_it_and_stops_at_the_next_boundary(pool:
     assert_eq!(now.status, TaskStatus::InProgress);
     assert_eq!(now.queue.fencing_token, lease.token);
     assert!(publishing.pushed.lock().unwrap().is_empty());
+}
+
+/// A base commit older than [`BASE`] (the newest), recorded by an earlier run.
+const OLD: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+#[sqlx::test]
+async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let records = approved_records(&store).await;
+    let (task, lease) = claimed(&store, TASK_ID).await;
+    for record in &records[..3] {
+        let mut record = record.clone();
+        record.base_commit = Some(OLD.to_owned());
+        store.save_stage(&lease, &record).await.expect("save");
+    }
+    let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
+    let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
+    let ended = pipeline(&store, &provider, &repository, &publishing)
+        .run(&task, &lease, &provider.shutdown)
+        .await
+        .expect("run");
+
+    assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
+    assert_eq!(provider.asked(), TOOLS[3..]);
+    assert_eq!(*repository.pinned_at.lock().unwrap(), [OLD]);
+    assert_eq!(*repository.snapshots.lock().unwrap(), 1);
+    let stages = store.stages(task.id).await.expect("stages");
+    let bases: Vec<Option<&str>> = stages.iter().map(|s| s.base_commit.as_deref()).collect();
+    assert_eq!(bases, [Some(OLD); 5]);
+    let pushed = publishing.pushed.lock().unwrap();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].0, OLD);
+}
+
+#[sqlx::test]
+async fn records_without_a_base_resume_on_a_fresh_snapshot(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let records = approved_records(&store).await;
+    let (task, lease) = claimed(&store, TASK_ID).await;
+    for record in &records[..3] {
+        let mut record = record.clone();
+        record.base_commit = None;
+        store.save_stage(&lease, &record).await.expect("save");
+    }
+    let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
+    let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
+    let ended = pipeline(&store, &provider, &repository, &publishing)
+        .run(&task, &lease, &provider.shutdown)
+        .await
+        .expect("run");
+
+    assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
+    assert_eq!(provider.asked(), TOOLS[3..]);
+    assert!(repository.pinned_at.lock().unwrap().is_empty());
+    assert_eq!(*repository.snapshots.lock().unwrap(), 1);
+    let stages = store.stages(task.id).await.expect("stages");
+    let bases: Vec<Option<&str>> = stages.iter().map(|s| s.base_commit.as_deref()).collect();
+    assert_eq!(bases, [None, None, None, Some(BASE), Some(BASE)]);
+    assert_eq!(publishing.pushed.lock().unwrap()[0].0, BASE);
 }
