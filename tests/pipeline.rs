@@ -2,7 +2,8 @@
 //! over a real [`Store`] (PostgreSQL, `#[sqlx::test]`), a scripted in-process
 //! [`Provider`] that records which tools it was asked for (and can act on the task while a
 //! call is in flight), and an in-memory repository edge that counts snapshots and records what
-//! is published. Covered: resume from each stage, cancellation and shutdown at a stage
+//! is published. Covered: resume from each stage, resume on the recorded base commit (and on a
+//! fresh one when records carry none), cancellation and shutdown at a stage
 //! boundary, a PM reject, and a lease lost while a stage's model call is in flight.
 
 mod common;
