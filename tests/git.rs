@@ -1553,3 +1553,52 @@ fn the_token_never_goes_to_a_fork_over_plain_http_off_loopback() {
     assert_eq!(server.authorized(), 0, "the token went over plain http");
     assert_eq!(branch_in(&fork, "feature/fork-cleartext"), None);
 }
+
+/// Commits `path` with `content` on the seed's main and pushes it to origin; returns the commit.
+fn push_on_main(fx: &Fixture, path: &str, content: &str) -> String {
+    fs::write(fx.seed.join(path), content).expect("write");
+    git(&fx.seed, &["add", path]);
+    git(&fx.seed, &["commit", "-qm", path]);
+    git(&fx.seed, &["push", "-q", "origin", "main"]);
+    fx.seed_head()
+}
+
+#[test]
+fn fetch_commit_brings_an_old_base_the_clone_lacks_and_a_pin_reads_its_tree() {
+    let fx = Fixture::new();
+    let old = push_on_main(&fx, "NEWS.md", "news\n");
+    let newest = push_on_main(&fx, "LATER.md", "later\n");
+    let repo = fx.open();
+    assert!(
+        fx.open().at_commit(&old).is_err(),
+        "the clone already had the old commit"
+    );
+
+    repo.fetch_commit(&old).expect("fetch old commit");
+    // Already present: a second call is a no-op.
+    repo.fetch_commit(&old).expect("fetch old commit again");
+    let pinned = fx.open().at_commit(&old).expect("pin");
+    let listing = pinned.list_files(usize::MAX).expect("list");
+    assert!(listing.paths.contains(&"NEWS.md".to_string()));
+    assert!(
+        !listing.paths.contains(&"LATER.md".to_string()),
+        "read the moved base {newest}"
+    );
+}
+
+#[test]
+fn fetch_commit_of_an_unknown_or_malformed_sha_is_a_missing_commit() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    for sha in [
+        "0123456789abcdef0123456789abcdef01234567",
+        "not-a-sha",
+        "0123456789abcdef",
+        "0123456789abcdef0123456789abcdef0123456z",
+    ] {
+        match repo.fetch_commit(sha) {
+            Err(GitError::MissingCommit(s)) => assert_eq!(s, sha),
+            other => panic!("{sha}: {other:?}"),
+        }
+    }
+}

@@ -34,6 +34,7 @@ fn stage_record(stage: Stage) -> StageRecord {
         usage: Usage::default(),
         duration_ms: 10,
         created_at: None,
+        base_commit: None,
     }
 }
 

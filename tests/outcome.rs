@@ -418,6 +418,7 @@ async fn a_result_of_no_known_shape_breaks_nothing(pool: PgPool) {
                 usage: Usage::default(),
                 duration_ms: 5,
                 created_at: None,
+                base_commit: None,
             },
         )
         .await

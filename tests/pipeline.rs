@@ -2,7 +2,8 @@
 //! over a real [`Store`] (PostgreSQL, `#[sqlx::test]`), a scripted in-process
 //! [`Provider`] that records which tools it was asked for (and can act on the task while a
 //! call is in flight), and an in-memory repository edge that counts snapshots and records what
-//! is published. Covered: resume from each stage, cancellation and shutdown at a stage
+//! is published. Covered: resume from each stage, resume on the recorded base commit (and on a
+//! fresh one when records carry none), cancellation and shutdown at a stage
 //! boundary, a PM reject, and a lease lost while a stage's model call is in flight.
 
 mod common;
@@ -130,14 +131,18 @@ impl Provider for ScriptedProvider {
     }
 }
 
-/// The base branch in memory; counts the snapshots taken.
+/// The base branch in memory; counts the snapshots taken and records the commits
+/// `snapshot_at` was asked for.
 struct FakeRepository {
     files: BTreeMap<String, String>,
     snapshots: Mutex<usize>,
+    pinned_at: Mutex<Vec<String>>,
 }
 
+/// The files at `base` ([`BASE`] for a fresh snapshot, the asked commit for a pinned one).
 struct FakeSnapshot {
     files: BTreeMap<String, String>,
+    base: String,
 }
 
 const BASE: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -148,6 +153,16 @@ impl Repository for FakeRepository {
         *self.snapshots.lock().unwrap() += 1;
         Ok(Arc::new(FakeSnapshot {
             files: self.files.clone(),
+            base: BASE.to_owned(),
+        }))
+    }
+
+    async fn snapshot_at(&self, commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
+        *self.snapshots.lock().unwrap() += 1;
+        self.pinned_at.lock().unwrap().push(commit.to_owned());
+        Ok(Arc::new(FakeSnapshot {
+            files: self.files.clone(),
+            base: commit.to_owned(),
         }))
     }
 }
@@ -155,7 +170,7 @@ impl Repository for FakeRepository {
 #[async_trait]
 impl Snapshot for FakeSnapshot {
     fn base(&self) -> &str {
-        BASE
+        &self.base
     }
 
     async fn listing(&self, _max_bytes: usize) -> Result<Listing, PublishError> {
@@ -287,6 +302,7 @@ fn repository() -> Arc<FakeRepository> {
     Arc::new(FakeRepository {
         files: BTreeMap::from([("README.md".to_owned(), "# Target\n".to_owned())]),
         snapshots: Mutex::default(),
+        pinned_at: Mutex::default(),
     })
 }
 
@@ -539,4 +555,63 @@ async fn a_change_rewritten_after_the_gates_is_not_published(pool: PgPool) {
         assert!(publishing.pushed.lock().unwrap().is_empty(), "{name}");
         assert!(provider.asked().is_empty(), "{name}");
     }
+}
+
+/// A base commit older than [`BASE`] (the newest), recorded by an earlier run.
+const OLD: &str = "fedcba9876543210fedcba9876543210fedcba98";
+
+#[sqlx::test]
+async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let records = approved_records(&store).await;
+    let (task, lease) = claimed(&store, TASK_ID).await;
+    for record in &records[..3] {
+        let mut record = record.clone();
+        record.base_commit = Some(OLD.to_owned());
+        store.save_stage(&lease, &record).await.expect("save");
+    }
+    let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
+    let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
+    let ended = pipeline(&store, &provider, &repository, &publishing)
+        .run(&task, &lease, &provider.shutdown)
+        .await
+        .expect("run");
+
+    assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
+    assert_eq!(provider.asked(), TOOLS[3..]);
+    assert_eq!(*repository.pinned_at.lock().unwrap(), [OLD]);
+    assert_eq!(*repository.snapshots.lock().unwrap(), 1);
+    let stages = store.stages(task.id).await.expect("stages");
+    let bases: Vec<Option<&str>> = stages.iter().map(|s| s.base_commit.as_deref()).collect();
+    assert_eq!(bases, [Some(OLD); 5]);
+    let pushed = publishing.pushed.lock().unwrap();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].0, OLD);
+}
+
+#[sqlx::test]
+async fn records_without_a_base_resume_on_a_fresh_snapshot(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let records = approved_records(&store).await;
+    let (task, lease) = claimed(&store, TASK_ID).await;
+    for record in &records[..3] {
+        let mut record = record.clone();
+        record.base_commit = None;
+        store.save_stage(&lease, &record).await.expect("save");
+    }
+    let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
+    let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
+    let ended = pipeline(&store, &provider, &repository, &publishing)
+        .run(&task, &lease, &provider.shutdown)
+        .await
+        .expect("run");
+
+    assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
+    assert_eq!(provider.asked(), TOOLS[3..]);
+    assert!(repository.pinned_at.lock().unwrap().is_empty());
+    assert_eq!(*repository.snapshots.lock().unwrap(), 1);
+    let stages = store.stages(task.id).await.expect("stages");
+    let bases: Vec<Option<&str>> = stages.iter().map(|s| s.base_commit.as_deref()).collect();
+    assert_eq!(bases, [None, None, None, Some(BASE), Some(BASE)]);
+    assert_eq!(publishing.pushed.lock().unwrap()[0].0, BASE);
 }

@@ -79,6 +79,7 @@ fn stage_record(stage: Stage, score: Option<f64>) -> StageRecord {
         },
         duration_ms: 1234,
         created_at: None,
+        base_commit: None,
     }
 }
 
@@ -816,4 +817,46 @@ async fn the_timestamptz_migration_keeps_every_instant(pool: PgPool) {
             "{stamp} is not now: {stamps:?}"
         );
     }
+}
+
+#[sqlx::test]
+async fn stages_round_trip_their_base_commit(pool: PgPool) {
+    let store = Store::from_pool(pool.clone());
+    store.add_task(&new_task("t", 0)).await.unwrap();
+    let task = claim(&store).await.unwrap();
+    let base = "0123456789abcdef0123456789abcdef01234567";
+
+    let mut pm = stage_record(Stage::Pm, None);
+    pm.base_commit = Some(base.to_string());
+    store.save_stage(&lease_of(&task), &pm).await.unwrap();
+    store
+        .save_stage(
+            &lease_of(&task),
+            &stage_record(Stage::Architect, Some(70.0)),
+        )
+        .await
+        .unwrap();
+    // A row written before migration 0006's column had a value: base_commit is left NULL.
+    sqlx::query(
+        "INSERT INTO task_stages (task, stage, output, score, model, duration_ms) \
+         VALUES ($1, 'engineer', '{}'::jsonb, 80, 'claude-old', 5)",
+    )
+    .bind(task.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let stages = store.stages(task.id).await.unwrap();
+    let bases: Vec<(Stage, Option<&str>)> = stages
+        .iter()
+        .map(|s| (s.stage, s.base_commit.as_deref()))
+        .collect();
+    assert_eq!(
+        bases,
+        [
+            (Stage::Pm, Some(base)),
+            (Stage::Architect, None),
+            (Stage::Engineer, None)
+        ]
+    );
 }

@@ -74,6 +74,11 @@ pub enum GitError {
     /// The base branch does not exist on origin (or was never fetched).
     #[error("branch '{0}' not found on origin (fetch it first)")]
     MissingBase(String),
+    /// A base commit to pin ([`Repo::fetch_commit`]) is not a full hex SHA-1, or is neither in
+    /// the clone nor to be had from origin (the base branch was rewritten and the commit
+    /// collected, or it never was on origin).
+    #[error("base commit {0} is not available: not in the clone and not fetchable from origin")]
+    MissingCommit(String),
     /// A branch name is not a valid git ref name, or is checked out in the user's repository.
     #[error("invalid branch '{branch}': {reason}")]
     Branch {
@@ -212,6 +217,53 @@ impl Repo {
             )
             .map_err(|e| session.error("fetch", &e, url.as_deref()))?;
         Ok(self.tracking_commit()?.id().to_string())
+    }
+
+    /// Makes commit `sha` (40 hex digits, as [`Repo::fetch_base`] returned it) present in the
+    /// clone without pinning anything: nothing is fetched when it already is; otherwise
+    /// `BASE_BRANCH` is fetched (the commit is usually an ancestor of the moved base), and when
+    /// that does not bring it the commit itself is asked of origin by id (servers such as
+    /// GitHub answer for reachable commits).
+    ///
+    /// Errors: [`GitError::MissingCommit`] when `sha` is malformed, or is still missing after
+    /// both fetches (a failure of the fetch by id counts as missing: origin does not have it);
+    /// the base fetch's own errors ([`GitError::Auth`], [`GitError::Remote`],
+    /// [`GitError::MissingBase`]) are passed on, since they say nothing about the commit.
+    pub fn fetch_commit(&self, sha: &str) -> Result<(), GitError> {
+        let missing = || GitError::MissingCommit(sha.to_string());
+        if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(missing());
+        }
+        let oid = git2::Oid::from_str(sha).map_err(|_| missing())?;
+        if self.has_commit(oid) {
+            return Ok(());
+        }
+        self.fetch_base()?;
+        if self.has_commit(oid) {
+            return Ok(());
+        }
+        let mut remote = self.repo.find_remote(ORIGIN)?;
+        let session = Session::new(self.token.as_ref(), ORIGIN);
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(session.callbacks())
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false);
+        let fetched = remote.fetch(
+            &[sha.to_ascii_lowercase()],
+            Some(&mut options),
+            Some("autonomous-dev: fetch base commit"),
+        );
+        if fetched.is_ok() && self.has_commit(oid) {
+            Ok(())
+        } else {
+            Err(missing())
+        }
+    }
+
+    /// True when `oid` is a commit in the clone.
+    fn has_commit(&self, oid: git2::Oid) -> bool {
+        self.repo.find_commit(oid).is_ok()
     }
 
     /// Tracked file paths at the base (`origin/BASE_BRANCH`, or the pinned commit), sorted, cut

@@ -8,8 +8,9 @@
 //! (`budget.rs`).
 //!
 //! Each stage's input is the task plus every earlier stage's output (the context chain,
-//! [`agents::Chain`]); its output is persisted in `task_stages` before the next stage starts, so
-//! a task released mid-way resumes from its first stage without a record. The pipeline ends the
+//! [`agents::Chain`]); its output is persisted in `task_stages` (with the base commit it read)
+//! before the next stage starts, so a task released mid-way resumes from its first stage
+//! without a record, on the recorded base. The pipeline ends the
 //! task itself (`TaskState::finish`); the daemon only releases it when interrupted.
 //!
 //! The machine meets the world at its edges, all traits: the task's state ([`TaskState`],
@@ -271,8 +272,9 @@ impl Pipeline {
         lease: &Lease,
         shutdown: &Shutdown,
     ) -> Result<Finish, Stop> {
-        let mut chain = self.recorded_chain(task).await?;
-        let snapshot = RunSnapshot::new(self.repository.as_ref());
+        let recorded = self.store.stages(task.id).await?;
+        let (snapshot, recorded) = RunSnapshot::resume(self.repository.as_ref(), recorded).await?;
+        let mut chain = Self::recorded_chain(recorded)?;
         let mut repo = RepoContext::default();
         let mut state = State::Run(Stage::Pm);
         loop {
@@ -322,10 +324,10 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Rebuilds the chain from the stages already recorded for the task (resume).
-    async fn recorded_chain(&self, task: &Task) -> Result<Chain, Stop> {
+    /// Rebuilds the chain from the stages recorded for the task that the run reuses (resume).
+    fn recorded_chain(records: Vec<StageRecord>) -> Result<Chain, Stop> {
         let mut chain = Chain::default();
-        for record in self.store.stages(task.id).await? {
+        for record in records {
             chain
                 .restore(record.stage, record.output)
                 .and_then(|()| chain.restore_evidence(record.stage, record.evidence))
@@ -392,7 +394,7 @@ impl Pipeline {
             chain.security_evidence = Some(self.security_evidence(chain, base).await?);
         }
         let input = Input { task, chain, repo };
-        let record = match stage {
+        let mut record = match stage {
             Stage::Pm => ask::<agents::Pm>(role, input, &meter).await?,
             Stage::Architect => ask::<agents::Architect>(role, input, &meter).await?,
             Stage::Engineer => self.engineer(role, input, &meter, base).await?,
@@ -403,6 +405,7 @@ impl Pipeline {
                 record
             }
         };
+        record.base_commit = Some(base.base().to_owned());
         self.store.save_stage(lease, &record).await?;
         chain
             .restore(stage, record.output.clone())
@@ -482,8 +485,8 @@ impl Pipeline {
     }
 
     /// Pushes the branch, built on the snapshot's base commit (the one the change was read,
-    /// gated and verified on, so the PR's diff is what was verified; a run that resumed after
-    /// the evidence was recorded has the base fetched when it resumed), and opens (or adopts)
+    /// gated and verified on, so the PR's diff is what was verified; a resumed run is pinned at
+    /// the base its records carry, [`RunSnapshot::resume`]), and opens (or adopts)
     /// the PR; pr_url is saved as soon as the PR exists, before labelling. A dry run stops
     /// after the local commit and records the draft.
     async fn publish(
@@ -595,6 +598,7 @@ fn record<R: Role>(role: &RoleModel, answer: Answer<R::Output>) -> Result<StageR
         usage,
         duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         created_at: None,
+        base_commit: None,
     })
 }
 

@@ -1,7 +1,9 @@
 //! The pipeline's edges towards the target repository, as traits: [`Repository`] takes a
 //! [`Snapshot`] — the base branch fetched once, at a known commit — that every read of a run
 //! works from (listing, current files, the verification worktree); [`Publishing`] pushes the
-//! task's branch on that commit, opens or adopts its PR and labels it. [`GitRepository`] and
+//! task's branch on that commit, opens or adopts its PR and labels it. A resumed run pins its
+//! snapshot at the base its recorded stages carry ([`Repository::snapshot_at`]), so one task's
+//! stages and publish never mix bases. [`GitRepository`] and
 //! [`super::Publisher`] implement them over the clone (git2, on blocking threads) and GitHub.
 
 use std::path::PathBuf;
@@ -9,11 +11,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
+use tracing::{info, warn};
 
 use super::publish::{BranchCommit, DraftPr, PublishError, PublisherConfig};
 use crate::git::{GitError, Listing, Repo};
 use crate::github::PullRequest;
-use crate::task::FileChange;
+use crate::task::{FileChange, StageRecord};
 
 /// Takes snapshots of the base branch.
 #[async_trait]
@@ -21,6 +24,14 @@ pub trait Repository: Send + Sync {
     /// Fetches the base branch (BASE_BRANCH) once and returns a snapshot of it at the commit
     /// fetched. Errors: the fetch's (network, credentials, a base missing on origin).
     async fn snapshot(&self) -> Result<Arc<dyn Snapshot>, PublishError>;
+
+    /// A snapshot pinned at `commit` (hex SHA-1, as [`Snapshot::base`] gave it): the base a
+    /// resumed run's recorded stages were produced on. It does not move to the newest base;
+    /// the commit is fetched only when the clone lacks it.
+    ///
+    /// Errors: [`GitError::MissingCommit`] (in [`PublishError::Git`]) when the commit is no
+    /// longer available (malformed, rewritten away, collected); a fetch's errors otherwise.
+    async fn snapshot_at(&self, commit: &str) -> Result<Arc<dyn Snapshot>, PublishError>;
 }
 
 /// The base branch at one commit. Reads never fetch: two reads of a snapshot see the same tree.
@@ -115,6 +126,16 @@ impl Repository for GitRepository {
             base,
         }))
     }
+
+    async fn snapshot_at(&self, commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
+        let base = commit.to_ascii_lowercase();
+        let sha = base.clone();
+        with_repo(&self.config, None, move |repo| repo.fetch_commit(&sha)).await?;
+        Ok(Arc::new(GitSnapshot {
+            config: Arc::clone(&self.config),
+            base,
+        }))
+    }
 }
 
 /// A [`Snapshot`] of the clone: every read opens it pinned at `base` ([`Repo::at_commit`]).
@@ -188,18 +209,79 @@ where
     .map_err(PublishError::from)
 }
 
-/// A run's snapshot, taken when the run first needs the repository (a run that resumes at
-/// consensus takes it only to publish) and then shared by all its reads and its publish.
+/// A run's snapshot, shared by all its reads and its publish: for a fresh run taken when the
+/// run first needs the repository; for a resumed run, the base its recorded stages carry
+/// ([`RunSnapshot::resume`]).
 pub(super) struct RunSnapshot<'a> {
     repository: &'a dyn Repository,
     snapshot: OnceCell<Arc<dyn Snapshot>>,
 }
 
 impl<'a> RunSnapshot<'a> {
+    /// A snapshot taken (one fetch of the newest base) on first use.
     pub(super) fn new(repository: &'a dyn Repository) -> RunSnapshot<'a> {
         RunSnapshot {
             repository,
             snapshot: OnceCell::new(),
+        }
+    }
+
+    /// The run's snapshot given the stages recorded by earlier runs of the task (in pipeline
+    /// order), and the records the run may reuse: a stage is reused only on the base it was
+    /// produced on, so all stages and the publish of one task share one base commit.
+    ///
+    /// - No record carries a base (a fresh task, or records from before migration 0006): all
+    ///   are reused and the snapshot is taken fresh on first use, as before bases were
+    ///   recorded.
+    /// - Otherwise the first recorded base is the run's: the snapshot is pinned at it
+    ///   ([`Repository::snapshot_at`], taken now), and the records are reused up to the first
+    ///   one recorded on another base (which should not happen; each stage's input holds the
+    ///   earlier ones, so it and every later record are run again and replaced; logged). Records
+    ///   without a base (made before 0006) are reused on any base.
+    /// - The pinned commit is no longer available ([`GitError::MissingCommit`]): no record is
+    ///   reused and the snapshot is taken fresh — every stage reads the repository, so every
+    ///   stage runs again on the new base (logged) rather than mixing bases.
+    ///
+    /// Errors: [`Repository::snapshot_at`]'s other errors (network, credentials), transient:
+    /// the run stops before any stage and is retried.
+    pub(super) async fn resume(
+        repository: &'a dyn Repository,
+        mut records: Vec<StageRecord>,
+    ) -> Result<(RunSnapshot<'a>, Vec<StageRecord>), PublishError> {
+        let Some(base) = records.iter().find_map(|r| r.base_commit.clone()) else {
+            return Ok((RunSnapshot::new(repository), records));
+        };
+        let on_base = |r: &StageRecord| r.base_commit.as_ref().is_none_or(|b| *b == base);
+        if let Some(other) = records.iter().position(|r| !on_base(r)) {
+            let record = &records[other];
+            warn!(
+                %base,
+                stage = %record.stage,
+                stage_base = record.base_commit.as_deref().unwrap_or_default(),
+                "recorded stages disagree on the base commit: running this stage and the later \
+                 ones again on the first stage's base"
+            );
+            records.truncate(other);
+        }
+        match repository.snapshot_at(&base).await {
+            Ok(snapshot) => {
+                info!(%base, "resuming on the recorded base commit");
+                let run = RunSnapshot {
+                    repository,
+                    snapshot: OnceCell::new_with(Some(snapshot)),
+                };
+                Ok((run, records))
+            }
+            Err(PublishError::Git(GitError::MissingCommit(_))) => {
+                warn!(
+                    %base,
+                    discarded = records.len(),
+                    "the recorded base commit is no longer available: running every stage again \
+                     on a fresh snapshot"
+                );
+                Ok((RunSnapshot::new(repository), Vec::new()))
+            }
+            Err(e) => Err(e),
         }
     }
 

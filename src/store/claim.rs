@@ -89,8 +89,8 @@ const RENEW: &str = "\
 const SAVE_STAGE: &str = "\
     INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
                              cache_creation_input_tokens, cache_read_input_tokens, duration_ms, \
-                             evidence) \
-    SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+                             evidence, base_commit) \
+    SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
     FROM tasks \
     WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress' \
     FOR SHARE \
@@ -104,6 +104,7 @@ const SAVE_STAGE: &str = "\
             cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
             duration_ms = EXCLUDED.duration_ms, \
             evidence = EXCLUDED.evidence, \
+            base_commit = EXCLUDED.base_commit, \
             created_at = now()";
 
 /// $3 the pull request's URL.
@@ -237,6 +238,7 @@ impl Store {
             .bind(token_column(usage.cache_read_input_tokens))
             .bind(record.duration_ms)
             .bind(&record.evidence)
+            .bind(&record.base_commit)
             .execute(&self.pool)
             .await?;
         fenced_result(done.rows_affected(), lease)

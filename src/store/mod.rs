@@ -161,7 +161,8 @@ const GET_TASK: &str = "\
 /// $1: tasks.id; $2: the stages in pipeline order.
 const STAGES: &str = "\
     SELECT stage, output, evidence, score, model, input_tokens, output_tokens, \
-           cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at \
+           cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at, \
+           base_commit \
     FROM task_stages \
     WHERE task = $1 \
     ORDER BY array_position($2::varchar[], stage), id";

@@ -237,6 +237,10 @@ pub struct StageRecord {
     pub duration_ms: i64,
     /// When the stage was recorded; `None` before it is stored.
     pub created_at: Option<DateTime<Utc>>,
+    /// The base commit (hex SHA-1) of the run's snapshot the stage read the repository at;
+    /// a resumed run pins its snapshot to it. `None` for a record made before migration 0006
+    /// added the column (base unknown) and before the pipeline sets it.
+    pub base_commit: Option<String>,
 }
 
 /// A whole-file write proposed by the Engineer or QA: `path` is relative to the repository root
