@@ -13,7 +13,7 @@ pub const DETECTED: &str = "Cargo.toml → `cargo test`, go.mod → `go test ./.
     with a test script → `npm test`, pyproject.toml or setup.cfg → `python3 -m pytest`, a \
     Makefile with a `test` target → `make test`";
 
-/// The repository-root paths [`detect`] reads, for a caller to read them from the base.
+/// The repository-root paths the detection reads, for a caller to read them from the base.
 pub const DETECTION_FILES: [&str; 8] = [
     "Cargo.toml",
     "go.mod",
