@@ -8,7 +8,7 @@ mod common;
 
 use autonomous_dev::store::Store;
 use autonomous_dev::task::Outcome;
-use common::{Bin, FakeGitHub, Remote, Script, ScriptedModel, text};
+use common::{Deployment, Remote, Script, text};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
 
@@ -80,13 +80,6 @@ fn usage(input_tokens: u64) -> Value {
            "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0})
 }
 
-struct Run {
-    remote: Remote,
-    model: ScriptedModel,
-    github: FakeGitHub,
-    bin: Bin,
-}
-
 /// The daemon against [`target`], a scripted model (the Engineer's n-th answer `engineer(n)`,
 /// every answer reporting `input_tokens`) and a fake GitHub, with `env` set and the task added.
 async fn setup(
@@ -94,59 +87,37 @@ async fn setup(
     engineer: fn(usize) -> Value,
     input_tokens: u64,
     env: &[(&str, &str)],
-) -> Run {
-    let remote = target();
-    let model = ScriptedModel::start(model(engineer), usage(input_tokens)).await;
-    let github = FakeGitHub::start().await;
-    let mut bin = Bin::new(
-        &common::database_url(pool),
-        &remote,
-        &model.server.uri(),
-        &github.server.uri(),
-    );
-    for (key, value) in env {
-        bin = bin.clone_with(key, value);
-    }
-    common::migrate_and_add(&bin, TASK).await;
-    Run {
-        remote,
-        model,
-        github,
-        bin,
-    }
+) -> Deployment {
+    Deployment::start(
+        pool,
+        target(),
+        model(engineer),
+        usage(input_tokens),
+        env,
+        TASK,
+    )
+    .await
 }
 
-impl Run {
-    async fn run_once(&self) -> String {
-        let out = self.bin.output(&["run", "--once"]).await;
-        let (stdout, stderr) = text(&out);
-        assert!(out.status.success(), "{stdout}\n{stderr}");
-        stderr
-    }
+/// The task's (status, error, result) as stored.
+async fn status(pool: &PgPool) -> (String, Option<String>, Value) {
+    let row = sqlx::query("SELECT status, error, result FROM tasks WHERE task_id = $1")
+        .bind(TASK)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (
+        row.get("status"),
+        row.get("error"),
+        row.get::<Option<Value>, _>("result").unwrap_or_default(),
+    )
+}
 
-    async fn status(&self, pool: &PgPool) -> (String, Option<String>, Value) {
-        let row = sqlx::query("SELECT status, error, result FROM tasks WHERE task_id = $1")
-            .bind(TASK)
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        (
-            row.get("status"),
-            row.get("error"),
-            row.get::<Option<Value>, _>("result").unwrap_or_default(),
-        )
-    }
-
-    /// The task's outcome as the store types it.
-    async fn outcome(&self, pool: &PgPool) -> Outcome {
-        let store = Store::from_pool(pool.clone());
-        let task = store.get_task(TASK).await.unwrap().expect("the task");
-        task.result.expect("an outcome")
-    }
-
-    fn nothing_published(&self) -> bool {
-        self.remote.branches() == ["main"]
-    }
+/// The task's outcome as the store types it.
+async fn outcome(pool: &PgPool) -> Outcome {
+    let store = Store::from_pool(pool.clone());
+    let task = store.get_task(TASK).await.unwrap().expect("the task");
+    task.result.expect("an outcome")
 }
 
 async fn evidence(pool: &PgPool, stage: &str) -> Value {
@@ -168,7 +139,7 @@ async fn a_correct_implementation_passes_verification_and_is_published(pool: PgP
     let run = setup(&pool, |_| subtract(true), 1000, &[]).await;
     run.run_once().await;
 
-    let (status, error, _) = run.status(&pool).await;
+    let (status, error, _) = status(&pool).await;
     assert_eq!((status.as_str(), error), ("completed", None));
     let engineer = evidence(&pool, "engineer").await;
     assert_eq!(engineer["verification"]["status"], "passed", "{engineer}");
@@ -214,7 +185,7 @@ async fn a_broken_implementation_is_repaired_in_the_next_round(pool: PgPool) {
     let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
 
-    let (status, _, _) = run.status(&pool).await;
+    let (status, _, _) = status(&pool).await;
     assert_eq!(status, "completed");
     let calls = run.model.requests_to("submit_implementation");
     assert_eq!(calls.len(), 2, "one repair round");
@@ -252,7 +223,7 @@ async fn an_implementation_that_never_passes_ends_needs_review_with_nothing_push
     let run = setup(&pool, engineer, 1000, &[("REPAIR_ROUNDS", "1")]).await;
     run.run_once().await;
 
-    let (status, _, result) = run.status(&pool).await;
+    let (status, _, result) = status(&pool).await;
     assert_eq!(status, "needs_review", "{result}");
     assert_eq!(run.model.requests_to("submit_implementation").len(), 2);
     let held = result["consensus"]["held"].to_string();
@@ -287,7 +258,7 @@ async fn an_edit_that_does_not_apply_is_sent_back_as_a_repair_round(pool: PgPool
     let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
 
-    assert_eq!(run.status(&pool).await.0, "completed");
+    assert_eq!(status(&pool).await.0, "completed");
     let calls = run.model.requests_to("submit_implementation");
     assert_eq!(calls.len(), 2);
     assert!(
@@ -323,7 +294,7 @@ async fn a_leaked_key_fails_the_task_before_anything_is_pushed_without_echoing_i
     let run = setup(&pool, engineer, 1000, &[]).await;
     let log = run.run_once().await;
 
-    let (status, error, result) = run.status(&pool).await;
+    let (status, error, result) = status(&pool).await;
     let error = error.unwrap_or_default();
     assert_eq!(status, "failed");
     assert!(
@@ -331,7 +302,7 @@ async fn a_leaked_key_fails_the_task_before_anything_is_pushed_without_echoing_i
         "{error}"
     );
     assert_eq!(result["decision"], "refused_by_gates", "{result}");
-    match run.outcome(&pool).await {
+    match outcome(&pool).await {
         Outcome::RefusedByGates { error: why, gates } => {
             assert_eq!(why, error);
             assert!(gates.secrets.iter().any(|s| s.path == "settings.py"));
@@ -355,7 +326,7 @@ fn workflow_rewrite(_: usize) -> Value {
 async fn a_workflow_rewrite_needs_a_human(pool: PgPool) {
     let run = setup(&pool, workflow_rewrite, 1000, &[]).await;
     run.run_once().await;
-    let (status, _, result) = run.status(&pool).await;
+    let (status, _, result) = status(&pool).await;
     assert_eq!(status, "needs_review", "{result}");
     assert!(
         result["consensus"]["held"]
@@ -382,7 +353,7 @@ async fn an_allowed_workflow_change_is_published_for_security_review(pool: PgPoo
     )
     .await;
     run.run_once().await;
-    assert_eq!(run.status(&pool).await.0, "completed");
+    assert_eq!(status(&pool).await.0, "completed");
     let labels = run.github.labels().await;
     assert!(
         labels[0].1.contains(&"security-review".to_owned()),
@@ -397,7 +368,7 @@ async fn a_dependency_added_is_labelled_for_security_review(pool: PgPool) {
     }
     let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
-    assert_eq!(run.status(&pool).await.0, "completed");
+    assert_eq!(status(&pool).await.0, "completed");
     let labels = run.github.labels().await;
     assert!(
         labels[0].1.contains(&"security-review".to_owned()),
@@ -417,7 +388,7 @@ async fn a_five_mib_file_is_refused(pool: PgPool) {
     }
     let run = setup(&pool, engineer, 1000, &[]).await;
     run.run_once().await;
-    let (status, error, _) = run.status(&pool).await;
+    let (status, error, _) = status(&pool).await;
     assert_eq!(status, "failed");
     let error = error.unwrap_or_default();
     assert!(
@@ -440,7 +411,7 @@ async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: Pg
     .await;
     run.run_once().await;
 
-    let (status, error, result) = run.status(&pool).await;
+    let (status, error, result) = status(&pool).await;
     assert_eq!(status, "failed");
     assert!(
         error.unwrap_or_default().contains("budget exceeded"),
@@ -448,7 +419,7 @@ async fn large_usage_stops_the_task_at_the_cost_cap_with_nothing_pushed(pool: Pg
     );
     assert_eq!(result["decision"], "budget_exceeded");
     assert!(
-        matches!(run.outcome(&pool).await, Outcome::BudgetExceeded { error } if error.contains("budget exceeded"))
+        matches!(outcome(&pool).await, Outcome::BudgetExceeded { error } if error.contains("budget exceeded"))
     );
     assert_eq!(
         run.model.requests.lock().unwrap().len(),

@@ -2,6 +2,8 @@
 //! `main` branch, a seed clone that pushes to it, and the user's clone (REPO_PATH) with local
 //! uncommitted and staged changes that must survive every operation untouched.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +14,7 @@ use autonomous_dev::git::{
     AUTHOR_EMAIL, AUTHOR_NAME, GitError, Repo, TRUNCATION_MARKER, parse_github_repository,
 };
 use autonomous_dev::task::FileChange;
+use common::GitServer;
 
 /// Runs `git` in `dir` with a clean configuration; panics on failure.
 fn git(dir: &Path, args: &[&str]) {
@@ -827,260 +830,6 @@ fn no_changes_and_bad_branches_are_refused() {
     );
 }
 
-/// A smart-HTTP git server for the tests: `git http-backend` (CGI) behind a tiny HTTP/1.1 server
-/// on 127.0.0.1 (or another local address) that requires basic auth `x-access-token:<token>`
-/// and answers 401 otherwise.
-mod http_git {
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// The running server; its threads live until the test process ends.
-    pub struct Server {
-        pub address: SocketAddr,
-        unauthorized: Arc<AtomicUsize>,
-        authorized: Arc<AtomicUsize>,
-    }
-
-    impl Server {
-        /// Serves the repositories under `root` on 127.0.0.1 to clients presenting `token`.
-        pub fn start(root: &Path, token: &str) -> Server {
-            Server::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST), root, token)
-        }
-
-        /// Serves the repositories under `root` on `ip` to clients presenting `token`.
-        pub fn start_on(ip: IpAddr, root: &Path, token: &str) -> Server {
-            let listener = TcpListener::bind(SocketAddr::new(ip, 0)).expect("bind");
-            let address = listener.local_addr().expect("addr");
-            let unauthorized = Arc::new(AtomicUsize::new(0));
-            let authorized = Arc::new(AtomicUsize::new(0));
-            let expected = format!("Basic {}", base64(&format!("x-access-token:{token}")));
-            let (root, counters) = (
-                root.to_path_buf(),
-                [unauthorized.clone(), authorized.clone()],
-            );
-            std::thread::spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let (root, expected, counters) =
-                        (root.clone(), expected.clone(), counters.clone());
-                    std::thread::spawn(move || handle(stream, &root, &expected, &counters));
-                }
-            });
-            Server {
-                address,
-                unauthorized,
-                authorized,
-            }
-        }
-
-        /// How many requests were answered 401.
-        pub fn unauthorized(&self) -> usize {
-            self.unauthorized.load(Ordering::SeqCst)
-        }
-
-        /// How many requests carried the token.
-        pub fn authorized(&self) -> usize {
-            self.authorized.load(Ordering::SeqCst)
-        }
-    }
-
-    struct Request {
-        method: String,
-        target: String,
-        headers: Vec<(String, String)>,
-        body: Vec<u8>,
-    }
-
-    impl Request {
-        fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        }
-    }
-
-    /// Answers one request; counts it in `counters`: `[unauthorized, authorized]`.
-    fn handle(stream: TcpStream, root: &Path, expected: &str, counters: &[Arc<AtomicUsize>; 2]) {
-        let [unauthorized, authorized] = counters;
-        let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
-        let Some(request) = read_request(&mut reader) else {
-            return;
-        };
-        let mut stream = stream;
-        if request.header("authorization") != Some(expected) {
-            unauthorized.fetch_add(1, Ordering::SeqCst);
-            let response = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\n\
-                            Content-Length: 0\r\nConnection: close\r\n\r\n";
-            let _ = stream.write_all(response.as_bytes());
-            return;
-        }
-        authorized.fetch_add(1, Ordering::SeqCst);
-        let response = run_backend(root, &request);
-        let _ = stream.write_all(&response);
-    }
-
-    fn read_request(reader: &mut impl BufRead) -> Option<Request> {
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        let mut parts = line.split_whitespace();
-        let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).ok()?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line.split_once(':')?;
-            headers.push((name.trim().to_string(), value.trim().to_string()));
-        }
-        let mut request = Request {
-            method,
-            target,
-            headers,
-            body: Vec::new(),
-        };
-        request.body = read_body(reader, &request)?;
-        Some(request)
-    }
-
-    fn read_body(reader: &mut impl BufRead, request: &Request) -> Option<Vec<u8>> {
-        let mut body = Vec::new();
-        if request
-            .header("transfer-encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).ok()?;
-                let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-                let mut chunk = vec![0; size + 2];
-                reader.read_exact(&mut chunk).ok()?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(length) = request.header("content-length") {
-            body.resize(length.parse().ok()?, 0);
-            reader.read_exact(&mut body).ok()?;
-        }
-        Some(body)
-    }
-
-    /// Runs `git http-backend` for `request` and turns its CGI answer into an HTTP response.
-    fn run_backend(root: &Path, request: &Request) -> Vec<u8> {
-        let (path, query) = request
-            .target
-            .split_once('?')
-            .unwrap_or((&request.target, ""));
-        let mut command = Command::new("git");
-        command
-            .arg("http-backend")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_PROJECT_ROOT", PathBuf::from(root))
-            .env("GIT_HTTP_EXPORT_ALL", "1")
-            .env("PATH_INFO", path)
-            .env("REQUEST_METHOD", &request.method)
-            .env("QUERY_STRING", query)
-            .env("CONTENT_LENGTH", request.body.len().to_string())
-            .env("REMOTE_USER", "x-access-token")
-            .env("REMOTE_ADDR", "127.0.0.1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if let Some(kind) = request.header("content-type") {
-            command.env("CONTENT_TYPE", kind);
-        }
-        if let Some(encoding) = request.header("content-encoding") {
-            command.env("HTTP_CONTENT_ENCODING", encoding);
-        }
-        if let Some(protocol) = request.header("git-protocol") {
-            command.env("GIT_PROTOCOL", protocol);
-        }
-        let mut child = command.spawn().expect("git http-backend");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let body = request.body.clone();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&body);
-        });
-        let output = child.wait_with_output().expect("http-backend output");
-        let _ = writer.join();
-        cgi_to_http(&output.stdout)
-    }
-
-    /// `Status:` and headers of a CGI answer, then its body, as an HTTP/1.1 response.
-    fn cgi_to_http(cgi: &[u8]) -> Vec<u8> {
-        let split = find(cgi, b"\r\n\r\n")
-            .map(|i| (i, 4))
-            .or_else(|| find(cgi, b"\n\n").map(|i| (i, 2)));
-        let (head, body) = match split {
-            Some((i, sep)) => (&cgi[..i], &cgi[i + sep..]),
-            None => (&cgi[..0], cgi),
-        };
-        let head = String::from_utf8_lossy(head);
-        let mut status = "200 OK".to_string();
-        let mut headers = String::new();
-        for line in head.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
-            match line.split_once(':') {
-                Some((name, value)) if name.eq_ignore_ascii_case("status") => {
-                    status = value.trim().to_string();
-                }
-                _ => {
-                    headers.push_str(line);
-                    headers.push_str("\r\n");
-                }
-            }
-        }
-        let mut response = format!(
-            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        response.extend_from_slice(body);
-        response
-    }
-
-    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-        haystack.windows(needle.len()).position(|w| w == needle)
-    }
-
-    fn base64(text: &str) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in text.as_bytes().chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64("f"), "Zg==");
-        assert_eq!(base64("fo"), "Zm8=");
-        assert_eq!(base64("foo"), "Zm9v");
-        assert_eq!(base64("x-access-token:t"), "eC1hY2Nlc3MtdG9rZW46dA==");
-    }
-}
-
 const HTTP_TOKEN: &str = "ghs_httpTestToken0123456789";
 
 /// The fixture's clone with `origin` pointed at `url`, opened with `token`.
@@ -1100,7 +849,7 @@ fn assert_secret_free(err: &GitError, secrets: &[&str]) {
 #[test]
 fn fetch_and_push_over_http_with_the_token() {
     let fx = Fixture::new();
-    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let server = GitServer::start(fx._dir.path(), HTTP_TOKEN);
     let url = format!("http://{}/origin.git", server.address);
     let repo = over_http(&fx, &url, Some(HTTP_TOKEN));
     let before = snapshot(&fx.clone);
@@ -1129,7 +878,7 @@ fn fetch_and_push_over_http_with_the_token() {
 #[test]
 fn wrong_or_missing_token_fails_without_leaking_it() {
     let fx = Fixture::new();
-    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let server = GitServer::start(fx._dir.path(), HTTP_TOKEN);
     let url = format!("http://{}/origin.git", server.address);
     let wrong = "ghs_wrongToken_abcdef";
 
@@ -1489,7 +1238,7 @@ fn a_retried_publish_reuses_the_forks_branch_and_ignores_origins() {
 fn the_fork_gets_the_token_over_loopback_http() {
     let fx = Fixture::new();
     let fork = fork_of(&fx);
-    let server = http_git::Server::start(fx._dir.path(), HTTP_TOKEN);
+    let server = GitServer::start(fx._dir.path(), HTTP_TOKEN);
     let url = format!("http://{}/fork.git", server.address);
     // Origin stays a path remote: only the fork is behind the token.
     let repo = Repo::open(&fx.clone, "main", Some(HTTP_TOKEN.to_string().into()))
@@ -1538,7 +1287,7 @@ fn the_token_never_goes_to_a_fork_over_plain_http_off_loopback() {
     let fx = Fixture::new();
     let fork = fork_of(&fx);
     let ip = non_loopback_address();
-    let server = http_git::Server::start_on(ip, fx._dir.path(), HTTP_TOKEN);
+    let server = GitServer::start_on(ip, fx._dir.path(), HTTP_TOKEN);
     let url = format!("http://{}/fork.git", server.address);
     let repo = Repo::open(&fx.clone, "main", Some(HTTP_TOKEN.to_string().into()))
         .expect("open")

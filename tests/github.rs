@@ -836,22 +836,32 @@ fn fork_pull_request(owner: &str) -> Value {
     pr
 }
 
+/// Exactly one `POST /pulls` whose body is [`new_pr`] with head `<owner>:<branch>` plus the
+/// fields of `extra`, answered with the fork's new PR.
+async fn expect_fork_create(server: &MockServer, owner: &str, extra: Value) {
+    let mut body = json!({
+        "title": "Add the answer",
+        "head": format!("{owner}:{HEAD}"),
+        "base": "main",
+        "body": "## Summary\n\nAdds `answer()`.",
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    Mock::given(method("POST"))
+        .and(path(PULLS))
+        .and(body_json(body))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fork_pull_request(owner)))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
 #[tokio::test]
 async fn a_fork_pull_request_is_created_with_head_forkowner_branch() {
     let server = MockServer::start().await;
     mount_list_of(&server, &format!("bot:{HEAD}"), json!([]), None).await;
-    Mock::given(method("POST"))
-        .and(path(PULLS))
-        .and(body_json(json!({
-            "title": "Add the answer",
-            "head": format!("bot:{HEAD}"),
-            "base": "main",
-            "body": "## Summary\n\nAdds `answer()`.",
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fork_pull_request("bot")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    expect_fork_create(&server, "bot", json!({})).await;
     let (pr, created) = fork_client(&server, "bot/r")
         .ensure_pull_request(&new_pr())
         .await
@@ -868,19 +878,7 @@ async fn a_fork_pull_request_is_created_with_head_forkowner_branch() {
 async fn a_fork_of_the_targets_owner_also_names_head_repo() {
     let server = MockServer::start().await;
     mount_list_of(&server, &format!("o:{HEAD}"), json!([]), None).await;
-    Mock::given(method("POST"))
-        .and(path(PULLS))
-        .and(body_json(json!({
-            "title": "Add the answer",
-            "head": format!("o:{HEAD}"),
-            "base": "main",
-            "body": "## Summary\n\nAdds `answer()`.",
-            "head_repo": "r-fork",
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fork_pull_request("o")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    expect_fork_create(&server, "o", json!({"head_repo": "r-fork"})).await;
     let (_, created) = fork_client(&server, "o/r-fork")
         .ensure_pull_request(&new_pr())
         .await

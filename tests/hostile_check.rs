@@ -9,7 +9,7 @@ mod common;
 
 use autonomous_dev::store::Store;
 use autonomous_dev::task::{Outcome, TaskStatus};
-use common::{Bin, FakeGitHub, Remote, Script, ScriptedModel};
+use common::{Deployment, Remote, Script};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Row};
 
@@ -38,83 +38,48 @@ fn implementation(files: &[(&str, &str)]) -> Value {
     json!({"summary": "changes calc", "files": files, "score": 90, "rationale": "done"})
 }
 
-struct Run {
-    remote: Remote,
-    model: ScriptedModel,
-    github: FakeGitHub,
-    bin: Bin,
-}
-
 /// The daemon against a target holding `base`, every role approving and the Engineer writing
-/// `engineer` (QA adds no test file, so the Engineer's verification is the final one), with
-/// `env` set and the task added. VERIFY_OPTIONAL is as the daemon's default (off) unless `env`
-/// sets it.
-async fn setup(pool: &PgPool, base: &[(&str, &str)], engineer: Value, env: &[(&str, &str)]) -> Run {
-    let remote = Remote::with_files(base);
-    let model = ScriptedModel::start(
-        move |tool, _| match tool {
-            "submit_implementation" => engineer.clone(),
-            "submit_review" => {
-                let mut qa = common::answer(tool, TASK, Script::Approve);
-                qa["test_files"] = json!([]);
-                qa
-            }
-            _ => common::answer(tool, TASK, Script::Approve),
-        },
-        json!({"input_tokens": 1000, "output_tokens": 200,
-               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}),
-    )
-    .await;
-    let github = FakeGitHub::start().await;
-    let mut bin = Bin::new(
-        &common::database_url(pool),
-        &remote,
-        &model.server.uri(),
-        &github.server.uri(),
-    )
-    .clone_without("VERIFY_OPTIONAL")
-    .clone_with("REPAIR_ROUNDS", "0");
-    for (key, value) in env {
-        bin = bin.clone_with(key, value);
-    }
-    common::migrate_and_add(&bin, TASK).await;
-    Run {
-        remote,
-        model,
-        github,
-        bin,
-    }
+/// `engineer` (QA adds no test file, so the Engineer's verification is the final one), no
+/// repair round, with `env` set and the task added. VERIFY_OPTIONAL is as the daemon's default
+/// (off) unless `env` sets it.
+async fn setup(
+    pool: &PgPool,
+    base: &[(&str, &str)],
+    engineer: Value,
+    env: &[(&str, &str)],
+) -> Deployment {
+    let answer = move |tool: &str, _| match tool {
+        "submit_implementation" => engineer.clone(),
+        "submit_review" => {
+            let mut qa = common::answer(tool, TASK, Script::Approve);
+            qa["test_files"] = json!([]);
+            qa
+        }
+        _ => common::answer(tool, TASK, Script::Approve),
+    };
+    let usage = json!({"input_tokens": 1000, "output_tokens": 200,
+                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    let env = [&[("VERIFY_OPTIONAL", "false"), ("REPAIR_ROUNDS", "0")], env].concat();
+    Deployment::start(pool, Remote::with_files(base), answer, usage, &env, TASK).await
 }
 
-impl Run {
-    async fn run_once(&self) {
-        let out = self.bin.output(&["run", "--once"]).await;
-        let (stdout, stderr) = common::text(&out);
-        assert!(out.status.success(), "{stdout}\n{stderr}");
-    }
+async fn status(pool: &PgPool) -> TaskStatus {
+    let store = Store::from_pool(pool.clone());
+    store
+        .get_task(TASK)
+        .await
+        .unwrap()
+        .expect("the task")
+        .status
+}
 
-    async fn status(&self, pool: &PgPool) -> TaskStatus {
-        let store = Store::from_pool(pool.clone());
-        store
-            .get_task(TASK)
-            .await
-            .unwrap()
-            .expect("the task")
-            .status
-    }
-
-    /// The reasons the approval was held, from the task's outcome.
-    async fn held(&self, pool: &PgPool) -> Vec<String> {
-        let store = Store::from_pool(pool.clone());
-        let task = store.get_task(TASK).await.unwrap().expect("the task");
-        match task.result.expect("an outcome") {
-            Outcome::Conditional { consensus } => consensus.held,
-            other => panic!("not held: {other:?}"),
-        }
-    }
-
-    fn nothing_published(&self) -> bool {
-        self.remote.branches() == ["main"]
+/// The reasons the approval was held, from the task's outcome.
+async fn held(pool: &PgPool) -> Vec<String> {
+    let store = Store::from_pool(pool.clone());
+    let task = store.get_task(TASK).await.unwrap().expect("the task");
+    match task.result.expect("an outcome") {
+        Outcome::Conditional { consensus } => consensus.held,
+        other => panic!("not held: {other:?}"),
     }
 }
 
@@ -152,8 +117,8 @@ async fn assert_check_definition_changed(
         json!([changed]),
         "{verification}"
     );
-    assert_eq!(run.status(pool).await, TaskStatus::NeedsReview);
-    let held = run.held(pool).await;
+    assert_eq!(status(pool).await, TaskStatus::NeedsReview);
+    let held = held(pool).await;
     let reason = format!("verification check definition changed ({changed})");
     assert!(held.iter().any(|h| h.starts_with(&reason)), "{held:?}");
     assert!(run.nothing_published());
@@ -311,7 +276,7 @@ async fn a_base_symlink_to_dev_zero_is_not_read(pool: PgPool) {
     assert_eq!(verification["status"], "passed", "{verification}");
     // package.json is a symlink on the base, written as one into the worktree, and not a
     // file the change wrote: the approval stands (make test passed).
-    assert_eq!(run.status(&pool).await, TaskStatus::Completed, "{stderr}");
+    assert_eq!(status(&pool).await, TaskStatus::Completed, "{stderr}");
 }
 
 const SWAP: [(&str, &str); 1] = [("calc.py", "def add(a, b):\n    return b + a\n")];
@@ -320,9 +285,9 @@ const SWAP: [(&str, &str); 1] = [("calc.py", "def add(a, b):\n    return b + a\n
 async fn without_verification_an_approval_is_held(pool: PgPool) {
     let run = setup(&pool, &CALC, implementation(&SWAP), &[("VERIFY", "false")]).await;
     run.run_once().await;
-    assert_eq!(run.status(&pool).await, TaskStatus::NeedsReview);
+    assert_eq!(status(&pool).await, TaskStatus::NeedsReview);
     assert_eq!(
-        run.held(&pool).await,
+        held(&pool).await,
         [
             "not verified: verification is turned off (VERIFY=false) (VERIFY_OPTIONAL=true \
           publishes changes without verification)"
@@ -336,7 +301,7 @@ async fn without_verification_an_approval_is_published_with_verify_optional(pool
     let env = [("VERIFY", "false"), ("VERIFY_OPTIONAL", "true")];
     let run = setup(&pool, &CALC, implementation(&SWAP), &env).await;
     run.run_once().await;
-    assert_eq!(run.status(&pool).await, TaskStatus::Completed);
+    assert_eq!(status(&pool).await, TaskStatus::Completed);
     assert_eq!(run.github.pulls().await.len(), 1);
 }
 
@@ -351,8 +316,8 @@ async fn a_base_without_a_check_command_holds_the_approval(pool: PgPool) {
     )
     .await;
     run.run_once().await;
-    assert_eq!(run.status(&pool).await, TaskStatus::NeedsReview);
-    let held = run.held(&pool).await;
+    assert_eq!(status(&pool).await, TaskStatus::NeedsReview);
+    let held = held(&pool).await;
     assert!(
         held[0].starts_with("not verified: no check command"),
         "{held:?}"
@@ -381,8 +346,8 @@ async fn a_rewrite_of_an_executable_on_the_base_holds_the_approval(pool: PgPool)
     );
     run.run_once().await;
 
-    assert_eq!(run.status(&pool).await, TaskStatus::NeedsReview);
-    let held = run.held(&pool).await;
+    assert_eq!(status(&pool).await, TaskStatus::NeedsReview);
+    let held = held(&pool).await;
     assert!(
         held.iter()
             .any(|h| h.contains("gradlew") && h.contains("executable on the base")),

@@ -560,30 +560,45 @@ async fn a_change_rewritten_after_the_gates_is_not_published(pool: PgPool) {
 /// A base commit older than [`BASE`] (the newest), recorded by an earlier run.
 const OLD: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
-#[sqlx::test]
-async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
-    let store = Store::from_pool(pool);
-    let records = approved_records(&store).await;
-    let (task, lease) = claimed(&store, TASK_ID).await;
+/// Runs [`TASK_ID`] with its first three stages recorded (by an earlier run) on `base`: the run
+/// must ask only QA and Security and complete. Returns the repository and publishing edges and
+/// each stage's recorded base, in pipeline order.
+async fn resume_after_three_on(
+    store: &Store,
+    base: Option<&str>,
+) -> (
+    Arc<FakeRepository>,
+    Arc<FakePublishing>,
+    Vec<Option<String>>,
+) {
+    let records = approved_records(store).await;
+    let (task, lease) = claimed(store, TASK_ID).await;
     for record in &records[..3] {
         let mut record = record.clone();
-        record.base_commit = Some(OLD.to_owned());
+        record.base_commit = base.map(str::to_owned);
         store.save_stage(&lease, &record).await.expect("save");
     }
-    let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
+    let provider = Arc::new(ScriptedProvider::new(store, Script::Approve));
     let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
-    let ended = pipeline(&store, &provider, &repository, &publishing)
+    let ended = pipeline(store, &provider, &repository, &publishing)
         .run(&task, &lease, &provider.shutdown)
         .await
         .expect("run");
-
     assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
     assert_eq!(provider.asked(), TOOLS[3..]);
+    let stages = store.stages(task.id).await.expect("stages");
+    let bases = stages.into_iter().map(|s| s.base_commit).collect();
+    (repository, publishing, bases)
+}
+
+#[sqlx::test]
+async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (repository, publishing, bases) = resume_after_three_on(&store, Some(OLD)).await;
+
     assert_eq!(*repository.pinned_at.lock().unwrap(), [OLD]);
     assert_eq!(*repository.snapshots.lock().unwrap(), 1);
-    let stages = store.stages(task.id).await.expect("stages");
-    let bases: Vec<Option<&str>> = stages.iter().map(|s| s.base_commit.as_deref()).collect();
-    assert_eq!(bases, [Some(OLD); 5]);
+    assert_eq!(bases, vec![Some(OLD.to_owned()); 5]);
     let pushed = publishing.pushed.lock().unwrap();
     assert_eq!(pushed.len(), 1);
     assert_eq!(pushed[0].0, OLD);
@@ -592,26 +607,11 @@ async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
 #[sqlx::test]
 async fn records_without_a_base_resume_on_a_fresh_snapshot(pool: PgPool) {
     let store = Store::from_pool(pool);
-    let records = approved_records(&store).await;
-    let (task, lease) = claimed(&store, TASK_ID).await;
-    for record in &records[..3] {
-        let mut record = record.clone();
-        record.base_commit = None;
-        store.save_stage(&lease, &record).await.expect("save");
-    }
-    let provider = Arc::new(ScriptedProvider::new(&store, Script::Approve));
-    let (repository, publishing) = (repository(), Arc::new(FakePublishing::default()));
-    let ended = pipeline(&store, &provider, &repository, &publishing)
-        .run(&task, &lease, &provider.shutdown)
-        .await
-        .expect("run");
+    let (repository, publishing, bases) = resume_after_three_on(&store, None).await;
 
-    assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
-    assert_eq!(provider.asked(), TOOLS[3..]);
     assert!(repository.pinned_at.lock().unwrap().is_empty());
     assert_eq!(*repository.snapshots.lock().unwrap(), 1);
-    let stages = store.stages(task.id).await.expect("stages");
-    let bases: Vec<Option<&str>> = stages.iter().map(|s| s.base_commit.as_deref()).collect();
-    assert_eq!(bases, [None, None, None, Some(BASE), Some(BASE)]);
+    let new = Some(BASE.to_owned());
+    assert_eq!(bases, [None, None, None, new.clone(), new]);
     assert_eq!(publishing.pushed.lock().unwrap()[0].0, BASE);
 }

@@ -200,22 +200,8 @@ impl Repo {
     /// [`GitError::Auth`] or [`GitError::Remote`].
     pub fn fetch_base(&self) -> Result<String, GitError> {
         let refspec = format!("+refs/heads/{0}:{1}", self.base_branch, self.tracking_ref());
-        let mut remote = self.repo.find_remote(ORIGIN)?;
-        let url = remote.url().ok().map(str::to_string);
-        let session = Session::new(self.token.as_ref(), ORIGIN);
-        let mut options = FetchOptions::new();
-        options
-            .remote_callbacks(session.callbacks())
-            .download_tags(AutotagOption::None)
-            .update_fetchhead(false)
-            .prune(FetchPrune::On);
-        remote
-            .fetch(
-                &[refspec],
-                Some(&mut options),
-                Some("autonomous-dev: fetch base"),
-            )
-            .map_err(|e| session.error("fetch", &e, url.as_deref()))?;
+        let origin = self.repo.find_remote(ORIGIN)?;
+        self.fetch(origin, ORIGIN, &refspec, FetchPrune::On, "fetch base")?;
         Ok(self.tracking_commit()?.id().to_string())
     }
 
@@ -242,17 +228,14 @@ impl Repo {
         if self.has_commit(oid) {
             return Ok(());
         }
-        let mut remote = self.repo.find_remote(ORIGIN)?;
-        let session = Session::new(self.token.as_ref(), ORIGIN);
-        let mut options = FetchOptions::new();
-        options
-            .remote_callbacks(session.callbacks())
-            .download_tags(AutotagOption::None)
-            .update_fetchhead(false);
-        let fetched = remote.fetch(
-            &[sha.to_ascii_lowercase()],
-            Some(&mut options),
-            Some("autonomous-dev: fetch base commit"),
+        let origin = self.repo.find_remote(ORIGIN)?;
+        let by_id = sha.to_ascii_lowercase();
+        let fetched = self.fetch(
+            origin,
+            ORIGIN,
+            &by_id,
+            FetchPrune::Unspecified,
+            "fetch base commit",
         );
         if fetched.is_ok() && self.has_commit(oid) {
             Ok(())
@@ -475,21 +458,14 @@ impl Repo {
             None => format!("refs/remotes/{ORIGIN}/{branch}"),
         };
         let refspec = format!("+refs/heads/{branch}:{tracking}");
-        let (mut remote, name) = self.push_remote()?;
-        let url = remote.url().ok().map(str::to_string);
-        let session = Session::new(self.token.as_ref(), name);
-        let mut options = FetchOptions::new();
-        options
-            .remote_callbacks(session.callbacks())
-            .download_tags(AutotagOption::None)
-            .update_fetchhead(false);
-        remote
-            .fetch(
-                &[refspec],
-                Some(&mut options),
-                Some("autonomous-dev: fetch task branch"),
-            )
-            .map_err(|e| session.error("fetch", &e, url.as_deref()))?;
+        let (remote, name) = self.push_remote()?;
+        self.fetch(
+            remote,
+            name,
+            &refspec,
+            FetchPrune::Unspecified,
+            "fetch task branch",
+        )?;
         match self.repo.find_reference(&tracking) {
             Ok(reference) => Ok(reference.peel_to_commit().ok()),
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
@@ -545,6 +521,35 @@ impl Repo {
         self.repo
             .reference(&refname, commit, true, "autonomous-dev: task commit")?;
         Ok(())
+    }
+
+    /// Fetches `refspec` from `remote` (named `name` in errors) with the token's credentials,
+    /// no tags and no FETCH_HEAD, pruning as `prune` says; `reflog` ends the reflog message.
+    ///
+    /// Errors: [`GitError::Auth`], [`GitError::Remote`], without the token or the URL.
+    fn fetch(
+        &self,
+        mut remote: git2::Remote<'_>,
+        name: &'static str,
+        refspec: &str,
+        prune: FetchPrune,
+        reflog: &str,
+    ) -> Result<(), GitError> {
+        let url = remote.url().ok().map(str::to_string);
+        let session = Session::new(self.token.as_ref(), name);
+        let mut options = FetchOptions::new();
+        options
+            .remote_callbacks(session.callbacks())
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false)
+            .prune(prune);
+        remote
+            .fetch(
+                &[refspec],
+                Some(&mut options),
+                Some(&format!("autonomous-dev: {reflog}")),
+            )
+            .map_err(|e| session.error("fetch", &e, url.as_deref()))
     }
 
     /// The remote task branches go to, with its name for errors: an anonymous remote at the

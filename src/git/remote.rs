@@ -1,6 +1,7 @@
-//! Talking to a remote (`origin`, or the fork of PUSH_REPOSITORY): the credentials callback (token as HTTP basic `x-access-token:<token>`,
-//! one attempt only), the push status callback, and turning libgit2's network errors into
-//! [`GitError`]s that never carry the token or the remote URL.
+//! Talking to a remote (`origin`, or the fork of PUSH_REPOSITORY): the credentials callback
+//! (token as HTTP basic `x-access-token:<token>`, one attempt only, only where
+//! [`crate::net::may_send_secret`] allows), the push status callback, and turning libgit2's
+//! network errors into [`GitError`]s that never carry the token or the remote URL.
 
 use std::cell::{Cell, RefCell};
 

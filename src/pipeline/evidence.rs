@@ -19,7 +19,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::failure::TaskFailure;
-use super::{Pipeline, RoleModel, Snapshot, Stop, record};
+use super::{Pipeline, RoleModel, Snapshot, Stop, Verifying, record};
 use crate::agents::{
     self, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round, RoundOutcome,
     SecurityEvidence,
@@ -49,6 +49,7 @@ impl Pipeline {
         snapshot: &dyn Snapshot,
     ) -> Result<StageRecord, Stop> {
         let mut conversation = Conversation::<Engineer>::new(&role.model, input);
+        let check = self.check(snapshot).await?;
         let mut base = BaseFiles::new();
         let mut written: BTreeMap<String, String> = BTreeMap::new();
         let mut rounds = Vec::new();
@@ -93,7 +94,7 @@ impl Pipeline {
                 })
                 .collect();
             self.gates(&all, &base, snapshot).await?;
-            let verification = self.verify(&all, &base, snapshot).await?;
+            let verification = verify(&check, &all, &base, snapshot).await?;
             info!(round, verification = %verification.summary(), "verification");
             rounds.push(Round {
                 round,
@@ -127,14 +128,13 @@ impl Pipeline {
         snapshot: &dyn Snapshot,
     ) -> Result<SecurityEvidence, Stop> {
         let files = chain.files_to_write();
-        let mut base = BaseFiles::new();
-        read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
-        let gates = self.gates(&files, &base, snapshot).await?;
+        let (base, gates) = self.gate_on_base(&files, snapshot).await?;
         let engineer_files = chain.engineer.as_ref().map(|e| e.files.len()).unwrap_or(0);
         let verification = match &chain.engineer_evidence {
             Some(evidence) if files.len() == engineer_files => evidence.verification.clone(),
             _ => {
-                let verification = self.verify(&files, &base, snapshot).await?;
+                let check = self.check(snapshot).await?;
+                let verification = verify(&check, &files, &base, snapshot).await?;
                 info!(verification = %verification.summary(), "verification with QA's tests");
                 verification
             }
@@ -170,9 +170,7 @@ impl Pipeline {
                 return Err(TaskFailure::ChangedAfterGates { path }.into());
             }
         }
-        let mut base = BaseFiles::new();
-        read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
-        let report = self.gates(&files, &base, snapshot).await?;
+        let (_, report) = self.gate_on_base(&files, snapshot).await?;
         let new: Vec<String> = report
             .hold_reasons()
             .into_iter()
@@ -185,6 +183,19 @@ impl Pipeline {
         let mut held = consensus.held.clone();
         held.extend(new);
         Ok(consensus.hold(held))
+    }
+
+    /// Reads the base content of `files` from the snapshot and runs the gates over them
+    /// ([`Pipeline::gates`]); returns both.
+    async fn gate_on_base(
+        &self,
+        files: &[FileChange],
+        snapshot: &dyn Snapshot,
+    ) -> Result<(BaseFiles, GateReport), Stop> {
+        let mut base = BaseFiles::new();
+        read_base(snapshot, &mut base, files.iter().map(|f| f.path.clone())).await?;
+        let report = self.gates(files, &base, snapshot).await?;
+        Ok((base, report))
     }
 
     /// Runs the gates over `files` against their `base` content and modes (the snapshot's);
@@ -213,46 +224,63 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Verifies `files` (whose content on the base is in `base`) on the snapshot's base in a
-    /// fresh worktree inside the sandbox, with the check command decided from the base's files;
-    /// "not verified" when verification is turned off or the base has no check. The files
-    /// among `files` that steer the check and differ from the base are recorded as
-    /// [`Verification::check_changed`].
-    async fn verify(
-        &self,
-        files: &[FileChange],
-        base: &BaseFiles,
-        snapshot: &dyn Snapshot,
-    ) -> Result<Verification, Stop> {
-        let Some(verifier) = &self.settings.verifier else {
-            return Ok(Verification::not_verified(
-                "verification is turned off (VERIFY=false)",
-            ));
+    /// How the snapshot's changes are verified: VERIFY_COMMAND, or the command detected from
+    /// the base's files (read once from the snapshot's blobs), by the configured verifier; or
+    /// not at all, and why.
+    async fn check(&self, snapshot: &dyn Snapshot) -> Result<Check<'_>, Stop> {
+        let Some(verifier) = self.settings.verifier.as_deref() else {
+            return Ok(Check::Off("verification is turned off (VERIFY=false)"));
         };
         let detection = DETECTION_FILES.map(str::to_owned).to_vec();
         let detection = snapshot.read_files(detection, DETECTION_MAX_BYTES).await?;
-        let Some(command) = verifier.check_command(&detection) else {
-            return Ok(Verification::not_verified(
+        Ok(match verifier.check_command(&detection) {
+            Some(command) => Check::Run { verifier, command },
+            None => Check::Off(
                 "no check command: VERIFY_COMMAND is unset and the base branch has none of the \
                  files it is detected from",
-            ));
-        };
-        let worktree = Worktree::new().map_err(|e| TaskFailure::Verify(e.to_string()))?;
-        snapshot
-            .export(files.to_vec(), worktree.path().to_path_buf())
-            .await?;
-        let mut verification = verifier
-            .verify(worktree.path(), &command)
-            .await
-            .map_err(|e| TaskFailure::Verify(e.to_string()))?;
-        verification.check_changed = files
-            .iter()
-            .filter(|f| steers_check(&f.path))
-            .filter(|f| base.get(&f.path).and_then(Option::as_deref) != Some(f.content.as_str()))
-            .map(|f| f.path.clone())
-            .collect();
-        Ok(verification)
+            ),
+        })
     }
+}
+
+/// How a stage verifies: with `verifier` running `command`, or not at all (the reason).
+enum Check<'a> {
+    Run {
+        verifier: &'a dyn Verifying,
+        command: String,
+    },
+    Off(&'static str),
+}
+
+/// Verifies `files` (whose content on the base is in `base`) by `check` on the snapshot's base
+/// in a fresh worktree inside the sandbox; "not verified" when `check` is off. The files among
+/// `files` that steer the check and differ from the base are recorded as
+/// [`Verification::check_changed`].
+async fn verify(
+    check: &Check<'_>,
+    files: &[FileChange],
+    base: &BaseFiles,
+    snapshot: &dyn Snapshot,
+) -> Result<Verification, Stop> {
+    let (verifier, command) = match check {
+        Check::Run { verifier, command } => (*verifier, command),
+        Check::Off(reason) => return Ok(Verification::not_verified(reason)),
+    };
+    let worktree = Worktree::new().map_err(|e| TaskFailure::Verify(e.to_string()))?;
+    snapshot
+        .export(files.to_vec(), worktree.path().to_path_buf())
+        .await?;
+    let mut verification = verifier
+        .verify(worktree.path(), command)
+        .await
+        .map_err(|e| TaskFailure::Verify(e.to_string()))?;
+    verification.check_changed = files
+        .iter()
+        .filter(|f| steers_check(&f.path))
+        .filter(|f| base.get(&f.path).and_then(Option::as_deref) != Some(f.content.as_str()))
+        .map(|f| f.path.clone())
+        .collect();
+    Ok(verification)
 }
 
 /// Path → git blob id of each of `files`.

@@ -1,8 +1,8 @@
 //! The pipeline's edge towards verification: [`Verifying`] decides the repository's check from
 //! the base branch's files and runs it on a worktree (the snapshot's base with the change
-//! applied), reporting how it ended. The product
-//! implements it with [`Verifier`] (the check command in the bubblewrap sandbox); the cost
-//! benchmark drives the real pipeline with scripted check results through the same trait.
+//! applied), reporting how it ended. The product implements it with [`Verifier`] (the check
+//! command in the bubblewrap sandbox); the cost benchmark drives the real pipeline with
+//! scripted check results through the same trait.
 
 use std::path::Path;
 

@@ -572,26 +572,9 @@ impl FakeGitHub {
 impl FakeGitHub {
     /// Also serves the bare repositories under `root` (e.g. `root/bot/r.git`) over git's smart
     /// HTTP at `/<owner>/<name>.git/…` of this server — the clone URL PUSH_REPOSITORY's
-    /// `owner/name` derives from a test server's GITHUB_API_URL — to clients presenting HTTP
-    /// basic `x-access-token:<token>` (401 with a `WWW-Authenticate` challenge otherwise, as
-    /// GitHub answers).
+    /// `owner/name` derives from a test server's GITHUB_API_URL — as [`mount_git`] does.
     pub async fn serve_git(&self, root: &Path, token: &str) {
-        let repository = r"^/[^/]+/[^/]+\.git/";
-        Mock::given(path_regex(repository))
-            .and(wiremock::matchers::basic_auth("x-access-token", token))
-            .respond_with(GitBackend {
-                root: root.to_owned(),
-            })
-            .with_priority(1)
-            .mount(&self.server)
-            .await;
-        Mock::given(path_regex(repository))
-            .respond_with(
-                ResponseTemplate::new(401).insert_header("www-authenticate", "Basic realm=\"git\""),
-            )
-            .with_priority(2)
-            .mount(&self.server)
-            .await;
+        mount_git(&self.server, r"^/[^/]+/[^/]+\.git/", root, token).await;
     }
 
     /// Requests to git's smart HTTP under `/<owner>/<name>.git/` that carried the token.
@@ -602,6 +585,96 @@ impl FakeGitHub {
             .filter(|r| r.url.path().contains(".git/") && r.headers.contains_key("authorization"))
             .count()
     }
+}
+
+/// Serves the bare repositories under `root` over git's smart HTTP (`git http-backend`) at the
+/// paths matching `paths` of `server`, to clients presenting HTTP basic
+/// `x-access-token:<token>`; others get 401 with a `WWW-Authenticate` challenge, as GitHub
+/// answers.
+pub async fn mount_git(server: &MockServer, paths: &str, root: &Path, token: &str) {
+    Mock::given(path_regex(paths))
+        .and(wiremock::matchers::basic_auth(TOKEN_USER, token))
+        .respond_with(GitBackend {
+            root: root.to_owned(),
+        })
+        .with_priority(1)
+        .mount(server)
+        .await;
+    Mock::given(path_regex(paths))
+        .respond_with(
+            ResponseTemplate::new(401).insert_header("www-authenticate", "Basic realm=\"git\""),
+        )
+        .with_priority(2)
+        .mount(server)
+        .await;
+}
+
+/// User name of the token in HTTP basic auth, as GitHub expects it.
+const TOKEN_USER: &str = "x-access-token";
+
+/// A smart-HTTP git server for blocking tests: [`mount_git`] on a wiremock server bound to a
+/// given local address, on a runtime of its own (it serves as long as it lives).
+pub struct GitServer {
+    runtime: tokio::runtime::Runtime,
+    server: MockServer,
+    token: String,
+    pub address: std::net::SocketAddr,
+}
+
+impl GitServer {
+    /// Serves the repositories under `root` on 127.0.0.1 to clients presenting `token`.
+    pub fn start(root: &Path, token: &str) -> GitServer {
+        GitServer::start_on(std::net::Ipv4Addr::LOCALHOST.into(), root, token)
+    }
+
+    /// Serves the repositories under `root` on `ip` to clients presenting `token`.
+    pub fn start_on(ip: std::net::IpAddr, root: &Path, token: &str) -> GitServer {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = runtime.block_on(async {
+            let server = MockServer::builder().listener(listener).start().await;
+            mount_git(&server, r"\.git/", root, token).await;
+            server
+        });
+        GitServer {
+            runtime,
+            server,
+            token: token.to_owned(),
+            address,
+        }
+    }
+
+    /// How many requests were answered 401 (no or wrong credentials).
+    pub fn unauthorized(&self) -> usize {
+        self.count(|authorized| !authorized)
+    }
+
+    /// How many requests carried the token.
+    pub fn authorized(&self) -> usize {
+        self.count(|authorized| authorized)
+    }
+
+    fn count(&self, which: impl Fn(bool) -> bool) -> usize {
+        let requests = self.runtime.block_on(self.server.received_requests());
+        let expected = format!("{TOKEN_USER}:{}", self.token);
+        requests
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| which(basic_auth(r).as_deref() == Some(expected.as_str())))
+            .count()
+    }
+}
+
+/// The `user:password` of a request's HTTP basic `Authorization` header, if any.
+fn basic_auth(request: &Request) -> Option<String> {
+    use base64::Engine;
+    let value = request.headers.get("authorization")?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(decoded).ok()
 }
 
 /// `git http-backend` (CGI) answering one smart-HTTP request for the repositories under `root`.
@@ -849,6 +922,61 @@ pub async fn migrate_and_add(bin: &Bin, task_id: &str) {
     ];
     let out = bin.output(&add).await;
     assert!(out.status.success(), "{:?}", text(&out));
+}
+
+/// The daemon binary against a target `remote`, a [`ScriptedModel`] and a [`FakeGitHub`], with
+/// one task added: the harness of the end-to-end evidence tests (`run --once`, then the task's
+/// rows and the remote are looked at).
+pub struct Deployment {
+    pub remote: Remote,
+    pub model: ScriptedModel,
+    pub github: FakeGitHub,
+    pub bin: Bin,
+}
+
+impl Deployment {
+    /// Starts the fakes for `remote` (the model answering with `answer`, every answer reporting
+    /// `usage`), sets `env` over [`Bin::new`]'s, migrates and adds task `task_id`.
+    pub async fn start(
+        pool: &PgPool,
+        remote: Remote,
+        answer: impl Fn(&str, usize) -> Value + Send + Sync + 'static,
+        usage: Value,
+        env: &[(&str, &str)],
+        task_id: &str,
+    ) -> Deployment {
+        let model = ScriptedModel::start(answer, usage).await;
+        let github = FakeGitHub::start().await;
+        let mut bin = Bin::new(
+            &database_url(pool),
+            &remote,
+            &model.server.uri(),
+            &github.server.uri(),
+        );
+        for (key, value) in env {
+            bin = bin.clone_with(key, value);
+        }
+        migrate_and_add(&bin, task_id).await;
+        Deployment {
+            remote,
+            model,
+            github,
+            bin,
+        }
+    }
+
+    /// `run --once`, which must succeed; its stderr (the log).
+    pub async fn run_once(&self) -> String {
+        let out = self.bin.output(&["run", "--once"]).await;
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stderr
+    }
+
+    /// True when the remote holds no branch but `main`.
+    pub fn nothing_published(&self) -> bool {
+        self.remote.branches() == ["main"]
+    }
 }
 
 /// (stdout, stderr) as text.
