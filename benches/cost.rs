@@ -195,6 +195,7 @@ async fn run_backlog(
         base_branch: BASE_BRANCH.into(),
         token: None,
         push_url: None,
+        head_repository: None,
     };
     let edges = Edges {
         roles,

@@ -281,6 +281,7 @@ fn completed() -> Finish {
             publication: Publication::DryRun(DraftPr {
                 title: "[Autonomous] bench".into(),
                 head: "feature/task-bench".into(),
+                head_repository: None,
                 base: "main".into(),
                 body: String::new(),
                 labels: Vec::new(),

@@ -1,7 +1,8 @@
 //! `run --dry-run` with mixed providers: every stage runs (the Architect on the Anthropic wire,
 //! the other roles on an OpenAI-compatible one), the branch is committed in REPO_PATH's
 //! repository, nothing is pushed, no GitHub request is made, no GITHUB_TOKEN is needed, and the
-//! PR that would have been opened is stored and shown by `tasks show`.
+//! PR that would have been opened (from the fork of PUSH_REPOSITORY) is stored and shown by
+//! `tasks show`.
 
 mod common;
 
@@ -33,7 +34,9 @@ async fn dry_run_commits_locally_and_stores_the_would_be_pr(pool: PgPool) {
     .clone_without("GITHUB_TOKEN")
     .clone_with("LLM_PROVIDER", "openai")
     .clone_with("OPENAI_BASE_URL", &openai.server.uri())
-    .clone_with("PROVIDER_ARCHITECT", "anthropic");
+    .clone_with("PROVIDER_ARCHITECT", "anthropic")
+    // The would-be PR comes from the fork: its head names the fork's owner.
+    .clone_with("PUSH_REPOSITORY", "bot/r");
     let head_before = common::git(&remote.clone, &["rev-parse", "HEAD"]);
 
     assert!(bin.output(&["migrate"]).await.status.success());
@@ -105,6 +108,7 @@ async fn dry_run_commits_locally_and_stores_the_would_be_pr(pool: PgPool) {
     assert_eq!((status.as_str(), pr_url), ("completed", None));
     assert_eq!(draft["title"], "[Autonomous] Write the docs");
     assert_eq!(draft["head"], "feature/task-t-ok");
+    assert_eq!(draft["head_repository"], "bot/r");
     assert_eq!(
         draft["labels"],
         serde_json::json!([
@@ -141,6 +145,7 @@ async fn dry_run_commits_locally_and_stores_the_would_be_pr(pool: PgPool) {
     for needle in [
         "would-be PR (dry run",
         "[Autonomous] Write the docs",
+        "head:     bot:feature/task-t-ok → base main",
         "local only",
         "## PRD",
     ] {

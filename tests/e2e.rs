@@ -6,7 +6,10 @@ mod common;
 use std::path::Path;
 
 use common::{FakeGitHub, FakeModel, Remote, Script, text};
+use serde_json::json;
 use sqlx::PgPool;
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, ResponseTemplate};
 
 /// The fake model's script for the backlog: one needs_review, one consensus reject, one PM
 /// reject, the other twelve approved.
@@ -234,6 +237,17 @@ async fn with_push_repository_the_branch_goes_to_the_fork_and_the_pr_head_names_
         ],
     );
     github.serve_git(&forks, common::GITHUB_TOKEN).await;
+    // An outside contributor's token may open the PR but not label it: GitHub answers 403.
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/repos/o/r/issues/\d+/labels$"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "message": "Resource not accessible by personal access token",
+            "documentation_url": "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue",
+            "status": "403"
+        })))
+        .with_priority(1)
+        .mount(&github.server)
+        .await;
     let env = common::Bin::new(
         &common::database_url(&pool),
         &remote,
@@ -274,4 +288,13 @@ async fn with_push_repository_the_branch_goes_to_the_fork_and_the_pr_head_names_
     assert_eq!(status, "completed");
     assert_eq!(pr_url.as_deref(), Some("https://github.com/o/r/pull/1"));
     assert!(!on_fork.trim().is_empty());
+    // The refused labels are a warning, not a failure: the PR is recorded without them.
+    assert_eq!(github.labels().await.len(), 1, "labelling was not tried once");
+    assert!(log.contains("refused to label"), "{log}");
+    let labels: serde_json::Value =
+        sqlx::query_scalar("SELECT result->'pr'->'labels' FROM tasks WHERE task_id = 'fork-001'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(labels, json!([]));
 }

@@ -444,6 +444,74 @@ fn publishing_other_content_force_updates_the_branch() {
     assert_eq!(blob_at(&origin, &commit, "b.txt").as_deref(), Some("two\n"));
 }
 
+/// Pushes a commit by a person (committer `Seed`) on top of origin's `branch`; returns its SHA.
+fn person_pushes_onto(fx: &Fixture, branch: &str) -> String {
+    git(&fx.seed, &["fetch", "-q", "origin", branch]);
+    git(&fx.seed, &["checkout", "-q", "-B", "person", "FETCH_HEAD"]);
+    fs::write(fx.seed.join("person.txt"), "mine\n").expect("write");
+    git(&fx.seed, &["add", "person.txt"]);
+    git(&fx.seed, &["commit", "-qm", "a person's work"]);
+    let refspec = format!("HEAD:refs/heads/{branch}");
+    git(&fx.seed, &["push", "-q", "origin", &refspec]);
+    git(&fx.seed, &["checkout", "-q", "main"]);
+    git_out(&fx.seed, &["rev-parse", "person"]).trim().to_string()
+}
+
+#[test]
+fn a_branch_a_person_pushed_to_is_never_overwritten() {
+    let fx = Fixture::new();
+    let repo = fx.open();
+    repo.publish_branch("feature/t", &[change("a.txt", "one\n")], "one")
+        .expect("first");
+    let theirs = person_pushes_onto(&fx, "feature/t");
+
+    let err = repo
+        .publish_branch("feature/t", &[change("b.txt", "two\n")], "two")
+        .expect_err("a person's commit was overwritten");
+    assert!(
+        matches!(&err, GitError::ForeignBranch { branch, commit, .. }
+            if branch == "feature/t" && *commit == theirs),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not overwriting"), "{err}");
+    assert_eq!(remote_branch(&fx, "feature/t"), Some(theirs));
+}
+
+#[test]
+fn a_branch_moved_between_the_read_and_the_push_is_not_overwritten() {
+    let fx = Fixture::new();
+    let server = GitServer::start(fx._dir.path(), HTTP_TOKEN);
+    let url = format!("http://{}/origin.git", server.address);
+    let repo = over_http(&fx, &url, Some(HTTP_TOKEN));
+    let first = repo
+        .publish_branch("feature/t", &[change("a.txt", "one\n")], "one")
+        .expect("first")
+        .commit;
+    // Another client moves the branch after the daemon read it (its own commit, so it may be
+    // replaced) and before its push.
+    let origin = fx.origin.clone();
+    let moved_to = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let recorded = moved_to.clone();
+    server.before_first_push(fx._dir.path(), move || {
+        let tree = format!("{first}^{{tree}}");
+        let theirs = git_out(&origin, &["commit-tree", &tree, "-p", &first, "-m", "theirs"]);
+        git(&origin, &["update-ref", "refs/heads/feature/t", theirs.trim()]);
+        *recorded.lock().unwrap() = theirs.trim().to_string();
+    });
+
+    let err = repo
+        .publish_branch("feature/t", &[change("b.txt", "two\n")], "two")
+        .expect_err("a moved branch was overwritten");
+    let theirs = moved_to.lock().unwrap().clone();
+    assert!(!theirs.is_empty(), "control: the hook never ran");
+    assert!(
+        matches!(&err, GitError::PushRejected { refname, message, .. }
+            if refname == "refs/heads/feature/t" && message.contains(&theirs)),
+        "{err:?}"
+    );
+    assert_eq!(remote_branch(&fx, "feature/t"), Some(theirs));
+}
+
 /// How many times origin moved `refs/heads/<branch>` (its reflog; the fixture's bare origin
 /// logs every ref update once [`log_ref_updates`] was called).
 fn remote_updates(fx: &Fixture, branch: &str) -> usize {

@@ -214,7 +214,7 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
             if let Publication::DryRun(draft) = publication {
                 let _ = writeln!(out, "\nwould-be PR (dry run, not opened):");
                 let _ = writeln!(out, "  title:    {}", draft.title);
-                let _ = writeln!(out, "  head:     {} → base {}", draft.head, draft.base);
+                let _ = writeln!(out, "  head:     {} → base {}", draft.qualified_head(), draft.base);
                 let _ = writeln!(out, "  labels:   {}", draft.labels.join(", "));
                 let _ = writeln!(out, "  body:\n{}", indent_by(&draft.body, 4));
             }

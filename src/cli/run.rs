@@ -62,6 +62,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         base_branch: args.base_branch.clone(),
         token: args.github_token.clone(),
         push_url: fork.as_ref().map(|fork| fork.url.clone()),
+        head_repository: fork.as_ref().map(|fork| fork.repository.clone()),
     };
     let reads = GitRepository::new(clone.clone());
     let publisher = Publisher::new(clone, github);

@@ -40,6 +40,16 @@ const ORIGIN: &str = "origin";
 pub const MAX_BLOB_BYTES: usize = 32 << 20;
 /// The fork (PUSH_REPOSITORY) as errors name it.
 const FORK: &str = "the fork";
+/// Whether the daemon made `commit`: committed as [`AUTHOR_NAME`] <[`AUTHOR_EMAIL`]> on one
+/// parent, as [`Repo::commit`] does. A commit someone added on top, amended or rebased has
+/// their committer identity.
+fn made_by_daemon(commit: &git2::Commit<'_>) -> bool {
+    let committer = commit.committer();
+    committer.name_bytes() == AUTHOR_NAME.as_bytes()
+        && committer.email_bytes() == AUTHOR_EMAIL.as_bytes()
+        && commit.parent_count() == 1
+}
+
 /// Where the fork's copy of a task branch is fetched to for comparison:
 /// `refs/autonomous-dev/push/<branch>` (outside `refs/remotes/origin/`, so origin's refs never
 /// mix with the fork's).
@@ -70,6 +80,17 @@ pub enum GitError {
         remote: &'static str,
         refname: String,
         message: String,
+    },
+    /// The push remote's task branch holds a commit the daemon did not make (someone pushed to
+    /// it, or rewrote it): a force-push would destroy their work, so nothing is pushed.
+    #[error(
+        "{remote}'s branch {branch} holds commit {commit}, which autonomous-dev did not commit; \
+         not overwriting it (delete or rename that branch, then retry the task)"
+    )]
+    ForeignBranch {
+        remote: &'static str,
+        branch: String,
+        commit: String,
     },
     /// The base branch does not exist on origin (or was never fetched).
     #[error("branch '{0}' not found on origin (fetch it first)")]
@@ -354,6 +375,14 @@ impl Repo {
     /// (call [`Repo::commit`] first); [`GitError::Auth`], [`GitError::Remote`],
     /// [`GitError::PushRejected`] from the push remote.
     pub fn push(&self, branch: &str) -> Result<Pushed, GitError> {
+        self.push_leased(branch, None)
+    }
+
+    /// [`Repo::push`], and with `lease` (the remote tip read before, zero for "no such
+    /// branch") only while the push remote's branch is still there — git's
+    /// `--force-with-lease`: the push sends that tip as the ref's old value, so a branch moved
+    /// meanwhile is left alone ([`GitError::PushRejected`]).
+    fn push_leased(&self, branch: &str, lease: Option<git2::Oid>) -> Result<Pushed, GitError> {
         check_branch_name(branch)?;
         let refname = format!("refs/heads/{branch}");
         let commit = match self.repo.find_reference(&refname) {
@@ -366,7 +395,7 @@ impl Repo {
             }
             Err(e) => return Err(e.into()),
         };
-        self.push_ref(&refname)?;
+        self.push_ref(&refname, lease)?;
         Ok(Pushed {
             branch: branch.to_string(),
             commit: commit.to_string(),
@@ -403,7 +432,9 @@ impl Repo {
     /// remote's (origin's, or the fork's) `branch` already holds a commit with exactly that
     /// tree on the current base
     /// (a previous attempt pushed the same content, then crashed), reuses that commit without
-    /// pushing (`reused: true`); otherwise commits and force-pushes (`reused: false`).
+    /// pushing (`reused: true`); otherwise commits and force-pushes (`reused: false`) — over
+    /// a remote tip only when the daemon made it ([`GitError::ForeignBranch`] otherwise: a
+    /// person's commits on the task branch are never destroyed).
     ///
     /// "Same content" means the remote tip's tree equals the tree built now *and* its first
     /// parent is the current base commit (so the PR's diff is exactly `files`). A remote tip
@@ -412,7 +443,8 @@ impl Repo {
     /// at the remote tip too.
     ///
     /// Errors: as [`Repo::fetch_base`], [`Repo::commit`], [`Repo::remote_branch`] and
-    /// [`Repo::push`]. Nothing is pushed when an error occurs before the push.
+    /// [`Repo::push`]; [`GitError::ForeignBranch`]. Nothing is pushed when an error occurs
+    /// before the push.
     pub fn publish_branch(
         &self,
         branch: &str,
@@ -423,25 +455,38 @@ impl Repo {
             self.fetch_base()?;
         }
         let planned = self.plan_tree(branch, files)?;
-        if let Some(remote_tip) = self.remote_branch(branch)?
-            && let Some(commit) = self.remote_commit(branch, &remote_tip)?
-            && commit.tree_id() == planned.tree
-            && commit.parent_ids().next() == Some(planned.base)
+        let remote_tip = self.remote_branch(branch)?;
+        if let Some(tip) = &remote_tip
+            && let Some(commit) = self.remote_commit(branch, tip)?
         {
-            self.set_local_branch(branch, commit.id())?;
-            tracing::info!(
-                %branch,
-                commit = %commit.id(),
-                "the push remote already has this content on the branch; reusing it without a push"
-            );
-            return Ok(Pushed {
-                branch: branch.to_string(),
-                commit: commit.id().to_string(),
-                reused: true,
-            });
+            if commit.tree_id() == planned.tree && commit.parent_ids().next() == Some(planned.base)
+            {
+                self.set_local_branch(branch, commit.id())?;
+                tracing::info!(
+                    %branch,
+                    commit = %commit.id(),
+                    "the push remote already has this content on the branch; reusing it without a push"
+                );
+                return Ok(Pushed {
+                    branch: branch.to_string(),
+                    commit: commit.id().to_string(),
+                    reused: true,
+                });
+            }
+            if !made_by_daemon(&commit) {
+                return Err(GitError::ForeignBranch {
+                    remote: self.push_remote()?.1,
+                    branch: branch.to_string(),
+                    commit: commit.id().to_string(),
+                });
+            }
         }
         self.commit(branch, files, message)?;
-        self.push(branch)
+        let lease = match &remote_tip {
+            Some(tip) => git2::Oid::from_str(tip)?,
+            None => git2::Oid::ZERO_SHA1,
+        };
+        self.push_leased(branch, Some(lease))
     }
 
     /// The commit `sha` that the push remote's `branch` points to, fetching the branch into
@@ -561,8 +606,11 @@ impl Repo {
         }
     }
 
-    /// Force-pushes the local `refname` to the same name on the push remote.
-    fn push_ref(&self, refname: &str) -> Result<(), GitError> {
+    /// Force-pushes the local `refname` to the same name on the push remote; with `lease`,
+    /// only when the remote advertises exactly that old value for it (libgit2's push
+    /// negotiation sees the remote's refs before anything is sent; receive-pack then refuses
+    /// the update if the ref moves in between).
+    fn push_ref(&self, refname: &str, lease: Option<git2::Oid>) -> Result<(), GitError> {
         let (mut remote, name) = self.push_remote()?;
         let url = remote
             .pushurl()
@@ -571,11 +619,36 @@ impl Repo {
             .or_else(|| remote.url().ok())
             .map(str::to_string);
         let session = Session::new(self.token.as_ref(), name);
+        let mut callbacks = session.callbacks();
+        let moved = std::cell::Cell::new(None);
+        if let Some(expected) = lease {
+            let moved = &moved;
+            callbacks.push_negotiation(move |updates| {
+                match updates
+                    .iter()
+                    .find(|u| u.dst_refname_bytes() == refname.as_bytes())
+                {
+                    Some(update) if update.src() != expected => {
+                        moved.set(Some(update.src()));
+                        Err(git2::Error::from_str("the branch moved on the remote"))
+                    }
+                    _ => Ok(()),
+                }
+            });
+        }
         let mut options = PushOptions::new();
-        options.remote_callbacks(session.callbacks());
-        remote
-            .push(&[format!("+{refname}:{refname}")], Some(&mut options))
-            .map_err(|e| session.error("push", &e, url.as_deref()))?;
+        options.remote_callbacks(callbacks);
+        let pushed = remote.push(&[format!("+{refname}:{refname}")], Some(&mut options));
+        if let Some(now) = moved.get() {
+            return Err(GitError::PushRejected {
+                remote: name,
+                refname: refname.to_string(),
+                message: format!(
+                    "the branch moved to {now} since it was read; not overwriting it"
+                ),
+            });
+        }
+        pushed.map_err(|e| session.error("push", &e, url.as_deref()))?;
         match session.rejection() {
             Some(rejected) => Err(rejected),
             None => Ok(()),

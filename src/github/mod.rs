@@ -93,6 +93,13 @@ impl GitHubError {
         }
     }
 
+    /// A plain 403 (not a rate limit, [`GitHubError::is_rate_limited`]): the token may not do
+    /// this on the repository (e.g. labelling a PR, which needs triage access that an outside
+    /// contributor's token from a fork lacks).
+    pub fn is_forbidden(&self) -> bool {
+        self.status() == Some(403) && !self.is_rate_limited()
+    }
+
     /// Whether this is GitHub's 422 "A pull request already exists for owner:branch." (an
     /// open pull request has the same head and base).
     pub fn is_already_exists(&self) -> bool {

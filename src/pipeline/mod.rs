@@ -504,6 +504,7 @@ impl Pipeline {
             &consensus,
             thresholds,
             self.publisher.base_branch(),
+            self.publisher.head_repository(),
         );
         let change = publish::branch_change(task, chain, &consensus)?;
         let branch = self.publisher.push_branch(base.base(), change).await?;
@@ -523,7 +524,16 @@ impl Pipeline {
         }
         let (pr, created) = self.publisher.open_pull_request(&draft).await?;
         self.store.set_pr_url(lease, &pr.url).await?;
-        self.publisher.label(pr.number, &draft.labels).await?;
+        let labels = match self.publisher.label(pr.number, &draft.labels).await {
+            Ok(()) => draft.labels,
+            // The PR exists: a token that may open PRs but not label them (an outside
+            // contributor's, with PUSH_REPOSITORY) must not fail the task over its labels.
+            Err(PublishError::GitHub(e)) if e.is_forbidden() => {
+                warn!(pr_url = %pr.url, error = %e, "GitHub refused to label the pull request; it stays unlabelled");
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
         if created {
             info!(pr_url = %pr.url, branch = %branch.branch, "pull request opened");
         } else {
@@ -539,7 +549,7 @@ impl Pipeline {
                 publication: Publication::Opened(PullRequestRef {
                     number: pr.number,
                     url: pr.url,
-                    labels: draft.labels,
+                    labels,
                 }),
             },
             error: None,

@@ -32,6 +32,8 @@ pub struct PublisherConfig {
     pub token: Option<SecretString>,
     /// Clone URL of the fork task branches are pushed to (PUSH_REPOSITORY); `None`: origin.
     pub push_url: Option<String>,
+    /// `owner/name` of that fork, as PR heads name it (`<owner>:<branch>`); `None`: origin.
+    pub head_repository: Option<String>,
 }
 
 /// Why publishing failed.
@@ -77,6 +79,10 @@ impl Publishing for Publisher {
 
     fn base_branch(&self) -> &str {
         &self.config.base_branch
+    }
+
+    fn head_repository(&self) -> Option<&str> {
+        self.config.head_repository.as_deref()
     }
 
     /// The clone is pinned at `base` ([`crate::git::Repo::at_commit`]): the branch is built on the commit
@@ -135,17 +141,20 @@ impl Publishing for Publisher {
     }
 }
 
-/// The PR `task` asks for (title, head, base, body, labels), against branch `base`.
+/// The PR `task` asks for (title, head, base, body, labels), against branch `base`, from
+/// the fork `head_repository` (`owner/name`) when there is one.
 pub fn draft(
     task: &Task,
     chain: &Chain,
     consensus: &Consensus,
     thresholds: Thresholds,
     base: &str,
+    head_repository: Option<&str>,
 ) -> DraftPr {
     DraftPr {
         title: pr_title(task),
         head: branch_name(task),
+        head_repository: head_repository.map(str::to_owned),
         base: base.to_owned(),
         body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
         labels: labels(task, chain, consensus, thresholds),

@@ -81,6 +81,12 @@ pub trait Publishing: Send + Sync {
     /// The branch PRs target (BASE_BRANCH).
     fn base_branch(&self) -> &str;
 
+    /// `owner/name` of the fork holding the head branch (PUSH_REPOSITORY); `None`: the
+    /// target repository itself.
+    fn head_repository(&self) -> Option<&str> {
+        None
+    }
+
     /// Commits `change` as one commit whose parent is `base` (the snapshot's commit, the one
     /// the change was read, gated and verified on) and pushes it — unless origin already has
     /// the same tree on that base on the branch (a retried publish: reused, not pushed), or

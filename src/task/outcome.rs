@@ -76,11 +76,26 @@ pub struct DraftPr {
     pub title: String,
     /// Head branch, `feature/task-<task_id>`.
     pub head: String,
+    /// `owner/name` of the fork the head branch is in (PUSH_REPOSITORY): the PR's head is then
+    /// `<owner>:<head>`. `None`: the target repository itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_repository: Option<String>,
     /// Base branch (BASE_BRANCH).
     pub base: String,
     /// Markdown.
     pub body: String,
     pub labels: Vec<String>,
+}
+
+impl DraftPr {
+    /// The head as GitHub's create-PR API takes it: `<fork owner>:<branch>` from a fork
+    /// ([`DraftPr::head_repository`]), else the branch.
+    pub fn qualified_head(&self) -> String {
+        match &self.head_repository {
+            Some(fork) => format!("{}:{}", fork.split('/').next().unwrap_or(fork), self.head),
+            None => self.head.clone(),
+        }
+    }
 }
 
 /// The task's branch commit: pushed to origin, or (dry run) only committed locally.
@@ -96,7 +111,8 @@ pub struct BranchCommit {
 }
 
 /// The task's pull request on GitHub, as it was when the task ended: its number in the
-/// repository, its web URL and the labels the daemon added.
+/// repository, its web URL and the labels the daemon added (none when GitHub refused the token
+/// permission to label, as it does an outside contributor's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PullRequestRef {
     pub number: u64,

@@ -597,14 +597,14 @@ pub async fn mount_git(server: &MockServer, paths: &str, root: &Path, token: &st
         .respond_with(GitBackend {
             root: root.to_owned(),
         })
-        .with_priority(1)
+        .with_priority(2)
         .mount(server)
         .await;
     Mock::given(path_regex(paths))
         .respond_with(
             ResponseTemplate::new(401).insert_header("www-authenticate", "Basic realm=\"git\""),
         )
-        .with_priority(2)
+        .with_priority(3)
         .mount(server)
         .await;
 }
@@ -643,6 +643,24 @@ impl GitServer {
             token: token.to_owned(),
             address,
         }
+    }
+
+    /// Runs `hook` once, when the first authorized push asks for the refs (`GET
+    /// …/info/refs?service=git-receive-pack`), before answering it: what another client's
+    /// push between the daemon's read of a branch and its push looks like.
+    pub fn before_first_push(&self, root: &Path, hook: impl Fn() + Send + Sync + 'static) {
+        let mock = Mock::given(path_regex(r"/info/refs$"))
+            .and(wiremock::matchers::query_param("service", "git-receive-pack"))
+            .and(wiremock::matchers::basic_auth(TOKEN_USER, &self.token))
+            .respond_with(Hooked {
+                hook: Box::new(hook),
+                backend: GitBackend {
+                    root: root.to_owned(),
+                },
+            })
+            .up_to_n_times(1)
+            .with_priority(1);
+        self.runtime.block_on(mock.mount(&self.server));
     }
 
     /// How many requests were answered 401 (no or wrong credentials).
@@ -726,6 +744,19 @@ impl Respond for GitBackend {
         let output = child.wait_with_output().expect("http-backend output");
         let _ = writer.join();
         cgi_response(&output.stdout)
+    }
+}
+
+/// Runs a hook, then answers as [`GitBackend`].
+struct Hooked {
+    hook: Box<dyn Fn() + Send + Sync>,
+    backend: GitBackend,
+}
+
+impl Respond for Hooked {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        (self.hook)();
+        self.backend.respond(request)
     }
 }
 
