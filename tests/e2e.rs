@@ -213,6 +213,13 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     ] {
         assert!(show.contains(needle), "tasks show lacks {needle}:\n{show}");
     }
+    // The base commit every stage read the repository at: origin's main.
+    let main = common::git(&remote.bare, &["rev-parse", "main"]);
+    assert!(
+        show.contains(&format!("base:       {}\n", main.trim())),
+        "{show}"
+    );
+    assert!(!show.contains("on base "), "{show}");
 }
 
 #[sqlx::test]

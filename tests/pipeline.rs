@@ -2,8 +2,9 @@
 //! over a real [`Store`] (PostgreSQL, `#[sqlx::test]`), a scripted in-process
 //! [`Provider`] that records which tools it was asked for (and can act on the task while a
 //! call is in flight), and an in-memory repository edge that counts snapshots and records what
-//! is published. Covered: resume from each stage, resume on the recorded base commit (and on a
-//! fresh one when records carry none), cancellation and shutdown at a stage
+//! is published. Covered: resume from each stage, resume on the recorded base commit (on a
+//! fresh one when records carry none or the recorded commit is gone; from the first record on
+//! another base when they disagree), cancellation and shutdown at a stage
 //! boundary, a PM reject, and a lease lost while a stage's model call is in flight.
 
 mod common;
@@ -19,7 +20,7 @@ use sqlx::PgPool;
 use autonomous_dev::consensus::Thresholds;
 use autonomous_dev::cost::PriceTable;
 use autonomous_dev::gates::GateConfig;
-use autonomous_dev::git::Listing;
+use autonomous_dev::git::{GitError, Listing};
 use autonomous_dev::github::PullRequest;
 use autonomous_dev::llm::{LlmError, Provider, ToolCall, ToolRequest};
 use autonomous_dev::pipeline::{
@@ -157,9 +158,13 @@ impl Repository for FakeRepository {
         }))
     }
 
+    /// [`GONE`] is not available (as [`autonomous_dev::git::Repo::fetch_commit`] answers).
     async fn snapshot_at(&self, commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
-        *self.snapshots.lock().unwrap() += 1;
         self.pinned_at.lock().unwrap().push(commit.to_owned());
+        if commit == GONE {
+            return Err(PublishError::Git(GitError::MissingCommit(commit.to_owned())));
+        }
+        *self.snapshots.lock().unwrap() += 1;
         Ok(Arc::new(FakeSnapshot {
             files: self.files.clone(),
             base: commit.to_owned(),
@@ -560,20 +565,24 @@ async fn a_change_rewritten_after_the_gates_is_not_published(pool: PgPool) {
 /// A base commit older than [`BASE`] (the newest), recorded by an earlier run.
 const OLD: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
-/// Runs [`TASK_ID`] with its first three stages recorded (by an earlier run) on `base`: the run
-/// must ask only QA and Security and complete. Returns the repository and publishing edges and
-/// each stage's recorded base, in pipeline order.
+/// A base commit recorded by an earlier run that origin no longer has (rewritten history).
+const GONE: &str = "dead0000dead0000dead0000dead0000dead0000";
+
+/// Runs [`TASK_ID`] to completion with its first three stages recorded (by an earlier run) on
+/// `bases`. Returns the repository and publishing edges, the tools asked (in order) and each
+/// stage's recorded base, in pipeline order.
 async fn resume_after_three_on(
     store: &Store,
-    base: Option<&str>,
+    bases: [Option<&str>; 3],
 ) -> (
     Arc<FakeRepository>,
     Arc<FakePublishing>,
+    Vec<String>,
     Vec<Option<String>>,
 ) {
     let records = approved_records(store).await;
     let (task, lease) = claimed(store, TASK_ID).await;
-    for record in &records[..3] {
+    for (record, base) in records[..3].iter().zip(bases) {
         let mut record = record.clone();
         record.base_commit = base.map(str::to_owned);
         store.save_stage(&lease, &record).await.expect("save");
@@ -585,17 +594,19 @@ async fn resume_after_three_on(
         .await
         .expect("run");
     assert_eq!(ended, Ended::Finished(TaskStatus::Completed));
-    assert_eq!(provider.asked(), TOOLS[3..]);
     let stages = store.stages(task.id).await.expect("stages");
-    let bases = stages.into_iter().map(|s| s.base_commit).collect();
-    (repository, publishing, bases)
+    let recorded = stages.into_iter().map(|s| s.base_commit).collect();
+    (repository, publishing, provider.asked(), recorded)
 }
 
 #[sqlx::test]
 async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
     let store = Store::from_pool(pool);
-    let (repository, publishing, bases) = resume_after_three_on(&store, Some(OLD)).await;
+    let old = Some(OLD);
+    let (repository, publishing, asked, bases) =
+        resume_after_three_on(&store, [old, old, old]).await;
 
+    assert_eq!(asked, TOOLS[3..]);
     assert_eq!(*repository.pinned_at.lock().unwrap(), [OLD]);
     assert_eq!(*repository.snapshots.lock().unwrap(), 1);
     assert_eq!(bases, vec![Some(OLD.to_owned()); 5]);
@@ -607,11 +618,43 @@ async fn a_resumed_task_runs_and_publishes_on_its_recorded_base(pool: PgPool) {
 #[sqlx::test]
 async fn records_without_a_base_resume_on_a_fresh_snapshot(pool: PgPool) {
     let store = Store::from_pool(pool);
-    let (repository, publishing, bases) = resume_after_three_on(&store, None).await;
+    let (repository, publishing, asked, bases) =
+        resume_after_three_on(&store, [None, None, None]).await;
 
+    assert_eq!(asked, TOOLS[3..]);
     assert!(repository.pinned_at.lock().unwrap().is_empty());
     assert_eq!(*repository.snapshots.lock().unwrap(), 1);
     let new = Some(BASE.to_owned());
     assert_eq!(bases, [None, None, None, new.clone(), new]);
     assert_eq!(publishing.pushed.lock().unwrap()[0].0, BASE);
+}
+
+#[sqlx::test]
+async fn a_resumed_task_whose_base_is_gone_runs_every_stage_again_on_a_fresh_snapshot(
+    pool: PgPool,
+) {
+    let store = Store::from_pool(pool);
+    let gone = Some(GONE);
+    let (repository, publishing, asked, bases) =
+        resume_after_three_on(&store, [gone, gone, gone]).await;
+
+    // The pin was tried, failed, and no record of the lost base was reused.
+    assert_eq!(*repository.pinned_at.lock().unwrap(), [GONE]);
+    assert_eq!(asked, TOOLS);
+    assert_eq!(bases, vec![Some(BASE.to_owned()); 5]);
+    assert_eq!(publishing.pushed.lock().unwrap()[0].0, BASE);
+}
+
+#[sqlx::test]
+async fn records_on_disagreeing_bases_run_again_from_the_first_that_disagrees(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let (repository, publishing, asked, bases) =
+        resume_after_three_on(&store, [Some(OLD), Some(BASE), Some(OLD)]).await;
+
+    // Pinned at the first record's base; the Architect (recorded on another base) and every
+    // later stage ran again on it.
+    assert_eq!(*repository.pinned_at.lock().unwrap(), [OLD]);
+    assert_eq!(asked, TOOLS[1..]);
+    assert_eq!(bases, vec![Some(OLD.to_owned()); 5]);
+    assert_eq!(publishing.pushed.lock().unwrap()[0].0, OLD);
 }

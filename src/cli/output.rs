@@ -96,9 +96,9 @@ fn usd(amount: f64) -> String {
     format!("${amount:.4}")
 }
 
-/// `tasks show`: the task, every recorded stage with its vote, rationale and evidence, the cost
-/// per stage (every call, retries included), the consensus, the decision, the PR URL and the
-/// error; for an approval the branch commit and, after a dry run, the would-be PR. A stage
+/// `tasks show`: the task, the base commit its stages read, every recorded stage with its vote,
+/// rationale and evidence, the cost per stage (every call, retries included), the consensus,
+/// the decision, the PR URL and the error; for an approval the branch commit and, after a dry run, the would-be PR. A stage
 /// output or an outcome of no known shape is said to be so (the outcome shown as stored); the
 /// rest of the task is shown as usual.
 pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> String {
@@ -120,6 +120,12 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
         if let Some(at) = at {
             let _ = writeln!(out, "{name:<11} {} UTC", at.format("%Y-%m-%d %H:%M:%S"));
         }
+    }
+    // The commit the stages read the repository at (one per task: a resumed run is pinned
+    // at it); a stage recorded on another one says so below.
+    let base = stages.iter().find_map(|s| s.base_commit.as_deref());
+    if let Some(base) = base {
+        let _ = writeln!(out, "base:       {base}");
     }
     let _ = writeln!(out, "\ndescription:\n{}\n", indent(&task.description));
     let _ = writeln!(out, "stages:");
@@ -157,6 +163,9 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
             Err(e) => {
                 let _ = writeln!(out, "{}", indent_by(&format!("output unreadable: {e}"), 13));
             }
+        }
+        if let Some(other) = stage.base_commit.as_deref().filter(|b| Some(*b) != base) {
+            let _ = writeln!(out, "{}", indent_by(&format!("on base {other}"), 13));
         }
         for line in evidence_lines(stage) {
             let _ = writeln!(out, "{}", indent_by(&line, 13));
