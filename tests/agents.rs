@@ -1472,7 +1472,7 @@ fn invalid_edits_are_all_listed() {
     }
     .validate()
     .unwrap_err();
-    assert!(error.contains("`edits[0]`"), "{error}");
+    assert!(error.contains("`edits[0].path`"), "{error}");
     assert!(error.contains("'../x'"), "{error}");
     assert!(
         error.contains(&format!(
@@ -1484,7 +1484,7 @@ fn invalid_edits_are_all_listed() {
         error.contains("`edits[2].search` must not be empty"),
         "{error}"
     );
-    assert!(error.contains("`edits[3]`"), "{error}");
+    assert!(error.contains("`edits[3].path`"), "{error}");
     assert!(error.contains(".git/config"), "{error}");
 
     let error = edits_only(vec![]).validate().unwrap_err();

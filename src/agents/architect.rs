@@ -3,7 +3,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Problems, Role, Scored, Validate};
+use super::{Doc, NON_BLANK, Problems, Role, Scored, Validate};
+use crate::task::PATH_PATTERN;
 use crate::task::Stage;
 
 /// The Architect role (marker type for [`super::ask`]).
@@ -14,33 +15,37 @@ pub struct Architect;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ArchitectOutput {
     /// Design summary, Markdown.
+    #[schemars(pattern(NON_BLANK))]
     pub design: String,
     /// The components (modules, types, functions) the change touches or adds.
+    #[schemars(length(min = 1), inner(pattern(NON_BLANK)))]
     pub components: Vec<String>,
     /// Repository-relative paths to create or change, `/`-separated (e.g. `src/lib.rs`);
     /// each at most once.
+    #[schemars(inner(pattern(PATH_PATTERN)), extend("uniqueItems" = true))]
     pub files: Vec<String>,
     /// Technical risks of the change.
+    #[schemars(inner(pattern(NON_BLANK)))]
     pub risks: Vec<String>,
     /// Your confidence in the design, 0–100.
     #[schemars(range(max = 100))]
     pub score: u8,
     /// Why you gave that score.
+    #[schemars(pattern(NON_BLANK))]
     pub rationale: String,
 }
 
 impl Validate for ArchitectOutput {
     /// Non-empty design and rationale; at least one component; score 0–100; `files` may be
     /// empty but each path must pass `git::check_path` and appear once.
-    fn validate(&self) -> Result<(), String> {
-        Problems::default()
+    fn check(&self, problems: &mut Problems) {
+        problems
             .text("design", &self.design)
             .list("components", &self.components, 1)
             .list("risks", &self.risks, 0)
             .score("score", self.score)
             .text("rationale", &self.rationale)
-            .paths("files", &self.files)
-            .finish()
+            .paths("files", &self.files);
     }
 }
 

@@ -235,8 +235,11 @@ fn accept<T: DeserializeOwned + Validate>(input: &serde_json::Value) -> Result<T
 }
 
 /// The JSON Schema of a tool input as Anthropic accepts it: an object schema at the root, every
-/// subschema inlined (no `$ref`/`$defs`) and no `$schema` key. Each call generates the schema
-/// anew; requests carry the five roles' schemas generated once per process.
+/// subschema inlined (no `$ref`/`$defs`), no `$schema` key, and `additionalProperties: false`
+/// on every object (the roles' outputs have no other fields). It carries every [`Validate`]
+/// rule a schema can say (the output types' `#[schemars(...)]` attributes). Each call
+/// generates the schema anew; requests carry the five roles' schemas generated once per
+/// process.
 pub fn input_schema<T: JsonSchema>() -> serde_json::Value {
     let schema = SchemaSettings::draft2020_12()
         .with(|s| {
@@ -249,5 +252,23 @@ pub fn input_schema<T: JsonSchema>() -> serde_json::Value {
     if let Some(object) = value.as_object_mut() {
         object.remove("$schema");
     }
+    close_objects(&mut value);
     value
+}
+
+/// Sets `additionalProperties: false` on every object schema (one with `properties`) in
+/// `schema`.
+fn close_objects(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(object) => {
+            if object.contains_key("properties") {
+                object
+                    .entry("additionalProperties")
+                    .or_insert(serde_json::Value::Bool(false));
+            }
+            object.values_mut().for_each(close_objects);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
 }

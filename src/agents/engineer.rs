@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::render::fill;
 use super::{
-    Doc, Input, Problems, RepoContext, Role, Scored, Validate, file_block, verification_block,
+    Doc, Input, NON_BLANK, Problems, RepoContext, Role, Scored, Validate, file_block,
+    verification_block,
 };
-use crate::task::{FileChange, Stage};
+use crate::task::{FileChange, PATH_PATTERN, Stage};
 use crate::verify::Verification;
 
 /// The current content of the files the Architect named (`{files}`: their file blocks).
@@ -32,6 +33,7 @@ pub struct Engineer;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EngineerOutput {
     /// What the implementation does and how, Markdown.
+    #[schemars(pattern(NON_BLANK))]
     pub summary: String,
     /// Whole-file writes (new files, or files rewritten entirely); each path at most once.
     #[serde(default)]
@@ -44,6 +46,7 @@ pub struct EngineerOutput {
     #[schemars(range(max = 100))]
     pub score: u8,
     /// Why you gave that score.
+    #[schemars(pattern(NON_BLANK))]
     pub rationale: String,
 }
 
@@ -52,8 +55,10 @@ pub struct EngineerOutput {
 pub struct Edit {
     /// Relative path with `/` separators of a file that exists (in the repository, or written
     /// earlier in this conversation).
+    #[schemars(pattern(PATH_PATTERN))]
     pub path: String,
     /// Exact text to find, whitespace included; it must occur exactly once in the file.
+    #[schemars(length(min = 1))]
     pub search: String,
     /// Text that replaces it (may be empty to delete).
     pub replace: String,
@@ -146,30 +151,28 @@ impl Validate for EngineerOutput {
     /// Non-empty summary and rationale; score 0–100; at least one file write or edit; each
     /// written path passing `git::check_path` and appearing once; each edit with a valid path
     /// not also written whole, and a non-empty `search`.
-    fn validate(&self) -> Result<(), String> {
-        let mut problems = Problems::default();
+    fn check(&self, problems: &mut Problems) {
+        let edit_paths: Vec<&str> = self.edits.iter().map(|e| e.path.as_str()).collect();
+        let searches: Vec<&str> = self.edits.iter().map(|e| e.search.as_str()).collect();
         problems
             .text("summary", &self.summary)
             .score("score", self.score)
             .text("rationale", &self.rationale)
-            .files("files", &self.files, 0);
+            .files("files", &self.files, 0)
+            .item_paths("edits[].path", &edit_paths)
+            .non_empty("edits[].search", &searches);
+        // Rules across two fields, which no schema here says.
         if self.files.is_empty() && self.edits.is_empty() {
             problems.note("`files` and `edits` are both empty: change at least one file");
         }
         for (i, edit) in self.edits.iter().enumerate() {
-            if let Err(e) = crate::git::check_path(&edit.path) {
-                problems.note(&format!("`edits[{i}]`: {e}"));
-            } else if self.files.iter().any(|f| f.path == edit.path) {
+            if self.files.iter().any(|f| f.path == edit.path) {
                 problems.note(&format!(
                     "`edits[{i}]`: '{}' is also written whole in `files`; do one or the other",
                     edit.path
                 ));
             }
-            if edit.search.is_empty() {
-                problems.note(&format!("`edits[{i}].search` must not be empty"));
-            }
         }
-        problems.finish()
     }
 }
 

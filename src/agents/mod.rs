@@ -41,7 +41,7 @@ pub use render::{
     Doc, chain_blocks, file_block, listing_block, neutralize, task_block, user_parts,
 };
 pub use security::{Security, SecurityOutput};
-pub use validation::{Problems, Validate};
+pub use validation::{NON_BLANK, Problems, Rule, Validate};
 
 use crate::task::Stage;
 

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Problems, Role, Scored, Validate};
+use super::{Doc, NON_BLANK, Problems, Role, Scored, Validate};
 use crate::task::Stage;
 
 /// The PM role (marker type for [`super::ask`]).
@@ -34,24 +34,26 @@ impl PmVote {
 pub struct PmOutput {
     /// Product requirements document, Markdown: problem, goals, scope and non-goals,
     /// functional requirements, constraints.
+    #[schemars(pattern(NON_BLANK))]
     pub prd: String,
     /// Testable acceptance criteria, one per item; at least one.
+    #[schemars(length(min = 1), inner(pattern(NON_BLANK)))]
     pub acceptance_criteria: Vec<String>,
     /// `approve` if the task is clear, feasible and worth doing as one pull request;
     /// `reject` otherwise.
     pub vote: PmVote,
     /// Why you voted as you did.
+    #[schemars(pattern(NON_BLANK))]
     pub rationale: String,
 }
 
 impl Validate for PmOutput {
     /// Non-empty PRD and rationale; at least one acceptance criterion, none blank.
-    fn validate(&self) -> Result<(), String> {
-        Problems::default()
+    fn check(&self, problems: &mut Problems) {
+        problems
             .text("prd", &self.prd)
             .list("acceptance_criteria", &self.acceptance_criteria, 1)
-            .text("rationale", &self.rationale)
-            .finish()
+            .text("rationale", &self.rationale);
     }
 }
 

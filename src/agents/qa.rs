@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Problems, Role, Scored, Validate};
+use super::{Doc, NON_BLANK, Problems, Role, Scored, Validate};
 use crate::task::{FileChange, Stage};
 
 /// The QA role (marker type for [`super::ask`]).
@@ -14,10 +14,13 @@ pub struct Qa;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct QaOutput {
     /// Review of the implementation against the PRD and design, Markdown.
+    #[schemars(pattern(NON_BLANK))]
     pub review: String,
     /// The tests to run or write, one per item; at least one.
+    #[schemars(length(min = 1), inner(pattern(NON_BLANK)))]
     pub test_plan: Vec<String>,
     /// Edge cases and how the implementation handles them.
+    #[schemars(inner(pattern(NON_BLANK)))]
     pub edge_cases: Vec<String>,
     /// Test files to add, whole-file writes; may be empty.
     #[serde(default)]
@@ -26,21 +29,21 @@ pub struct QaOutput {
     #[schemars(range(max = 100))]
     pub score: u8,
     /// Why you gave that score.
+    #[schemars(pattern(NON_BLANK))]
     pub rationale: String,
 }
 
 impl Validate for QaOutput {
     /// Non-empty review and rationale; at least one test-plan item; score 0–100; test files
     /// optional, each path passing `git::check_path` and appearing once.
-    fn validate(&self) -> Result<(), String> {
-        Problems::default()
+    fn check(&self, problems: &mut Problems) {
+        problems
             .text("review", &self.review)
             .list("test_plan", &self.test_plan, 1)
             .list("edge_cases", &self.edge_cases, 0)
             .score("score", self.score)
             .text("rationale", &self.rationale)
-            .files("test_files", &self.test_files, 0)
-            .finish()
+            .files("test_files", &self.test_files, 0);
     }
 }
 

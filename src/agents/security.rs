@@ -4,7 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, Input, Problems, Role, Scored, Validate, gates_block, verification_block};
+use super::{
+    Doc, Input, NON_BLANK, Problems, Role, Scored, Validate, gates_block, verification_block,
+};
 use crate::task::Stage;
 
 /// The Security role (marker type for [`super::ask`]).
@@ -30,8 +32,10 @@ pub struct SecurityOutput {
     /// evidence)?
     pub advanced_audit_logging: bool,
     /// Concrete security findings about this change, one per item; may be empty.
+    #[schemars(inner(pattern(NON_BLANK)))]
     pub findings: Vec<String>,
     /// Why you answered the rubric as you did.
+    #[schemars(pattern(NON_BLANK))]
     pub rationale: String,
 }
 
@@ -63,11 +67,10 @@ impl SecurityOutput {
 impl Validate for SecurityOutput {
     /// Non-empty rationale; findings may be empty but none blank. The rubric booleans need no
     /// check: the schema makes them required.
-    fn validate(&self) -> Result<(), String> {
-        Problems::default()
+    fn check(&self, problems: &mut Problems) {
+        problems
             .list("findings", &self.findings, 0)
-            .text("rationale", &self.rationale)
-            .finish()
+            .text("rationale", &self.rationale);
     }
 }
 

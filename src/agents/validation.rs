@@ -1,6 +1,10 @@
-//! Checks of a role's answer beyond its JSON Schema ([`Validate`]), collected by [`Problems`]
-//! so that the one corrective retry can fix every problem at once. The messages go back to the
-//! model.
+//! Checks of a role's answer ([`Validate`]), collected by [`Problems`] so that the one
+//! corrective retry can fix every problem at once; the messages go back to the model. Each
+//! check a JSON Schema can express is also a [`Rule`], which the role's tool schema must carry
+//! (its output type's `#[schemars(...)]` attributes; a test per role holds the two together),
+//! so a provider that decodes to the schema cannot produce an answer these checks refuse. What
+//! a schema cannot say stays here only: paths unique within a list of files, names that some
+//! filesystem resolves to `.git`, lengths in bytes, a `search` text occurring exactly once.
 
 use super::render::fill;
 use crate::git::PathError;
@@ -9,21 +13,57 @@ use crate::task::FileChange;
 /// The frame of a failed validation's message (`{problems}`: one `- …` line per problem).
 pub(super) const INVALID: &str = include_str!("messages/invalid.md");
 
-/// A role's structured output: validated beyond what its JSON Schema says.
+/// JSON Schema `pattern` of a required text: at least one character that is not whitespace
+/// (patterns are unanchored).
+pub const NON_BLANK: &str = r"\S";
+
+
+/// A role's structured output, checked beyond its types.
 pub trait Validate {
-    /// Checks score ranges, non-empty fields and paths; the message is sent back to the model.
-    fn validate(&self) -> Result<(), String>;
+    /// Adds this answer's problems to `problems` (score ranges, required texts and lists,
+    /// paths), each check through a [`Problems`] method so that its [`Rule`] is recorded.
+    fn check(&self, problems: &mut Problems);
+
+    /// `Ok`, or one message listing every problem, for the model.
+    fn validate(&self) -> Result<(), String> {
+        let mut problems = Problems::default();
+        self.check(&mut problems);
+        problems.finish()
+    }
 }
 
-/// Collects every problem of one answer, so the model can fix them all in its one retry.
+/// A check of [`Problems`] as JSON Schema says it, at `field`: a path into the tool input
+/// where `name[]` stands for every item of the array `name` (e.g. `files[].path`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    /// A text with a non-whitespace character: `pattern` [`NON_BLANK`].
+    NonBlank(String),
+    /// A text of at least one character: `minLength: 1`.
+    NonEmpty(String),
+    /// An array of at least `n` items: `minItems: n`.
+    MinItems(String, usize),
+    /// A score: an integer with `minimum: 0` and `maximum: 100`.
+    Score(String),
+    /// A repository path: `pattern` [`crate::task::PATH_PATTERN`].
+    Path(String),
+    /// An array without repeated items: `uniqueItems: true`.
+    Unique(String),
+}
+
+/// Collects every problem of one answer, so the model can fix them all in its one retry, and
+/// the [`Rule`] of every check made (whatever the answer).
 #[derive(Debug, Default)]
-pub struct Problems(Vec<String>);
+pub struct Problems {
+    problems: Vec<String>,
+    rules: Vec<Rule>,
+}
 
 impl Problems {
     /// A score on the votes' 0–100 scale.
     pub fn score(&mut self, field: &str, score: u8) -> &mut Self {
+        self.rules.push(Rule::Score(field.to_owned()));
         if score > 100 {
-            self.0
+            self.problems
                 .push(format!("`{field}` must be between 0 and 100 (got {score})"));
         }
         self
@@ -31,8 +71,22 @@ impl Problems {
 
     /// A required text: not empty or blank.
     pub fn text(&mut self, field: &str, text: &str) -> &mut Self {
+        self.rules.push(Rule::NonBlank(field.to_owned()));
         if text.trim().is_empty() {
-            self.0.push(format!("`{field}` must not be empty"));
+            self.problems.push(format!("`{field}` must not be empty"));
+        }
+        self
+    }
+
+    /// Texts of the items of array `field` (`texts`, one per item; e.g. every edit's `search`
+    /// as `edits[].search`) that must not be empty (blank is fine).
+    pub fn non_empty(&mut self, field: &str, texts: &[&str]) -> &mut Self {
+        self.rules.push(Rule::NonEmpty(field.to_owned()));
+        for (i, text) in texts.iter().enumerate() {
+            if text.is_empty() {
+                self.problems
+                    .push(format!("`{}` must not be empty", item(field, i)));
+            }
         }
         self
     }
@@ -40,8 +94,9 @@ impl Problems {
     /// A list of at least `min` items, none of them blank.
     pub fn list(&mut self, field: &str, items: &[String], min: usize) -> &mut Self {
         self.count(field, items.len(), min);
+        self.rules.push(Rule::NonBlank(format!("{field}[]")));
         if let Some(i) = items.iter().position(|item| item.trim().is_empty()) {
-            self.0.push(format!("`{field}[{i}]` must not be empty"));
+            self.problems.push(format!("`{field}[{i}]` must not be empty"));
         }
         self
     }
@@ -50,61 +105,214 @@ impl Problems {
     /// unique within the answer. Contents may be empty (an empty file).
     pub fn files(&mut self, field: &str, files: &[FileChange], min: usize) -> &mut Self {
         self.count(field, files.len(), min);
+        self.rules.push(Rule::Path(format!("{field}[].path")));
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        self.paths_with(field, &paths, crate::git::check_path)
+        self.paths_with(field, &paths, true, crate::git::check_path)
     }
 
     /// Repository paths: each valid ([`crate::git::check_path`]) and unique within the answer.
     pub fn paths(&mut self, field: &str, paths: &[String]) -> &mut Self {
+        self.rules.push(Rule::Path(format!("{field}[]")));
+        self.rules.push(Rule::Unique(field.to_owned()));
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-        self.paths_with(field, &paths, crate::git::check_path)
+        self.paths_with(field, &paths, true, crate::git::check_path)
     }
 
-    /// [`Self::paths`] with the path check as a parameter.
+    /// Paths of the items of array `field` (`paths`, one per item, e.g. `edits[].path`), each
+    /// valid ([`crate::git::check_path`]); they may repeat.
+    pub fn item_paths(&mut self, field: &str, paths: &[&str]) -> &mut Self {
+        self.rules.push(Rule::Path(field.to_owned()));
+        self.paths_with(field, paths, false, crate::git::check_path)
+    }
+
+    /// [`Self::paths`] with the path check as a parameter; `unique`: a path named twice is a
+    /// problem.
     fn paths_with(
         &mut self,
         field: &str,
         paths: &[&str],
+        unique: bool,
         check: impl Fn(&str) -> Result<(), PathError>,
     ) -> &mut Self {
         for (i, path) in paths.iter().enumerate() {
-            if paths[..i].contains(path) {
-                self.0
+            if unique && paths[..i].contains(path) {
+                self.problems
                     .push(format!("`{field}` names '{path}' more than once"));
             } else if let Err(e) = check(path) {
-                self.0.push(format!("`{field}`: {e}"));
+                self.problems.push(format!("`{}`: {e}", item(field, i)));
             }
         }
         self
     }
 
-    /// Any other problem, in the model's terms.
+    /// Any other problem, in the model's terms (a rule no schema says).
     pub fn note(&mut self, problem: &str) -> &mut Self {
-        self.0.push(problem.to_owned());
+        self.problems.push(problem.to_owned());
         self
     }
 
     fn count(&mut self, field: &str, len: usize, min: usize) {
+        if min > 0 {
+            self.rules.push(Rule::MinItems(field.to_owned(), min));
+        }
         if len < min {
-            self.0.push(format!(
+            self.problems.push(format!(
                 "`{field}` must have at least {min} item(s) (got {len})"
             ));
         }
     }
 
+    /// The rules of every check made so far.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
     /// `Ok` when nothing was found, else one message listing every problem.
     pub fn finish(&mut self) -> Result<(), String> {
-        if self.0.is_empty() {
+        if self.problems.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = self.0.iter().map(|p| format!("- {p}")).collect();
+        let list: Vec<String> = self.problems.iter().map(|p| format!("- {p}")).collect();
         Err(fill(INVALID, &[("problems", &list.join("\n"))]))
+    }
+}
+
+/// `field` with item `i` named: `edits[].path` → `edits[2].path`; a plain array name → `name`
+/// (its problems name the path).
+fn item(field: &str, i: usize) -> String {
+    match field.split_once("[]") {
+        Some((array, rest)) => format!("{array}[{i}]{rest}"),
+        None => field.to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::{
+        Architect, ArchitectOutput, Edit, Engineer, EngineerOutput, Pm, PmOutput, PmVote, Qa,
+        QaOutput, Role, Security, SecurityOutput, input_schema,
+    };
+    use serde_json::Value;
+
+    /// The schema node of `field` (`name`, `name[]`, `name[].inner`) in the tool's schema.
+    fn node<'s>(schema: &'s Value, field: &str) -> &'s Value {
+        field.split('.').fold(schema, |node, part| match part.strip_suffix("[]") {
+            Some(array) => &node["properties"][array]["items"],
+            None => &node["properties"][part],
+        })
+    }
+
+    /// Whether `schema` says `rule`.
+    fn says(schema: &Value, rule: &Rule) -> bool {
+        let at = |field: &str| node(schema, field);
+        match rule {
+            Rule::NonBlank(field) => at(field)["pattern"] == NON_BLANK,
+            Rule::NonEmpty(field) => at(field)["minLength"].as_u64() >= Some(1),
+            Rule::MinItems(field, min) => at(field)["minItems"].as_u64() == Some(*min as u64),
+            Rule::Score(field) => at(field)["minimum"] == 0 && at(field)["maximum"] == 100,
+            Rule::Path(field) => at(field)["pattern"] == crate::task::PATH_PATTERN,
+            Rule::Unique(field) => at(field)["uniqueItems"] == true,
+        }
+    }
+
+    /// Every object schema in `schema` refuses other properties.
+    fn all_closed(schema: &Value) -> bool {
+        match schema {
+            Value::Object(object) => {
+                (!object.contains_key("properties") || object["additionalProperties"] == false)
+                    && object.values().all(all_closed)
+            }
+            Value::Array(items) => items.iter().all(all_closed),
+            _ => true,
+        }
+    }
+
+    /// Every rule `answer`'s validation checks is in role `R`'s tool schema.
+    fn assert_the_schema_says_every_rule<R: Role>(answer: R::Output) {
+        let mut problems = Problems::default();
+        answer.check(&mut problems);
+        let schema = input_schema::<R::Output>();
+        assert!(!problems.rules().is_empty(), "{}", R::TOOL_NAME);
+        for rule in problems.rules() {
+            assert!(
+                says(&schema, rule),
+                "{}: {rule:?} is validated but not in the schema:\n{schema:#}",
+                R::TOOL_NAME
+            );
+        }
+        assert!(all_closed(&schema), "{}: {schema:#}", R::TOOL_NAME);
+    }
+
+    fn text() -> String {
+        "text".to_owned()
+    }
+
+    #[test]
+    fn the_pm_schema_says_every_rule() {
+        assert_the_schema_says_every_rule::<Pm>(PmOutput {
+            prd: text(),
+            acceptance_criteria: vec![text()],
+            vote: PmVote::Approve,
+            rationale: text(),
+        });
+    }
+
+    #[test]
+    fn the_architect_schema_says_every_rule() {
+        assert_the_schema_says_every_rule::<Architect>(ArchitectOutput {
+            design: text(),
+            components: vec![text()],
+            files: vec!["src/lib.rs".to_owned()],
+            risks: vec![],
+            score: 90,
+            rationale: text(),
+        });
+    }
+
+    #[test]
+    fn the_engineer_schema_says_every_rule() {
+        assert_the_schema_says_every_rule::<Engineer>(EngineerOutput {
+            summary: text(),
+            files: vec![FileChange {
+                path: "a.rs".to_owned(),
+                content: String::new(),
+            }],
+            edits: vec![Edit {
+                path: "b.rs".to_owned(),
+                search: "x".to_owned(),
+                replace: String::new(),
+            }],
+            score: 90,
+            rationale: text(),
+        });
+    }
+
+    #[test]
+    fn the_qa_schema_says_every_rule() {
+        assert_the_schema_says_every_rule::<Qa>(QaOutput {
+            review: text(),
+            test_plan: vec![text()],
+            edge_cases: vec![],
+            test_files: vec![],
+            score: 90,
+            rationale: text(),
+        });
+    }
+
+    #[test]
+    fn the_security_schema_says_every_rule() {
+        assert_the_schema_says_every_rule::<Security>(SecurityOutput {
+            introduces_privilege_escalation: false,
+            destructive_operations_without_safeguards: false,
+            unvalidated_external_api: false,
+            missing_audit_logging: false,
+            encryption_at_rest_and_in_transit: false,
+            advanced_audit_logging: false,
+            findings: vec![],
+            rationale: text(),
+        });
+    }
 
     fn reject_dotdot(path: &str) -> Result<(), PathError> {
         if path.contains("..") {
@@ -120,7 +328,7 @@ mod tests {
     #[test]
     fn paths_reports_duplicates_and_rejected_paths() {
         let mut problems = Problems::default();
-        problems.paths_with("files", &["a.rs", "../x", "a.rs", "b.rs"], reject_dotdot);
+        problems.paths_with("files", &["a.rs", "../x", "a.rs", "b.rs"], true, reject_dotdot);
         let error = problems.finish().unwrap_err();
         assert!(error.contains("'a.rs' more than once"), "{error}");
         assert!(

@@ -118,6 +118,33 @@ fn printable(path: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The schema's path pattern never refuses a path `check_path` accepts (a model decoding
+    /// to the schema could not name it), and refuses what it can say of the rest.
+    #[test]
+    fn the_schemas_path_pattern_agrees_with_check_path() {
+        let pattern = regex::Regex::new(crate::task::PATH_PATTERN).expect("pattern");
+        for path in [
+            "src/lib.rs",
+            "README",
+            ".github/workflows/ci.yml",
+            "a/.b/c",
+            "..a/b...",
+            "...",
+            "docs/é and spaces.md",
+            ".gitignore",
+        ] {
+            assert!(check_path(path).is_ok(), "{path}");
+            assert!(pattern.is_match(path), "the pattern refuses {path:?}");
+        }
+        for path in [
+            "", "/abs", "a//b", "a/", "./a", "a/./b", "a/../b", "..", ".", "a\\b", "a\0b",
+            "a\nb", "a\u{85}b",
+        ] {
+            assert!(check_path(path).is_err(), "{path:?}");
+            assert!(!pattern.is_match(path), "the pattern accepts {path:?}");
+        }
+    }
+
     fn reason(path: &str) -> &'static str {
         check_path(path).expect_err(path).reason
     }

@@ -243,11 +243,30 @@ pub struct StageRecord {
     pub base_commit: Option<String>,
 }
 
+/// One path component for [`PATH_PATTERN`]: no `/`, backslash or control character, and not
+/// `.` or `..` (a first character other than `.`; or `.` and a second one other than `.`; or
+/// `..` and more).
+macro_rules! component {
+    () => {
+        concat!(
+            r"(?:[^/\\\x00-\x1f\x7f-\x9f.][^/\\\x00-\x1f\x7f-\x9f]*",
+            r"|\.[^/\\\x00-\x1f\x7f-\x9f.][^/\\\x00-\x1f\x7f-\x9f]*",
+            r"|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)"
+        )
+    };
+}
+
+/// JSON Schema `pattern` of a repository path, as much of `git::check_path` as a
+/// regular expression without look-around says: relative, `/`-separated, every component
+/// non-empty and neither `.` nor `..`, no backslash and no control character.
+pub const PATH_PATTERN: &str = concat!("^", component!(), "(?:/", component!(), ")*$");
+
 /// A whole-file write proposed by the Engineer or QA: `path` is relative to the repository root
 /// (validated by `git::check_path` before anything is written).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileChange {
     /// Relative path with `/` separators, e.g. `src/lib.rs`.
+    #[schemars(pattern(PATH_PATTERN))]
     pub path: String,
     /// Complete new content of the file (UTF-8).
     pub content: String,
