@@ -142,6 +142,13 @@ pub struct RunArgs {
     #[arg(long, env, value_parser = clap::value_parser!(u32).range(256..))]
     pub max_output_tokens: Option<u32>,
 
+    /// Ask for strict tool use (Anthropic's `strict: true` tools, OpenAI's strict functions):
+    /// the provider decodes the tool input to its schema. A server that refuses it is detected
+    /// at the first request and asked without it from then on; `false` never sends it.
+    #[arg(long, env, default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub strict_tool_use: bool,
+
     #[command(flatten)]
     pub providers: Providers,
 

@@ -75,6 +75,28 @@ impl Wire {
         self.client_at(&server.uri(), retry)
     }
 
+    /// [`Self::client`] with strict tool use on.
+    fn strict_client(self, server: &MockServer) -> Box<dyn Provider> {
+        let key = SecretString::from(KEY);
+        match self {
+            Wire::Anthropic => Box::new(
+                Anthropic::new(&server.uri(), key, fast(0), false).with_strict_tool_use(true),
+            ),
+            Wire::OpenAi => {
+                Box::new(OpenAi::new(&server.uri(), Some(key), fast(0)).with_strict_tool_use(true))
+            }
+        }
+    }
+
+    /// The `strict` flag of the offered tool of a recorded body (`None`: not sent).
+    fn strict_flag(self, body: &Value) -> Option<bool> {
+        let tool = match self {
+            Wire::Anthropic => &body["tools"][0],
+            Wire::OpenAi => &body["tools"][0]["function"],
+        };
+        tool.get("strict").map(|flag| flag.as_bool().expect("a boolean"))
+    }
+
     /// A documented success calling `TOOL` with `input` and the given token counts; returns the
     /// response and the [`Usage`] the provider must report for it. Anthropic's also carries
     /// `cache_creation` (OpenAI reports no cache writes) and a text block before the call.
@@ -402,6 +424,8 @@ macro_rules! both_wires {
 
 both_wires!(
     request_has_documented_path_headers_and_forced_tool,
+    strict_tool_use_sends_the_documented_strict_tool_and_its_schema_subset,
+    a_server_refusing_strict_tool_use_is_asked_again_without_it_and_never_again,
     tool_call_is_parsed_with_usage_including_cache_tokens,
     absent_or_null_cache_tokens_count_zero,
     retry_conversation_maps_to_call_and_tool_error_turns,
@@ -515,6 +539,90 @@ async fn request_has_documented_path_headers_and_forced_tool(wire: Wire) {
     );
     assert!(body.get("response_format").is_none(), "{body}");
     assert!(body.get("stream").is_none(), "{body}");
+}
+
+/// A tool schema as the roles' are: a non-blank text, a list of at least one item, an optional
+/// list (left out of `required`).
+fn rich_request() -> ToolRequest {
+    let mut request = simple_request();
+    request.tools[0].input_schema = json!({
+        "type": "object",
+        "properties": {
+            "prd": {"type": "string", "pattern": "\\S", "description": "The PRD."},
+            "criteria": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "notes": {"type": "array", "items": {"type": "string", "minLength": 1}}
+        },
+        "required": ["prd", "criteria"],
+        "additionalProperties": false
+    });
+    request
+}
+
+async fn strict_tool_use_sends_the_documented_strict_tool_and_its_schema_subset(wire: Wire) {
+    let server = MockServer::start().await;
+    // A strict OpenAI answer names the optional field too, as null.
+    let input = match wire {
+        Wire::Anthropic => json!({"prd": "# PRD", "criteria": ["works"]}),
+        Wire::OpenAi => json!({"prd": "# PRD", "criteria": ["works"], "notes": null}),
+    };
+    mount_always(&server, wire, wire.success_with(input, 1, 1, 0).0, 1).await;
+
+    let call = wire
+        .strict_client(&server)
+        .call_tool(&rich_request())
+        .await
+        .unwrap();
+    assert_eq!(call.input, json!({"prd": "# PRD", "criteria": ["works"]}));
+
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(wire.strict_flag(&body), Some(true), "{body}");
+    let (_, _, schema) = wire.offered_tool(&body);
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema["properties"]["criteria"]["minItems"], 1);
+    let notes = &schema["properties"]["notes"];
+    assert_eq!(notes["items"]["description"], "{minLength: 1}");
+    match wire {
+        // Anthropic's subset has no patterns: said in the description instead.
+        Wire::Anthropic => {
+            assert_eq!(schema["required"], json!(["prd", "criteria"]));
+            let prd = &schema["properties"]["prd"];
+            assert!(prd.get("pattern").is_none(), "{prd}");
+            assert_eq!(prd["description"], "The PRD.\n\n{pattern: \"\\\\S\"}");
+        }
+        // OpenAI's requires every property: the optional one becomes nullable.
+        Wire::OpenAi => {
+            assert_eq!(schema["required"], json!(["criteria", "notes", "prd"]));
+            assert_eq!(notes["type"], json!(["array", "null"]));
+            assert_eq!(schema["properties"]["prd"]["pattern"], "\\S");
+        }
+    }
+}
+
+async fn a_server_refusing_strict_tool_use_is_asked_again_without_it_and_never_again(wire: Wire) {
+    let server = MockServer::start().await;
+    let refusal = match wire {
+        Wire::Anthropic => "tools.0.strict: Extra inputs are not permitted",
+        Wire::OpenAi => "Unrecognized request argument supplied: strict",
+    };
+    mount_once(
+        &server,
+        wire,
+        wire.error(400, "invalid_request_error", refusal),
+    )
+    .await;
+    mount_always(&server, wire, wire.success(), 2).await;
+
+    let client = wire.strict_client(&server);
+    for _ in 0..2 {
+        let call = client.call_tool(&simple_request()).await.unwrap();
+        assert_eq!(call.input, json!({"prd": "# PRD"}));
+    }
+    let flags: Vec<Option<bool>> = requests(&server)
+        .await
+        .iter()
+        .map(|r| wire.strict_flag(&r.body_json().unwrap()))
+        .collect();
+    assert_eq!(flags, [Some(true), None, None]);
 }
 
 async fn tool_call_is_parsed_with_usage_including_cache_tokens(wire: Wire) {

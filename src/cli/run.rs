@@ -147,21 +147,27 @@ fn roles(args: &RunArgs) -> Result<Roles> {
             .anthropic_api_key
             .clone()
             .context("missing setting ANTHROPIC_API_KEY (a role uses the anthropic provider)")?;
-        Some(Arc::new(Anthropic::new(
-            &args.anthropic_base_url,
-            key,
-            llm_retry,
-            args.costs.prompt_caching,
-        )))
+        Some(Arc::new(
+            Anthropic::new(
+                &args.anthropic_base_url,
+                key,
+                llm_retry,
+                args.costs.prompt_caching,
+            )
+            .with_strict_tool_use(args.strict_tool_use),
+        ))
     } else {
         None
     };
     let openai: Option<Arc<dyn Provider>> = if uses(ProviderKind::Openai) {
-        Some(Arc::new(OpenAi::new(
-            &args.openai_base_url,
-            args.openai_api_key.clone(),
-            llm_retry,
-        )))
+        Some(Arc::new(
+            OpenAi::new(
+                &args.openai_base_url,
+                args.openai_api_key.clone(),
+                llm_retry,
+            )
+            .with_strict_tool_use(args.strict_tool_use),
+        ))
     } else {
         None
     };

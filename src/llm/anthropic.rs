@@ -8,6 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
 
 use super::http::Transport;
+use super::strict::Strictness;
 use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
 
 /// The API version this client speaks (sent as `anthropic-version`).
@@ -18,6 +19,7 @@ pub struct Anthropic {
     transport: Transport,
     base_url: String,
     caching: bool,
+    strict: Strictness,
 }
 
 impl Anthropic {
@@ -46,7 +48,31 @@ impl Anthropic {
             transport: Transport::new(Some(api_key), retry),
             base_url: base_url.trim_end_matches('/').to_owned(),
             caching,
+            strict: Strictness::new(false),
         }
+    }
+
+    /// The same client with strict tool use on (STRICT_TOOL_USE; off by default): every tool
+    /// is sent with `"strict": true` and its schema in the subset Anthropic's grammar-constrained
+    /// sampling accepts ([`super::strict::anthropic`]), so the tool input matches the schema
+    /// (Anthropic's "Strict tool use"). A server that refuses it (HTTP 400 naming `strict`) is
+    /// asked again without it, and from then on never with it.
+    pub fn with_strict_tool_use(mut self, on: bool) -> Anthropic {
+        self.strict = Strictness::new(on);
+        self
+    }
+
+    /// One `POST /v1/messages` of `request` (strict or not), retried by the transport.
+    async fn send(&self, request: &ToolRequest, strict: bool) -> Result<ToolCall, LlmError> {
+        let headers = self.headers()?;
+        let body = wire::Request::new(request, self.caching, strict)?;
+        let url = format!("{}/v1/messages", self.base_url);
+        let tool = request.tool_choice.as_str();
+        self.transport
+            .post(&url, &headers, &body, wire::error_message, |text| {
+                wire::parse_tool_call(text, tool)
+            })
+            .await
     }
 
     /// The request headers; the key goes into a header marked sensitive.
@@ -64,20 +90,20 @@ impl Anthropic {
 #[async_trait]
 impl Provider for Anthropic {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
-        let headers = self.headers()?;
-        let body = wire::Request::new(request, self.caching)?;
-        let url = format!("{}/v1/messages", self.base_url);
-        let tool = request.tool_choice.as_str();
-        self.transport
-            .post(&url, &headers, &body, wire::error_message, |text| {
-                wire::parse_tool_call(text, tool)
-            })
-            .await
+        let strict = self.strict.on();
+        match self.send(request, strict).await {
+            Err(e) if strict && self.strict.refused_by(&e, "anthropic") => {
+                self.send(request, false).await
+            }
+            answered => answered,
+        }
     }
 }
 
 /// Anthropic's request and response bodies, as documented for the Messages API.
 mod wire {
+    use std::borrow::Cow;
+
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
 
@@ -100,11 +126,14 @@ mod wire {
         tool_choice: ToolChoice<'a>,
     }
 
+    /// A tool; with `strict: true` its input is decoded to `input_schema`.
     #[derive(Debug, Serialize)]
     struct Tool<'a> {
         name: &'a str,
         description: &'a str,
-        input_schema: &'a Value,
+        input_schema: Cow<'a, Value>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        strict: bool,
     }
 
     /// `{"type": "tool", "name": …}`: the model must call that tool; `{"type": "any"}`: it must
@@ -174,10 +203,13 @@ mod wire {
 
     impl<'a> Request<'a> {
         /// The wire body of `request`; with `caching`, `cache_control` breakpoints as
-        /// [`super::Anthropic::new`] describes. Error: the forced tool is not among the tools.
+        /// [`super::Anthropic::new`] describes; with `strict`, strict tools
+        /// ([`super::Anthropic::with_strict_tool_use`]). Error: the forced tool is not among
+        /// the tools.
         pub(super) fn new(
             request: &'a ToolRequest,
             caching: bool,
+            strict: bool,
         ) -> Result<Request<'a>, LlmError> {
             let Some(forced) = request.forced_tool() else {
                 return Err(LlmError::InvalidRequest(format!(
@@ -227,7 +259,12 @@ mod wire {
                     .map(|tool| Tool {
                         name: &tool.name,
                         description: &tool.description,
-                        input_schema: &tool.input_schema,
+                        input_schema: if strict {
+                            Cow::Owned(crate::llm::strict::anthropic(&tool.input_schema))
+                        } else {
+                            Cow::Borrowed(&tool.input_schema)
+                        },
+                        strict,
                     })
                     .collect(),
                 tool_choice: if caching {
@@ -434,7 +471,7 @@ mod wire {
                 tool_choice: "x".into(),
                 max_tokens: 10,
             };
-            let body = serde_json::to_value(Request::new(&request, false).unwrap()).unwrap();
+            let body = serde_json::to_value(Request::new(&request, false, false).unwrap()).unwrap();
             let roles: Vec<_> = body["messages"]
                 .as_array()
                 .unwrap()

@@ -9,6 +9,7 @@ mod capped;
 mod http;
 mod openai;
 mod retry;
+mod strict;
 
 pub use anthropic::Anthropic;
 pub use capped::Capped;

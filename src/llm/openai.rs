@@ -11,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
 
 use super::http::Transport;
+use super::strict::{self, Strictness};
 use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
 
 /// Client of `POST {base_url}/v1/chat/completions`, with `Authorization: Bearer <key>` when a key
@@ -18,6 +19,7 @@ use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
 pub struct OpenAi {
     transport: Transport,
     base_url: String,
+    strict: Strictness,
 }
 
 impl OpenAi {
@@ -32,7 +34,37 @@ impl OpenAi {
         OpenAi {
             transport: Transport::new(api_key, retry),
             base_url: base_url.trim_end_matches('/').to_owned(),
+            strict: Strictness::new(false),
         }
+    }
+
+    /// The same client with strict function calling on (STRICT_TOOL_USE; off by default): the
+    /// function is sent with `"strict": true` and its parameters in the subset OpenAI's
+    /// Structured Outputs accept ([`strict::openai`]: every property required, the optional
+    /// ones nullable; a `null` the answer gives one is dropped before validation). A server
+    /// that refuses it (HTTP 400 naming `strict`) is asked again without it, and from then on
+    /// never with it; servers that ignore the field are unaffected.
+    pub fn with_strict_tool_use(mut self, on: bool) -> OpenAi {
+        self.strict = Strictness::new(on);
+        self
+    }
+
+    /// One `POST /v1/chat/completions` of `request` (strict or not), retried by the transport.
+    async fn send(&self, request: &ToolRequest, strict: bool) -> Result<ToolCall, LlmError> {
+        let headers = self.headers()?;
+        let body = wire::Request::new(request, strict)?;
+        let url = format!("{}/v1/chat/completions", self.base_url);
+        let tool = request.tool_choice.as_str();
+        let mut call = self
+            .transport
+            .post(&url, &headers, &body, wire::error_message, |text| {
+                wire::parse_tool_call(text, tool)
+            })
+            .await?;
+        if strict && let Some(spec) = request.forced_tool() {
+            strict::drop_nulls(&spec.input_schema, &mut call.input);
+        }
+        Ok(call)
     }
 
     /// The request headers; the key, if any, goes into a header marked sensitive.
@@ -49,21 +81,21 @@ impl OpenAi {
 #[async_trait]
 impl Provider for OpenAi {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
-        let headers = self.headers()?;
-        let body = wire::Request::new(request)?;
-        let url = format!("{}/v1/chat/completions", self.base_url);
-        let tool = request.tool_choice.as_str();
-        self.transport
-            .post(&url, &headers, &body, wire::error_message, |text| {
-                wire::parse_tool_call(text, tool)
-            })
-            .await
+        let strict = self.strict.on();
+        match self.send(request, strict).await {
+            Err(e) if strict && self.strict.refused_by(&e, "openai") => {
+                self.send(request, false).await
+            }
+            answered => answered,
+        }
     }
 }
 
 /// The Chat Completions request and response bodies, as OpenAI documents them, read leniently
 /// enough for the compatible servers.
 mod wire {
+    use std::borrow::Cow;
+
     use serde::{Deserialize, Serialize};
     use serde_json::Value;
 
@@ -96,11 +128,14 @@ mod wire {
         function: FunctionSpec<'a>,
     }
 
+    /// With `strict: true`, the arguments are decoded to `parameters`.
     #[derive(Debug, Serialize)]
     struct FunctionSpec<'a> {
         name: &'a str,
         description: &'a str,
-        parameters: &'a Value,
+        parameters: Cow<'a, Value>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        strict: bool,
     }
 
     /// `{"type": "function", "function": {"name": …}}`: the model must call that function.
@@ -165,9 +200,10 @@ mod wire {
 
     impl<'a> Request<'a> {
         /// The wire body of `request`. Only the forced tool is offered: local models have small
-        /// context windows, and OpenAI's automatic prefix caching needs no markers. Error: the
+        /// context windows, and OpenAI's automatic prefix caching needs no markers. With
+        /// `strict`, a strict function ([`super::OpenAi::with_strict_tool_use`]). Error: the
         /// forced tool is not among the tools.
-        pub(super) fn new(request: &'a ToolRequest) -> Result<Request<'a>, LlmError> {
+        pub(super) fn new(request: &'a ToolRequest, strict: bool) -> Result<Request<'a>, LlmError> {
             let tool = request.forced_tool().ok_or_else(|| {
                 LlmError::InvalidRequest(format!(
                     "the forced tool `{}` is not among the tools offered",
@@ -187,7 +223,12 @@ mod wire {
                     function: FunctionSpec {
                         name: &tool.name,
                         description: &tool.description,
-                        parameters: &tool.input_schema,
+                        parameters: if strict {
+                            Cow::Owned(crate::llm::strict::openai(&tool.input_schema))
+                        } else {
+                            Cow::Borrowed(&tool.input_schema)
+                        },
+                        strict,
                     },
                 }],
                 tool_choice: ToolChoice {
@@ -466,7 +507,7 @@ mod wire {
         #[test]
         fn request_has_system_first_and_no_response_format() {
             let body = serde_json::to_value(
-                Request::new(&request(vec![Message::User(vec![Part::text("u")])])).unwrap(),
+                Request::new(&request(vec![Message::User(vec![Part::text("u")])]), false).unwrap(),
             )
             .unwrap();
             assert_eq!(
@@ -491,7 +532,7 @@ mod wire {
                         name: "x".into(),
                         input: Value::String("{\"a\": ".into()),
                     },
-                ]))
+                ]), false)
                 .unwrap(),
             )
             .unwrap();
