@@ -450,17 +450,18 @@ fn report(backlog: &Backlog, cached: &RunResult, uncached: &RunResult, per_task:
 
     println!("### Per role (whole backlog)\n");
     println!(
-        "| role | model | calls | input | cache write | cache read | output | USD cached | input, uncached | USD uncached |"
+        "| role | model | calls | corrective retries | input | cache write | cache read | output | USD cached | input, uncached | USD uncached |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for stage in Stage::ALL {
         let c = cached.ledger.stage(stage);
         let u = uncached.ledger.stage(stage);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {:.4} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} | {:.4} |",
             stage.role_name(),
             model_of(stage),
             c.calls,
+            c.corrections,
             thousands(c.input),
             thousands(c.write),
             thousands(c.read),
@@ -580,6 +581,8 @@ impl Tokens {
 #[derive(Debug, Clone, Copy, Default)]
 struct Totals {
     calls: u64,
+    /// Corrective retries among `calls` (answers that did not validate, sent back).
+    corrections: u64,
     input: u64,
     write: u64,
     read: u64,
@@ -590,6 +593,7 @@ struct Totals {
 impl Totals {
     fn add(&mut self, other: &Totals) {
         self.calls += other.calls;
+        self.corrections += other.corrections;
         self.input += other.input;
         self.write += other.write;
         self.read += other.read;
@@ -631,6 +635,7 @@ impl Ledger {
             tokens.add(&cost.usage);
             let row = Totals {
                 calls: cost.calls as u64,
+                corrections: cost.corrections as u64,
                 input: tokens.input,
                 write: tokens.write,
                 read: tokens.read,

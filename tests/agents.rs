@@ -15,7 +15,7 @@ use autonomous_dev::agents::{
     RepoContext, Role, Round, RoundOutcome, Scored, Security, SecurityOutput, Validate,
 };
 use autonomous_dev::llm::{Anthropic, Part, RetryPolicy};
-use autonomous_dev::task::{FileChange, Stage, Task, Usage};
+use autonomous_dev::task::{CallKind, FileChange, Stage, Task, Usage};
 use autonomous_dev::verify::{Verification, VerifyStatus};
 use common::{Metered, RecordingMeter};
 use secrecy::SecretString;
@@ -531,9 +531,9 @@ async fn meter_is_asked_before_and_told_after_every_call_including_the_retry() {
     assert_eq!(log.len(), 4, "{log:?}");
     let (
         Metered::Before(first),
-        Metered::After(model1, usage1),
+        Metered::After(model1, usage1, CallKind::Answer),
         Metered::Before(second),
-        Metered::After(model2, usage2),
+        Metered::After(model2, usage2, CallKind::Correction),
     ) = (&log[0], &log[1], &log[2], &log[3])
     else {
         panic!("expected before, after, before, after: {log:?}");
@@ -695,6 +695,15 @@ async fn reply_sends_the_accepted_call_back_as_an_error_and_takes_the_next_answe
     total += usage(300);
     assert_eq!(answered.usage, total, "the whole conversation's usage");
     assert_eq!(meter.recorded().len(), 2);
+    let kinds: Vec<CallKind> = meter
+        .log()
+        .into_iter()
+        .filter_map(|m| match m {
+            Metered::After(_, _, kind) => Some(kind),
+            Metered::Before(_) => None,
+        })
+        .collect();
+    assert_eq!(kinds, [CallKind::Answer, CallKind::Feedback]);
 
     let sent = bodies(&server).await;
     assert_eq!(sent.len(), 2);

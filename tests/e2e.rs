@@ -196,6 +196,15 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
     assert_ne!(line("completed")[2], "$0.0000");
     assert_eq!(line("failed")[0], "2");
     assert_eq!(line("pending")[0], "0");
+    // Per role: its calls and corrective retries (the fake answers valid the first time).
+    assert!(stats.contains("CORRECTIVE_RETRIES"), "{stats}");
+    let pm: Vec<&str> = stats
+        .lines()
+        .find(|l| l.starts_with("PM "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(pm, ["PM", "15", "0", "0%"], "{stats}");
 
     // `tasks show` tells the whole story of one task.
     let out = env.output(&["tasks", "show", "phase1-001"]).await;

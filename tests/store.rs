@@ -7,8 +7,10 @@ use std::collections::HashSet;
 
 use std::time::Duration;
 
-use autonomous_dev::store::{Finish, Lease, LoadReport, Store, StoreError, parse_task_file};
-use autonomous_dev::task::{NewTask, Outcome, Stage, StageRecord, Task, TaskStatus, Usage};
+use autonomous_dev::store::{Call, Finish, Lease, LoadReport, Store, StoreError, parse_task_file};
+use autonomous_dev::task::{
+    CallKind, NewTask, Outcome, Stage, StageRecord, Task, TaskStatus, Usage,
+};
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -414,6 +416,49 @@ async fn stats_on_an_empty_table_list_every_status(pool: PgPool) {
     let stats = Store::from_pool(pool).stats().await.unwrap();
     assert_eq!(stats.len(), TaskStatus::ALL.len());
     assert!(stats.iter().all(|s| s.count == 0 && s.avg_score.is_none()));
+}
+
+#[sqlx::test]
+async fn corrective_retries_are_counted_per_stage_and_per_role(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    store.add_task(&new_task("t", 0)).await.unwrap();
+    let task = claim(&store).await.unwrap();
+    let calls = [
+        (Stage::Pm, CallKind::Answer),
+        (Stage::Pm, CallKind::Correction),
+        (Stage::Engineer, CallKind::Answer),
+        (Stage::Engineer, CallKind::Feedback),
+        (Stage::Engineer, CallKind::Correction),
+    ];
+    for (stage, kind) in calls {
+        let call = Call {
+            task: task.id,
+            stage,
+            model: "m",
+            kind,
+            usage: Usage::default(),
+            cost_usd: 0.01,
+        };
+        store.record_call(&call).await.unwrap();
+    }
+
+    let costs = store.stage_costs(task.id).await.unwrap();
+    let per_stage: Vec<(Stage, i64, i64)> =
+        costs.iter().map(|c| (c.stage, c.calls, c.corrections)).collect();
+    assert_eq!(per_stage, [(Stage::Pm, 2, 1), (Stage::Engineer, 3, 1)]);
+    let roles = store.role_calls().await.unwrap();
+    let per_role: Vec<(Stage, i64, i64)> =
+        roles.iter().map(|r| (r.stage, r.calls, r.corrections)).collect();
+    assert_eq!(
+        per_role,
+        [
+            (Stage::Pm, 2, 1),
+            (Stage::Architect, 0, 0),
+            (Stage::Engineer, 3, 1),
+            (Stage::Qa, 0, 0),
+            (Stage::Security, 0, 0),
+        ]
+    );
 }
 
 #[sqlx::test]

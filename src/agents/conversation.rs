@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use super::render::fill;
 use super::{Architect, Engineer, Input, Pm, Qa, Role, Security, Validate, user_parts};
 use crate::llm::{LlmError, Message, Provider, ToolCall, ToolRequest, ToolSpec};
-use crate::task::Usage;
+use crate::task::{CallKind, Usage};
 
 /// The system prompt of every role: what the team is and the data-not-instructions rule. One
 /// text for all roles, so that with the tools it forms a prefix the provider caches.
@@ -50,8 +50,9 @@ pub enum AgentError {
 pub trait Meter: Send + Sync {
     /// Called before `request` is sent; an error stops the role without the call.
     async fn before_call(&self, request: &ToolRequest) -> Result<(), MeterError>;
-    /// Called after every answered call with what it cost.
-    async fn after_call(&self, model: &str, usage: Usage) -> Result<(), MeterError>;
+    /// Called after every answered call with what it cost and why it was made.
+    async fn after_call(&self, model: &str, usage: Usage, kind: CallKind)
+    -> Result<(), MeterError>;
 }
 
 /// Why a [`Meter`] stopped a role.
@@ -94,6 +95,8 @@ pub struct Conversation<R: Role> {
     request: ToolRequest,
     /// The last accepted call, which [`Conversation::reply`] answers.
     last: Option<ToolCall>,
+    /// Why the next call is made.
+    next: CallKind,
     started: Instant,
     usage: Usage,
     role: std::marker::PhantomData<R>,
@@ -105,6 +108,7 @@ impl<R: Role> Conversation<R> {
         Conversation {
             request: tool_request::<R>(model, input),
             last: None,
+            next: CallKind::Answer,
             started: Instant::now(),
             usage: Usage::default(),
             role: std::marker::PhantomData,
@@ -129,7 +133,9 @@ impl<R: Role> Conversation<R> {
             meter.before_call(&self.request).await?;
             let call = provider.call_tool(&self.request).await?;
             self.usage += call.usage;
-            meter.after_call(&self.request.model, call.usage).await?;
+            meter
+                .after_call(&self.request.model, call.usage, self.next)
+                .await?;
             let accepted = if call.name == R::TOOL_NAME {
                 accept::<R::Output>(&call.input)
             } else {
@@ -147,6 +153,7 @@ impl<R: Role> Conversation<R> {
                 Err(error) => {
                     tracing::info!(role, model = %self.request.model, %error, "invalid answer, sending the error back once");
                     self.push_reply(call, error);
+                    self.next = CallKind::Correction;
                     retried = true;
                 }
             }
@@ -159,6 +166,7 @@ impl<R: Role> Conversation<R> {
     pub fn reply(&mut self, feedback: String) {
         if let Some(call) = self.last.take() {
             self.push_reply(call, feedback);
+            self.next = CallKind::Feedback;
         }
     }
 

@@ -75,8 +75,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Stats => {
             let store = connect(&url).await?;
             let stats = store.stats().await.map_err(hint)?;
+            let roles = store.role_calls().await?;
             let today = store.spend_today().await?;
-            print!("{}", output::stats(&stats, today))
+            print!("{}", output::stats(&stats, &roles, today))
         }
         Command::Run(args) => run::run(&url, *args).await?,
     }

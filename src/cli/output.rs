@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
 use crate::consensus::score_text;
-use crate::store::{StageCost, StatusStats};
+use crate::store::{RoleCalls, StageCost, StatusStats};
 use crate::task::{Outcome, Publication, Stage, StageRecord, Task};
 use crate::verify::Verification;
 
@@ -30,9 +30,10 @@ pub fn task_table(tasks: &[Task]) -> String {
     )
 }
 
-/// `stats`: count and average consensus score per status, the LLM cost
-/// of those tasks, and what was spent today (UTC, all tasks).
-pub fn stats(stats: &[StatusStats], spent_today: f64) -> String {
+/// `stats`: count, mean consensus score and LLM cost per status, the total cost and today's
+/// spend; then every role's LLM calls and corrective retries (answers that did not validate
+/// and were sent back), with the share of its calls they were.
+pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> String {
     let rows: Vec<[String; 4]> = stats
         .iter()
         .map(|s| {
@@ -46,11 +47,27 @@ pub fn stats(stats: &[StatusStats], spent_today: f64) -> String {
         })
         .collect();
     let total: f64 = stats.iter().map(|s| s.cost_usd).sum();
+    let role_rows: Vec<[String; 4]> = roles
+        .iter()
+        .map(|r| {
+            let share = match r.calls {
+                0 => "-".to_owned(),
+                calls => format!("{:.0}%", 100.0 * r.corrections as f64 / calls as f64),
+            };
+            [
+                r.stage.role_name().to_owned(),
+                r.calls.to_string(),
+                r.corrections.to_string(),
+                share,
+            ]
+        })
+        .collect();
     format!(
-        "{}\ntotal cost:  {}\nspent today: {} (UTC)\n",
+        "{}\ntotal cost:  {}\nspent today: {} (UTC)\n\n{}",
         table(["STATUS", "COUNT", "AVG_SCORE", "COST_USD"], &rows),
         usd(total),
-        usd(spent_today)
+        usd(spent_today),
+        table(["ROLE", "LLM_CALLS", "CORRECTIVE_RETRIES", "SHARE"], &role_rows),
     )
 }
 
@@ -178,10 +195,11 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
     for cost in costs {
         let _ = writeln!(
             out,
-            "  {:<10} {} · {} call(s) · {} in / {} out tokens (cache {} written, {} read)",
+            "  {:<10} {} · {} call(s), {} corrective · {} in / {} out tokens (cache {} written, {} read)",
             cost.stage.role_name(),
             usd(cost.cost_usd),
             cost.calls,
+            cost.corrections,
             cost.usage.input_tokens,
             cost.usage.output_tokens,
             cost.usage.cache_creation_input_tokens,

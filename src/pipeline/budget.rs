@@ -10,7 +10,7 @@ use crate::agents::{Meter, MeterError};
 use crate::cost::{self, PriceTable, Prices};
 use crate::llm::ToolRequest;
 use crate::store::Call;
-use crate::task::{Stage, Usage};
+use crate::task::{CallKind, Stage, Usage};
 
 /// The caps and the prices they are computed with.
 #[derive(Debug, Clone)]
@@ -97,12 +97,18 @@ impl Meter for StageMeter<'_> {
         Ok(())
     }
 
-    async fn after_call(&self, model: &str, usage: Usage) -> Result<(), MeterError> {
+    async fn after_call(
+        &self,
+        model: &str,
+        usage: Usage,
+        kind: CallKind,
+    ) -> Result<(), MeterError> {
         let cost_usd = self.budget.prices(model)?.cost(&usage);
         let call = Call {
             task: self.task,
             stage: self.stage,
             model,
+            kind,
             usage,
             cost_usd,
         };

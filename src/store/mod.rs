@@ -85,6 +85,15 @@ pub struct StatusStats {
     pub cost_usd: f64,
 }
 
+/// One role's row of `stats`: its LLM calls over every task, and how many were corrective
+/// retries (an answer that did not validate, sent back).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct RoleCalls {
+    pub stage: Stage,
+    pub calls: i64,
+    pub corrections: i64,
+}
+
 /// How a task ends (`Store::finish`; `pr_url: None` keeps a URL saved by `Store::set_pr_url`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finish {
@@ -177,6 +186,15 @@ const STATS: &str = "\
     LEFT JOIN (SELECT task, sum(cost_usd) AS cost_usd FROM llm_calls GROUP BY task) c \
         ON c.task = t.id \
     GROUP BY s.status, s.ord \
+    ORDER BY s.ord";
+
+/// $1: every stage in pipeline order; one row per stage, zero counts included.
+const ROLE_CALLS: &str = "\
+    SELECT s.stage, count(c.id) AS calls, \
+           count(c.id) FILTER (WHERE c.kind = 'correction') AS corrections \
+    FROM UNNEST($1::varchar[]) WITH ORDINALITY AS s(stage, ord) \
+    LEFT JOIN llm_calls c ON c.stage = s.stage \
+    GROUP BY s.stage, s.ord \
     ORDER BY s.ord";
 
 /// Handle on the database; cheap to clone.
@@ -332,6 +350,16 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         Ok(stats)
+    }
+
+    /// Every role's LLM calls and corrective retries over all tasks, in pipeline order (zero
+    /// counts included).
+    pub async fn role_calls(&self) -> Result<Vec<RoleCalls>, StoreError> {
+        let calls = sqlx::query_as(ROLE_CALLS)
+            .bind(Stage::ALL)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(calls)
     }
 }
 

@@ -6,7 +6,7 @@
 //! worker still owns the task.
 
 use super::{Store, StoreError, token_column};
-use crate::task::{Stage, Usage};
+use crate::task::{CallKind, Stage, Usage};
 
 /// One LLM call to record.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,7 @@ pub struct Call<'a> {
     pub task: i32,
     pub stage: Stage,
     pub model: &'a str,
+    pub kind: CallKind,
     pub usage: Usage,
     /// Price of `usage` in USD.
     pub cost_usd: f64,
@@ -26,15 +27,17 @@ pub struct Call<'a> {
 pub struct StageCost {
     pub stage: Stage,
     pub calls: i64,
+    /// How many of `calls` were corrective retries ([`CallKind::Correction`]).
+    pub corrections: i64,
     #[sqlx(flatten)]
     pub usage: Usage,
     pub cost_usd: f64,
 }
 
 const RECORD_CALL: &str = "\
-    INSERT INTO llm_calls (task, stage, model, input_tokens, output_tokens, \
+    INSERT INTO llm_calls (task, stage, model, kind, input_tokens, output_tokens, \
                            cache_creation_input_tokens, cache_read_input_tokens, cost_usd) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 /// $1 tasks.id: USD spent since the task's budget started (`budget_since`, reset by `tasks retry`).
 const TASK_SPEND: &str = "\
@@ -55,6 +58,7 @@ const SPEND_TODAY: &str = "\
 const STAGE_COSTS: &str = "\
     SELECT stage, \
            count(*) AS calls, \
+           count(*) FILTER (WHERE kind = 'correction') AS corrections, \
            sum(input_tokens)::integer AS input_tokens, \
            sum(output_tokens)::integer AS output_tokens, \
            sum(cache_creation_input_tokens)::integer AS cache_creation_input_tokens, \
@@ -75,6 +79,7 @@ impl Store {
             .bind(call.task)
             .bind(call.stage)
             .bind(call.model)
+            .bind(call.kind)
             .bind(token_column(call.usage.input_tokens))
             .bind(token_column(call.usage.output_tokens))
             .bind(token_column(call.usage.cache_creation_input_tokens))

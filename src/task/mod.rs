@@ -243,6 +243,22 @@ pub struct StageRecord {
     pub base_commit: Option<String>,
 }
 
+/// Why an LLM call was made, as the `llm_calls.kind` column stores it (`answer`, `correction`,
+/// `feedback`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "varchar", rename_all = "snake_case")]
+pub enum CallKind {
+    /// A role's first request.
+    Answer,
+    /// A corrective retry: the previous answer did not validate (or called another tool) and
+    /// was sent back with the reasons. What a schema the provider decodes to saves.
+    Correction,
+    /// A new answer after the pipeline's feedback on a valid one (a failed verification, edits
+    /// that did not apply): a repair round.
+    Feedback,
+}
+
 /// One path component for [`PATH_PATTERN`]: no `/`, backslash or control character, and not
 /// `.` or `..` (a first character other than `.`; or `.` and a second one other than `.`; or
 /// `..` and more).

@@ -1289,8 +1289,12 @@ fn free_port() -> u16 {
 pub enum Metered {
     /// `before_call` with the request about to be sent (also when refused).
     Before(autonomous_dev::llm::ToolRequest),
-    /// `after_call` with the model and what the call cost.
-    After(String, autonomous_dev::task::Usage),
+    /// `after_call` with the model, what the call cost and why it was made.
+    After(
+        String,
+        autonomous_dev::task::Usage,
+        autonomous_dev::task::CallKind,
+    ),
 }
 
 /// A [`autonomous_dev::agents::Meter`] for tests: records every question and every report, and
@@ -1326,7 +1330,7 @@ impl RecordingMeter {
         self.log()
             .into_iter()
             .filter_map(|entry| match entry {
-                Metered::After(model, usage) => Some((model, usage)),
+                Metered::After(model, usage, _) => Some((model, usage)),
                 Metered::Before(_) => None,
             })
             .collect()
@@ -1357,11 +1361,12 @@ impl autonomous_dev::agents::Meter for RecordingMeter {
         &self,
         model: &str,
         usage: autonomous_dev::task::Usage,
+        kind: autonomous_dev::task::CallKind,
     ) -> Result<(), autonomous_dev::agents::MeterError> {
         self.log
             .lock()
             .unwrap()
-            .push(Metered::After(model.to_owned(), usage));
+            .push(Metered::After(model.to_owned(), usage, kind));
         Ok(())
     }
 }
