@@ -142,9 +142,9 @@ const STRUCTURE: [&str; 8] = [
     "allOf",
 ];
 
-/// `schema` with the structural keywords ([`STRUCTURE`]), `description` and the keywords
-/// `keep` accepts; `additionalProperties: false` on objects; every other keyword appended to
-/// the description as `{key: value, …}`.
+/// `schema` without `title`, with the structural keywords ([`STRUCTURE`]), `description` and
+/// the keywords `keep` accepts; `additionalProperties: false` on objects; every other keyword
+/// appended to the description as `{key: value, …}`.
 fn rewrite(schema: &Value, keep: &dyn Fn(&str, &Value) -> bool) -> Value {
     let Value::Object(node) = schema else {
         return schema.clone();
@@ -172,7 +172,7 @@ fn rewrite(schema: &Value, keep: &dyn Fn(&str, &Value) -> bool) -> Value {
                 let branches = branches.iter().map(|b| rewrite(b, keep)).collect();
                 out.insert(key.clone(), Value::Array(branches));
             }
-            "description" | "additionalProperties" => {}
+            "description" | "additionalProperties" | "title" => {}
             k if STRUCTURE.contains(&k) || keep(k, value) => {
                 out.insert(key.clone(), value.clone());
             }
@@ -263,6 +263,7 @@ mod tests {
     fn full() -> Value {
         json!({
             "type": "object",
+            "title": "Answer",
             "description": "An answer.",
             "properties": {
                 "text": {"type": "string", "pattern": "\\S", "description": "Say it."},
@@ -289,6 +290,7 @@ mod tests {
         let strict = anthropic(&full());
         let p = &strict["properties"];
         assert_eq!(strict["additionalProperties"], false);
+        assert_eq!(strict["description"], "An answer.", "the title is dropped");
         assert_eq!(strict["required"], json!(["text", "score", "tags"]));
         assert_eq!(
             p["text"],
