@@ -10,6 +10,8 @@
 //! transient scope cannot be created: the prlimit and tmpfs bounds are what is tested, and the
 //! systemd test says so when it skips.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -700,10 +702,10 @@ fn an_unknown_or_root_verify_user_is_refused() {
 #[tokio::test]
 async fn the_systemd_scope_bounds_the_whole_runs_memory() {
     if !Path::new("/run/systemd/system").is_dir() {
-        println!(
-            "SKIPPED the_systemd_scope_bounds_the_whole_runs_memory: systemd is not PID 1 here, \
-             so no transient scope can be created; the prlimit and tmpfs bounds (the other tests \
-             of this file) are what this machine tests"
+        common::skip(
+            "the_systemd_scope_bounds_the_whole_runs_memory",
+            "systemd is not PID 1 here, so no transient scope can be created; the prlimit and \
+             tmpfs bounds (the other tests of this file) are what this machine tests",
         );
         return;
     }

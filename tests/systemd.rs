@@ -11,6 +11,8 @@
 //!   privileges as root and starts the real verification sandbox inside (skips, naming what is
 //!   missing, without root, util-linux, bubblewrap, strace or systemd-analyze).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -84,9 +86,9 @@ fn unit_passes_systemd_analyze_verify() {
         .output()
         .is_err()
     {
-        eprintln!(
-            "SKIPPED unit_passes_systemd_analyze_verify: systemd-analyze is not installed \
-             (apt-get install systemd)"
+        common::skip(
+            "unit_passes_systemd_analyze_verify",
+            "systemd-analyze is not installed (apt-get install systemd)",
         );
         return;
     }
@@ -283,9 +285,9 @@ fn unit_security_exposure_is_at_most_2_5() {
         .env("SYSTEMD_COLORS", "0")
         .output()
     else {
-        eprintln!(
-            "SKIPPED unit_security_exposure_is_at_most_2_5: systemd-analyze is not installed \
-             (apt-get install systemd)"
+        common::skip(
+            "unit_security_exposure_is_at_most_2_5",
+            "systemd-analyze is not installed (apt-get install systemd)",
         );
         return;
     };
@@ -293,9 +295,9 @@ fn unit_security_exposure_is_at_most_2_5() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // systemd before 250 has no --offline and cannot assess a unit file that is not loaded.
     if stderr.contains("--offline") && stderr.contains("unrecognized") {
-        eprintln!(
-            "SKIPPED unit_security_exposure_is_at_most_2_5: this systemd-analyze has no \
-             --offline (systemd 250 or later needed): {stderr}"
+        common::skip(
+            "unit_security_exposure_is_at_most_2_5",
+            &format!("this systemd-analyze has no --offline (systemd 250 or later needed): {stderr}"),
         );
         return;
     }
@@ -433,7 +435,7 @@ fn unit_mounts(cfg: &dyn Fn(&str) -> Option<String>, scratch: &Path) -> String {
 #[test]
 fn sandbox_starts_under_the_units_settings() {
     let skip = |why: &str| {
-        eprintln!("SKIPPED sandbox_starts_under_the_units_settings: {why}");
+        common::skip("sandbox_starts_under_the_units_settings", why);
     };
     if command_output("id", &["-u"]) != "0" {
         return skip(
