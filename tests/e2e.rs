@@ -305,7 +305,11 @@ async fn with_push_repository_the_branch_goes_to_the_fork_and_the_pr_head_names_
     assert_eq!(pr_url.as_deref(), Some("https://github.com/o/r/pull/1"));
     assert!(!on_fork.trim().is_empty());
     // The refused labels are a warning, not a failure: the PR is recorded without them.
-    assert_eq!(github.labels().await.len(), 1, "labelling was not tried once");
+    assert_eq!(
+        github.labels().await.len(),
+        1,
+        "labelling was not tried once"
+    );
     assert!(log.contains("refused to label"), "{log}");
     let labels: serde_json::Value =
         sqlx::query_scalar("SELECT result->'pr'->'labels' FROM tasks WHERE task_id = 'fork-001'")

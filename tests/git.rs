@@ -454,7 +454,9 @@ fn person_pushes_onto(fx: &Fixture, branch: &str) -> String {
     let refspec = format!("HEAD:refs/heads/{branch}");
     git(&fx.seed, &["push", "-q", "origin", &refspec]);
     git(&fx.seed, &["checkout", "-q", "main"]);
-    git_out(&fx.seed, &["rev-parse", "person"]).trim().to_string()
+    git_out(&fx.seed, &["rev-parse", "person"])
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -494,8 +496,14 @@ fn a_branch_moved_between_the_read_and_the_push_is_not_overwritten() {
     let recorded = moved_to.clone();
     server.before_first_push(fx._dir.path(), move || {
         let tree = format!("{first}^{{tree}}");
-        let theirs = git_out(&origin, &["commit-tree", &tree, "-p", &first, "-m", "theirs"]);
-        git(&origin, &["update-ref", "refs/heads/feature/t", theirs.trim()]);
+        let theirs = git_out(
+            &origin,
+            &["commit-tree", &tree, "-p", &first, "-m", "theirs"],
+        );
+        git(
+            &origin,
+            &["update-ref", "refs/heads/feature/t", theirs.trim()],
+        );
         *recorded.lock().unwrap() = theirs.trim().to_string();
     });
 

@@ -94,7 +94,8 @@ impl Wire {
             Wire::Anthropic => &body["tools"][0],
             Wire::OpenAi => &body["tools"][0]["function"],
         };
-        tool.get("strict").map(|flag| flag.as_bool().expect("a boolean"))
+        tool.get("strict")
+            .map(|flag| flag.as_bool().expect("a boolean"))
     }
 
     /// A documented success calling `TOOL` with `input` and the given token counts; returns the

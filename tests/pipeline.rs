@@ -162,7 +162,9 @@ impl Repository for FakeRepository {
     async fn snapshot_at(&self, commit: &str) -> Result<Arc<dyn Snapshot>, PublishError> {
         self.pinned_at.lock().unwrap().push(commit.to_owned());
         if commit == GONE {
-            return Err(PublishError::Git(GitError::MissingCommit(commit.to_owned())));
+            return Err(PublishError::Git(GitError::MissingCommit(
+                commit.to_owned(),
+            )));
         }
         *self.snapshots.lock().unwrap() += 1;
         Ok(Arc::new(FakeSnapshot {

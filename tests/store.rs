@@ -443,12 +443,16 @@ async fn corrective_retries_are_counted_per_stage_and_per_role(pool: PgPool) {
     }
 
     let costs = store.stage_costs(task.id).await.unwrap();
-    let per_stage: Vec<(Stage, i64, i64)> =
-        costs.iter().map(|c| (c.stage, c.calls, c.corrections)).collect();
+    let per_stage: Vec<(Stage, i64, i64)> = costs
+        .iter()
+        .map(|c| (c.stage, c.calls, c.corrections))
+        .collect();
     assert_eq!(per_stage, [(Stage::Pm, 2, 1), (Stage::Engineer, 3, 1)]);
     let roles = store.role_calls().await.unwrap();
-    let per_role: Vec<(Stage, i64, i64)> =
-        roles.iter().map(|r| (r.stage, r.calls, r.corrections)).collect();
+    let per_role: Vec<(Stage, i64, i64)> = roles
+        .iter()
+        .map(|r| (r.stage, r.calls, r.corrections))
+        .collect();
     assert_eq!(
         per_role,
         [

@@ -297,7 +297,9 @@ fn unit_security_exposure_is_at_most_2_5() {
     if stderr.contains("--offline") && stderr.contains("unrecognized") {
         common::skip(
             "unit_security_exposure_is_at_most_2_5",
-            &format!("this systemd-analyze has no --offline (systemd 250 or later needed): {stderr}"),
+            &format!(
+                "this systemd-analyze has no --offline (systemd 250 or later needed): {stderr}"
+            ),
         );
         return;
     }

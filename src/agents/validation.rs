@@ -17,7 +17,6 @@ pub(super) const INVALID: &str = include_str!("messages/invalid.md");
 /// (patterns are unanchored).
 pub const NON_BLANK: &str = r"\S";
 
-
 /// A role's structured output, checked beyond its types.
 pub trait Validate {
     /// Adds this answer's problems to `problems` (score ranges, required texts and lists,
@@ -96,7 +95,8 @@ impl Problems {
         self.count(field, items.len(), min);
         self.rules.push(Rule::NonBlank(format!("{field}[]")));
         if let Some(i) = items.iter().position(|item| item.trim().is_empty()) {
-            self.problems.push(format!("`{field}[{i}]` must not be empty"));
+            self.problems
+                .push(format!("`{field}[{i}]` must not be empty"));
         }
         self
     }
@@ -197,10 +197,12 @@ mod tests {
 
     /// The schema node of `field` (`name`, `name[]`, `name[].inner`) in the tool's schema.
     fn node<'s>(schema: &'s Value, field: &str) -> &'s Value {
-        field.split('.').fold(schema, |node, part| match part.strip_suffix("[]") {
-            Some(array) => &node["properties"][array]["items"],
-            None => &node["properties"][part],
-        })
+        field
+            .split('.')
+            .fold(schema, |node, part| match part.strip_suffix("[]") {
+                Some(array) => &node["properties"][array]["items"],
+                None => &node["properties"][part],
+            })
     }
 
     /// Whether `schema` says `rule`.
@@ -328,7 +330,12 @@ mod tests {
     #[test]
     fn paths_reports_duplicates_and_rejected_paths() {
         let mut problems = Problems::default();
-        problems.paths_with("files", &["a.rs", "../x", "a.rs", "b.rs"], true, reject_dotdot);
+        problems.paths_with(
+            "files",
+            &["a.rs", "../x", "a.rs", "b.rs"],
+            true,
+            reject_dotdot,
+        );
         let error = problems.finish().unwrap_err();
         assert!(error.contains("'a.rs' more than once"), "{error}");
         assert!(

@@ -67,7 +67,10 @@ pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> St
         table(["STATUS", "COUNT", "AVG_SCORE", "COST_USD"], &rows),
         usd(total),
         usd(spent_today),
-        table(["ROLE", "LLM_CALLS", "CORRECTIVE_RETRIES", "SHARE"], &role_rows),
+        table(
+            ["ROLE", "LLM_CALLS", "CORRECTIVE_RETRIES", "SHARE"],
+            &role_rows
+        ),
     )
 }
 
@@ -241,7 +244,12 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
             if let Publication::DryRun(draft) = publication {
                 let _ = writeln!(out, "\nwould-be PR (dry run, not opened):");
                 let _ = writeln!(out, "  title:    {}", draft.title);
-                let _ = writeln!(out, "  head:     {} → base {}", draft.qualified_head(), draft.base);
+                let _ = writeln!(
+                    out,
+                    "  head:     {} → base {}",
+                    draft.qualified_head(),
+                    draft.base
+                );
                 let _ = writeln!(out, "  labels:   {}", draft.labels.join(", "));
                 let _ = writeln!(out, "  body:\n{}", indent_by(&draft.body, 4));
             }

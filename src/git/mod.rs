@@ -643,9 +643,7 @@ impl Repo {
             return Err(GitError::PushRejected {
                 remote: name,
                 refname: refname.to_string(),
-                message: format!(
-                    "the branch moved to {now} since it was read; not overwriting it"
-                ),
+                message: format!("the branch moved to {now} since it was read; not overwriting it"),
             });
         }
         pushed.map_err(|e| session.error("push", &e, url.as_deref()))?;

@@ -521,18 +521,21 @@ mod wire {
         #[test]
         fn echoed_call_serializes_input_as_a_json_string_or_raw_text_back() {
             let body = serde_json::to_value(
-                Request::new(&request(vec![
-                    Message::ToolCall {
-                        id: "c1".into(),
-                        name: "x".into(),
-                        input: json!({"a": [1]}),
-                    },
-                    Message::ToolCall {
-                        id: "c2".into(),
-                        name: "x".into(),
-                        input: Value::String("{\"a\": ".into()),
-                    },
-                ]), false)
+                Request::new(
+                    &request(vec![
+                        Message::ToolCall {
+                            id: "c1".into(),
+                            name: "x".into(),
+                            input: json!({"a": [1]}),
+                        },
+                        Message::ToolCall {
+                            id: "c2".into(),
+                            name: "x".into(),
+                            input: Value::String("{\"a\": ".into()),
+                        },
+                    ]),
+                    false,
+                )
                 .unwrap(),
             )
             .unwrap();

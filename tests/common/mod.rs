@@ -658,7 +658,10 @@ impl GitServer {
     /// push between the daemon's read of a branch and its push looks like.
     pub fn before_first_push(&self, root: &Path, hook: impl Fn() + Send + Sync + 'static) {
         let mock = Mock::given(path_regex(r"/info/refs$"))
-            .and(wiremock::matchers::query_param("service", "git-receive-pack"))
+            .and(wiremock::matchers::query_param(
+                "service",
+                "git-receive-pack",
+            ))
             .and(wiremock::matchers::basic_auth(TOKEN_USER, &self.token))
             .respond_with(Hooked {
                 hook: Box::new(hook),
