@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use autonomous_dev::agents::{
     self, AgentError, Architect, ArchitectOutput, Chain, Conversation, Edit, Engineer,
-    EngineerEvidence, EngineerOutput, Input, MeterError, Pm, PmOutput, PmVote, Qa, QaOutput,
-    RepoContext, Role, Round, RoundOutcome, Scored, Security, SecurityOutput, Validate,
+    EngineerEvidence, EngineerOutput, Input, MeterError, NON_BLANK, Pm, PmOutput, PmVote, Problems,
+    Qa, QaOutput, RepoContext, Role, Round, RoundOutcome, Rule, Scored, Security, SecurityOutput,
+    Validate, input_schema,
 };
 use autonomous_dev::llm::{Anthropic, Part, RetryPolicy};
-use autonomous_dev::task::{CallKind, FileChange, Stage, Task, Usage};
+use autonomous_dev::task::{CallKind, FileChange, PATH_PATTERN, Stage, Task, Usage};
 use autonomous_dev::verify::{Verification, VerifyStatus};
 use common::{Metered, RecordingMeter};
 use secrecy::SecretString;
@@ -1577,4 +1578,68 @@ fn resolve_lists_every_edit_that_does_not_apply_and_changes_nothing() {
         "{error}"
     );
     assert_eq!(error.lines().filter(|l| l.starts_with("- ")).count(), 3);
+}
+
+// ------------------------------------------------------------------------------------------
+// Schemas that say every rule of the validation
+// ------------------------------------------------------------------------------------------
+
+/// The schema node of `field` (`name`, `name[]`, `name[].inner`) in the tool's schema.
+fn node<'s>(schema: &'s Value, field: &str) -> &'s Value {
+    field
+        .split('.')
+        .fold(schema, |node, part| match part.strip_suffix("[]") {
+            Some(array) => &node["properties"][array]["items"],
+            None => &node["properties"][part],
+        })
+}
+
+/// Whether `schema` says `rule`.
+fn says(schema: &Value, rule: &Rule) -> bool {
+    let at = |field: &str| node(schema, field);
+    match rule {
+        Rule::NonBlank(field) => at(field)["pattern"] == NON_BLANK,
+        Rule::NonEmpty(field) => at(field)["minLength"].as_u64() >= Some(1),
+        Rule::MinItems(field, min) => at(field)["minItems"].as_u64() == Some(*min as u64),
+        Rule::Score(field) => at(field)["minimum"] == 0 && at(field)["maximum"] == 100,
+        Rule::Path(field) => at(field)["pattern"] == PATH_PATTERN,
+        Rule::Unique(field) => at(field)["uniqueItems"] == true,
+    }
+}
+
+/// Every object schema in `schema` refuses other properties.
+fn all_closed(schema: &Value) -> bool {
+    match schema {
+        Value::Object(object) => {
+            (!object.contains_key("properties") || object["additionalProperties"] == false)
+                && object.values().all(all_closed)
+        }
+        Value::Array(items) => items.iter().all(all_closed),
+        _ => true,
+    }
+}
+
+/// Every rule `answer`'s validation checks is in role `R`'s tool schema.
+fn assert_the_schema_says_every_rule<R: Role>(answer: R::Output) {
+    let mut problems = Problems::default();
+    answer.check(&mut problems);
+    let schema = input_schema::<R::Output>();
+    assert!(!problems.rules().is_empty(), "{}", R::TOOL_NAME);
+    for rule in problems.rules() {
+        assert!(
+            says(&schema, rule),
+            "{}: {rule:?} is validated but not in the schema:\n{schema:#}",
+            R::TOOL_NAME
+        );
+    }
+    assert!(all_closed(&schema), "{}: {schema:#}", R::TOOL_NAME);
+}
+
+#[test]
+fn every_roles_schema_says_every_rule_its_validation_checks() {
+    assert_the_schema_says_every_rule::<Pm>(pm());
+    assert_the_schema_says_every_rule::<Architect>(architect());
+    assert_the_schema_says_every_rule::<Engineer>(engineer());
+    assert_the_schema_says_every_rule::<Qa>(qa());
+    assert_the_schema_says_every_rule::<Security>(security());
 }
