@@ -90,13 +90,9 @@ impl Anthropic {
 #[async_trait]
 impl Provider for Anthropic {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
-        let strict = self.strict.on();
-        match self.send(request, strict).await {
-            Err(e) if strict && self.strict.refused_by(&e, "anthropic") => {
-                self.send(request, false).await
-            }
-            answered => answered,
-        }
+        self.strict
+            .send("anthropic", |strict| self.send(request, strict))
+            .await
     }
 }
 

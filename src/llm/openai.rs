@@ -81,13 +81,9 @@ impl OpenAi {
 #[async_trait]
 impl Provider for OpenAi {
     async fn call_tool(&self, request: &ToolRequest) -> Result<ToolCall, LlmError> {
-        let strict = self.strict.on();
-        match self.send(request, strict).await {
-            Err(e) if strict && self.strict.refused_by(&e, "openai") => {
-                self.send(request, false).await
-            }
-            answered => answered,
-        }
+        self.strict
+            .send("openai", |strict| self.send(request, strict))
+            .await
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
-use super::LlmError;
+use super::{LlmError, ToolCall};
 
 /// The string formats both providers' strict modes accept (Anthropic's "JSON Schema
 /// limitations", OpenAI's "Supported schemas").
@@ -43,15 +43,29 @@ impl Strictness {
     }
 
     /// Whether the next request is sent strict.
-    pub(super) fn on(&self) -> bool {
+    fn on(&self) -> bool {
         self.wanted && !self.refused.load(Ordering::Relaxed)
+    }
+
+    /// `send(strict)` with strictness [`Self::on`]; when the server refuses it
+    /// ([`Self::refused_by`]), `send(false)` once more.
+    pub(super) async fn send<F, Fut>(&self, provider: &str, send: F) -> Result<ToolCall, LlmError>
+    where
+        F: Fn(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<ToolCall, LlmError>>,
+    {
+        let strict = self.on();
+        match send(strict).await {
+            Err(e) if strict && self.refused_by(&e, provider) => send(false).await,
+            answered => answered,
+        }
     }
 
     /// Whether `error`, the answer to a strict request, is the server refusing strict tool use
     /// (an HTTP 400 whose message names `strict`: an unknown field to an older server, a model
     /// without structured outputs, a schema outside the subset). If so, strictness is off for
     /// this provider from now on (logged once) and the caller sends the request again without it.
-    pub(super) fn refused_by(&self, error: &LlmError, provider: &str) -> bool {
+    fn refused_by(&self, error: &LlmError, provider: &str) -> bool {
         let LlmError::Api {
             status: 400,
             message,
