@@ -3,7 +3,7 @@
 # runs it.
 #
 #   scripts/test.sh                    # cargo test --locked --all-targets
-#   scripts/test.sh --test systemd     # extra arguments go to cargo test
+#   scripts/test.sh --test it systemd:: # extra arguments go to cargo test (tests/it/ is one binary)
 #   scripts/test.sh store -- --nocapture
 #
 # 1. Makes sure `git`, `systemd-analyze`, `bwrap`, `prlimit` and `strace` exist (apt-get install git /

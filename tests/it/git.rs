@@ -2,7 +2,7 @@
 //! `main` branch, a seed clone that pushes to it, and the user's clone (REPO_PATH) with local
 //! uncommitted and staged changes that must survive every operation untouched.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;

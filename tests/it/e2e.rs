@@ -1,7 +1,7 @@
 //! End to end: the Phase 1 backlog loaded through the CLI, `run --once` against the fake
 //! Anthropic and GitHub APIs, a real PostgreSQL and a real bare remote.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

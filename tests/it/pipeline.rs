@@ -7,7 +7,7 @@
 //! another base when they disagree), cancellation and shutdown at a stage
 //! boundary, a PM reject, and a lease lost while a stage's model call is in flight.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

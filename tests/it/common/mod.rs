@@ -2,8 +2,6 @@
 //! Anthropic Messages API and a fake GitHub REST API (wiremock, answering as the documented
 //! APIs do), and the URL of the per-test database for child processes.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -20,6 +18,16 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 pub fn skip(test: &str, why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// The name libtest knows the test `test` of module `module` (its `module_path!()`) by, for
+/// re-running this binary with `--exact`: the module path without the crate, e.g.
+/// `verify::child` for `it::verify` and `child`.
+pub fn exact_name(module: &str, test: &str) -> String {
+    match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{test}"),
+        None => test.to_owned(),
+    }
 }
 
 /// A claimed task `phase1-001` with `description`, as the pipeline hands it to the roles.
@@ -855,7 +863,7 @@ impl Respond for PullResponder {
 
 /// A pull request object as GitHub's "Create a pull request" documents it (201 response).
 pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
-    let fixture = include_str!("../fixtures/github/pull_request.json");
+    let fixture = include_str!("../../fixtures/github/pull_request.json");
     let mut pr: Value = serde_json::from_str(fixture).expect("fixture is JSON");
     pr["number"] = json!(number);
     pr["url"] = json!(format!("{api}/repos/o/r/pulls/{number}"));
@@ -895,7 +903,7 @@ impl Bin {
             ("ANTHROPIC_API_KEY", ANTHROPIC_API_KEY),
             ("ANTHROPIC_BASE_URL", model_uri),
             ("RUST_LOG", "info"),
-            // Most targets here have no check command; tests/hostile_check.rs covers the hold.
+            // Most targets here have no check command; tests/it/hostile/check.rs covers the hold.
             ("VERIFY_OPTIONAL", "true"),
         ];
         Bin {

@@ -9,6 +9,7 @@
 //! and the environment given at spawn, so no test mutates the environment of the parallel
 //! test threads.
 
+use crate::common;
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::net::TcpListener;
@@ -127,7 +128,7 @@ fn run_child(name: &str, env: &[(&str, &str)], env_remove: &[&str]) -> String {
     let mut command = Command::new(std::env::current_exe().expect("test binary"));
     command
         .args([
-            name,
+            &common::exact_name(module_path!(), name),
             "--exact",
             "--ignored",
             "--nocapture",
@@ -374,7 +375,7 @@ async fn only_the_worktree_and_a_private_tmp_are_writable() {
 
     assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
     let tail = &v.output_tail;
-    // Only the allowlisted trees are there at all (tests/hostile_sandbox.rs proves what is
+    // Only the allowlisted trees are there at all (tests/it/hostile/sandbox.rs proves what is
     // hidden): a directory outside them is neither readable nor writable.
     assert!(
         !tail.contains("seen from inside"),

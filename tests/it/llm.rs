@@ -7,7 +7,7 @@
 //! success, an error or an answer without a tool call, and how to read a recorded request back
 //! into provider-neutral terms. Behaviours only one format has come last.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! [`Outcome`], write back the same JSON, and show in `tasks show` and `tasks list`; a row of no
 //! known shape breaks neither the CLI nor the daemon's claim.
 
-mod common;
+use crate::common;
 
 use autonomous_dev::consensus::Decision;
 use autonomous_dev::store::Store;

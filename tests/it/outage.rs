@@ -6,7 +6,7 @@
 //! without spending an attempt, and it resumes from the stage that failed; an Anthropic 429 outlasting the client's
 //! retries waits without spending an attempt, then completes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Integration tests of the store against PostgreSQL: each `#[sqlx::test]` gets a fresh database
 //! with `migrations/` applied. Needs DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/x).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

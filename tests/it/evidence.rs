@@ -4,7 +4,7 @@
 //! GitHub: verification and repair, the deterministic gates against hostile implementations,
 //! and the budget caps.
 
-mod common;
+use crate::common;
 
 use autonomous_dev::store::Store;
 use autonomous_dev::task::Outcome;

@@ -11,7 +11,7 @@
 //!   privileges as root and starts the real verification sandbox inside (skips, naming what is
 //!   missing, without root, util-linux, bubblewrap, strace or systemd-analyze).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -486,7 +486,8 @@ fn sandbox_starts_under_the_units_settings() {
     let child = format!(
         "setpriv --reuid=65534 --regid=65534 --clear-groups --bounding-set=-all --inh-caps=-all \
          --no-new-privs env {CHILD_VAR}={worktree} PATH=/usr/local/bin:/usr/bin:/bin \
-         strace -f -qq -o {trace} {exe} --ignored --exact unit_sandbox_child --nocapture --test-threads=1",
+         strace -f -qq -o {trace} {exe} --ignored --exact {name} --nocapture --test-threads=1",
+        name = common::exact_name(module_path!(), "unit_sandbox_child"),
         worktree = worktree.display(),
         trace = trace.display(),
         exe = exe.display(),

@@ -4,7 +4,7 @@
 //! rendered user messages (delimited task, shared prefix, context chain), the tool schemas and
 //! validations of the five roles, and the Engineer's search/replace edits.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! fencing tokens, reclaim of expired leases, run_after, cancellation, retry and NOTIFY. Each
 //! `#[sqlx::test]` gets a fresh database; needs DATABASE_URL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -641,14 +641,14 @@ async fn the_listener_reports_a_lost_connection(pool: PgPool) {
 async fn the_upgrade_makes_pre_lease_in_progress_tasks_reclaimable(pool: PgPool) {
     // Schema and data as the previous version left them: a task stuck in_progress.
     for sql in [
-        include_str!("../migrations/0001_tasks.sql"),
-        include_str!("../migrations/0002_task_stages.sql"),
+        include_str!("../../migrations/0001_tasks.sql"),
+        include_str!("../../migrations/0002_task_stages.sql"),
         "INSERT INTO tasks (task_id, description, status, attempts, started_at) \
          VALUES ('stuck', 'S', 'in_progress', 1, now() AT TIME ZONE 'utc'), ('next', 'N', 'pending', 0, NULL)",
-        include_str!("../migrations/0003_leases.sql"),
+        include_str!("../../migrations/0003_leases.sql"),
         // The rest of the upgrade to today's schema, which the store reads.
-        include_str!("../migrations/0004_evidence_and_spend.sql"),
-        include_str!("../migrations/0005_timestamptz.sql"),
+        include_str!("../../migrations/0004_evidence_and_spend.sql"),
+        include_str!("../../migrations/0005_timestamptz.sql"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&pool)

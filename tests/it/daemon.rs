@@ -2,7 +2,7 @@
 //! finish within SHUTDOWN_GRACE, and a task it cannot finish goes back to pending — never stays
 //! in_progress — and later resumes from its first unrecorded stage without paying again.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

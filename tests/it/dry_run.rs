@@ -4,7 +4,7 @@
 //! PR that would have been opened (from the fork of PUSH_REPOSITORY) is stored and shown by
 //! `tasks show`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The command line as a user meets it: settings errors in one line naming the variable,
 //! secrets never printed, task files rejected whole, and the task commands.
 
-mod common;
+use crate::common;
 
 use common::{Bin, Remote, text};
 use sqlx::PgPool;

@@ -5,7 +5,7 @@
 //! file that is a symlink is never read through; and a change that was not verified at all is
 //! held unless VERIFY_OPTIONAL=true.
 
-mod common;
+use crate::common;
 
 use autonomous_dev::store::Store;
 use autonomous_dev::task::{Outcome, TaskStatus};

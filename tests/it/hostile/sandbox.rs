@@ -10,7 +10,7 @@
 //! transient scope cannot be created: the prlimit and tmpfs bounds are what is tested, and the
 //! systemd test says so when it skips.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ fn run_child(name: &str, wrapper: &[&str], env: &[(&str, &str)]) -> String {
     };
     command
         .args([
-            name,
+            &common::exact_name(module_path!(), name),
             "--exact",
             "--ignored",
             "--nocapture",

@@ -2,7 +2,7 @@
 //! during publish, and a second daemon takes over once the lease expires. The task completes,
 //! exactly one PR exists, and no completed stage is sent to the model twice.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The GitHub client against a wiremock server answering as GitHub documents: exact request
 //! bodies and the Authorization header on the fake side, documented answers and errors back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
