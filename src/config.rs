@@ -142,12 +142,19 @@ pub struct RunArgs {
     #[arg(long, env, value_parser = clap::value_parser!(u32).range(256..))]
     pub max_output_tokens: Option<u32>,
 
-    /// Ask for strict tool use (Anthropic's `strict: true` tools, OpenAI's strict functions):
-    /// the provider decodes the tool input to its schema. A server that refuses it is detected
+    /// Ask for strict tool use (Anthropic's `strict: true` tools; for OpenAI-compatible servers
+    /// see OPENAI_CONSTRAINT): the provider decodes the tool input to its schema. A server that refuses it is detected
     /// at the first request and asked without it from then on; `false` never sends it.
     #[arg(long, env, default_value_t = true,
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub strict_tool_use: bool,
+
+    /// How an OpenAI-compatible server is asked to decode tool inputs when STRICT_TOOL_USE is
+    /// on: `strict` (OpenAI's strict functions), `grammar` (a local server that compiles the
+    /// forced function's parameters into a grammar: llama.cpp's server, llama-cpp-python,
+    /// vLLM), `auto` (grammar for a localhost or private-network OPENAI_BASE_URL, else strict).
+    #[arg(long, env, value_enum, default_value_t = crate::llm::Constraint::Auto)]
+    pub openai_constraint: crate::llm::Constraint,
 
     #[command(flatten)]
     pub providers: Providers,

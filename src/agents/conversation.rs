@@ -234,10 +234,17 @@ static TOOLS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(|| {
     ]
 });
 
-/// Deserializes and validates a tool input; the error text is what the model is told.
+/// Deserializes and validates a tool input; the error text is what the model is told. An input
+/// that is a string is arguments that were not JSON (OpenAI-compatible servers): the model is
+/// told where the JSON broke, not its own text again.
 fn accept<T: DeserializeOwned + Validate>(input: &serde_json::Value) -> Result<T, String> {
-    let output =
-        T::deserialize(input).map_err(|e| fill(SCHEMA_MISMATCH, &[("error", &e.to_string())]))?;
+    let mismatch = |error: String| fill(SCHEMA_MISMATCH, &[("error", &error)]);
+    if let serde_json::Value::String(raw) = input
+        && let Err(e) = serde_json::from_str::<serde_json::Value>(raw)
+    {
+        return Err(mismatch(format!("the arguments are not valid JSON ({e})")));
+    }
+    let output = T::deserialize(input).map_err(|e| mismatch(e.to_string()))?;
     output.validate()?;
     Ok(output)
 }
@@ -264,12 +271,13 @@ pub fn input_schema<T: JsonSchema>() -> serde_json::Value {
     value
 }
 
-/// Sets `additionalProperties: false` on every object schema (one with `properties`) in
-/// `schema`.
+/// Sets `additionalProperties: false` on every object schema (`"type": "object"` with
+/// `properties`) in `schema`; an `anyOf` branch that only adds rules to its object's
+/// properties (no `type`) stays open.
 fn close_objects(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(object) => {
-            if object.contains_key("properties") {
+            if object.contains_key("properties") && object.get("type") == Some(&"object".into()) {
                 object
                     .entry("additionalProperties")
                     .or_insert(serde_json::Value::Bool(false));

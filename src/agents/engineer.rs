@@ -31,6 +31,10 @@ pub struct Engineer;
 
 /// Engineer output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(extend("anyOf" = [
+    {"required": ["files"], "properties": {"files": {"minItems": 1}}},
+    {"required": ["edits"], "properties": {"edits": {"minItems": 1}}}
+]))]
 pub struct EngineerOutput {
     /// What the implementation does and how, Markdown.
     #[schemars(pattern(NON_BLANK))]
@@ -160,11 +164,9 @@ impl Validate for EngineerOutput {
             .text("rationale", &self.rationale)
             .files("files", &self.files, 0)
             .item_paths("edits[].path", &edit_paths)
-            .non_empty("edits[].search", &searches);
-        // Rules across two fields, which no schema here says.
-        if self.files.is_empty() && self.edits.is_empty() {
-            problems.note("`files` and `edits` are both empty: change at least one file");
-        }
+            .non_empty("edits[].search", &searches)
+            .any_items(&[("files", self.files.len()), ("edits", self.edits.len())]);
+        // A rule across two fields that no schema here says.
         for (i, edit) in self.edits.iter().enumerate() {
             if self.files.iter().any(|f| f.path == edit.path) {
                 problems.note(&format!(

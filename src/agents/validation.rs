@@ -1,7 +1,7 @@
 //! Checks of a role's answer ([`Validate`]), collected by [`Problems`] so that the one
 //! corrective retry can fix every problem at once; the messages go back to the model. Each
 //! check a JSON Schema can express is also a [`Rule`], which the role's tool schema must carry
-//! (its output type's `#[schemars(...)]` attributes; a test in tests/agents.rs holds the two
+//! (its output type's `#[schemars(...)]` attributes; a test in tests/it/agents.rs holds the two
 //! together for every role), so a provider decoding to the whole schema cannot produce an answer
 //! these checks refuse (a strict mode's subset may still drop some, see `llm::strict`). What a
 //! schema cannot say stays here only: paths unique within a list of files, names that some
@@ -48,6 +48,10 @@ pub enum Rule {
     Path(String),
     /// An array without repeated items: `uniqueItems: true`.
     Unique(String),
+    /// At least one of these arrays, members of one object, has an item: that object's
+    /// `anyOf` has a branch `{"required": [f], "properties": {f: {"minItems": 1}}}` per field
+    /// `f` (the fields' own schemas stay in `properties`).
+    AnyItems(Vec<String>),
 }
 
 /// Collects every problem of one answer, so the model can fix them all in its one retry, and
@@ -142,6 +146,22 @@ impl Problems {
             } else if let Err(e) = check(path) {
                 self.problems.push(format!("`{}`: {e}", item(field, i)));
             }
+        }
+        self
+    }
+
+    /// Lists of which at least one must have an item (`lists`: each field and its length),
+    /// e.g. the Engineer's `files` and `edits`.
+    pub fn any_items(&mut self, lists: &[(&str, usize)]) -> &mut Self {
+        let fields: Vec<String> = lists.iter().map(|(f, _)| format!("`{f}`")).collect();
+        self.rules.push(Rule::AnyItems(
+            lists.iter().map(|(f, _)| (*f).to_owned()).collect(),
+        ));
+        if lists.iter().all(|(_, len)| *len == 0) {
+            self.problems.push(format!(
+                "{} are all empty: give at least one item in one of them",
+                fields.join(" and ")
+            ));
         }
         self
     }

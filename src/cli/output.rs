@@ -31,8 +31,9 @@ pub fn task_table(tasks: &[Task]) -> String {
 }
 
 /// `stats`: count, mean consensus score and LLM cost per status, the total cost and today's
-/// spend; then every role's LLM calls and corrective retries (answers that did not validate
-/// and were sent back), with the share of its calls they were.
+/// spend; then every role's LLM calls, its corrective retries (answers that did not validate
+/// and were sent back) and the share of its answers valid at the first try: 1 − retries /
+/// (calls − retries), each retry being one answer that failed where a call asked anew.
 pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> String {
     let rows: Vec<[String; 4]> = stats
         .iter()
@@ -50,9 +51,12 @@ pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> St
     let role_rows: Vec<[String; 4]> = roles
         .iter()
         .map(|r| {
-            let share = match r.calls {
-                0 => "-".to_owned(),
-                calls => format!("{:.0}%", 100.0 * r.corrections as f64 / calls as f64),
+            let share = match r.calls - r.corrections {
+                asked if asked > 0 => {
+                    let valid = asked.saturating_sub(r.corrections);
+                    format!("{:.0}%", 100.0 * valid as f64 / asked as f64)
+                }
+                _ => "-".to_owned(),
             };
             [
                 r.stage.role_name().to_owned(),
@@ -68,7 +72,7 @@ pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> St
         usd(total),
         usd(spent_today),
         table(
-            ["ROLE", "LLM_CALLS", "CORRECTIVE_RETRIES", "SHARE"],
+            ["ROLE", "LLM_CALLS", "CORRECTIVE_RETRIES", "FIRST_TRY_VALID"],
             &role_rows
         ),
     )
@@ -311,4 +315,35 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_try_valid_counts_each_retry_as_one_answer_that_failed() {
+        let role = |stage, calls, corrections| RoleCalls {
+            stage,
+            calls,
+            corrections,
+        };
+        let roles = [
+            // 10 answers asked, 2 of them sent back: 8 valid at the first try.
+            role(Stage::Pm, 12, 2),
+            role(Stage::Qa, 4, 0),
+            role(Stage::Security, 0, 0),
+        ];
+        let out = stats(&[], &roles, 0.0);
+        let row = |name: &str| -> Vec<String> {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_default();
+            line.split_whitespace().map(str::to_owned).collect()
+        };
+        assert_eq!(row("PM "), ["PM", "12", "2", "80%"], "{out}");
+        assert_eq!(row("QA "), ["QA", "4", "0", "100%"], "{out}");
+        assert_eq!(row("Security "), ["Security", "0", "0", "-"], "{out}");
+    }
 }

@@ -166,7 +166,7 @@ fn roles(args: &RunArgs) -> Result<Roles> {
                 args.openai_api_key.clone(),
                 llm_retry,
             )
-            .with_strict_tool_use(args.strict_tool_use),
+            .with_constraint(args.strict_tool_use.then_some(args.openai_constraint)),
         ))
     } else {
         None

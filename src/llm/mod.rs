@@ -15,6 +15,7 @@ pub use anthropic::Anthropic;
 pub use capped::Capped;
 pub use openai::OpenAi;
 pub use retry::RetryPolicy;
+pub use strict::Constraint;
 
 use async_trait::async_trait;
 

@@ -3,7 +3,8 @@
 //! `tool_calls`. Speaks to OpenAI itself, OpenRouter and local servers (Ollama, vLLM, llama.cpp's
 //! server): the key is optional, `arguments` may come as a JSON string or an object, error bodies
 //! may be documented objects or plain strings, and `response_format` is never sent (llama.cpp's
-//! server answers 500 to a `json_schema` one). The wire types stay private here; sending,
+//! server answers 500 to a `json_schema` one): a forced function is itself decoded to its
+//! parameters by the servers that constrain ([`Constraint`]). The wire types stay private here; sending,
 //! retrying, status mapping and key scrubbing are shared with the other providers.
 
 use async_trait::async_trait;
@@ -11,7 +12,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::SecretString;
 
 use super::http::Transport;
-use super::strict::{self, Strictness};
+use super::strict::{self, Constraint, Strictness};
 use super::{LlmError, Provider, RetryPolicy, ToolCall, ToolRequest};
 
 /// Client of `POST {base_url}/v1/chat/completions`, with `Authorization: Bearer <key>` when a key
@@ -20,6 +21,8 @@ pub struct OpenAi {
     transport: Transport,
     base_url: String,
     strict: Strictness,
+    /// Parameters sent in [`strict::grammar`]'s subset ([`Constraint::Grammar`]).
+    grammar: bool,
 }
 
 impl OpenAi {
@@ -35,24 +38,36 @@ impl OpenAi {
             transport: Transport::new(api_key, retry),
             base_url: base_url.trim_end_matches('/').to_owned(),
             strict: Strictness::new(false),
+            grammar: false,
         }
     }
 
-    /// The same client with strict function calling on (STRICT_TOOL_USE; off by default): the
-    /// function is sent with `"strict": true` and its parameters in the subset OpenAI's
-    /// Structured Outputs accept ([`strict::openai`]: every property required, the optional
-    /// ones nullable; a `null` the answer gives one is dropped before validation). A server
-    /// that refuses it (HTTP 400 naming `strict`) is asked again without it, and from then on
-    /// never with it; servers that ignore the field are unaffected.
-    pub fn with_strict_tool_use(mut self, on: bool) -> OpenAi {
-        self.strict = Strictness::new(on);
+    /// The same client asking the server to decode the forced function's arguments to its
+    /// parameters (STRICT_TOOL_USE on; `None`: off, the full schema and no `strict` field),
+    /// the way `constraint` says, [`Constraint::Auto`] decided by the base URL.
+    /// - [`Constraint::Strict`]: `"strict": true` and the parameters in the subset OpenAI's
+    ///   Structured Outputs accept ([`strict::openai`]: every property required, the optional
+    ///   ones nullable; a `null` the answer gives one is dropped before validation). A server
+    ///   that refuses it (HTTP 400 naming `strict`) is asked again without it, and from then on
+    ///   never with it; servers that ignore the field are unaffected.
+    /// - [`Constraint::Grammar`]: no `strict` field, the parameters in the subset a local
+    ///   server compiles into a grammar ([`strict::grammar`]).
+    pub fn with_constraint(mut self, constraint: Option<Constraint>) -> OpenAi {
+        let constraint = constraint.map(|c| c.resolve(&self.base_url));
+        self.strict = Strictness::new(constraint == Some(Constraint::Strict));
+        self.grammar = constraint == Some(Constraint::Grammar);
         self
     }
 
     /// One `POST /v1/chat/completions` of `request` (strict or not), retried by the transport.
     async fn send(&self, request: &ToolRequest, strict: bool) -> Result<ToolCall, LlmError> {
         let headers = self.headers()?;
-        let body = wire::Request::new(request, strict)?;
+        let parameters = match (strict, self.grammar) {
+            (true, _) => wire::Parameters::Strict,
+            (false, true) => wire::Parameters::Grammar,
+            (false, false) => wire::Parameters::Full,
+        };
+        let body = wire::Request::new(request, parameters)?;
         let url = format!("{}/v1/chat/completions", self.base_url);
         let tool = request.tool_choice.as_str();
         let mut call = self
@@ -134,6 +149,17 @@ mod wire {
         strict: bool,
     }
 
+    /// The schema a function's `parameters` carry.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub(super) enum Parameters {
+        /// The tool's own schema.
+        Full,
+        /// OpenAI's strict subset, with `"strict": true` ([`crate::llm::strict::openai`]).
+        Strict,
+        /// The subset local servers compile into a grammar ([`crate::llm::strict::grammar`]).
+        Grammar,
+    }
+
     /// `{"type": "function", "function": {"name": …}}`: the model must call that function.
     #[derive(Debug, Serialize)]
     struct ToolChoice<'a> {
@@ -196,10 +222,13 @@ mod wire {
 
     impl<'a> Request<'a> {
         /// The wire body of `request`. Only the forced tool is offered: local models have small
-        /// context windows, and OpenAI's automatic prefix caching needs no markers. With
-        /// `strict`, a strict function ([`super::OpenAi::with_strict_tool_use`]). Error: the
-        /// forced tool is not among the tools.
-        pub(super) fn new(request: &'a ToolRequest, strict: bool) -> Result<Request<'a>, LlmError> {
+        /// context windows, and OpenAI's automatic prefix caching needs no markers. Its
+        /// `parameters` as [`super::OpenAi::with_constraint`] says. Error: the forced tool is
+        /// not among the tools.
+        pub(super) fn new(
+            request: &'a ToolRequest,
+            parameters: Parameters,
+        ) -> Result<Request<'a>, LlmError> {
             let tool = request.forced_tool().ok_or_else(|| {
                 LlmError::InvalidRequest(format!(
                     "the forced tool `{}` is not among the tools offered",
@@ -219,12 +248,16 @@ mod wire {
                     function: FunctionSpec {
                         name: &tool.name,
                         description: &tool.description,
-                        parameters: if strict {
-                            Cow::Owned(crate::llm::strict::openai(&tool.input_schema))
-                        } else {
-                            Cow::Borrowed(&tool.input_schema)
+                        parameters: match parameters {
+                            Parameters::Full => Cow::Borrowed(&tool.input_schema),
+                            Parameters::Strict => {
+                                Cow::Owned(crate::llm::strict::openai(&tool.input_schema))
+                            }
+                            Parameters::Grammar => {
+                                Cow::Owned(crate::llm::strict::grammar(&tool.input_schema))
+                            }
                         },
-                        strict,
+                        strict: parameters == Parameters::Strict,
                     },
                 }],
                 tool_choice: ToolChoice {
@@ -385,14 +418,44 @@ mod wire {
         }
     }
 
-    /// The tool input from `arguments`: a JSON string is parsed; text that is not JSON stays a
+    /// The tool input from `arguments`: a JSON string is parsed, also when its strings hold
+    /// raw control characters (see [`escape_controls`]); text that is not JSON stays a
     /// [`Value::String`] so that the caller's deserialization fails and it asks again; an object
     /// (local servers) is taken as is.
     fn parse_arguments(arguments: Value) -> Value {
         match arguments {
-            Value::String(raw) => serde_json::from_str(&raw).unwrap_or(Value::String(raw)),
+            Value::String(raw) => serde_json::from_str(&raw)
+                .or_else(|_| serde_json::from_str(&escape_controls(&raw)))
+                .unwrap_or(Value::String(raw)),
             other => other,
         }
+    }
+
+    /// `text` with every control character inside a JSON string escaped (`\n`, `\u0001`):
+    /// llama-cpp-python's grammar for a forced function lets the model write a raw newline in
+    /// a string, which RFC 8259 forbids and serde_json refuses. Outside strings nothing changes.
+    pub(super) fn escape_controls(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let (mut in_string, mut escaped) = (false, false);
+        for c in text.chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if in_string => escaped = true,
+                '"' => in_string = !in_string,
+                c if in_string && u32::from(c) < 0x20 => {
+                    match c {
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        '\t' => out.push_str("\\t"),
+                        _ => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(c);
+        }
+        out
     }
 
     fn no_tool_call(tool: &str, called: &[String], finish_reason: Option<&str>) -> String {
@@ -503,7 +566,11 @@ mod wire {
         #[test]
         fn request_has_system_first_and_no_response_format() {
             let body = serde_json::to_value(
-                Request::new(&request(vec![Message::User(vec![Part::text("u")])]), false).unwrap(),
+                Request::new(
+                    &request(vec![Message::User(vec![Part::text("u")])]),
+                    Parameters::Full,
+                )
+                .unwrap(),
             )
             .unwrap();
             assert_eq!(
@@ -530,7 +597,7 @@ mod wire {
                             input: Value::String("{\"a\": ".into()),
                         },
                     ]),
-                    false,
+                    Parameters::Full,
                 )
                 .unwrap(),
             )
@@ -632,6 +699,17 @@ mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_control_characters_in_strings_are_escaped_and_nothing_else_changes() {
+        let raw = "{\"prd\": \"a\nb\tc\\\"d\u{1}\",\n \"n\": 1}";
+        assert!(serde_json::from_str::<serde_json::Value>(raw).is_err());
+        let escaped = wire::escape_controls(raw);
+        assert_eq!(escaped, "{\"prd\": \"a\\nb\\tc\\\"d\\u0001\",\n \"n\": 1}");
+        let value: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+        assert_eq!(value["prd"], "a\nb\tc\"d\u{1}");
+        assert_eq!(value["n"], 1);
+    }
 
     #[test]
     fn bearer_only_with_a_key() {

@@ -1,10 +1,13 @@
 //! Strict tool use: the providers' grammar-constrained decoding of a tool call, which accepts
 //! only a subset of JSON Schema. [`anthropic`] and [`openai`] rewrite a tool's full schema into
-//! that subset the way the providers' own SDKs do: what the subset cannot say moves into the
-//! node's `description` (`{minLength: 1}`), so the model still reads it and the validator
-//! still checks it. [`Strictness`] remembers a server that refused the strict shape, so that
-//! it is asked once and then answered without it.
+//! that subset the way the providers' own SDKs do, [`grammar`] into the subset local servers
+//! compile into a grammar faithfully: what the subset cannot say moves into the node's
+//! `description` (`{minLength: 1}`), so the model still reads it and the validator still
+//! checks it. [`Strictness`] remembers a server that refused the strict shape, so that it is
+//! asked once and then answered without it; [`Constraint`] says how an OpenAI-compatible server
+//! is asked.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
@@ -24,6 +27,51 @@ const FORMATS: [&str; 9] = [
     "ipv6",
     "uuid",
 ];
+
+/// How an OpenAI-compatible server is asked to decode a forced function's arguments to its
+/// schema (OPENAI_CONSTRAINT, when STRICT_TOOL_USE is on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Constraint {
+    /// [`Constraint::Grammar`] for a server on a loopback or private-network address (a local
+    /// server), [`Constraint::Strict`] otherwise.
+    Auto,
+    /// OpenAI's strict function calling: `"strict": true` and the parameters in its subset
+    /// ([`openai`]). OpenAI, OpenRouter, Azure.
+    Strict,
+    /// No `strict` field; the parameters in the subset a local server compiles into a grammar
+    /// faithfully ([`grammar`]). llama.cpp's server and llama-cpp-python turn a forced
+    /// function's parameters into the grammar its arguments are sampled with, vLLM into
+    /// structured-output decoding; a schema their converters cannot compile is refused
+    /// (llama-server) or silently decoded as any JSON (llama-cpp-python).
+    Grammar,
+}
+
+impl Constraint {
+    /// [`Constraint::Auto`] decided for a server at `base_url` (an `http(s)://host[:port]` URL):
+    /// `localhost`, loopback, private (RFC 1918, IPv6 unique-local) and link-local hosts are
+    /// local. Other constraints are returned as they are.
+    pub fn resolve(self, base_url: &str) -> Constraint {
+        if self != Constraint::Auto {
+            return self;
+        }
+        let host = reqwest::Url::parse(base_url).ok().and_then(|url| {
+            url.host_str()
+                .map(|h| h.trim_matches(['[', ']']).to_owned())
+        });
+        let local = host.is_some_and(|host| match host.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+            Ok(IpAddr::V6(ip)) => {
+                ip.is_loopback() || ip.is_unique_local() || ip.is_unicast_link_local()
+            }
+            Err(_) => host == "localhost" || host.ends_with(".localhost"),
+        });
+        if local {
+            Constraint::Grammar
+        } else {
+            Constraint::Strict
+        }
+    }
+}
 
 /// Whether a provider sends strict tool definitions (STRICT_TOOL_USE), and whether its server
 /// refused them once already.
@@ -116,6 +164,103 @@ pub(super) fn openai(schema: &Value) -> Value {
     strict
 }
 
+/// `schema` in the subset that local servers compile into a grammar faithfully — llama.cpp's
+/// `json_schema_to_grammar` (llama-server, and llama-cpp-python's copy of it) as the narrowest:
+/// types, `properties`, `required`, `items`, `enum`, `const`, `anyOf`, `minItems`,
+/// `maxItems`, `minLength`, `maxLength`, objects with `additionalProperties: false`. Two rules
+/// are carried over in terms the subset has: a `pattern` that no empty string matches also
+/// sets `minLength: 1` (every non-blank text and path is at least one character), and an
+/// integer range of at most 256 values becomes an `enum` of them (the converter ignores
+/// `minimum`/`maximum`). Patterns themselves are said in the description: the converter
+/// refuses one not anchored `^…$` and copies a pattern's characters into the JSON string
+/// unescaped, so it cannot compile them faithfully.
+pub(super) fn grammar(schema: &Value) -> Value {
+    let mut tightened = schema.clone();
+    tighten(&mut tightened);
+    rewrite(&tightened, &|key, _| {
+        matches!(key, "minItems" | "maxItems" | "minLength" | "maxLength")
+    })
+}
+
+/// The largest integer range [`grammar`] turns into an `enum`.
+const MAX_ENUMERATED: i64 = 256;
+
+/// An object with properties and an `anyOf` of branches adding rules to them
+/// ([`crate::agents::Rule::AnyItems`]) as an `anyOf` of whole objects, each branch merged into
+/// a copy of the object: the same instances, in the form llama.cpp's converter compiles (it
+/// reads an `anyOf` alone, ignoring the properties beside it).
+fn spread_any_of(node: &mut Map<String, Value>) {
+    if !node.contains_key("properties") {
+        return;
+    }
+    let Some(Value::Array(branches)) = node.remove("anyOf") else {
+        return;
+    };
+    let description = node.remove("description");
+    let whole: Vec<Value> = branches
+        .iter()
+        .map(|branch| {
+            let mut object = node.clone();
+            if let (Some(Value::Object(properties)), Some(Value::Object(rules))) =
+                (object.get_mut("properties"), branch.get("properties"))
+            {
+                for (name, rule) in rules {
+                    if let (Some(Value::Object(property)), Value::Object(rule)) =
+                        (properties.get_mut(name), rule)
+                    {
+                        property.extend(rule.clone());
+                    }
+                }
+            }
+            let mut required = (node.get("required").and_then(Value::as_array))
+                .cloned()
+                .unwrap_or_default();
+            for name in branch["required"].as_array().into_iter().flatten() {
+                if !required.contains(name) {
+                    required.push(name.clone());
+                }
+            }
+            object.insert("required".to_owned(), Value::Array(required));
+            Value::Object(object)
+        })
+        .collect();
+    *node = Map::from_iter([("anyOf".to_owned(), Value::Array(whole))]);
+    if let Some(description) = description {
+        node.insert("description".to_owned(), description);
+    }
+}
+
+/// [`grammar`]'s carried-over rules, on every node of `schema`.
+fn tighten(schema: &mut Value) {
+    let Value::Object(node) = schema else {
+        if let Value::Array(items) = schema {
+            items.iter_mut().for_each(tighten);
+        }
+        return;
+    };
+    let needs_text = node
+        .get("pattern")
+        .and_then(Value::as_str)
+        .and_then(|pattern| regex::Regex::new(pattern).ok())
+        .is_some_and(|pattern| !pattern.is_match(""));
+    if needs_text && node.get("minLength").and_then(Value::as_u64).unwrap_or(0) == 0 {
+        node.insert("minLength".to_owned(), Value::from(1));
+    }
+    let integer = node.get("type").and_then(Value::as_str) == Some("integer");
+    let bounds = (
+        node.get("minimum").and_then(Value::as_i64),
+        node.get("maximum").and_then(Value::as_i64),
+    );
+    if let (true, (Some(low), Some(high))) = (integer, bounds)
+        && (0..MAX_ENUMERATED).contains(&(high - low))
+        && !node.contains_key("enum")
+    {
+        node.insert("enum".to_owned(), (low..=high).collect());
+    }
+    spread_any_of(node);
+    node.values_mut().for_each(tighten);
+}
+
 /// Removes from `answer` every member that `schema` does not require and that is `null`: what
 /// a strict OpenAI answer says of an optional field it leaves out ([`openai`]).
 pub(super) fn drop_nulls(schema: &Value, answer: &mut Value) {
@@ -181,6 +326,11 @@ fn rewrite(schema: &Value, keep: &dyn Fn(&str, &Value) -> bool) -> Value {
             "items" => {
                 out.insert(key.clone(), rewrite(value, keep));
             }
+            // Rules added to the object's own properties (`Rule::AnyItems`): outside every
+            // strict subset, said instead ([`grammar`] spreads them into whole objects first).
+            "anyOf" | "allOf" if node.contains_key("properties") => {
+                said.push(format!("{key}: {value}"));
+            }
             "anyOf" | "allOf" => {
                 let branches = value.as_array().cloned().unwrap_or_default();
                 let branches = branches.iter().map(|b| rewrite(b, keep)).collect();
@@ -193,7 +343,7 @@ fn rewrite(schema: &Value, keep: &dyn Fn(&str, &Value) -> bool) -> Value {
             _ => said.push(format!("{key}: {value}")),
         }
     }
-    if out.contains_key("properties") {
+    if out.contains_key("properties") && out.get("type") == Some(&Value::from("object")) {
         out.insert("additionalProperties".to_owned(), Value::Bool(false));
     }
     let description = node.get("description").and_then(Value::as_str);
@@ -342,6 +492,117 @@ mod tests {
         assert_eq!(p["tags"]["minItems"], 2);
         assert_eq!(p["tags"]["description"], "{uniqueItems: true}");
         assert_eq!(p["tags"]["items"]["description"], "{minLength: 1}");
+    }
+
+    #[test]
+    fn grammar_keeps_what_llama_cpp_compiles_and_carries_patterns_and_ranges_over() {
+        let local = grammar(&full());
+        let p = &local["properties"];
+        assert_eq!(local["additionalProperties"], false);
+        assert_eq!(local["required"], json!(["text", "score", "tags"]));
+        assert!(local.get("title").is_none());
+        assert_eq!(p["text"]["minLength"], 1, "a non-blank text is not empty");
+        assert!(p["text"].get("pattern").is_none(), "{}", p["text"]);
+        assert_eq!(p["text"]["description"], "Say it.\n\n{pattern: \"\\\\S\"}");
+        let path = &p["files"]["items"]["properties"]["path"];
+        assert_eq!(path["minLength"], 1);
+        assert_eq!(
+            p["files"]["type"], "array",
+            "optional stays optional, not nullable"
+        );
+        let scores: Vec<i64> = (0..=100).collect();
+        assert_eq!(p["score"]["enum"], json!(scores));
+        assert_eq!(p["tags"]["minItems"], 2);
+        assert_eq!(p["tags"]["items"]["minLength"], 1);
+        assert_eq!(p["tags"]["description"], "{uniqueItems: true}");
+        // A pattern the empty string matches says nothing about the length; a wide range
+        // stays a range.
+        let loose = grammar(&json!({"type": "string", "pattern": "^a*$"}));
+        assert!(loose.get("minLength").is_none(), "{loose}");
+        let wide = grammar(&json!({"type": "integer", "minimum": 0, "maximum": 1000}));
+        assert!(wide.get("enum").is_none(), "{wide}");
+    }
+
+    /// The Engineer's "at least one of `files` and `edits`" (`Rule::AnyItems`).
+    fn either_list() -> Value {
+        let list = json!({"type": "array", "items": {"type": "string"}});
+        json!({
+            "type": "object",
+            "description": "A change.",
+            "properties": {"files": list, "edits": list, "summary": {"type": "string"}},
+            "required": ["summary"],
+            "additionalProperties": false,
+            "anyOf": [
+                {"required": ["files"], "properties": {"files": {"minItems": 1}}},
+                {"required": ["edits"], "properties": {"edits": {"minItems": 1}}}
+            ]
+        })
+    }
+
+    #[test]
+    fn rules_added_by_an_any_of_become_whole_objects_for_a_grammar_and_words_elsewhere() {
+        let local = grammar(&either_list());
+        assert_eq!(local["description"], "A change.");
+        let branches = local["anyOf"]
+            .as_array()
+            .expect("an anyOf of whole objects");
+        assert_eq!(local.as_object().unwrap().len(), 2, "{local}");
+        for (branch, list, other) in [
+            (&branches[0], "files", "edits"),
+            (&branches[1], "edits", "files"),
+        ] {
+            assert_eq!(branch["type"], "object");
+            assert_eq!(branch["additionalProperties"], false);
+            assert_eq!(branch["required"], json!(["summary", list]));
+            assert_eq!(branch["properties"][list]["minItems"], 1);
+            assert!(
+                branch["properties"][other].get("minItems").is_none(),
+                "{branch}"
+            );
+            assert!(branch["properties"].get("summary").is_some());
+        }
+        for strict in [anthropic(&either_list()), openai(&either_list())] {
+            assert!(strict.get("anyOf").is_none(), "{strict}");
+            let description = strict["description"].as_str().unwrap();
+            assert!(
+                description.starts_with("A change.\n\n{anyOf: [{"),
+                "{description}"
+            );
+        }
+    }
+
+    #[test]
+    fn auto_is_grammar_for_local_servers_and_strict_elsewhere() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:11434/",
+            "http://[::1]:8000",
+            "http://192.168.1.20:8000",
+            "http://10.0.0.5",
+            "http://[fd00::5]:8000",
+        ] {
+            assert_eq!(
+                Constraint::Auto.resolve(local),
+                Constraint::Grammar,
+                "{local}"
+            );
+        }
+        for remote in [
+            "https://api.openai.com",
+            "https://openrouter.ai/api",
+            "http://8.8.8.8",
+            "not a url",
+        ] {
+            assert_eq!(
+                Constraint::Auto.resolve(remote),
+                Constraint::Strict,
+                "{remote}"
+            );
+        }
+        assert_eq!(
+            Constraint::Strict.resolve("http://127.0.0.1"),
+            Constraint::Strict
+        );
     }
 
     #[test]

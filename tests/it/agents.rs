@@ -1376,7 +1376,7 @@ fn invalid_outputs_list_every_problem() {
     .validate()
     .unwrap_err();
     assert!(
-        error.contains("`files` and `edits` are both empty"),
+        error.contains("`files` and `edits` are all empty"),
         "{error}"
     );
     assert!(error.contains("(got 101)"), "{error}");
@@ -1499,7 +1499,7 @@ fn invalid_edits_are_all_listed() {
 
     let error = edits_only(vec![]).validate().unwrap_err();
     assert!(
-        error.contains("`files` and `edits` are both empty"),
+        error.contains("`files` and `edits` are all empty"),
         "{error}"
     );
 }
@@ -1604,14 +1604,22 @@ fn says(schema: &Value, rule: &Rule) -> bool {
         Rule::Score(field) => at(field)["minimum"] == 0 && at(field)["maximum"] == 100,
         Rule::Path(field) => at(field)["pattern"] == PATH_PATTERN,
         Rule::Unique(field) => at(field)["uniqueItems"] == true,
+        Rule::AnyItems(fields) => {
+            let branches = schema["anyOf"].as_array().cloned().unwrap_or_default();
+            fields.iter().all(|f| {
+                branches.contains(&json!({"required": [f], "properties": {f: {"minItems": 1}}}))
+                    && schema["properties"].get(f).is_some()
+            })
+        }
     }
 }
 
-/// Every object schema in `schema` refuses other properties.
+/// Every object schema (`"type": "object"`) in `schema` refuses other properties.
 fn all_closed(schema: &Value) -> bool {
     match schema {
         Value::Object(object) => {
-            (!object.contains_key("properties") || object["additionalProperties"] == false)
+            (object.get("type") != Some(&json!("object"))
+                || object["additionalProperties"] == false)
                 && object.values().all(all_closed)
         }
         Value::Array(items) => items.iter().all(all_closed),

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use autonomous_dev::agents::{self, Chain, Input, Pm, PmVote, RepoContext};
 use autonomous_dev::llm::{
-    Anthropic, LlmError, Message, OpenAi, Part, Provider, RetryPolicy, ToolRequest, ToolSpec,
+    Anthropic, Constraint, LlmError, Message, OpenAi, Part, Provider, RetryPolicy, ToolRequest,
+    ToolSpec,
 };
 use autonomous_dev::task::Usage;
 use secrecy::SecretString;
@@ -82,9 +83,11 @@ impl Wire {
             Wire::Anthropic => Box::new(
                 Anthropic::new(&server.uri(), key, fast(0), false).with_strict_tool_use(true),
             ),
-            Wire::OpenAi => {
-                Box::new(OpenAi::new(&server.uri(), Some(key), fast(0)).with_strict_tool_use(true))
-            }
+            // The mock server is on 127.0.0.1, which `Auto` takes for a local server.
+            Wire::OpenAi => Box::new(
+                OpenAi::new(&server.uri(), Some(key), fast(0))
+                    .with_constraint(Some(Constraint::Strict)),
+            ),
         }
     }
 
@@ -1225,6 +1228,38 @@ async fn openai_without_a_key_sends_no_authorization() {
     assert!(recorded[0].headers.get("authorization").is_none());
 }
 
+/// llama.cpp's server and llama-cpp-python compile a forced function's `parameters` into the
+/// grammar its arguments are sampled with; their converter refuses an unanchored `pattern`
+/// (llama-server: an error; llama-cpp-python: any JSON instead), so a local server is sent
+/// the schema in the subset they compile, with no `strict` field.
+#[tokio::test]
+async fn openai_a_local_server_is_sent_parameters_it_compiles_into_a_grammar() {
+    let server = MockServer::start().await;
+    let input = json!({"prd": "# PRD", "criteria": ["works"]});
+    mount_always(
+        &server,
+        Wire::OpenAi,
+        Wire::OpenAi.success_with(input.clone(), 1, 1, 0).0,
+        1,
+    )
+    .await;
+    let client = OpenAi::new(&server.uri(), None, fast(0)).with_constraint(Some(Constraint::Auto));
+    let call = client.call_tool(&rich_request()).await.unwrap();
+    assert_eq!(call.input, input);
+
+    let body: Value = requests(&server).await[0].body_json().unwrap();
+    assert_eq!(Wire::OpenAi.strict_flag(&body), None, "{body}");
+    let (_, _, schema) = Wire::OpenAi.offered_tool(&body);
+    let prd = &schema["properties"]["prd"];
+    assert!(prd.get("pattern").is_none(), "{prd}");
+    assert_eq!(prd["minLength"], 1, "{prd}");
+    assert_eq!(schema["required"], json!(["prd", "criteria"]));
+    assert_eq!(schema["properties"]["notes"]["type"], "array");
+    assert_eq!(schema["properties"]["notes"]["items"]["minLength"], 1);
+    assert_eq!(schema["properties"]["criteria"]["minItems"], 1);
+    assert_eq!(schema["additionalProperties"], false);
+}
+
 #[tokio::test]
 async fn openai_arguments_as_an_object_are_accepted() {
     let server = MockServer::start().await;
@@ -1346,9 +1381,26 @@ async fn openai_invalid_json_arguments_make_ask_send_a_corrective_retry() {
     assert_eq!(messages[3]["role"], "tool");
     assert_eq!(messages[3]["tool_call_id"], "call_a");
     let error = messages[3]["content"].as_str().unwrap();
+    // Where the JSON broke, not the model's text a second time.
     assert!(
-        error.contains("does not match the tool's schema"),
+        error.contains("the arguments are not valid JSON (EOF while parsing a list at line 1"),
         "{error}"
     );
+    assert!(!error.contains("# PRD"), "{error}");
     assert_eq!(messages[4]["role"], "user");
+}
+
+/// llama-cpp-python's grammar lets a model write a raw newline inside a JSON string; the
+/// answer is otherwise what the schema asks, so it is taken, not sent back.
+#[tokio::test]
+async fn openai_raw_newlines_in_argument_strings_are_accepted() {
+    let server = MockServer::start().await;
+    let raw = "{\"prd\": \"# PRD\nline two\"}";
+    mount_once(&server, Wire::OpenAi, openai_answer(CALL_ID, json!(raw), 5)).await;
+    let call = Wire::OpenAi
+        .client(&server, fast(0))
+        .call_tool(&simple_request())
+        .await
+        .unwrap();
+    assert_eq!(call.input, json!({"prd": "# PRD\nline two"}));
 }
