@@ -603,6 +603,16 @@ banner "Tasks"
 adev tasks list | tee "$RUN_DIR/tasks-list.txt"
 banner "Stats"
 adev stats | tee "$RUN_DIR/stats.txt"
+# The role table's LLM_CALLS and CORRECTIVE_RETRIES: every retry is one answer that did not
+# validate where a call asked anew (an answer or a repair reply).
+read -r calls retries < <(awk '
+    $1 == "ROLE" { roles = 1; next }
+    roles && $2 ~ /^[0-9]+$/ { c += $2; r += $3 }
+    END { printf "%d %d\n", c, r }' "$RUN_DIR/stats.txt")
+asked=$((calls - retries))
+if [ "$asked" -gt 0 ]; then
+    log "answers valid at the first try: $((asked - retries)) of $asked ($(((asked - retries) * 100 / asked))%), $retries corrective retries"
+fi
 
 mkdir -p "$RUN_DIR/show"
 first_task=""
@@ -646,7 +656,9 @@ if [ "$CHECK" -eq 1 ]; then
     banner "Check"
     problems=()
     [ "$run_status" -eq 0 ] || problems+=("autonomous-dev run exited with status $run_status")
+    # The status table: from its header to the first blank line.
     read -r terminal unfinished summary < <(awk '
+        NR > 1 && $0 == "" { exit }
         NR > 1 && $2 ~ /^[0-9]+$/ {
             if ($1 == "pending" || $1 == "in_progress") u += $2; else t += $2
             s = s (s == "" ? "" : ",") $1 "=" $2
@@ -654,6 +666,14 @@ if [ "$CHECK" -eq 1 ]; then
         END { printf "%d %d %s\n", t, u, (s == "" ? "none" : s) }' "$RUN_DIR/stats.txt")
     [ "$unfinished" -eq 0 ] || problems+=("$unfinished task(s) left pending or in_progress")
     [ "$terminal" -eq "$LOADED" ] || problems+=("$terminal task(s) in a terminal state, $LOADED loaded")
+    # Every task ends on the pipeline's own verdicts (votes, consensus, verification), not on
+    # an error such as a role's answer failing validation twice.
+    for report in "$RUN_DIR"/show/*.txt; do
+        [ -e "$report" ] || continue
+        if grep -q '^decision: *error' "$report"; then
+            problems+=("$(basename "$report" .txt) ended on an error: $(sed -n 's/^error: *//p' "$report" | cut -c1-200)")
+        fi
+    done
     if [ "${#problems[@]}" -gt 0 ]; then
         for p in "${problems[@]}"; do log "check failed: $p"; done
         exit 1

@@ -204,7 +204,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    assert_eq!(pm, ["PM", "15", "0", "0%"], "{stats}");
+    assert_eq!(pm, ["PM", "15", "0", "100%"], "{stats}");
 
     // `tasks show` tells the whole story of one task.
     let out = env.output(&["tasks", "show", "phase1-001"]).await;
