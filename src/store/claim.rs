@@ -189,7 +189,7 @@ impl Store {
     ) -> Result<Option<(Task, Lease)>, StoreError> {
         let task: Option<Task> = sqlx::query_as(CLAIM)
             .bind(worker)
-            .bind(lease_for)
+            .bind(interval(lease_for))
             .fetch_optional(&self.pool)
             .await?;
         Ok(task.map(|task| {
@@ -211,7 +211,7 @@ impl Store {
         let done = sqlx::query(RENEW)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(lease_for)
+            .bind(interval(lease_for))
             .execute(&self.pool)
             .await?;
         fenced_result(done.rows_affected(), lease)
@@ -316,7 +316,7 @@ impl Store {
         let done = sqlx::query(RETRY_LATER)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(delay)
+            .bind(interval(delay))
             .bind(error)
             .bind(spend_attempt)
             .execute(&self.pool)
@@ -374,9 +374,23 @@ fn fenced_result(rows: u64, lease: &Lease) -> Result<(), StoreError> {
     }
 }
 
+/// `d` cut to whole microseconds: PostgreSQL's `interval` has no finer unit, and sqlx refuses
+/// to encode a `Duration` with nanoseconds (a jittered backoff has them).
+fn interval(d: Duration) -> Duration {
+    Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_are_whole_microseconds() {
+        assert_eq!(
+            interval(Duration::new(20, 123_456_789)),
+            Duration::new(20, 123_456_000)
+        );
+    }
 
     #[test]
     fn worker_ids_name_host_pid_and_slot() {

@@ -378,6 +378,24 @@ async fn run_after_defers_a_task(pool: PgPool) {
     assert_eq!(third.queue.fencing_token, 3);
 }
 
+/// A jittered backoff has nanoseconds, which PostgreSQL's interval cannot hold: the delay is
+/// stored, to the microsecond, rather than the write failing (which left the task looping
+/// between claim and release).
+#[sqlx::test]
+async fn a_delay_with_nanoseconds_is_stored(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    store.add_task(&new_task("t", 0)).await.unwrap();
+    let (_, lease) = claim(&store, "w:1:0").await.unwrap();
+    store
+        .retry_later(&lease, Duration::new(3600, 123_456_789), "timeout", true)
+        .await
+        .expect("stored");
+    assert!(
+        claim(&store, "w:1:0").await.is_none(),
+        "not before the delay"
+    );
+}
+
 #[sqlx::test]
 async fn next_wakeup_is_none_without_pending_or_leased_tasks(pool: PgPool) {
     let store = Store::from_pool(pool);
