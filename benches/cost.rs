@@ -41,12 +41,13 @@ use autonomous_dev::gates::GateConfig;
 use autonomous_dev::llm::{Anthropic, Provider, RetryPolicy as LlmRetryPolicy};
 use autonomous_dev::pipeline::{
     Budget, Ended, GitRepository, Pipeline, PipelineSettings, Publisher, PublisherConfig,
-    RetryPolicy, RoleModel, Roles, Verifying,
+    RetryPolicy, RoleModel, Roles, Snapshot, Verifying,
 };
+use autonomous_dev::repo_config::RepoConfig;
 use autonomous_dev::shutdown::Shutdown;
 use autonomous_dev::store::{StageCost, Store, parse_task_file};
 use autonomous_dev::task::{FileChange, NewTask, Stage, TaskStatus, Usage};
-use autonomous_dev::verify::{Verification, VerifyError, VerifyStatus};
+use autonomous_dev::verify::{CheckPlan, Prepared, Verification, VerifyError, VerifyStatus};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -1211,11 +1212,30 @@ struct ScriptedCheck(Check);
 
 #[async_trait::async_trait]
 impl Verifying for ScriptedCheck {
-    fn check_command(&self, _base: &[FileChange]) -> Option<String> {
-        Some(self.0.command.clone())
+    fn plan(&self, _base: &[FileChange], _repo: &RepoConfig) -> Option<CheckPlan> {
+        Some(CheckPlan {
+            command: self.0.command.clone(),
+            timeout: autonomous_dev::verify::DEFAULT_TIMEOUT,
+            setup: None,
+        })
     }
 
-    async fn verify(&self, worktree: &Path, _command: &str) -> Result<Verification, VerifyError> {
+    async fn prepare(
+        &self,
+        _plan: &CheckPlan,
+        _snapshot: &dyn Snapshot,
+    ) -> Result<Prepared, VerifyError> {
+        Err(VerifyError::Io(std::io::Error::other(
+            "the scripted checks have no setup",
+        )))
+    }
+
+    async fn verify(
+        &self,
+        worktree: &Path,
+        _plan: &CheckPlan,
+        _prepared: Option<&Path>,
+    ) -> Result<Verification, VerifyError> {
         let check = &self.0;
         let read = |path: &str| std::fs::read_to_string(worktree.join(path)).ok();
         let ran = |exit_code: i32, duration_ms: u64, output: &str| Verification {
@@ -1227,6 +1247,7 @@ impl Verifying for ScriptedCheck {
             command: Some(check.command.clone()),
             exit_code: Some(exit_code),
             signal: None,
+            environment: None,
             duration_ms,
             output_tail: output.to_owned(),
             reason: None,

@@ -239,13 +239,34 @@ pub struct Checks {
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub verify_optional: bool,
     /// The repository's check command, run with `sh -c` in the worktree (e.g. `cargo test`)
-    /// [default: detected from the base branch's Cargo.toml, go.mod, package.json,
-    /// pyproject.toml/setup.cfg or Makefile `test` target, never from the change].
+    /// [default: the repository's `.autonomous-dev.toml` `verify`, else detected from the base
+    /// branch's Cargo.toml, go.mod, package.json, pyproject.toml/setup.cfg or Makefile `test`
+    /// target, never from the change].
     #[arg(long, env)]
     pub verify_command: Option<String>,
-    /// Wall-clock seconds the check command may run; then its whole process tree is killed.
-    #[arg(long, env, default_value = "600", value_parser = seconds)]
-    pub verify_timeout: Duration,
+    /// The trusted setup, run with `sh -c` once per base commit on the base alone, in the
+    /// sandbox with network (e.g. `go mod download`); its tree is kept and every check runs
+    /// offline on a copy [default: the repository's `setup`, else, with a detected check, the
+    /// detected setup: `cargo fetch`, `go mod download`, `npm ci`, a venv with pip].
+    #[arg(long, env)]
+    pub setup_command: Option<String>,
+    /// Run a setup before a base's first check (SETUP_COMMAND, the repository's, or the
+    /// detected one); `false`: none, every check runs on the bare base offline.
+    #[arg(long, env, default_value_t = true,
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub setup: bool,
+    /// Wall-clock seconds the check (or the setup) may run; then its whole process tree is
+    /// killed [default: the repository's `verify_timeout`, else 600].
+    #[arg(long, env, value_parser = seconds)]
+    pub verify_timeout: Option<Duration>,
+    /// Where prepared base trees are kept [default: systemd's CACHE_DIRECTORY, else
+    /// $XDG_CACHE_HOME or ~/.cache, + `/autonomous-dev`].
+    #[arg(long, env)]
+    pub verify_cache_dir: Option<std::path::PathBuf>,
+    /// Most the prepared base trees may take together, in MiB; beyond it the least recently
+    /// used are removed.
+    #[arg(long, env, default_value = "10240", value_parser = clap::value_parser!(u64).range(1..))]
+    pub verify_cache_mb: u64,
     /// Address space of each process of the check command (RLIMIT_AS, shared mappings
     /// included), in MiB; where systemd runs, also the whole run's memory (tmpfs included).
     #[arg(long, env, default_value = "4096", value_parser = clap::value_parser!(u64).range(64..))]

@@ -17,6 +17,7 @@ pub mod github;
 pub mod llm;
 pub mod net;
 pub mod pipeline;
+pub mod repo_config;
 pub mod shutdown;
 pub mod store;
 pub mod task;

@@ -1,6 +1,7 @@
 //! `autonomous-dev run`: wires the store, the LLM provider, git and GitHub into the pipeline and
 //! runs the daemon until SIGTERM/SIGINT (or, with `--once`, until the queue is empty).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -21,7 +22,7 @@ use crate::pipeline::{
 };
 use crate::store::Store;
 use crate::task::Stage;
-use crate::verify::{Verifier, VerifyConfig};
+use crate::verify::{SetupPolicy, Verifier, VerifyConfig};
 
 /// Starts the daemon. Configuration problems end it at once with one clear line.
 pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
@@ -245,7 +246,14 @@ fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifi
     }
     let config = VerifyConfig {
         command: args.checks.verify_command.clone(),
+        setup: match (&args.checks.setup_command, args.checks.setup) {
+            (_, false) => SetupPolicy::Off,
+            (Some(command), true) => SetupPolicy::Command(command.clone()),
+            (None, true) => SetupPolicy::Auto,
+        },
         timeout: args.checks.verify_timeout,
+        cache_dir: cache_dir(args),
+        cache_bytes: args.checks.verify_cache_mb.saturating_mul(1024 * 1024),
         memory_bytes: args.checks.verify_memory_mb.saturating_mul(1024 * 1024),
         processes: args.checks.verify_processes,
         disk_bytes: args.checks.verify_disk_mb.saturating_mul(1024 * 1024),
@@ -259,6 +267,23 @@ fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifi
          to record every change as not verified and hold every approval for review)",
     )?;
     Ok(Some(verifier))
+}
+
+/// VERIFY_CACHE_DIR, else systemd's CACHE_DIRECTORY (the unit's `CacheDirectory=`), else
+/// `$XDG_CACHE_HOME/autonomous-dev`, else `~/.cache/autonomous-dev`, else under TMPDIR.
+fn cache_dir(args: &RunArgs) -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    args.checks
+        .verify_cache_dir
+        .clone()
+        .or_else(|| var("CACHE_DIRECTORY"))
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("autonomous-dev")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/autonomous-dev")))
+        .unwrap_or_else(|| std::env::temp_dir().join("autonomous-dev-cache"))
 }
 
 /// GITHUB_REPOSITORY, else `owner/name` parsed from REPO_PATH's `origin` URL.

@@ -14,8 +14,10 @@
 //!   failed the task already, before anything is pushed.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::Serialize;
+use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use super::failure::TaskFailure;
@@ -26,9 +28,11 @@ use crate::agents::{
 };
 use crate::consensus::Consensus;
 use crate::gates::{self, Changed, GateReport};
+use crate::repo_config::{self, RepoConfig};
 use crate::task::{FileChange, Stage, StageRecord};
 use crate::verify::{
-    DETECTION_FILES, DETECTION_MAX_BYTES, Verification, VerifyStatus, Worktree, steers_check,
+    CheckPlan, DETECTION_FILES, DETECTION_MAX_BYTES, Prepared, Verification, VerifyStatus,
+    Worktree, steers_check,
 };
 
 impl Pipeline {
@@ -224,30 +228,52 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// How the snapshot's changes are verified: VERIFY_COMMAND, or the command detected from
-    /// the base's files (read once from the snapshot's blobs), by the configured verifier; or
-    /// not at all, and why.
+    /// How the snapshot's changes are verified: the plan the configured verifier makes from
+    /// the daemon's settings, the repository's `.autonomous-dev.toml` and the base's files
+    /// (read from the snapshot's blobs); or not at all, and why.
     async fn check(&self, snapshot: &dyn Snapshot) -> Result<Check<'_>, Stop> {
         let Some(verifier) = self.settings.verifier.as_deref() else {
             return Ok(Check::Off("verification is turned off (VERIFY=false)"));
         };
+        let repo = repo_config(snapshot).await?;
         let detection = DETECTION_FILES.map(str::to_owned).to_vec();
         let detection = snapshot.read_files(detection, DETECTION_MAX_BYTES).await?;
-        Ok(match verifier.check_command(&detection) {
-            Some(command) => Check::Run { verifier, command },
+        Ok(match verifier.plan(&detection, &repo) {
+            Some(plan) => Check::Run {
+                verifier,
+                plan,
+                prepared: OnceCell::new(),
+            },
             None => Check::Off(
-                "no check command: VERIFY_COMMAND is unset and the base branch has none of the \
-                 files it is detected from",
+                "no check command: VERIFY_COMMAND is unset, the repository's \
+                 .autonomous-dev.toml sets no `verify` and the base branch has none of the files \
+                 it is detected from",
             ),
         })
     }
 }
 
-/// How a stage verifies: with `verifier` running `command`, or not at all (the reason).
+/// The repository's `.autonomous-dev.toml` as on the snapshot's base (the default when there
+/// is none). Errors: [`TaskFailure::RepoConfig`] for a malformed file.
+pub(super) async fn repo_config(snapshot: &dyn Snapshot) -> Result<RepoConfig, Stop> {
+    let file = snapshot
+        .read_files(vec![repo_config::FILE.to_owned()], DETECTION_MAX_BYTES)
+        .await?;
+    match file.first() {
+        Some(file) => {
+            RepoConfig::parse(&file.content).map_err(|e| Stop::Failed(TaskFailure::RepoConfig(e)))
+        }
+        None => Ok(RepoConfig::default()),
+    }
+}
+
+/// How a stage verifies: with `verifier` running `plan` (over the base prepared once, when
+/// the plan has a setup: its tree, or the setup's failure), or not at all (the reason).
 enum Check<'a> {
     Run {
         verifier: &'a dyn Verifying,
-        command: String,
+        plan: CheckPlan,
+        prepared: OnceCell<Result<PathBuf, Box<Verification>>>,
     },
     Off(&'static str),
 }
@@ -262,18 +288,45 @@ async fn verify(
     base: &BaseFiles,
     snapshot: &dyn Snapshot,
 ) -> Result<Verification, Stop> {
-    let (verifier, command) = match check {
-        Check::Run { verifier, command } => (*verifier, command),
+    let (verifier, plan, prepared) = match check {
+        Check::Run {
+            verifier,
+            plan,
+            prepared,
+        } => (*verifier, plan, prepared),
         Check::Off(reason) => return Ok(Verification::not_verified(reason)),
     };
-    let worktree = Worktree::new().map_err(|e| TaskFailure::Verify(e.to_string()))?;
-    snapshot
-        .export(files.to_vec(), worktree.path().to_path_buf())
-        .await?;
-    let mut verification = verifier
-        .verify(worktree.path(), command)
-        .await
-        .map_err(|e| TaskFailure::Verify(e.to_string()))?;
+    let cannot = |e: crate::verify::VerifyError| Stop::Failed(TaskFailure::Verify(e.to_string()));
+    let prepared = match &plan.setup {
+        None => None,
+        Some(_) => {
+            let prepared = prepared
+                .get_or_try_init(|| async {
+                    Ok::<_, Stop>(
+                        match verifier.prepare(plan, snapshot).await.map_err(cannot)? {
+                            Prepared::Ready(dir) => Ok(dir),
+                            Prepared::Failed(verification) => Err(Box::new(verification)),
+                        },
+                    )
+                })
+                .await?;
+            Some(prepared.clone())
+        }
+    };
+    let mut verification = match prepared {
+        Some(Err(setup_failed)) => *setup_failed,
+        prepared => {
+            let worktree = Worktree::new().map_err(|e| TaskFailure::Verify(e.to_string()))?;
+            snapshot
+                .export(files.to_vec(), worktree.path().to_path_buf())
+                .await?;
+            let prepared = prepared.and_then(Result::ok);
+            verifier
+                .verify(worktree.path(), plan, prepared.as_deref())
+                .await
+                .map_err(cannot)?
+        }
+    };
     verification.check_changed = files
         .iter()
         .filter(|f| steers_check(&f.path))

@@ -32,6 +32,10 @@ pub(super) enum TaskFailure {
     /// The Engineer's last round of edits did not apply.
     #[error("the Engineer's edits did not apply after every repair round: {reason}")]
     Edits { reason: String },
+    /// The repository's `.autonomous-dev.toml` on the base is malformed: nothing was asked of
+    /// a model. A person fixes the file on the base branch, then retries the task.
+    #[error("the repository's settings are malformed: {0}")]
+    RepoConfig(#[from] crate::repo_config::RepoConfigError),
     /// Verification could not run: no worktree (disk full, temp dir unwritable) or the
     /// sandbox did not start. Nothing ran; worth another attempt.
     #[error("cannot verify the change: {0}")]
@@ -173,7 +177,8 @@ fn kind(failure: &TaskFailure) -> Kind {
         },
         TaskFailure::Gate(_)
         | TaskFailure::Edits { .. }
-        | TaskFailure::ChangedAfterGates { .. } => Kind::Permanent,
+        | TaskFailure::ChangedAfterGates { .. }
+        | TaskFailure::RepoConfig(_) => Kind::Permanent,
         TaskFailure::Verify(_) => Kind::Transient,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_rate_limited() => Kind::RateLimited,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_transient() => Kind::Transient,

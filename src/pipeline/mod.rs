@@ -346,7 +346,8 @@ impl Pipeline {
 
     /// Reads from the run's snapshot the repository context a stage needs and that is not
     /// loaded yet: the listing (part of every role's shared prefix), and the current content of
-    /// the Architect's files for the Engineer.
+    /// the Architect's files for the Engineer. The first read also checks the repository's
+    /// `.autonomous-dev.toml` ([`TaskFailure::RepoConfig`] when malformed).
     async fn prepare_context(
         &self,
         stage: Stage,
@@ -355,6 +356,8 @@ impl Pipeline {
         base: &dyn Snapshot,
     ) -> Result<(), Stop> {
         if !repo.listed {
+            // Before the run's first LLM call: a malformed repository config fails the task.
+            evidence::repo_config(base).await?;
             let listing = base.listing(LISTING_MAX_BYTES).await?;
             repo.listing = listing.paths;
             repo.truncated = listing.truncated;
@@ -498,13 +501,17 @@ impl Pipeline {
         base: &dyn Snapshot,
     ) -> Result<Finish, Stop> {
         let thresholds = self.settings.thresholds;
+        let repo = evidence::repo_config(base).await?;
         let draft = publish::draft(
             task,
             chain,
             &consensus,
             thresholds,
-            self.publisher.base_branch(),
-            self.publisher.head_repository(),
+            (
+                self.publisher.base_branch(),
+                self.publisher.head_repository(),
+            ),
+            &repo.labels,
         );
         let change = publish::branch_change(task, chain, &consensus)?;
         let branch = self.publisher.push_branch(base.base(), change).await?;

@@ -141,15 +141,16 @@ impl Publishing for Publisher {
     }
 }
 
-/// The PR `task` asks for (title, head, base, body, labels), against branch `base`, from
-/// the fork `head_repository` (`owner/name`) when there is one.
+/// The PR `task` asks for (title, head, base, body, labels — `repo_labels` from the
+/// repository's `.autonomous-dev.toml` among them), against branch `base`, from the fork
+/// `head_repository` (`owner/name`) when there is one.
 pub fn draft(
     task: &Task,
     chain: &Chain,
     consensus: &Consensus,
     thresholds: Thresholds,
-    base: &str,
-    head_repository: Option<&str>,
+    (base, head_repository): (&str, Option<&str>),
+    repo_labels: &[String],
 ) -> DraftPr {
     DraftPr {
         title: pr_title(task),
@@ -157,7 +158,7 @@ pub fn draft(
         head_repository: head_repository.map(str::to_owned),
         base: base.to_owned(),
         body: pr_body(task, chain, consensus, thresholds, &files_list(chain)),
-        labels: labels(task, chain, consensus, thresholds),
+        labels: labels(task, chain, consensus, thresholds, repo_labels),
     }
 }
 
@@ -212,17 +213,20 @@ pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> Stri
     )
 }
 
-/// PR labels: `autonomous`, the task's labels, `consensus-approved` (score ≥ the approve
-/// threshold), `security-review` (Security score < 80), and
-/// `security-review` also when the gates saw CI/automation or dependency changes.
+/// PR labels: `autonomous`, the task's labels, the repository's (`repo_labels`, its
+/// `.autonomous-dev.toml`), `consensus-approved` (score ≥ the approve threshold),
+/// `security-review` (Security score < 80), and `security-review` also when the gates saw
+/// CI/automation or dependency changes; each once.
 pub fn labels(
     task: &Task,
     chain: &Chain,
     consensus: &Consensus,
     thresholds: Thresholds,
+    repo_labels: &[String],
 ) -> Vec<String> {
     let mut labels = vec!["autonomous".to_owned()];
     labels.extend(task.labels.iter().cloned());
+    labels.extend(repo_labels.iter().cloned());
     if consensus.score >= thresholds.approve {
         labels.push("consensus-approved".into());
     }
@@ -421,11 +425,11 @@ mod tests {
         };
         let task = task("x", &["phase-1", "autonomous"]);
         assert_eq!(
-            labels(&task, &safe, &consensus(85.0), t),
+            labels(&task, &safe, &consensus(85.0), t, &[]),
             ["autonomous", "phase-1", "consensus-approved"]
         );
         assert_eq!(
-            labels(&task, &risky, &consensus(85.0), t),
+            labels(&task, &risky, &consensus(85.0), t, &[]),
             [
                 "autonomous",
                 "phase-1",

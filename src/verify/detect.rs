@@ -1,6 +1,7 @@
 //! Which command checks a repository, decided from the BASE branch's files (read from git
 //! blobs, never through a checkout) when VERIFY_COMMAND is unset; and which files define or
-//! steer that check, so a change to one is reported and held rather than trusted.
+//! steer that check, so a change to one is reported and held rather than trusted; and, when the
+//! check is detected, the setup that fetches its dependencies.
 //!
 //! The change never chooses its own check: a `test:` target rewritten to `exit 0`, a
 //! `GNUmakefile` (make reads it before `Makefile`), a dummy `Cargo.toml` in a Go repository or a
@@ -13,13 +14,23 @@ pub const DETECTED: &str = "Cargo.toml → `cargo test`, go.mod → `go test ./.
     with a test script → `npm test`, pyproject.toml or setup.cfg → `python3 -m pytest`, a \
     Makefile with a `test` target → `make test`";
 
+/// The setup detected with a detected check, in the same order: what fetches the
+/// dependencies that check needs, run on the base with network.
+pub const DETECTED_SETUP: &str = "Cargo.toml → `cargo fetch`, go.mod → `go mod download`, \
+    package.json with package-lock.json → `npm ci`, pyproject.toml, setup.cfg or setup.py → a \
+    venv `.venv` with `pip install -e .` and pytest (and requirements.txt when present), \
+    requirements.txt alone → a venv with it and pytest";
+
 /// The repository-root paths the detection reads, for a caller to read them from the base.
-pub const DETECTION_FILES: [&str; 8] = [
+pub const DETECTION_FILES: [&str; 11] = [
     "Cargo.toml",
     "go.mod",
     "package.json",
+    "package-lock.json",
     "pyproject.toml",
     "setup.cfg",
+    "setup.py",
+    "requirements.txt",
     "GNUmakefile",
     "makefile",
     "Makefile",
@@ -59,34 +70,60 @@ pub fn detect(base: &[FileChange]) -> Option<&'static str> {
     None
 }
 
+/// The setup implied by `base` (as for [`detect`]; [`DETECTED_SETUP`]), or `None`.
+pub fn detect_setup(base: &[FileChange]) -> Option<String> {
+    let has = |name: &str| base.iter().any(|f| f.path == name);
+    if has("Cargo.toml") {
+        return Some("cargo fetch".into());
+    }
+    if has("go.mod") {
+        return Some("go mod download".into());
+    }
+    if has("package.json") {
+        return has("package-lock.json").then(|| "npm ci".into());
+    }
+    let venv = "python3 -m venv .venv && .venv/bin/python -m pip install --quiet";
+    let requirements = if has("requirements.txt") {
+        " -r requirements.txt"
+    } else {
+        ""
+    };
+    if has("pyproject.toml") || has("setup.cfg") || has("setup.py") {
+        return Some(format!("{venv} -e .{requirements} pytest"));
+    }
+    has("requirements.txt").then(|| format!("{venv}{requirements} pytest"))
+}
+
 /// True when a change to `path` changes what the check runs or how: the files the check
 /// commands of [`DETECTED`] read for their targets, scripts, test discovery, toolchain and build
 /// steps, at any depth (workspaces and subprojects have their own).
 pub fn steers_check(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     let in_cargo_dir = path.starts_with(".cargo/") || path.contains("/.cargo/");
-    matches!(
-        name,
-        "Makefile"
-            | "GNUmakefile"
-            | "makefile"
-            | "Cargo.toml"
-            | "build.rs"
-            | "rust-toolchain"
-            | "rust-toolchain.toml"
-            | "go.mod"
-            | "go.work"
-            | "package.json"
-            | ".npmrc"
-            | ".yarnrc.yml"
-            | "conftest.py"
-            | "pytest.ini"
-            | "tox.ini"
-            | "pyproject.toml"
-            | "setup.cfg"
-            | "setup.py"
-            | "noxfile.py"
-    ) || (in_cargo_dir && matches!(name, "config.toml" | "config"))
+    path == crate::repo_config::FILE
+        || matches!(
+            name,
+            "Makefile"
+                | "GNUmakefile"
+                | "makefile"
+                | "Cargo.toml"
+                | "build.rs"
+                | "rust-toolchain"
+                | "rust-toolchain.toml"
+                | "go.mod"
+                | "go.work"
+                | "package.json"
+                | ".npmrc"
+                | ".yarnrc.yml"
+                | "conftest.py"
+                | "pytest.ini"
+                | "tox.ini"
+                | "pyproject.toml"
+                | "setup.cfg"
+                | "setup.py"
+                | "noxfile.py"
+        )
+        || (in_cargo_dir && matches!(name, "config.toml" | "config"))
         || is_js_test_config(name)
 }
 
@@ -180,6 +217,41 @@ mod tests {
     }
 
     #[test]
+    fn the_setup_is_detected_with_the_check() {
+        let setup = |files: &[&str]| {
+            let files: Vec<FileChange> = files
+                .iter()
+                .map(|path| FileChange {
+                    path: (*path).to_owned(),
+                    content: String::new(),
+                })
+                .collect();
+            detect_setup(&files)
+        };
+        assert_eq!(
+            setup(&["Cargo.toml", "go.mod"]).as_deref(),
+            Some("cargo fetch")
+        );
+        assert_eq!(setup(&["go.mod"]).as_deref(), Some("go mod download"));
+        assert_eq!(
+            setup(&["package.json", "package-lock.json"]).as_deref(),
+            Some("npm ci")
+        );
+        assert_eq!(setup(&["package.json", "setup.py"]), None);
+        let python = setup(&["pyproject.toml", "requirements.txt"]).unwrap();
+        assert!(
+            python.ends_with("-e . -r requirements.txt pytest"),
+            "{python}"
+        );
+        assert!(
+            setup(&["requirements.txt"])
+                .unwrap()
+                .ends_with("-r requirements.txt pytest")
+        );
+        assert_eq!(setup(&["Makefile"]), None);
+    }
+
+    #[test]
     fn nothing_to_run_is_none() {
         assert_eq!(detect_with(&[]), None);
         assert_eq!(detect_with(&[("README.md", "# x")]), None);
@@ -213,6 +285,7 @@ mod tests {
             "web/vitest.config.mjs",
             ".mocharc.yml",
             "rust-toolchain.toml",
+            ".autonomous-dev.toml",
         ] {
             assert!(steers_check(path), "{path}");
         }

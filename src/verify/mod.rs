@@ -1,22 +1,34 @@
-//! Verification: runs the target repository's own check command (VERIFY_COMMAND, else detected
-//! from the base branch's files) on a worktree holding the base branch plus a change, inside a
-//! bubblewrap sandbox, and reports exit status, duration and the tail of the output. Model-written
-//! code never runs outside the sandbox: without a working `bwrap` a [`Verifier`] cannot be built.
+//! Verification: runs the target repository's own check command (VERIFY_COMMAND, else the
+//! repository's `.autonomous-dev.toml`, else detected from the base branch's files) on a
+//! worktree holding the base branch plus a change, inside a bubblewrap sandbox, and reports exit
+//! status, duration and the tail of the output. Before a base's first check, the trusted setup
+//! (`go mod download`, `cargo fetch`, …) runs on the base commit alone, with network; the tree
+//! it leaves is kept per base commit under VERIFY_CACHE_DIR and each check gets its own copy,
+//! offline. Model-written code never runs outside the sandbox, nor with network: without a
+//! working `bwrap` a [`Verifier`] cannot be built.
 
 mod detect;
+mod offline;
 mod sandbox;
 
-pub use detect::{DETECTED, DETECTION_FILES, DETECTION_MAX_BYTES, steers_check};
+pub use detect::{DETECTED, DETECTED_SETUP, DETECTION_FILES, DETECTION_MAX_BYTES, steers_check};
 pub use sandbox::Worktree;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::gates::OwnSecrets;
-use sandbox::{Exit, Sandbox};
+use crate::repo_config::RepoConfig;
+use crate::task::FileChange;
+use sandbox::{Exit, Purpose, Sandbox};
+
+/// VERIFY_TIMEOUT's default, when neither it nor the repository sets one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Lines of output kept in a [`Verification`] (what the PR body, the roles and `tasks show`
 /// see).
@@ -51,6 +63,11 @@ pub struct Verification {
     /// an exit code above 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
+    /// Why the failure is the environment's, not the change's: a dependency not available
+    /// offline (the toolchain's line), or the setup failing on the base. Never sent to the
+    /// Engineer as repair material; holds an approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
     /// Wall-clock duration in milliseconds.
     pub duration_ms: u64,
     /// The last lines of stdout and stderr as they interleaved (at most 60 lines / 6 KiB),
@@ -78,6 +95,7 @@ impl Verification {
             command: None,
             exit_code: None,
             signal: None,
+            environment: None,
             duration_ms: 0,
             output_tail: String::new(),
             reason: Some(reason.to_owned()),
@@ -100,11 +118,14 @@ impl Verification {
                 .clone()
                 .unwrap_or_else(|| "no exit status".to_owned()),
         };
-        let withheld = self
+        let mut withheld = self
             .output_withheld
             .as_deref()
             .map(|why| format!("; output withheld: {why}"))
             .unwrap_or_default();
+        if let Some(environment) = &self.environment {
+            withheld = format!("; {environment}{withheld}");
+        }
         let summary = match self.status {
             VerifyStatus::Passed => format!("passed: `{command}` ({ended}, {seconds:.1} s)"),
             VerifyStatus::Failed => format!("failed: `{command}` ({ended}, {seconds:.1} s)"),
@@ -126,27 +147,39 @@ impl Verification {
     }
 
     /// True for a result the Engineer is asked to repair: failed or timed out, or an output
-    /// that carried one of the daemon's own secrets.
+    /// that carried one of the daemon's own secrets — unless the failure is the
+    /// [environment's](Self::environment), which no change of the Engineer's can fix.
     pub fn needs_repair(&self) -> bool {
-        matches!(self.status, VerifyStatus::Failed | VerifyStatus::TimedOut)
-            || self.output_withheld.is_some()
+        self.environment.is_none()
+            && (matches!(self.status, VerifyStatus::Failed | VerifyStatus::TimedOut)
+                || self.output_withheld.is_some())
     }
 
     /// True for a result that holds an approval for a person: one that [needs
-    /// repair](Self::needs_repair), or whose check definition the change altered (its pass
-    /// proves nothing).
+    /// repair](Self::needs_repair), failed for the environment, or whose check definition the
+    /// change altered (its pass proves nothing).
     pub fn blocks_approval(&self) -> bool {
-        self.needs_repair() || !self.check_changed.is_empty()
+        self.needs_repair() || self.environment.is_some() || !self.check_changed.is_empty()
     }
 }
 
 /// How to verify (from the configuration).
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
-    /// VERIFY_COMMAND; `None` to detect it from the base branch's files ([`DETECTED`]).
+    /// VERIFY_COMMAND; `None`: the repository's `verify`, else detected from the base branch's
+    /// files ([`DETECTED`]).
     pub command: Option<String>,
-    /// VERIFY_TIMEOUT (default 600 s): wall-clock limit, then the process tree is killed.
-    pub timeout: Duration,
+    /// SETUP_COMMAND and SETUP: which setup runs before a base's first check.
+    pub setup: SetupPolicy,
+    /// VERIFY_TIMEOUT: wall-clock limit of a run, then its process tree is killed; `None`: the
+    /// repository's `verify_timeout`, else [`DEFAULT_TIMEOUT`].
+    pub timeout: Option<Duration>,
+    /// VERIFY_CACHE_DIR: where prepared base trees are kept (one directory per base commit and
+    /// setup command). Never visible in the sandbox.
+    pub cache_dir: PathBuf,
+    /// VERIFY_CACHE_MB in bytes: the most the prepared trees may take together; beyond it the
+    /// least recently prepared are removed.
+    pub cache_bytes: u64,
     /// VERIFY_MEMORY_MB in bytes: each process's address space (RLIMIT_AS, which counts shared
     /// mappings too); where systemd runs, also the whole run's memory (the scope's MemoryMax,
     /// which counts tmpfs pages).
@@ -174,12 +207,17 @@ pub struct VerifyConfig {
 }
 
 impl Default for VerifyConfig {
-    /// The settings' defaults: a detected command, 600 s, 4096 MiB, 512 processes, 4096 MiB of
-    /// disk, 1024 MiB of /tmp, user `nobody`, nothing extra hidden, no secrets.
+    /// The settings' defaults: a detected command and setup, the repository's timeout (else
+    /// 600 s), prepared trees in `$TMPDIR/autonomous-dev-cache` up to 10 GiB, 4096 MiB, 512
+    /// processes, 4096 MiB of disk, 1024 MiB of /tmp, user `nobody`, nothing extra hidden, no
+    /// secrets.
     fn default() -> VerifyConfig {
         VerifyConfig {
             command: None,
-            timeout: Duration::from_secs(600),
+            setup: SetupPolicy::Auto,
+            timeout: None,
+            cache_dir: std::env::temp_dir().join("autonomous-dev-cache"),
+            cache_bytes: 10 << 30,
             memory_bytes: 4096 << 20,
             processes: 512,
             disk_bytes: 4096 << 20,
@@ -202,6 +240,40 @@ pub enum VerifyError {
     Io(#[from] std::io::Error),
 }
 
+/// Which setup a base gets (SETUP_COMMAND, SETUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupPolicy {
+    /// The repository's `setup`, else, when the check itself is detected, the detected setup
+    /// ([`DETECTED_SETUP`]).
+    Auto,
+    /// SETUP_COMMAND, whatever the repository says.
+    Command(String),
+    /// SETUP=false: none; every check runs on the bare base, offline.
+    Off,
+}
+
+/// What one task's verifications run: decided once per run from the daemon's settings, the
+/// repository's `.autonomous-dev.toml` and the base branch's files, never from the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckPlan {
+    /// The check command, run with `sh -c` in the worktree.
+    pub command: String,
+    /// Wall-clock limit of one run (of the check, and of the setup).
+    pub timeout: Duration,
+    /// The trusted setup run once per base commit before its first check, if any.
+    pub setup: Option<String>,
+}
+
+/// How preparing a base for its checks ended.
+#[derive(Debug)]
+pub enum Prepared {
+    /// The prepared tree, kept under VERIFY_CACHE_DIR: each check gets a copy of it.
+    Ready(PathBuf),
+    /// The setup failed on the base: the result to record instead of a check (an
+    /// [environment](Verification::environment) failure).
+    Failed(Verification),
+}
+
 /// Runs check commands in the sandbox; built once, at start, after proving the sandbox works.
 #[derive(Debug)]
 pub struct Verifier {
@@ -209,6 +281,8 @@ pub struct Verifier {
     sandbox: Sandbox,
     /// The searchable forms of `config.secrets`.
     own: OwnSecrets,
+    /// One lock per prepared tree being made, so two tasks on one base set it up once.
+    preparing: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Verifier {
@@ -225,35 +299,157 @@ impl Verifier {
             config,
             sandbox,
             own,
+            preparing: Mutex::default(),
         })
     }
 
-    /// The check command for a base branch whose [`DETECTION_FILES`] are `base` (the text
-    /// files among them, read from the base commit's blobs): VERIFY_COMMAND when set, else the
-    /// detected one ([`DETECTED`]); `None` when there is none.
-    pub fn check_command(&self, base: &[crate::task::FileChange]) -> Option<String> {
-        self.config
-            .command
-            .clone()
-            .or_else(|| detect::detect(base).map(str::to_owned))
+    /// The plan for a base branch whose [`DETECTION_FILES`] are `base` (the text files among
+    /// them, read from the base commit's blobs) and whose `.autonomous-dev.toml` says `repo`:
+    /// each of command, setup and timeout from the daemon's setting, else the repository's, else
+    /// detected ([`DETECTED`]; [`DETECTED_SETUP`] only with a detected command; 600 s), as
+    /// [`SetupPolicy`] allows; `None`
+    /// when there is no command.
+    pub fn plan(&self, base: &[FileChange], repo: &RepoConfig) -> Option<CheckPlan> {
+        let configured = self.config.command.clone().or_else(|| repo.verify.clone());
+        let detected = configured.is_none();
+        let command = configured.or_else(|| detect::detect(base).map(str::to_owned))?;
+        let setup = match &self.config.setup {
+            SetupPolicy::Command(setup) => Some(setup.clone()),
+            SetupPolicy::Off => None,
+            SetupPolicy::Auto => repo
+                .setup
+                .clone()
+                .or_else(|| detected.then(|| detect::detect_setup(base)).flatten()),
+        };
+        Some(CheckPlan {
+            command,
+            timeout: self
+                .config
+                .timeout
+                .or(repo.verify_timeout)
+                .unwrap_or(DEFAULT_TIMEOUT),
+            setup,
+        })
     }
 
-    /// Verifies the repository checked out at `worktree` (writable, discarded afterwards): runs
-    /// `command` (from [`Self::check_command`], never from the worktree) in the sandbox,
-    /// killing its process tree at the timeout.
+    /// The prepared tree of `base` (a commit id) for `setup`, under VERIFY_CACHE_DIR; it exists
+    /// once [`Self::prepare`] succeeded.
+    pub fn prepared_dir(&self, base: &str, setup: &str) -> PathBuf {
+        let setup_id = &crate::git::blob_id(setup)[..12];
+        self.config
+            .cache_dir
+            .join("prepared")
+            .join(format!("{base}-{setup_id}"))
+    }
+
+    /// Prepares `base` for `plan`'s checks: reuses its prepared tree when there is one; else
+    /// writes the base's tree with `export` (into an empty directory it is given), runs the
+    /// setup there in the sandbox with network (and nothing else relaxed) and keeps the tree as
+    /// [`Self::prepared_dir`]; then removes the least recently prepared trees beyond
+    /// VERIFY_CACHE_MB. Two tasks on one base wait for one setup.
     ///
-    /// Errors: [`VerifyError::Io`] when the sandbox cannot be started (then nothing ran).
-    pub async fn verify(
+    /// Errors: [`VerifyError::Io`] when the cache directory cannot be written, the export
+    /// fails or the sandbox cannot be started. A setup that ran and failed is
+    /// [`Prepared::Failed`], not an error.
+    pub async fn prepare<F, Fut>(
         &self,
-        worktree: &Path,
-        command: &str,
-    ) -> Result<Verification, VerifyError> {
-        let command = command.to_owned();
+        base: &str,
+        plan: &CheckPlan,
+        export: F,
+    ) -> Result<Prepared, VerifyError>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<()>>,
+    {
+        let Some(setup) = plan.setup.as_deref() else {
+            return Err(VerifyError::Io(std::io::Error::other("no setup to run")));
+        };
+        let dir = self.prepared_dir(base, setup);
+        let lock = self
+            .preparing
+            .lock()
+            .expect("not poisoned")
+            .entry(dir.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        if dir.is_dir() {
+            touch(&dir);
+            return Ok(Prepared::Ready(dir));
+        }
+        let staging = Worktree::new_in(&self.config.cache_dir.join("staging"))?;
+        export(staging.path().to_path_buf()).await?;
         let started = Instant::now();
         let run = self
             .sandbox
-            .run(worktree, &command, self.config.timeout)
+            .run(staging.path(), setup, plan.timeout, Purpose::Setup)
             .await?;
+        let verification = self.verification(setup, &run, started);
+        if verification.status != VerifyStatus::Passed {
+            let mut failed = verification;
+            failed.environment = Some(format!(
+                "the setup `{setup}` failed on the base commit, so nothing of the change was run"
+            ));
+            tracing::warn!(summary = %failed.summary(), "setup failed");
+            return Ok(Prepared::Failed(failed));
+        }
+        tracing::info!(%base, seconds = started.elapsed().as_secs(), "base prepared");
+        std::fs::create_dir_all(self.config.cache_dir.join("prepared"))?;
+        staging.keep(&dir)?;
+        let cache = self.config.cache_dir.join("prepared");
+        let bound = self.config.cache_bytes;
+        let keep = dir.clone();
+        tokio::task::spawn_blocking(move || evict(&cache, bound, &keep))
+            .await
+            .ok();
+        Ok(Prepared::Ready(dir))
+    }
+
+    /// Verifies the repository checked out at `worktree` (writable, discarded afterwards): runs
+    /// `plan`'s command (never from the worktree) in the sandbox, offline, killing its process
+    /// tree at the plan's timeout. With `prepared` (a tree from [`Self::prepare`]), what the
+    /// worktree lacks of it (the setup's downloads and environments) is copied in first; the
+    /// worktree's own files win.
+    ///
+    /// Errors: [`VerifyError::Io`] when the copy fails or the sandbox cannot be started (then
+    /// nothing ran).
+    pub async fn verify(
+        &self,
+        worktree: &Path,
+        plan: &CheckPlan,
+        prepared: Option<&Path>,
+    ) -> Result<Verification, VerifyError> {
+        let purpose = match prepared {
+            Some(from) => {
+                let (from, to) = (from.to_path_buf(), worktree.to_path_buf());
+                tokio::task::spawn_blocking(move || sandbox::copy_missing(&from, &to))
+                    .await
+                    .map_err(std::io::Error::other)??;
+                Purpose::CheckPrepared
+            }
+            None => Purpose::Check,
+        };
+        let started = Instant::now();
+        let run = self
+            .sandbox
+            .run(worktree, &plan.command, plan.timeout, purpose)
+            .await?;
+        let mut verification = self.verification(&plan.command, &run, started);
+        if verification.status != VerifyStatus::Passed
+            && let Some(line) =
+                offline::missing_dependency(&String::from_utf8_lossy(&run.output), worktree)
+        {
+            verification.environment = Some(format!(
+                "dependency not available offline ({}): {}",
+                crate::gates::redact(&line),
+                offline::ADVICE
+            ));
+        }
+        Ok(verification)
+    }
+
+    /// The [`Verification`] of `run` of `command`, started at `started`.
+    fn verification(&self, command: &str, run: &sandbox::Run, started: Instant) -> Verification {
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut reason = None;
         let (status, exit_code, signal) = match run.exit {
@@ -271,17 +467,18 @@ impl Verifier {
             }
         };
         let (output_tail, output_withheld) = self.tail(&run.output);
-        Ok(Verification {
+        Verification {
             status,
-            command: Some(command),
+            command: Some(command.to_owned()),
             exit_code,
             signal,
+            environment: None,
             duration_ms,
             output_tail,
             reason,
             output_withheld,
             check_changed: Vec::new(),
-        })
+        }
     }
 
     /// The last [`TAIL_LINES`] lines (at most [`TAIL_BYTES`]) of `output`, lossily decoded,
@@ -308,6 +505,47 @@ impl Verifier {
     }
 }
 
+/// Marks a prepared tree as just used (its modification time), for [`evict`].
+fn touch(dir: &Path) {
+    let now = std::fs::FileTimes::new().set_modified(std::time::SystemTime::now());
+    if let Ok(file) = std::fs::File::open(dir) {
+        let _ = file.set_times(now);
+    }
+}
+
+/// Removes the least recently used trees in `cache` (by modification time) until the rest take
+/// at most `bound` bytes; never `keep`, the one just prepared. A tree that cannot be removed is
+/// logged and left.
+fn evict(cache: &Path, bound: u64, keep: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    let mut trees: Vec<(std::time::SystemTime, PathBuf, u64)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let modified = e.metadata().ok()?.modified().ok()?;
+            Some((modified, e.path(), sandbox::disk_usage(&e.path())))
+        })
+        .collect();
+    trees.sort();
+    let mut total: u64 = trees.iter().map(|(_, _, bytes)| bytes).sum();
+    for (_, path, bytes) in trees {
+        if total <= bound {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        tracing::info!(path = %path.display(), mib = bytes >> 20, "removing a prepared base over VERIFY_CACHE_MB");
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => total -= bytes,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot remove a prepared base")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +554,7 @@ mod tests {
         Verifier {
             sandbox: Sandbox::new(&VerifyConfig::default()).expect("sandbox"),
             own: OwnSecrets::new(&secrets),
+            preparing: Mutex::default(),
             config: VerifyConfig {
                 secrets,
                 ..VerifyConfig::default()
@@ -356,6 +595,7 @@ mod tests {
             command: Some("make test".into()),
             exit_code: Some(0),
             signal: None,
+            environment: None,
             duration_ms: 1234,
             output_tail: String::new(),
             reason: None,

@@ -65,6 +65,41 @@ const FIXED_ENV: [(&str, &str); 9] = [
     ("PYTHONDONTWRITEBYTECODE", "1"),
 ];
 
+/// Where the worktree is mounted in the sandbox: one fixed path, so what a setup prepared in one
+/// directory (a venv's scripts, a module cache's paths) still resolves in another's copy.
+pub(super) const WORKSPACE: &str = "/workspace";
+
+/// Offline switches of [`FIXED_ENV`], left out of a setup run (which has network).
+const OFFLINE_ENV: [&str; 4] = [
+    "CARGO_NET_OFFLINE",
+    "GOPROXY",
+    "npm_config_offline",
+    "PIP_NO_INDEX",
+];
+
+/// Set in every run over a prepared tree (the setup's and the checks'): the toolchains keep
+/// their downloads inside the tree, so they are kept with it and each check sees its own copy.
+/// PATH is led by the tree's venv and `node_modules/.bin` too.
+const PREPARED_ENV: [(&str, &str); 5] = [
+    ("GOMODCACHE", "/workspace/.autonomous-dev/go/mod"),
+    ("GOFLAGS", "-modcacherw"),
+    ("CARGO_HOME", "/workspace/.autonomous-dev/cargo"),
+    ("npm_config_cache", "/workspace/.autonomous-dev/npm"),
+    ("VIRTUAL_ENV", "/workspace/.venv"),
+];
+
+/// What a run is for, which decides its network and environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// The check, offline, over a tree with no prepared state.
+    Check,
+    /// The check, offline, over a copy of a prepared tree ([`PREPARED_ENV`]).
+    CheckPrepared,
+    /// The trusted setup on the base: the host's network (and its resolver configuration),
+    /// no offline switches, [`PREPARED_ENV`]. Nothing else is relaxed.
+    Setup,
+}
+
 /// System trees bound read-only at the same path (or recreated as the same symlink, on
 /// merged-/usr systems): the programs, libraries and toolchains installed by the package manager
 /// (`/usr/local` included).
@@ -252,6 +287,33 @@ impl Sandbox {
         .collect()
     }
 
+    /// The variables of a run for `purpose`: [`Sandbox::env`] without the offline switches for a
+    /// setup, with [`PREPARED_ENV`] and PATH led by the tree's tool directories over a prepared
+    /// tree.
+    fn environment(&self, purpose: Purpose) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .filter(|(name, _)| purpose != Purpose::Setup || !OFFLINE_ENV.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        if purpose == Purpose::Check {
+            return env;
+        }
+        env.retain(|(name, _)| !PREPARED_ENV.iter().any(|(n, _)| n == name));
+        for (name, value) in env.iter_mut() {
+            if name == "PATH" {
+                *value = format!("{WORKSPACE}/.venv/bin:{WORKSPACE}/node_modules/.bin:{value}");
+            }
+        }
+        env.extend(
+            PREPARED_ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env
+    }
+
     /// Runs `true` in a sandbox over an empty worktree.
     ///
     /// Errors: [`VerifyError::Unavailable`] naming the missing package, or with bubblewrap's
@@ -260,7 +322,7 @@ impl Sandbox {
         let worktree = tempfile::tempdir()?;
         hand_over(worktree.path(), self.user)?;
         let output = self
-            .command(worktree.path(), "true")
+            .command(worktree.path(), "true", Purpose::Check)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| match e.kind() {
@@ -287,12 +349,13 @@ impl Sandbox {
         worktree: &Path,
         script: &str,
         timeout: Duration,
+        purpose: Purpose,
     ) -> std::io::Result<Run> {
         let (dir, user) = (worktree.to_path_buf(), self.user);
         tokio::task::spawn_blocking(move || hand_over(&dir, user)).await??;
         let (sender, receiver) = pipe::pipe()?;
         let writer = sender.into_blocking_fd()?;
-        let mut command = tokio::process::Command::from(self.command(worktree, script));
+        let mut command = tokio::process::Command::from(self.command(worktree, script, purpose));
         command
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
@@ -327,8 +390,9 @@ impl Sandbox {
     }
 
     /// `[systemd-run --scope …] bwrap … -- [setpriv …] prlimit … -- sh -c <script>` over
-    /// `worktree`, with nothing of the daemon's environment but PATH.
-    fn command(&self, worktree: &Path, script: &str) -> std::process::Command {
+    /// `worktree` (mounted at [`WORKSPACE`]), with nothing of the daemon's environment but
+    /// PATH; network and environment as `purpose` says.
+    fn command(&self, worktree: &Path, script: &str, purpose: Purpose) -> std::process::Command {
         let mut args: Vec<OsString> = Vec::new();
         if self.scope {
             args.extend(self.scope_args());
@@ -341,7 +405,6 @@ impl Sandbox {
             Some(_) => &[
                 "--unshare-ipc",
                 "--unshare-pid",
-                "--unshare-net",
                 "--unshare-uts",
                 "--unshare-cgroup-try",
                 "--cap-drop",
@@ -359,18 +422,34 @@ impl Sandbox {
                 .chain(namespaces)
                 .map(OsString::from),
         );
+        match (purpose, self.user) {
+            (Purpose::Setup, None) => args.push("--share-net".into()),
+            (Purpose::Setup, Some(_)) => {}
+            (_, Some(_)) => args.push("--unshare-net".into()),
+            (_, None) => {}
+        }
         args.extend(self.mounts.iter().cloned());
+        if purpose == Purpose::Setup
+            && let Ok(resolver) = std::fs::canonicalize("/etc/resolv.conf")
+        {
+            // Its content only: under systemd-resolved the file is a symlink into /run.
+            args.extend([
+                "--ro-bind".into(),
+                resolver.into(),
+                "/etc/resolv.conf".into(),
+            ]);
+        }
         args.extend([
             "--bind".into(),
             worktree.into(),
-            worktree.into(),
+            WORKSPACE.into(),
             "--remount-ro".into(),
             "/".into(),
             "--chdir".into(),
-            worktree.into(),
+            WORKSPACE.into(),
             "--clearenv".into(),
         ]);
-        for (name, value) in &self.env {
+        for (name, value) in self.environment(purpose) {
             args.extend(["--setenv".into(), name.into(), value.into()]);
         }
         args.push("--".into());
@@ -662,7 +741,7 @@ fn walk(root: &Path, visit: &mut dyn FnMut(&Path, &std::fs::Metadata)) {
 
 /// The space `dir` takes: allocated bytes, each entry at least 4 KiB (an inode and its
 /// directory entry cost space too, so a million empty files count).
-fn disk_usage(dir: &Path) -> u64 {
+pub(super) fn disk_usage(dir: &Path) -> u64 {
     let mut total = 0u64;
     walk(dir, &mut |_, meta| {
         total = total.saturating_add((meta.blocks() * 512).max(4096));
@@ -705,10 +784,66 @@ impl Worktree {
         Ok(Worktree { path: dir.keep() })
     }
 
+    /// Creates the directory under `parent` (created if missing), e.g. a cache directory a
+    /// finished tree is then [kept](Self::keep) in.
+    ///
+    /// Errors: `parent` or the directory cannot be created.
+    pub fn new_in(parent: &Path) -> std::io::Result<Worktree> {
+        std::fs::create_dir_all(parent)?;
+        let dir = tempfile::Builder::new()
+            .prefix("staging-")
+            .tempdir_in(parent)?;
+        Ok(Worktree { path: dir.keep() })
+    }
+
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Keeps the directory as `to` (a rename on the same file system) instead of removing it.
+    /// Errors: the rename's (e.g. `to` exists); the directory is then removed as usual.
+    pub fn keep(self, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+/// Copies into `to` what of the tree `from` `to` lacks: directories are merged, anything `to`
+/// already has at a path (the change's and the base's files) is left as it is, symlinks are
+/// copied as symlinks and never followed on either side (a directory of `to` is entered only
+/// when it is a real directory). Files keep their permission bits (`std::fs::copy`, which
+/// clones extents where the file system can).
+///
+/// Errors: the first entry that cannot be read or written.
+pub(super) fn copy_missing(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        match std::fs::symlink_metadata(&target) {
+            Ok(existing) => {
+                if kind.is_dir() && existing.is_dir() {
+                    copy_missing(&source, &target)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if kind.is_dir() {
+                    std::fs::create_dir(&target)?;
+                    copy_missing(&source, &target)?;
+                    let mode = entry.metadata()?.permissions().mode();
+                    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
+                } else if kind.is_symlink() {
+                    std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+                } else if kind.is_file() {
+                    std::fs::copy(&source, &target)?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Worktree {

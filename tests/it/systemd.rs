@@ -330,21 +330,26 @@ const CHILD_MARKER: &str = "sandbox-ran-under-the-unit";
 #[test]
 #[ignore = "helper of sandbox_starts_under_the_units_settings, run by it in a reproduction of the unit"]
 fn unit_sandbox_child() {
-    use autonomous_dev::verify::{Verifier, VerifyConfig, VerifyStatus};
+    use autonomous_dev::verify::{CheckPlan, Verifier, VerifyConfig, VerifyStatus};
     let worktree =
         std::env::var(CHILD_VAR).expect("run by sandbox_starts_under_the_units_settings");
     let command = format!(
         "echo {CHILD_MARKER}; echo pids: $(ls /proc | grep -c '^[0-9]'); cat /proc/1/cmdline | tr '\\0' ' '"
     );
     let verifier = Verifier::new(VerifyConfig {
-        timeout: std::time::Duration::from_secs(60),
+        timeout: Some(std::time::Duration::from_secs(60)),
         memory_bytes: 1 << 30,
         ..VerifyConfig::default()
     })
     .unwrap_or_else(|e| panic!("the sandbox does not start under the unit's settings: {e}"));
+    let plan = CheckPlan {
+        command,
+        timeout: std::time::Duration::from_secs(60),
+        setup: None,
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let verification = runtime
-        .block_on(verifier.verify(Path::new(&worktree), &command))
+        .block_on(verifier.verify(Path::new(&worktree), &plan, None))
         .expect("verification runs");
     println!("{}", verification.output_tail);
     assert_eq!(

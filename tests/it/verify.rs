@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use autonomous_dev::repo_config::RepoConfig;
 use autonomous_dev::task::FileChange;
 use autonomous_dev::verify::{Verification, Verifier, VerifyConfig, VerifyError, VerifyStatus};
 use secrecy::SecretString;
@@ -29,7 +30,7 @@ const CHILD_MARKER: &str = "AUTONOMOUS_DEV_VERIFY_TEST_CHILD";
 fn config(command: Option<&str>, timeout: Duration) -> VerifyConfig {
     VerifyConfig {
         command: command.map(str::to_owned),
-        timeout,
+        timeout: Some(timeout),
         memory_bytes: 1024 * MIB,
         ..VerifyConfig::default()
     }
@@ -41,8 +42,10 @@ fn verifier(config: VerifyConfig) -> Verifier {
 
 /// Runs VERIFY_COMMAND (set in `verifier`'s configuration) on `worktree`.
 async fn configured(verifier: &Verifier, worktree: &Path) -> Result<Verification, VerifyError> {
-    let command = verifier.check_command(&[]).expect("VERIFY_COMMAND is set");
-    verifier.verify(worktree, &command).await
+    let plan = verifier
+        .plan(&[], &RepoConfig::default())
+        .expect("VERIFY_COMMAND is set");
+    verifier.verify(worktree, &plan, None).await
 }
 
 /// Runs `command` in the sandbox over `worktree` with a 20 s timeout and 1 GiB of memory.
@@ -690,10 +693,11 @@ async fn without_a_command_the_base_decides_it_and_the_worktree_cannot() {
         "Makefile",
         "build:\n\t@echo building\n\ntest: build\n\t@echo make-test-ran\n\t@touch ran.txt\n",
     )];
-    let command = verifier
-        .check_command(&base)
+    let plan = verifier
+        .plan(&base, &RepoConfig::default())
         .expect("a Makefile test target");
-    assert_eq!(command, "make test");
+    assert_eq!(plan.command, "make test");
+    assert_eq!(plan.setup, None);
 
     // The worktree holds the base's Makefile and a change's Cargo.toml: detected from the
     // worktree, `cargo test` would have run.
@@ -705,7 +709,7 @@ async fn without_a_command_the_base_decides_it_and_the_worktree_cannot() {
     )
     .expect("write");
     let v = verifier
-        .verify(worktree.path(), &command)
+        .verify(worktree.path(), &plan, None)
         .await
         .expect("verify");
     assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
@@ -722,7 +726,8 @@ fn verify_command_overrides_the_base_and_a_base_without_one_has_none() {
     let configured = verifier(config(Some("./check.sh"), Duration::from_secs(20)));
     assert_eq!(
         configured
-            .check_command(&[file("Cargo.toml", "")])
+            .plan(&[file("Cargo.toml", "")], &RepoConfig::default())
+            .map(|plan| plan.command)
             .as_deref(),
         Some("./check.sh")
     );
@@ -732,8 +737,8 @@ fn verify_command_overrides_the_base_and_a_base_without_one_has_none() {
         file("README.md", "# nothing to run\n"),
         file("Makefile", "build:\n\ttouch built.txt\n"),
     ];
-    assert_eq!(detected.check_command(&base), None);
-    assert_eq!(detected.check_command(&[]), None);
+    assert_eq!(detected.plan(&base, &RepoConfig::default()), None);
+    assert_eq!(detected.plan(&[], &RepoConfig::default()), None);
 }
 
 // --- Without bubblewrap ----------------------------------------------------------------------

@@ -894,6 +894,7 @@ pub const ANTHROPIC_API_KEY: &str = "sk-ant-e2eSecretKey";
 
 impl Bin {
     pub fn new(database_url: &str, remote: &Remote, model_uri: &str, github_uri: &str) -> Bin {
+        let cache = remote.dir.path().join("cache");
         let envs = [
             ("DATABASE_URL", database_url),
             ("REPO_PATH", remote.clone.to_str().unwrap()),
@@ -905,6 +906,7 @@ impl Bin {
             ("RUST_LOG", "info"),
             // Most targets here have no check command; tests/it/hostile/check.rs covers the hold.
             ("VERIFY_OPTIONAL", "true"),
+            ("VERIFY_CACHE_DIR", cache.to_str().unwrap()),
         ];
         Bin {
             dir: remote.dir.path().to_owned(),

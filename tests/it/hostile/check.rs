@@ -40,7 +40,7 @@ fn implementation(files: &[(&str, &str)]) -> Value {
 
 /// The daemon against a target holding `base`, every role approving and the Engineer writing
 /// `engineer` (QA adds no test file, so the Engineer's verification is the final one), no
-/// repair round, with `env` set and the task added. VERIFY_OPTIONAL is as the daemon's default
+/// repair round, no setup, with `env` set and the task added. VERIFY_OPTIONAL is as the daemon's default
 /// (off) unless `env` sets it.
 async fn setup(
     pool: &PgPool,
@@ -59,7 +59,17 @@ async fn setup(
     };
     let usage = json!({"input_tokens": 1000, "output_tokens": 200,
                        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
-    let env = [&[("VERIFY_OPTIONAL", "false"), ("REPAIR_ROUNDS", "0")], env].concat();
+    // No setup: these bases would get pip's or Go's, which need a registry (tests/it/setup.rs
+    // covers the setup against a local one).
+    let env = [
+        &[
+            ("VERIFY_OPTIONAL", "false"),
+            ("REPAIR_ROUNDS", "0"),
+            ("SETUP", "false"),
+        ],
+        env,
+    ]
+    .concat();
     Deployment::start(pool, Remote::with_files(base), answer, usage, &env, TASK).await
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use autonomous_dev::repo_config::RepoConfig;
 use autonomous_dev::verify::{
     Verification, Verifier, VerifyConfig, VerifyError, VerifyStatus, Worktree,
 };
@@ -30,7 +31,7 @@ const CHILD_MARKER: &str = "AUTONOMOUS_DEV_HOSTILE_TEST_CHILD";
 fn config(command: &str) -> VerifyConfig {
     VerifyConfig {
         command: Some(command.to_owned()),
-        timeout: Duration::from_secs(60),
+        timeout: Some(Duration::from_secs(60)),
         memory_bytes: 256 * MIB,
         processes: 64,
         disk_bytes: 128 * MIB,
@@ -45,8 +46,10 @@ fn verifier(config: VerifyConfig) -> Verifier {
 
 /// Runs VERIFY_COMMAND (set in `verifier`'s configuration) on `worktree`.
 async fn configured(verifier: &Verifier, worktree: &Path) -> Result<Verification, VerifyError> {
-    let command = verifier.check_command(&[]).expect("VERIFY_COMMAND is set");
-    verifier.verify(worktree, &command).await
+    let plan = verifier
+        .plan(&[], &RepoConfig::default())
+        .expect("VERIFY_COMMAND is set");
+    verifier.verify(worktree, &plan, None).await
 }
 
 /// Runs `command` in the sandbox over a fresh worktree under [`config`]'s bounds.
@@ -655,7 +658,7 @@ async fn the_toolchains_still_work_under_the_bounds() {
                   if command -v node >/dev/null; then node -e 'console.log(\"node\", 1 + 1)'; else echo node 2; fi";
     let config = VerifyConfig {
         command: Some(script.to_owned()),
-        timeout: Duration::from_secs(300),
+        timeout: Some(Duration::from_secs(300)),
         ..VerifyConfig::default()
     };
     let v = run_in(worktree.path(), config).await;
