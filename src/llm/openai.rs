@@ -424,9 +424,12 @@ mod wire {
     /// (local servers) is taken as is.
     fn parse_arguments(arguments: Value) -> Value {
         match arguments {
-            Value::String(raw) => serde_json::from_str(&raw)
-                .or_else(|_| serde_json::from_str(&escape_controls(&raw)))
-                .unwrap_or(Value::String(raw)),
+            // Still not JSON (cut at max_tokens, say): the escaped text, so the error the
+            // model is told is where it broke, not the control characters.
+            Value::String(raw) => serde_json::from_str(&raw).unwrap_or_else(|_| {
+                let escaped = escape_controls(&raw);
+                serde_json::from_str(&escaped).unwrap_or(Value::String(escaped))
+            }),
             other => other,
         }
     }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Map, Value};
 
 use super::{LlmError, ToolCall};
+use crate::task::{GRAMMAR_PATH_PATTERN, PATH_PATTERN};
 
 /// The string formats both providers' strict modes accept (Anthropic's "JSON Schema
 /// limitations", OpenAI's "Supported schemas").
@@ -171,14 +172,16 @@ pub(super) fn openai(schema: &Value) -> Value {
 /// are carried over in terms the subset has: a `pattern` that no empty string matches also
 /// sets `minLength: 1` (every non-blank text and path is at least one character), and an
 /// integer range of at most 256 values becomes an `enum` of them (the converter ignores
-/// `minimum`/`maximum`). Patterns themselves are said in the description: the converter
-/// refuses one not anchored `^…$` and copies a pattern's characters into the JSON string
-/// unescaped, so it cannot compile them faithfully.
+/// `minimum`/`maximum`). Repository paths get [`GRAMMAR_PATH_PATTERN`], a narrower anchored
+/// pattern it compiles. Other patterns are said in the description: the converter refuses one
+/// not anchored `^…$` and copies a pattern's characters into the JSON string unescaped, so it
+/// cannot compile them faithfully.
 pub(super) fn grammar(schema: &Value) -> Value {
     let mut tightened = schema.clone();
     tighten(&mut tightened);
-    rewrite(&tightened, &|key, _| {
+    rewrite(&tightened, &|key, value| {
         matches!(key, "minItems" | "maxItems" | "minLength" | "maxLength")
+            || (key == "pattern" && value == GRAMMAR_PATH_PATTERN)
     })
 }
 
@@ -243,6 +246,9 @@ fn tighten(schema: &mut Value) {
         .and_then(Value::as_str)
         .and_then(|pattern| regex::Regex::new(pattern).ok())
         .is_some_and(|pattern| !pattern.is_match(""));
+    if node.get("pattern").and_then(Value::as_str) == Some(PATH_PATTERN) {
+        node.insert("pattern".to_owned(), Value::from(GRAMMAR_PATH_PATTERN));
+    }
     if needs_text && node.get("minLength").and_then(Value::as_u64).unwrap_or(0) == 0 {
         node.insert("minLength".to_owned(), Value::from(1));
     }
@@ -492,6 +498,29 @@ mod tests {
         assert_eq!(p["tags"]["minItems"], 2);
         assert_eq!(p["tags"]["description"], "{uniqueItems: true}");
         assert_eq!(p["tags"]["items"]["description"], "{minLength: 1}");
+    }
+
+    #[test]
+    fn grammar_gives_paths_a_pattern_llama_cpp_compiles_and_the_validator_accepts() {
+        let p = grammar(&json!({"type": "string", "pattern": PATH_PATTERN}));
+        assert_eq!(p["pattern"], GRAMMAR_PATH_PATTERN);
+        assert_eq!(p["minLength"], 1);
+        let narrow = regex::Regex::new(GRAMMAR_PATH_PATTERN).unwrap();
+        let full = regex::Regex::new(PATH_PATTERN).unwrap();
+        for ok in [
+            "src/lib.rs",
+            ".github/workflows/ci.yml",
+            "a-b_c+d@e/f.g",
+            "x",
+        ] {
+            assert!(narrow.is_match(ok) && full.is_match(ok), "{ok}");
+            assert!(crate::git::check_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "/abs", "../x", "a/../b", "a//b", ".", "a/./b", "a b", "a\\b", "\"\"",
+        ] {
+            assert!(!narrow.is_match(bad), "{bad}");
+        }
     }
 
     #[test]

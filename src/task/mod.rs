@@ -277,6 +277,15 @@ macro_rules! component {
 /// non-empty and neither `.` nor `..`, no backslash and no control character.
 pub const PATH_PATTERN: &str = concat!("^", component!(), "(?:/", component!(), ")*$");
 
+/// [`PATH_PATTERN`] narrowed to what llama.cpp's JSON-Schema-to-grammar converter compiles
+/// faithfully (anchored; classes without quotes, backslashes or escapes): components of ASCII
+/// letters, digits and `_.+@-`, none starting with `..` or being `.`. Stricter than
+/// `git::check_path`, so a local model decoding to it writes only paths the validator accepts.
+pub const GRAMMAR_PATH_PATTERN: &str = concat!(
+    "^([A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*|[.][A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*)",
+    "(/([A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*|[.][A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*))*$"
+);
+
 /// A whole-file write proposed by the Engineer or QA: `path` is relative to the repository root
 /// (validated by `git::check_path` before anything is written).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
