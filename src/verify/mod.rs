@@ -2,10 +2,11 @@
 //! repository's `.autonomous-dev.toml`, else detected from the base branch's files) on a
 //! worktree holding the base branch plus a change, inside a bubblewrap sandbox, and reports exit
 //! status, duration and the tail of the output. Before a base's first check, the trusted setup
-//! (`go mod download`, `cargo fetch`, …) runs on the base commit alone, with network; the tree
-//! it leaves is kept per base commit under VERIFY_CACHE_DIR and each check gets its own copy,
-//! offline. Model-written code never runs outside the sandbox, nor with network: without a
-//! working `bwrap` a [`Verifier`] cannot be built.
+//! (`go mod download`, `cargo fetch`, …) runs on the base commit alone, with network, then the
+//! check once on it, offline, to warm the build caches; the tree they leave is kept per base
+//! commit under VERIFY_CACHE_DIR and each check gets its own copy, offline. Model-written code
+//! never runs outside the sandbox, nor with network: without a working `bwrap` a [`Verifier`]
+//! cannot be built.
 
 mod detect;
 mod offline;
@@ -344,9 +345,11 @@ impl Verifier {
 
     /// Prepares `base` for `plan`'s checks: reuses its prepared tree when there is one; else
     /// writes the base's tree with `export` (into an empty directory it is given), runs the
-    /// setup there in the sandbox with network (and nothing else relaxed) and keeps the tree as
-    /// [`Self::prepared_dir`]; then removes the least recently prepared trees beyond
-    /// VERIFY_CACHE_MB. Two tasks on one base wait for one setup.
+    /// setup there in the sandbox with network (and nothing else relaxed), then the warm-up —
+    /// the check itself once, offline, on the base, whose result is only logged, so the build
+    /// caches in the tree start warm — and keeps the tree as [`Self::prepared_dir`]; then
+    /// removes the least recently prepared trees beyond VERIFY_CACHE_MB. Two tasks on one base
+    /// wait for one setup.
     ///
     /// Errors: [`VerifyError::Io`] when the cache directory cannot be written, the export
     /// fails or the sandbox cannot be started. A setup that ran and failed is
@@ -393,7 +396,21 @@ impl Verifier {
             tracing::warn!(summary = %failed.summary(), "setup failed");
             return Ok(Prepared::Failed(failed));
         }
-        tracing::info!(%base, seconds = started.elapsed().as_secs(), "base prepared");
+        tracing::info!(%base, seconds = started.elapsed().as_secs(), "base set up");
+        // The warm-up: the check once on the base, so its build caches start warm. Its result
+        // decides nothing (a base may fail its own tests); the change's checks tell.
+        let started = Instant::now();
+        let run = self
+            .sandbox
+            .run(
+                staging.path(),
+                &plan.command,
+                plan.timeout,
+                Purpose::CheckPrepared,
+            )
+            .await?;
+        let warm_up = self.verification(&plan.command, &run, started);
+        tracing::info!(%base, summary = %warm_up.summary(), "base warmed up");
         std::fs::create_dir_all(self.config.cache_dir.join("prepared"))?;
         staging.keep(&dir)?;
         let cache = self.config.cache_dir.join("prepared");

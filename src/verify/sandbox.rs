@@ -77,11 +77,13 @@ const OFFLINE_ENV: [&str; 4] = [
     "PIP_NO_INDEX",
 ];
 
-/// Set in every run over a prepared tree (the setup's and the checks'): the toolchains keep
-/// their downloads inside the tree, so they are kept with it and each check sees its own copy.
-/// PATH is led by the tree's venv and `node_modules/.bin` too.
-const PREPARED_ENV: [(&str, &str); 5] = [
+/// Set in every run over a prepared tree (the setup's, the warm-up's and the checks'): the
+/// toolchains keep their downloads and build caches inside the tree, so they are kept with it
+/// and each check sees its own copy (Cargo's `target/` and `node_modules/.cache` are inside it
+/// already). PATH is led by the tree's venv and `node_modules/.bin` too.
+const PREPARED_ENV: [(&str, &str); 6] = [
     ("GOMODCACHE", "/workspace/.autonomous-dev/go/mod"),
+    ("GOCACHE", "/workspace/.autonomous-dev/go/build"),
     ("GOFLAGS", "-modcacherw"),
     ("CARGO_HOME", "/workspace/.autonomous-dev/cargo"),
     ("npm_config_cache", "/workspace/.autonomous-dev/npm"),
@@ -814,7 +816,11 @@ impl Worktree {
 /// already has at a path (the change's and the base's files) is left as it is, symlinks are
 /// copied as symlinks and never followed on either side (a directory of `to` is entered only
 /// when it is a real directory). Files keep their permission bits (`std::fs::copy`, which
-/// clones extents where the file system can).
+/// clones extents where the file system can) and their modification time, and a file of `to`
+/// whose content equals `from`'s takes `from`'s time: what the warm-up built stays newer than
+/// the sources it was built from and older than any file the change rewrote, so a tool that
+/// compares times (make, Cargo's fingerprints of local crates) reuses it exactly when its
+/// inputs are the base's and rebuilds from the change's sources otherwise.
 ///
 /// Errors: the first entry that cannot be read or written.
 pub(super) fn copy_missing(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -826,6 +832,12 @@ pub(super) fn copy_missing(from: &Path, to: &Path) -> std::io::Result<()> {
             Ok(existing) => {
                 if kind.is_dir() && existing.is_dir() {
                     copy_missing(&source, &target)?;
+                } else if kind.is_file()
+                    && existing.is_file()
+                    && existing.len() == entry.metadata()?.len()
+                    && std::fs::read(&source)? == std::fs::read(&target)?
+                {
+                    date_as(&target, &entry.metadata()?)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -838,12 +850,18 @@ pub(super) fn copy_missing(from: &Path, to: &Path) -> std::io::Result<()> {
                     std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
                 } else if kind.is_file() {
                     std::fs::copy(&source, &target)?;
+                    date_as(&target, &entry.metadata()?)?;
                 }
             }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Sets the modification time of the file at `path` (owned by the daemon) to `like`'s.
+fn date_as(path: &Path, like: &std::fs::Metadata) -> std::io::Result<()> {
+    std::fs::File::open(path)?.set_times(std::fs::FileTimes::new().set_modified(like.modified()?))
 }
 
 impl Drop for Worktree {

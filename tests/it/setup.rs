@@ -2,10 +2,11 @@
 //! answering as PyPI's simple API does: a page of links per project, the wheel behind each):
 //! the real bubblewrap, real pip and venv. Offline, the missing dependency is the environment's
 //! failure, never repair material; the trusted setup on the base (with network) prepares a tree
-//! once per base commit, every check runs offline on its own copy, and a check that writes into
-//! that copy leaves the next one pristine. End to end through the binary: the repository's
-//! `.autonomous-dev.toml` is read from the base only, a malformed one fails the task before any
-//! LLM call, and the daemon's settings override it.
+//! once per base commit and warms it with one check on the base, every check runs offline on
+//! its own copy (reusing the warm outputs only when their inputs are the base's), and a check
+//! that writes into that copy leaves the next one pristine. End to end through the binary: the
+//! repository's `.autonomous-dev.toml` is read from the base only, a malformed one fails the task
+//! before any LLM call, and the daemon's settings override it.
 
 use crate::common;
 
@@ -318,6 +319,65 @@ async fn a_setup_that_fails_on_the_base_is_reported_as_the_environment_s() {
         std::fs::read_dir(cache.path().join("prepared")).map_or(true, |mut d| d.next().is_none()),
         "a failed setup keeps nothing"
     );
+}
+
+/// A base whose check builds `out.txt` from `src.txt` (make, which compares modification
+/// times) and tests it.
+const BUILT: [(&str, &str); 2] = [
+    (
+        "Makefile",
+        "test: out.txt\n\t@grep -qx good out.txt\n\nout.txt: src.txt\n\t@echo building\n\t@cp src.txt out.txt\n",
+    ),
+    ("src.txt", "good\n"),
+];
+
+#[tokio::test]
+async fn the_warm_up_runs_the_check_on_the_base_and_every_check_starts_warm() {
+    let cache = tempfile::tempdir().unwrap();
+    let verifier = verifier(cache.path(), SetupPolicy::Auto);
+    let repo = RepoConfig {
+        setup: Some("true".into()),
+        verify: Some("make -s test".into()),
+        ..RepoConfig::default()
+    };
+    let plan = verifier.plan(&[], &repo).expect("a check");
+    let Prepared::Ready(dir) = verifier
+        .prepare("4444", &plan, |dir: PathBuf| async move {
+            write(&dir, &BUILT);
+            Ok(())
+        })
+        .await
+        .expect("the setup runs")
+    else {
+        panic!("the setup failed");
+    };
+    assert!(
+        dir.join("out.txt").is_file(),
+        "the warm-up ran the check on the base"
+    );
+    let check = |change: &'static [(&'static str, &'static str)]| {
+        let (verifier, plan, dir) = (&verifier, &plan, &dir);
+        async move {
+            let worktree = tempfile::tempdir().unwrap();
+            write(worktree.path(), &BUILT);
+            write(worktree.path(), change);
+            verifier
+                .verify(worktree.path(), plan, Some(dir))
+                .await
+                .expect("verification runs")
+        }
+    };
+
+    // A change elsewhere: the base's build output is reused.
+    let v = check(&[("notes.txt", "unrelated\n")]).await;
+    assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
+    assert_eq!(v.output_tail, "", "nothing rebuilt: {v:?}");
+
+    // A change to the source: the output the warm-up made is older than the checkout, so it is
+    // rebuilt from the change and the check sees the change (never the base's stale output).
+    let v = check(&[("src.txt", "bad\n")]).await;
+    assert_eq!(v.status, VerifyStatus::Failed, "{v:?}");
+    assert!(v.output_tail.starts_with("building\n"), "rebuilt: {v:?}");
 }
 
 /// The one file under `dir` whose path ends with `suffix`.
