@@ -411,9 +411,9 @@ impl Verifier {
             .await?;
         let warm_up = self.verification(&plan.command, &run, started);
         tracing::info!(%base, summary = %warm_up.summary(), "base warmed up");
-        std::fs::create_dir_all(self.config.cache_dir.join("prepared"))?;
-        staging.keep(&dir)?;
         let cache = self.config.cache_dir.join("prepared");
+        std::fs::create_dir_all(&cache)?;
+        staging.keep(&dir)?;
         let bound = self.config.cache_bytes;
         let keep = dir.clone();
         tokio::task::spawn_blocking(move || evict(&cache, bound, &keep))

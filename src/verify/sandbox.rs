@@ -827,30 +827,31 @@ pub(super) fn copy_missing(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let (source, target) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type()?;
+        // Not followed: a symlink's own metadata.
+        let meta = entry.metadata()?;
         match std::fs::symlink_metadata(&target) {
             Ok(existing) => {
-                if kind.is_dir() && existing.is_dir() {
+                if meta.is_dir() && existing.is_dir() {
                     copy_missing(&source, &target)?;
-                } else if kind.is_file()
+                } else if meta.is_file()
                     && existing.is_file()
-                    && existing.len() == entry.metadata()?.len()
+                    && existing.len() == meta.len()
                     && std::fs::read(&source)? == std::fs::read(&target)?
                 {
-                    date_as(&target, &entry.metadata()?)?;
+                    date_as(&target, &meta)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if kind.is_dir() {
+                if meta.is_dir() {
                     std::fs::create_dir(&target)?;
                     copy_missing(&source, &target)?;
-                    let mode = entry.metadata()?.permissions().mode();
+                    let mode = meta.permissions().mode();
                     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))?;
-                } else if kind.is_symlink() {
+                } else if meta.is_symlink() {
                     std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
-                } else if kind.is_file() {
+                } else if meta.is_file() {
                     std::fs::copy(&source, &target)?;
-                    date_as(&target, &entry.metadata()?)?;
+                    date_as(&target, &meta)?;
                 }
             }
             Err(e) => return Err(e),
