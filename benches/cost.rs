@@ -1217,6 +1217,7 @@ impl Verifying for ScriptedCheck {
             command: self.0.command.clone(),
             timeout: autonomous_dev::verify::DEFAULT_TIMEOUT,
             setup: None,
+            writable: Vec::new(),
         })
     }
 

@@ -10,8 +10,10 @@
 //! verify = "python3 -m pytest -q"
 //! verify_timeout = 900
 //! labels = ["python"]
+//! writable = ["/var/tmp"]
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -24,6 +26,11 @@ pub const FILE: &str = ".autonomous-dev.toml";
 const MAX_TIMEOUT_SECS: u64 = 86_400;
 /// GitHub's limit on a label's name, in characters.
 const MAX_LABEL_CHARS: usize = 50;
+/// Most `writable` paths accepted.
+const MAX_WRITABLE: usize = 16;
+/// Where no `writable` path may be: the sandbox's own mounts (the worktree is writable
+/// already; `/proc` and `/dev` are the kernel's) and the root itself.
+const NOT_WRITABLE: [&str; 3] = ["/workspace", "/proc", "/dev"];
 
 /// What the repository's [`FILE`] says; every field is optional, and an absent file is the
 /// default (nothing set).
@@ -38,6 +45,11 @@ pub struct RepoConfig {
     pub verify_timeout: Option<Duration>,
     /// `labels`: added to every PR opened on this repository.
     pub labels: Vec<String>,
+    /// `writable`: absolute paths inside the sandbox, outside the worktree, that the setup and
+    /// the check may write (e.g. `/var/tmp`, a tool's fixed cache directory). Each is an empty,
+    /// size-limited tmpfs for one run, discarded after it: never kept, so no run sees what
+    /// another wrote there.
+    pub writable: Vec<PathBuf>,
 }
 
 /// The file as written, with each value's place in it for errors.
@@ -49,6 +61,7 @@ struct Raw {
     verify_timeout: Option<Spanned<u64>>,
     #[serde(default)]
     labels: Vec<Spanned<String>>,
+    writable: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// A malformed [`FILE`]: where and why. Displayed as
@@ -68,8 +81,9 @@ impl RepoConfig {
     /// Parses the content of [`FILE`].
     ///
     /// Errors: [`RepoConfigError`] for invalid TOML, an unknown field, a value of the wrong
-    /// type, a blank command or label, a label over 50 characters, or a timeout outside 1 s to a
-    /// day.
+    /// type, a blank command or label, a label over 50 characters, a timeout outside 1 s to a
+    /// day, or a `writable` path that is not absolute and normal (no `.`, `..`, `//`), is `/`,
+    /// is at or under `/workspace`, `/proc` or `/dev`, or is one of more than 16.
     pub fn parse(text: &str) -> Result<RepoConfig, RepoConfigError> {
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let at = e.span().map_or(0, |span| span.start);
@@ -116,13 +130,48 @@ impl RepoConfig {
                 labels.push(name.to_owned());
             }
         }
+        let paths = match raw.writable {
+            Some(paths) if paths.get_ref().len() > MAX_WRITABLE => {
+                return Err(problem(
+                    "writable",
+                    paths.span(),
+                    &format!("at most {MAX_WRITABLE} paths"),
+                ));
+            }
+            paths => paths.map(Spanned::into_inner).unwrap_or_default(),
+        };
+        let mut writable: Vec<PathBuf> = Vec::new();
+        for path in paths {
+            let Some(dir) = writable_path(path.get_ref()) else {
+                return Err(problem(
+                    "writable",
+                    path.span(),
+                    "a path is absolute and normal (no `.`, `..` or `//`), not `/`, and not at or \
+                     under /workspace, /proc or /dev",
+                ));
+            };
+            if !writable.contains(&dir) {
+                writable.push(dir);
+            }
+        }
         Ok(RepoConfig {
             setup,
             verify,
             verify_timeout,
             labels,
+            writable,
         })
     }
+}
+
+/// `text` as a [`RepoConfig::writable`] path, or `None` when it is not one.
+fn writable_path(text: &str) -> Option<PathBuf> {
+    let normal = text.strip_prefix('/')?.split('/').all(|segment| {
+        !matches!(segment, "" | "." | "..") && !segment.chars().any(char::is_control)
+    });
+    let path = Path::new(text);
+    let outside = !NOT_WRITABLE.iter().any(|root| path.starts_with(root));
+    (normal && outside).then(|| path.to_path_buf())
 }
 
 /// The 1-based line holding byte `at` of `text`.
@@ -155,7 +204,7 @@ mod tests {
     fn every_field_is_read() {
         let config = RepoConfig::parse(
             "setup = \"go mod download\"\nverify = \"go test ./...\"\nverify_timeout = 900\n\
-             labels = [\"go\", \" go \", \"operator\"]\n",
+             labels = [\"go\", \" go \", \"operator\"]\nwritable = [\"/var/tmp\", \"/var/tmp\"]\n",
         )
         .unwrap();
         assert_eq!(
@@ -165,6 +214,7 @@ mod tests {
                 verify: Some("go test ./...".into()),
                 verify_timeout: Some(Duration::from_secs(900)),
                 labels: vec!["go".into(), "operator".into()],
+                writable: vec![PathBuf::from("/var/tmp")],
             }
         );
         assert_eq!(RepoConfig::parse("").unwrap(), RepoConfig::default());
@@ -199,6 +249,32 @@ mod tests {
                 "1 to 50 characters",
             ),
             ("verify = \"make\"\nsetup = \n", 2, None, ""),
+            (
+                "writable = [\"/var/tmp\",\n \"cache\"]\n",
+                2,
+                Some("writable"),
+                "absolute and normal",
+            ),
+            ("writable = [\"/\"]\n", 1, Some("writable"), "not `/`"),
+            (
+                "writable = [\"/var/../etc\"]\n",
+                1,
+                Some("writable"),
+                "no `.`",
+            ),
+            (
+                "writable = [\"/workspace/x\"]\n",
+                1,
+                Some("writable"),
+                "/workspace",
+            ),
+            ("writable = [\"/dev\"]\n", 1, Some("writable"), "/dev"),
+            (
+                "writable = \"/var/tmp\"\n",
+                1,
+                Some("writable"),
+                "invalid type",
+            ),
         ];
         for (text, line, field, message) in cases {
             let error = RepoConfig::parse(text).unwrap_err();

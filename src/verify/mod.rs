@@ -263,6 +263,9 @@ pub struct CheckPlan {
     pub timeout: Duration,
     /// The trusted setup run once per base commit before its first check, if any.
     pub setup: Option<String>,
+    /// Absolute paths outside the worktree that the setup and the check may write, each an
+    /// empty tmpfs per run (the repository's `writable`).
+    pub writable: Vec<PathBuf>,
 }
 
 /// How preparing a base for its checks ended.
@@ -330,6 +333,7 @@ impl Verifier {
                 .or(repo.verify_timeout)
                 .unwrap_or(DEFAULT_TIMEOUT),
             setup,
+            writable: repo.writable.clone(),
         })
     }
 
@@ -385,7 +389,13 @@ impl Verifier {
         let started = Instant::now();
         let run = self
             .sandbox
-            .run(staging.path(), setup, plan.timeout, Purpose::Setup)
+            .run(
+                staging.path(),
+                setup,
+                plan.timeout,
+                Purpose::Setup,
+                &plan.writable,
+            )
             .await?;
         let verification = self.verification(setup, &run, started);
         if verification.status != VerifyStatus::Passed {
@@ -407,6 +417,7 @@ impl Verifier {
                 &plan.command,
                 plan.timeout,
                 Purpose::CheckPrepared,
+                &plan.writable,
             )
             .await?;
         let warm_up = self.verification(&plan.command, &run, started);
@@ -449,7 +460,13 @@ impl Verifier {
         let started = Instant::now();
         let run = self
             .sandbox
-            .run(worktree, &plan.command, plan.timeout, purpose)
+            .run(
+                worktree,
+                &plan.command,
+                plan.timeout,
+                purpose,
+                &plan.writable,
+            )
             .await?;
         let mut verification = self.verification(&plan.command, &run, started);
         if verification.status != VerifyStatus::Passed

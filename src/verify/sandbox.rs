@@ -201,6 +201,8 @@ pub(super) struct Sandbox {
     processes: u32,
     disk_bytes: u64,
     env: Vec<(String, String)>,
+    /// Size bound of each tmpfs (`/tmp`, `/dev/shm`, a [`CheckPlan::writable`] path), in bytes.
+    tmp_bytes: u64,
     /// bubblewrap's mount arguments, without the worktree's.
     mounts: Vec<OsString>,
     /// `(uid, gid)` the check runs as when the daemon is root (VERIFY_USER); `None`: as the
@@ -233,6 +235,7 @@ impl Sandbox {
             processes: config.processes,
             disk_bytes: config.disk_bytes,
             env,
+            tmp_bytes: config.tmp_bytes,
             mounts,
             user,
             scope: false,
@@ -324,7 +327,7 @@ impl Sandbox {
         let worktree = tempfile::tempdir()?;
         hand_over(worktree.path(), self.user)?;
         let output = self
-            .command(worktree.path(), "true", Purpose::Check)
+            .command(worktree.path(), "true", Purpose::Check, &[])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| match e.kind() {
@@ -343,21 +346,24 @@ impl Sandbox {
         )))
     }
 
-    /// Runs `script` with `sh -c` in the sandbox over `worktree`; at `timeout`, or when the
-    /// worktree grows past the disk bound, kills bubblewrap, which takes its PID namespace —
-    /// every process the command started — with it.
+    /// Runs `script` with `sh -c` in the sandbox over `worktree`, with an empty tmpfs at each of
+    /// `writable` (absolute paths, [`CheckPlan::writable`]); at `timeout`, or when the worktree
+    /// grows past the disk bound, kills bubblewrap, which takes its PID namespace — every
+    /// process the command started — with it.
     pub async fn run(
         &self,
         worktree: &Path,
         script: &str,
         timeout: Duration,
         purpose: Purpose,
+        writable: &[PathBuf],
     ) -> std::io::Result<Run> {
         let (dir, user) = (worktree.to_path_buf(), self.user);
         tokio::task::spawn_blocking(move || hand_over(&dir, user)).await??;
         let (sender, receiver) = pipe::pipe()?;
         let writer = sender.into_blocking_fd()?;
-        let mut command = tokio::process::Command::from(self.command(worktree, script, purpose));
+        let mut command =
+            tokio::process::Command::from(self.command(worktree, script, purpose, writable));
         command
             .stdin(Stdio::null())
             .stdout(writer.try_clone()?)
@@ -392,9 +398,15 @@ impl Sandbox {
     }
 
     /// `[systemd-run --scope …] bwrap … -- [setpriv …] prlimit … -- sh -c <script>` over
-    /// `worktree` (mounted at [`WORKSPACE`]), with nothing of the daemon's environment but
-    /// PATH; network and environment as `purpose` says.
-    fn command(&self, worktree: &Path, script: &str, purpose: Purpose) -> std::process::Command {
+    /// `worktree` (mounted at [`WORKSPACE`]) and a tmpfs at each of `writable`, with nothing of
+    /// the daemon's environment but PATH; network and environment as `purpose` says.
+    fn command(
+        &self,
+        worktree: &Path,
+        script: &str,
+        purpose: Purpose,
+        writable: &[PathBuf],
+    ) -> std::process::Command {
         let mut args: Vec<OsString> = Vec::new();
         if self.scope {
             args.extend(self.scope_args());
@@ -439,6 +451,31 @@ impl Sandbox {
                 "--ro-bind".into(),
                 resolver.into(),
                 "/etc/resolv.conf".into(),
+            ]);
+        }
+        for path in writable {
+            // Its missing parents as 0755 (bubblewrap's own would be 0700, closed to
+            // VERIFY_USER); an existing directory is left as it is.
+            let parents: Vec<&Path> = path
+                .ancestors()
+                .skip(1)
+                .filter(|p| p.parent().is_some())
+                .collect();
+            for parent in parents.into_iter().rev() {
+                args.extend([
+                    "--perms".into(),
+                    "0755".into(),
+                    "--dir".into(),
+                    parent.into(),
+                ]);
+            }
+            args.extend([
+                "--perms".into(),
+                "1777".into(),
+                "--size".into(),
+                self.tmp_bytes.to_string().into(),
+                "--tmpfs".into(),
+                path.into(),
             ]);
         }
         args.extend([

@@ -346,6 +346,7 @@ fn unit_sandbox_child() {
         command,
         timeout: std::time::Duration::from_secs(60),
         setup: None,
+        writable: Vec::new(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let verification = runtime

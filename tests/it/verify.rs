@@ -414,6 +414,40 @@ async fn only_the_worktree_and_a_private_tmp_are_writable() {
     );
 }
 
+#[tokio::test]
+async fn a_repository_s_writable_paths_are_empty_private_tmpfs_for_each_run() {
+    let worktree = tempfile::tempdir().expect("tempdir");
+    let stamp = format!("/var/tmp/{}", unique("stamp"));
+    let script = format!(
+        "test ! -e {stamp} && echo one > {stamp} && echo two > /opt/tool/cache/f && \
+         stat -c 'parent %a' /opt/tool && echo WRITTEN"
+    );
+    let verifier = verifier(config(Some(&script), Duration::from_secs(20)));
+    let repo = RepoConfig {
+        writable: vec!["/var/tmp".into(), "/opt/tool/cache".into()],
+        ..RepoConfig::default()
+    };
+    let plan = verifier.plan(&[], &repo).expect("VERIFY_COMMAND is set");
+    // Twice: the second run finds nothing of the first's writes.
+    for run in 1..=2 {
+        let v = verifier
+            .verify(worktree.path(), &plan, None)
+            .await
+            .expect("verify");
+        assert_eq!(v.status, VerifyStatus::Passed, "run {run}: {v:?}");
+        assert!(v.output_tail.contains("parent 755\nWRITTEN"), "{v:?}");
+    }
+    assert!(
+        !Path::new(&stamp).exists(),
+        "the tmpfs leaked to the host's /var/tmp"
+    );
+
+    let v = configured(&verifier, worktree.path())
+        .await
+        .expect("verify");
+    assert_eq!(v.status, VerifyStatus::Failed, "without `writable`: {v:?}");
+}
+
 // --- Timeout and process tree ----------------------------------------------------------------
 
 #[tokio::test]
