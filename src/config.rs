@@ -86,6 +86,24 @@ pub enum TasksCommand {
         #[arg(long)]
         fresh: bool,
     },
+    /// Approve a needs_review task: its recorded change is published as its PR (label
+    /// human-approved, the approver named in the body) by the daemon's next run.
+    Approve {
+        /// The task id.
+        task_id: String,
+        /// Who approves, as the PR body names them (one line, at most 100 characters); default:
+        /// the USER environment variable.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Reject a needs_review task: it fails with the reason, nothing is published.
+    Reject {
+        /// The task id.
+        task_id: String,
+        /// Why (recorded as the task's error, at most 1000 characters).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
 }
 
 /// Settings of `run`.

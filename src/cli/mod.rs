@@ -156,8 +156,44 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             };
             println!("{task_id} is pending again and will resume {from}");
         }
+        TasksCommand::Approve { task_id, by } => {
+            let by = match by.or_else(|| std::env::var("USER").ok()) {
+                Some(by) => one_line_text("--by", &by, MAX_APPROVER_CHARS)?,
+                None => bail!("say who approves with --by NAME (USER is not set)"),
+            };
+            connect(url)
+                .await?
+                .approve(&task_id, &by)
+                .await
+                .map_err(hint)?;
+            println!("{task_id} is approved by {by}: the daemon's next run publishes it");
+        }
+        TasksCommand::Reject { task_id, reason } => {
+            let reason = one_line_text("--reason", &reason, MAX_REASON_CHARS)?;
+            connect(url)
+                .await?
+                .reject(&task_id, &reason)
+                .await
+                .map_err(hint)?;
+            println!("{task_id} is rejected: failed, nothing published");
+        }
     }
     Ok(())
+}
+
+/// Longest `tasks approve --by` name, in characters.
+const MAX_APPROVER_CHARS: usize = 100;
+/// Longest `tasks reject --reason`, in characters.
+const MAX_REASON_CHARS: usize = 1000;
+
+/// `text` trimmed, when it is one line of 1 to `max` characters without control characters;
+/// otherwise an error naming `flag`.
+fn one_line_text(flag: &str, text: &str, max: usize) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        bail!("{flag} takes one line of 1 to {max} characters");
+    }
+    Ok(text.to_owned())
 }
 
 /// Connections a command other than `run` needs: its statements run one after another.
@@ -167,15 +203,17 @@ async fn connect(url: &SecretString) -> Result<Store> {
     Ok(Store::connect(url, CLI_CONNECTIONS).await?)
 }
 
-/// SQLSTATE `undefined_table` (PostgreSQL's error codes, appendix A): a statement named a table
-/// that does not exist.
-const UNDEFINED_TABLE: &str = "42P01";
+/// SQLSTATEs `undefined_table` and `undefined_column` (PostgreSQL's error codes, appendix A): a
+/// statement named a table or column that does not exist.
+const UNDEFINED: [&str; 2] = ["42P01", "42703"];
 
-/// Adds a hint to errors caused by a database that was never migrated (a table is missing).
+/// Adds a hint to errors caused by a database that was not migrated (a table or column is
+/// missing).
 fn hint(e: StoreError) -> anyhow::Error {
     let missing_table = matches!(
         &e,
-        StoreError::Database(sqlx::Error::Database(db)) if db.code().as_deref() == Some(UNDEFINED_TABLE)
+        StoreError::Database(sqlx::Error::Database(db))
+            if db.code().is_some_and(|code| UNDEFINED.contains(&code.as_ref()))
     );
     if missing_table {
         anyhow::anyhow!("{e} (run `autonomous-dev migrate` first)")

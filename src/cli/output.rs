@@ -132,6 +132,9 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
     let _ = writeln!(out, "priority:   {}", task.priority);
     let _ = writeln!(out, "labels:     {}", or_dash(&task.labels.join(", ")));
     let _ = writeln!(out, "attempts:   {}", task.attempts);
+    if let Some(by) = &task.approved_by {
+        let _ = writeln!(out, "approved:   by {by} (tasks approve)");
+    }
     let _ = writeln!(
         out,
         "created:    {} UTC",

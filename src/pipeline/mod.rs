@@ -441,7 +441,8 @@ impl Pipeline {
     }
 
     /// Acts on the consensus: publish when approved (and still approved once the change is
-    /// checked again, [`Pipeline::recheck`]), otherwise needs_review or failed.
+    /// checked again, [`Pipeline::recheck`]) or when a person approved what it left for review
+    /// ([`Task::approved_by`]), otherwise needs_review or failed.
     async fn conclude(
         &self,
         task: &Task,
@@ -461,6 +462,13 @@ impl Pipeline {
             }
             _ => consensus,
         };
+        if consensus.decision == Decision::Conditional
+            && let Some(by) = &task.approved_by
+        {
+            info!(approved_by = %by, "publishing the change a person approved");
+            let base = snapshot.get().await?;
+            return self.publish(task, lease, chain, consensus, base).await;
+        }
         let score = consensus.score;
         let (status, error, result) = match consensus.decision {
             Decision::Approved => unreachable!("an approval was published above"),

@@ -215,8 +215,9 @@ pub fn commit_message(task: &Task, chain: &Chain, consensus: &Consensus) -> Stri
 
 /// PR labels: `autonomous`, the task's labels, the repository's (`repo_labels`, its
 /// `.autonomous-dev.toml`), `consensus-approved` (score ≥ the approve threshold),
-/// `security-review` (Security score < 80), and `security-review` also when the gates saw
-/// CI/automation or dependency changes; each once.
+/// `human-approved` (a person approved it, [`Task::approved_by`]), `security-review` (Security
+/// score < 80), and `security-review` also when the gates saw CI/automation or dependency
+/// changes; each once.
 pub fn labels(
     task: &Task,
     chain: &Chain,
@@ -230,6 +231,9 @@ pub fn labels(
     if consensus.score >= thresholds.approve {
         labels.push("consensus-approved".into());
     }
+    if task.approved_by.is_some() {
+        labels.push("human-approved".into());
+    }
     let gated = chain
         .security_evidence
         .as_ref()
@@ -242,10 +246,11 @@ pub fn labels(
     labels
 }
 
-/// The PR body, Markdown: consensus score (as [`consensus::score_text`] shows it against
-/// `thresholds`) and the thresholds themselves (in full, e.g. `80%`, `72.5%`), a table of votes (role, score, rationale), the
-/// verification (command, result, repair rounds, output tail), the gates, the PRD, the
-/// architecture summary, security findings and the files changed.
+/// The PR body, Markdown: who approved it when a person did ([`Task::approved_by`]) and what
+/// had held it, consensus score (as [`consensus::score_text`] shows it against `thresholds`)
+/// and the thresholds themselves (in full, e.g. `80%`, `72.5%`), a table of votes (role, score,
+/// rationale), the verification (command, result, repair rounds, output tail), the gates, the
+/// PRD, the architecture summary, security findings and the files changed.
 pub fn pr_body(
     task: &Task,
     chain: &Chain,
@@ -254,15 +259,33 @@ pub fn pr_body(
     files: &[String],
 ) -> String {
     let mut body = format!(
-        "Opened by **autonomous-dev** for task `{}`.\n\n## Consensus: {}% ({})\n\n\
-         Approve threshold {}%, review threshold {}%.\n\n\
+        "Opened by **autonomous-dev** for task `{}`.\n\n",
+        task.task_id
+    );
+    if let Some(by) = &task.approved_by {
+        let mut why = Vec::new();
+        if consensus.score < thresholds.approve {
+            why.push(format!(
+                "its score is below the approve threshold of {}%",
+                thresholds.approve
+            ));
+        }
+        why.extend(consensus.held.iter().cloned());
+        body.push_str(&format!(
+            "## Approved by a person\n\n`{}` approved this change with `tasks approve`; \
+             consensus had left it for review: {}.\n\n",
+            by.replace('`', "'"),
+            table_cell(&why.join("; "))
+        ));
+    }
+    body.push_str(&format!(
+        "## Consensus: {}% ({})\n\nApprove threshold {}%, review threshold {}%.\n\n\
          | Role | Score | Vote | Rationale |\n|---|---|---|---|\n",
-        task.task_id,
         consensus::score_text(consensus.score, Some(thresholds)),
         consensus::verdict(consensus.score, thresholds),
         thresholds.approve,
         thresholds.conditional,
-    );
+    ));
     for vote in &consensus.votes {
         let score = vote
             .score
@@ -363,6 +386,7 @@ mod tests {
             consensus_score: None,
             result: None,
             error: None,
+            approved_by: None,
             queue: Default::default(),
         }
     }

@@ -75,7 +75,8 @@ const CLAIM: &str = "\
         FOR UPDATE SKIP LOCKED) \
     RETURNING id, task_id, description, status, priority, labels, attempts, created_at, \
               updated_at, started_at, completed_at, pr_url, consensus_score, result, error, \
-              run_after, locked_by, lease_expires_at, fencing_token, cancel_requested";
+              run_after, locked_by, lease_expires_at, fencing_token, cancel_requested, \
+              approved_by";
 
 /// $3 lease length from now (interval).
 const RENEW: &str = "\

@@ -1,6 +1,7 @@
-//! What a person does to a task from the CLI: cancel it, or retry it after it failed or was
-//! cancelled. Both are single statements that lock the task's row first (`FOR UPDATE`), so they
-//! serialize with claims and with the worker's fenced writes.
+//! What a person does to a task from the CLI: cancel it, retry it after it failed or was
+//! cancelled, or decide a needs_review task (approve its change for publishing, or reject it).
+//! Each is a single statement that locks the task's row first (`FOR UPDATE`), so it serializes
+//! with claims and with the worker's fenced writes.
 
 use super::{Store, StoreError};
 use crate::task::TaskStatus;
@@ -54,6 +55,7 @@ const RETRY: &str = "\
             completed_at = NULL, \
             result = NULL, \
             consensus_score = NULL, \
+            approved_by = NULL, \
             budget_since = now(), \
             run_after = now() \
         FROM target \
@@ -61,6 +63,48 @@ const RETRY: &str = "\
         RETURNING t.id), \
     wiped AS ( \
         DELETE FROM task_stages WHERE $2 AND task IN (SELECT id FROM reset)) \
+    SELECT status FROM target";
+
+/// $1 task_id, $2 the approver. Returns the status the task had before (no row: unknown
+/// task_id); only a needs_review task changes: pending and claimable now with `approved_by` set,
+/// its stage records kept (the next run resumes after them and publishes), its outcome columns
+/// cleared as a retry's are. The 0003 trigger NOTIFYs `autonomous_dev_tasks`.
+const APPROVE: &str = "\
+    WITH target AS ( \
+        SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
+    approved AS ( \
+        UPDATE tasks t \
+        SET status = 'pending', \
+            approved_by = $2, \
+            attempts = 0, \
+            error = NULL, \
+            locked_by = NULL, \
+            lease_expires_at = NULL, \
+            started_at = NULL, \
+            completed_at = NULL, \
+            result = NULL, \
+            consensus_score = NULL, \
+            budget_since = now(), \
+            run_after = now() \
+        FROM target \
+        WHERE t.id = target.id AND target.status = 'needs_review' \
+        RETURNING t.id) \
+    SELECT status FROM target";
+
+/// $1 task_id, $2 the error to record. Returns the status the task had before (no row: unknown
+/// task_id); only a needs_review task changes: failed now with that error, its outcome (the
+/// votes) kept.
+const REJECT: &str = "\
+    WITH target AS ( \
+        SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
+    rejected AS ( \
+        UPDATE tasks t \
+        SET status = 'failed', \
+            error = $2, \
+            completed_at = now() \
+        FROM target \
+        WHERE t.id = target.id AND target.status = 'needs_review' \
+        RETURNING t.id) \
     SELECT status FROM target";
 
 impl Store {
@@ -106,5 +150,55 @@ impl Store {
                 "task '{task_id}' is {other}: only a failed or cancelled task can be retried"
             ))),
         }
+    }
+
+    /// Approves needs_review task `task_id` on behalf of `by` (a person's name, as the PR body
+    /// will show it): the task goes back to pending with `approved_by` set, and the next run
+    /// publishes its recorded change as its PR instead of holding it again. NOTIFYs
+    /// `autonomous_dev_tasks`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is no such task; [`StoreError::Invalid`] naming the
+    /// status for any other status (nothing is changed).
+    pub async fn approve(&self, task_id: &str, by: &str) -> Result<(), StoreError> {
+        let before = self.decide(APPROVE, task_id, by).await?;
+        only_needs_review(task_id, before, "approved")
+    }
+
+    /// Rejects needs_review task `task_id` for `reason`: it fails with the error
+    /// `rejected by a person: <reason>`, its votes kept.
+    ///
+    /// # Errors
+    /// As [`Store::approve`].
+    pub async fn reject(&self, task_id: &str, reason: &str) -> Result<(), StoreError> {
+        let error = format!("rejected by a person: {reason}");
+        let before = self.decide(REJECT, task_id, &error).await?;
+        only_needs_review(task_id, before, "rejected")
+    }
+
+    /// Runs [`APPROVE`] or [`REJECT`]: the status before.
+    async fn decide(
+        &self,
+        sql: &'static str,
+        task_id: &str,
+        value: &str,
+    ) -> Result<TaskStatus, StoreError> {
+        sqlx::query_scalar(sql)
+            .bind(task_id)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(task_id.to_string()))
+    }
+}
+
+/// `Ok` when the task was needs_review; otherwise the error saying that only such a task can be
+/// `done` (approved, rejected).
+fn only_needs_review(task_id: &str, before: TaskStatus, done: &str) -> Result<(), StoreError> {
+    match before {
+        TaskStatus::NeedsReview => Ok(()),
+        other => Err(StoreError::Invalid(format!(
+            "task '{task_id}' is {other}: only a needs_review task can be {done}"
+        ))),
     }
 }

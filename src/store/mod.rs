@@ -154,7 +154,7 @@ const ADD_TASK: &str = "\
 const LIST_TASKS: &str = "\
     SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
            started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
-           locked_by, lease_expires_at, fencing_token, cancel_requested \
+           locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by \
     FROM tasks \
     WHERE ($1::varchar IS NULL OR status = $1) \
     ORDER BY priority DESC, created_at, id";
@@ -163,7 +163,7 @@ const LIST_TASKS: &str = "\
 const GET_TASK: &str = "\
     SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
            started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
-           locked_by, lease_expires_at, fencing_token, cancel_requested \
+           locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by \
     FROM tasks \
     WHERE task_id = $1";
 

@@ -101,6 +101,9 @@ pub struct Task {
     pub result: Option<Outcome>,
     /// Last error, for failed tasks.
     pub error: Option<String>,
+    /// Who approved the change consensus left for review (`tasks approve`): the next run
+    /// publishes it instead of holding it again. `None`: no person has.
+    pub approved_by: Option<String>,
     /// Lease, schedule and cancellation state (`migrations/0003_leases.sql`).
     #[sqlx(flatten)]
     pub queue: QueueState,

@@ -21,6 +21,7 @@ mod llm;
 mod outage;
 mod outcome;
 mod pipeline;
+mod review;
 mod setup;
 mod store;
 mod systemd;

@@ -49,6 +49,7 @@ pub fn in_progress_task(description: &str) -> autonomous_dev::task::Task {
         consensus_score: None,
         result: None,
         error: None,
+        approved_by: None,
         queue: Default::default(),
     }
 }
