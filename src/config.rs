@@ -188,6 +188,15 @@ pub struct RunArgs {
     #[arg(long, env, default_value = "60", value_parser = seconds)]
     pub poll_interval: Duration,
 
+    /// Seconds between two looks at an opened PR (conditional requests), until it is merged or
+    /// closed.
+    #[arg(long, env, default_value = "300", value_parser = seconds)]
+    pub pr_poll_seconds: Duration,
+
+    /// Most PRs looked at in one sweep of the PR watch.
+    #[arg(long, env, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub pr_watch_max: u32,
+
     /// Consensus score (0–100) at or above which a task is approved and published.
     #[arg(long, env, default_value_t = 80.0, value_parser = percent)]
     pub consensus_threshold: f64,

@@ -23,3 +23,4 @@ pub mod store;
 pub mod task;
 pub mod telemetry;
 pub mod verify;
+pub mod watch;

@@ -77,7 +77,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let stats = store.stats().await.map_err(hint)?;
             let roles = store.role_calls().await?;
             let today = store.spend_today().await?;
-            print!("{}", output::stats(&stats, &roles, today))
+            let prs = store.pr_counts().await?;
+            print!("{}", output::stats(&stats, prs, &roles, today))
         }
         Command::Run(args) => run::run(&url, *args).await?,
     }

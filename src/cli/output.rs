@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
 use crate::consensus::score_text;
-use crate::store::{RoleCalls, StageCost, StatusStats};
+use crate::store::{PrCounts, RoleCalls, StageCost, StatusStats};
 use crate::task::{Outcome, Publication, Stage, StageRecord, Task};
 use crate::verify::Verification;
 
@@ -19,7 +19,11 @@ pub fn task_table(tasks: &[Task]) -> String {
                 t.status.to_string(),
                 t.consensus_score
                     .map_or_else(|| "-".into(), |s| score_text(s, None)),
-                t.pr_url.clone().unwrap_or_else(|| "-".into()),
+                match (&t.pr_url, t.pr_state) {
+                    (Some(url), Some(state)) => format!("{url} ({})", state.as_str()),
+                    (Some(url), None) => url.clone(),
+                    (None, _) => "-".into(),
+                },
                 t.title(60),
             ]
         })
@@ -30,11 +34,16 @@ pub fn task_table(tasks: &[Task]) -> String {
     )
 }
 
-/// `stats`: count, mean consensus score and LLM cost per status, the total cost and today's
-/// spend; then every role's LLM calls, its corrective retries (answers that did not validate
+/// `stats`: count, mean consensus score and LLM cost per status, the total cost, today's
+/// spend and the tasks' PRs by state (as the PR watch last saw them); then every role's LLM calls, its corrective retries (answers that did not validate
 /// and were sent back) and the share of its answers valid at the first try: 1 − retries /
 /// (calls − retries), each retry being one answer that failed where a call asked anew.
-pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> String {
+pub fn stats(
+    stats: &[StatusStats],
+    prs: PrCounts,
+    roles: &[RoleCalls],
+    spent_today: f64,
+) -> String {
     let rows: Vec<[String; 4]> = stats
         .iter()
         .map(|s| {
@@ -67,10 +76,13 @@ pub fn stats(stats: &[StatusStats], roles: &[RoleCalls], spent_today: f64) -> St
         })
         .collect();
     format!(
-        "{}\ntotal cost:  {}\nspent today: {} (UTC)\n\n{}",
+        "{}\ntotal cost:  {}\nspent today: {} (UTC)\npull requests: {} merged, {} open, {} closed unmerged\n\n{}",
         table(["STATUS", "COUNT", "AVG_SCORE", "COST_USD"], &rows),
         usd(total),
         usd(spent_today),
+        prs.merged,
+        prs.open,
+        prs.closed,
         table(
             ["ROLE", "LLM_CALLS", "CORRECTIVE_RETRIES", "FIRST_TRY_VALID"],
             &role_rows
@@ -231,6 +243,12 @@ pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> 
         outcome.map_or("-", Outcome::decision)
     );
     let _ = writeln!(out, "pr:         {}", task.pr_url.as_deref().unwrap_or("-"));
+    if let Some(state) = task.pr_state {
+        let since = task.pr_state_at.map_or(String::new(), |at| {
+            format!(" since {} UTC", at.format("%Y-%m-%d %H:%M:%S"))
+        });
+        let _ = writeln!(out, "pr state:   {}{since}", state.as_str());
+    }
     let _ = writeln!(out, "error:      {}", task.error.as_deref().unwrap_or("-"));
     match outcome {
         Some(Outcome::Approved {
@@ -337,7 +355,7 @@ mod tests {
             role(Stage::Qa, 4, 0),
             role(Stage::Security, 0, 0),
         ];
-        let out = stats(&[], &roles, 0.0);
+        let out = stats(&[], PrCounts::default(), &roles, 0.0);
         let row = |name: &str| -> Vec<String> {
             let line = out
                 .lines()

@@ -23,6 +23,7 @@ use crate::pipeline::{
 use crate::store::Store;
 use crate::task::Stage;
 use crate::verify::{SetupPolicy, Verifier, VerifyConfig};
+use crate::watch::{WatchSettings, Watcher};
 
 /// Starts the daemon. Configuration problems end it at once with one clear line.
 pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
@@ -53,10 +54,10 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             .clone()
             .context("missing setting GITHUB_TOKEN (--github-token; not needed with --dry-run)")?;
         let github = GitHub::new(&args.github_api_url, token, &repository)?;
-        Some(match &fork {
+        Some(Arc::new(match &fork {
             Some(fork) => github.with_head_repository(&fork.repository)?,
             None => github,
-        })
+        }))
     };
     let clone = PublisherConfig {
         repo_path: args.repo_path.clone(),
@@ -66,7 +67,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         head_repository: fork.as_ref().map(|fork| fork.repository.clone()),
     };
     let reads = GitRepository::new(clone.clone());
-    let publisher = Publisher::new(clone, github);
+    let publisher = Publisher::new(clone, github.clone());
     let roles = roles(&args)?;
     let budget = budget(&args)?;
     let verifier = verifier(&args, database_url)?;
@@ -124,9 +125,25 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         lease: args.lease_seconds,
         heartbeat: args.heartbeat_seconds,
     };
-    Daemon::new(store, Arc::new(pipeline), settings)
-        .run(&shutdown)
-        .await?;
+    let watcher = github.map(|github| {
+        let settings = WatchSettings {
+            every: args.pr_poll_seconds,
+            max_per_sweep: args.pr_watch_max,
+        };
+        Watcher::new(store.clone(), github, settings)
+    });
+    let daemon = Daemon::new(store, Arc::new(pipeline), settings);
+    match &watcher {
+        // --once: the queue, then one sweep of the PRs.
+        Some(watcher) if args.once => {
+            daemon.run(&shutdown).await?;
+            watcher.sweep().await?;
+        }
+        Some(watcher) => {
+            tokio::join!(daemon.run(&shutdown), watcher.run(&shutdown)).0?;
+        }
+        None => daemon.run(&shutdown).await?,
+    }
     info!("daemon stopped");
     Ok(())
 }

@@ -148,6 +148,25 @@ pub struct PullRequest {
     pub url: String,
 }
 
+/// A pull request's state as one look saw it (`GET /repos/{owner}/{repo}/pulls/{number}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestLook {
+    /// What GitHub answered; `None` for 304 Not Modified (the ETag sent still holds).
+    pub seen: Option<PullRequestState>,
+    /// `x-ratelimit-remaining` of the answer: requests left in the token's hour.
+    pub rate_limit_remaining: Option<u64>,
+}
+
+/// A pull request's state in a 200 answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestState {
+    pub state: crate::task::PrState,
+    /// `merged_at` when merged, `closed_at` when closed, `created_at` when open.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The answer's `ETag`, to send back as If-None-Match.
+    pub etag: Option<String>,
+}
+
 /// Client for one repository.
 pub struct GitHub {
     octocrab: Octocrab,
@@ -311,6 +330,67 @@ impl GitHub {
                 .map_err(|e| self.error(e))
         })
         .await
+    }
+
+    /// One conditional `GET /repos/{owner}/{repo}/pulls/{number}` (If-None-Match: `etag` when
+    /// given), no retry: a 304 (which does not count against GitHub's rate limit) is
+    /// `seen: None`; a 200 is the PR's state — merged when `merged_at` is set, closed when
+    /// `state` is `closed`, else open.
+    ///
+    /// Errors: [`GitHubError::Status`] for any other status (404 when the PR or repository is
+    /// gone, 403/429 for a rate limit, with its headers), [`GitHubError::Api`] for a network
+    /// failure or an answer that is not a pull request.
+    pub async fn pull_request_state(
+        &self,
+        number: u64,
+        etag: Option<&str>,
+    ) -> Result<PullRequestLook, GitHubError> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(etag) = etag.and_then(|e| http::HeaderValue::from_str(e).ok()) {
+            headers.insert(http::header::IF_NONE_MATCH, etag);
+        }
+        let uri = format!("/repos/{}/{}/pulls/{number}", self.owner, self.name);
+        let response = self
+            .octocrab
+            ._get_with_headers(uri, Some(headers))
+            .await
+            .map_err(|e| self.error(e))?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let rate_limit_remaining = header("x-ratelimit-remaining").and_then(|v| v.parse().ok());
+        if response.status() == http::StatusCode::NOT_MODIFIED {
+            return Ok(PullRequestLook {
+                seen: None,
+                rate_limit_remaining,
+            });
+        }
+        let etag = header("etag");
+        let response = octocrab::map_github_error(response)
+            .await
+            .map_err(|e| self.error(e))?;
+        let body = self
+            .octocrab
+            .body_to_string(response)
+            .await
+            .map_err(|e| self.error(e))?;
+        let pr: octocrab::models::pulls::PullRequest = serde_json::from_str(&body)
+            .map_err(|e| GitHubError::Api(format!("pull request #{number}: {e}")))?;
+        let (state, since) = match (pr.merged_at, &pr.state) {
+            (Some(at), _) => (crate::task::PrState::Merged, Some(at)),
+            (None, Some(octocrab::models::IssueState::Closed)) => {
+                (crate::task::PrState::Closed, pr.closed_at)
+            }
+            _ => (crate::task::PrState::Open, pr.created_at),
+        };
+        Ok(PullRequestLook {
+            seen: Some(PullRequestState { state, since, etag }),
+            rate_limit_remaining,
+        })
     }
 
     /// One `POST /repos/{owner}/{repo}/pulls` with `{"title","head","base","body"}` (with a

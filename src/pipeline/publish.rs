@@ -63,10 +63,10 @@ pub struct Publisher {
 impl Publisher {
     /// A publisher for the clone and base branch in `config`; `github: None` makes a dry-run
     /// publisher (commits locally, pushes nothing, opens no PR).
-    pub fn new(config: PublisherConfig, github: Option<GitHub>) -> Publisher {
+    pub fn new(config: PublisherConfig, github: Option<Arc<GitHub>>) -> Publisher {
         Publisher {
             config: Arc::new(config),
-            github: github.map(Arc::new),
+            github,
         }
     }
 }
@@ -387,6 +387,8 @@ mod tests {
             result: None,
             error: None,
             approved_by: None,
+            pr_state: None,
+            pr_state_at: None,
             queue: Default::default(),
         }
     }

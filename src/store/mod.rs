@@ -6,8 +6,9 @@
 //! - `claim`: leases with fencing tokens — `claim_next`, `renew` and every write a worker
 //!   makes (`save_stage`, `set_pr_url`, `finish`, `release`, `retry_later`, …), each fenced by
 //!   the claim's token in the same statement;
-//! - `control`: what a person does to a task (`cancel`, `retry`);
+//! - `control`: what a person does to a task (`cancel`, `retry`, `approve`, `reject`);
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
+//! - `pr_watch`: which opened PRs are due for a look, and what a look saw;
 //! - `spend`: the ledger of LLM calls (`llm_calls`) the budget caps and cost reports read;
 //!
 //! Every statement is one whole SQL constant, checked at run time (`sqlx::query`/`query_as`, bind
@@ -18,12 +19,14 @@
 mod claim;
 mod control;
 mod events;
+mod pr_watch;
 mod spend;
 mod task_file;
 
 pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
+pub use pr_watch::{PrCounts, PrSeen, WatchedPr};
 pub use spend::{Call, StageCost};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
@@ -154,7 +157,8 @@ const ADD_TASK: &str = "\
 const LIST_TASKS: &str = "\
     SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
            started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
-           locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by \
+           locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by, \
+           pr_state, pr_state_at \
     FROM tasks \
     WHERE ($1::varchar IS NULL OR status = $1) \
     ORDER BY priority DESC, created_at, id";
@@ -163,7 +167,8 @@ const LIST_TASKS: &str = "\
 const GET_TASK: &str = "\
     SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
            started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
-           locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by \
+           locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by, \
+           pr_state, pr_state_at \
     FROM tasks \
     WHERE task_id = $1";
 

@@ -104,9 +104,35 @@ pub struct Task {
     /// Who approved the change consensus left for review (`tasks approve`): the next run
     /// publishes it instead of holding it again. `None`: no person has.
     pub approved_by: Option<String>,
+    /// Its PR's state as last seen on GitHub; `None` before the first look (or without a PR).
+    pub pr_state: Option<PrState>,
+    /// When the PR entered that state (opened, merged or closed), by GitHub's clock.
+    pub pr_state_at: Option<DateTime<Utc>>,
     /// Lease, schedule and cancellation state (`migrations/0003_leases.sql`).
     #[sqlx(flatten)]
     pub queue: QueueState,
+}
+
+/// Where a task's pull request stands on GitHub, as the daemon last saw it (`tasks.pr_state`):
+/// `open`, `merged`, or `closed` (closed without being merged). Watched until merged or closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "varchar", rename_all = "snake_case")]
+pub enum PrState {
+    Open,
+    Merged,
+    Closed,
+}
+
+impl PrState {
+    /// The stored text: `open`, `merged`, `closed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrState::Open => "open",
+            PrState::Merged => "merged",
+            PrState::Closed => "closed",
+        }
+    }
 }
 
 /// The queue columns of a task: who holds it, until when, and when it may run.

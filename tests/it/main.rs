@@ -26,3 +26,4 @@ mod setup;
 mod store;
 mod systemd;
 mod verify;
+mod watch;

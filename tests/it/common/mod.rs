@@ -50,6 +50,8 @@ pub fn in_progress_task(description: &str) -> autonomous_dev::task::Task {
         result: None,
         error: None,
         approved_by: None,
+        pr_state: None,
+        pr_state_at: None,
         queue: Default::default(),
     }
 }
@@ -485,12 +487,15 @@ impl Respond for ScriptedResponder {
 }
 
 /// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1), lists
-/// the open ones (`GET /pulls?state=open&head=o:<branch>`, as created here) and adds labels,
-/// answering with GitHub's documented response shapes.
+/// the open ones (`GET /pulls?state=open&head=o:<branch>`, as created here), gets one
+/// (`GET /pulls/{number}`, with an ETag and a 304 for a matching If-None-Match, as GitHub's
+/// conditional requests) and adds labels, answering with GitHub's documented response shapes.
 pub struct FakeGitHub {
     pub server: MockServer,
-    /// Pull requests created so far (GitHub's objects), all open.
+    /// Pull requests created so far (GitHub's objects); open unless [`FakeGitHub::set_state`].
     pub open: Arc<Mutex<Vec<Value>>>,
+    /// `GET /pulls/{number}` answers so far: (200s, 304s).
+    pub gets: Arc<Mutex<(u32, u32)>>,
 }
 
 impl FakeGitHub {
@@ -519,6 +524,15 @@ impl FakeGitHub {
             .respond_with(ListResponder { open: open.clone() })
             .mount(&server)
             .await;
+        let gets = Arc::new(Mutex::new((0, 0)));
+        Mock::given(method("GET"))
+            .and(path_regex(r"^/repos/o/r/pulls/\d+$"))
+            .respond_with(GetResponder {
+                open: open.clone(),
+                gets: gets.clone(),
+            })
+            .mount(&server)
+            .await;
         Mock::given(method("POST"))
             .and(path_regex(r"^/repos/o/r/issues/\d+/labels$"))
             .respond_with(|request: &Request| {
@@ -538,7 +552,24 @@ impl FakeGitHub {
             })
             .mount(&server)
             .await;
-        FakeGitHub { server, open }
+        FakeGitHub { server, open, gets }
+    }
+
+    /// Merges (`"merged"`) or closes (`"closed"`) pull request `number`, as GitHub shows it
+    /// afterwards: `state` closed, `closed_at` set, and `merged`/`merged_at` for a merge.
+    pub fn set_state(&self, number: u64, state: &str) {
+        let mut open = self.open.lock().unwrap();
+        let pr = open
+            .iter_mut()
+            .find(|pr| pr["number"] == number)
+            .expect("a pull request created here");
+        pr["state"] = json!("closed");
+        pr["closed_at"] = json!("2026-12-01T10:00:00Z");
+        pr["updated_at"] = json!("2026-12-01T10:00:00Z");
+        if state == "merged" {
+            pr["merged"] = json!(true);
+            pr["merged_at"] = json!("2026-12-01T10:00:00Z");
+        }
     }
 
     /// Number of `GET /pulls` (list) requests.
@@ -826,6 +857,65 @@ struct ListResponder {
     open: Arc<Mutex<Vec<Value>>>,
 }
 
+/// Gets one pull request as GitHub's "Get a pull request" does: 200 with the object, its
+/// `ETag` and the rate-limit headers; 304 with the `ETag` and no body when If-None-Match
+/// matches (a 304 does not count against the rate limit); 404 for an unknown number.
+struct GetResponder {
+    open: Arc<Mutex<Vec<Value>>>,
+    gets: Arc<Mutex<(u32, u32)>>,
+}
+
+impl Respond for GetResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        use std::hash::{Hash, Hasher};
+        let number: u64 = request
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let open = self.open.lock().unwrap();
+        let Some(pr) = open.iter().find(|pr| pr["number"] == number) else {
+            return ResponseTemplate::new(404).set_body_json(json!({
+                "message": "Not Found",
+                "documentation_url": "https://docs.github.com/rest/pulls/pulls#get-a-pull-request",
+                "status": "404"
+            }));
+        };
+        let body = pr.to_string();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        body.hash(&mut hasher);
+        let etag = format!("W/\"{:016x}\"", hasher.finish());
+        let mut gets = self.gets.lock().unwrap();
+        let matches = request
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok())
+            == Some(etag.as_str());
+        if matches {
+            gets.1 += 1;
+        } else {
+            gets.0 += 1;
+        }
+        let response = ResponseTemplate::new(if matches { 304 } else { 200 })
+            .insert_header("etag", etag.as_str())
+            .insert_header("x-ratelimit-limit", "5000")
+            .insert_header(
+                "x-ratelimit-remaining",
+                (5000 - gets.0).to_string().as_str(),
+            )
+            .insert_header("x-ratelimit-used", gets.0.to_string().as_str())
+            .insert_header("x-ratelimit-resource", "core");
+        if matches {
+            response
+        } else {
+            response.set_body_raw(body, "application/json; charset=utf-8")
+        }
+    }
+}
+
 impl Respond for ListResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let head = request
@@ -836,6 +926,7 @@ impl Respond for ListResponder {
         let open = self.open.lock().unwrap();
         let matching: Vec<Value> = open
             .iter()
+            .filter(|pr| pr["state"] == "open")
             .filter(|pr| match &head {
                 Some(head) => pr["head"]["label"].as_str() == Some(head.as_str()),
                 None => true,
@@ -878,6 +969,11 @@ pub fn pull_request(api: &str, number: u64, request: &Value) -> Value {
         pr["head"]["label"] = json!(format!("{owner}:{branch}"));
     }
     pr["base"]["ref"] = request["base"].clone();
+    // Open, as a new PR is (the documented example shows every timestamp set).
+    pr["state"] = json!("open");
+    pr["merged"] = json!(false);
+    pr["merged_at"] = Value::Null;
+    pr["closed_at"] = Value::Null;
     pr
 }
 
