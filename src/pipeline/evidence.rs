@@ -304,7 +304,7 @@ async fn verify(
                 .get_or_try_init(|| async {
                     Ok::<_, Stop>(
                         match verifier.prepare(plan, snapshot).await.map_err(cannot)? {
-                            Prepared::Ready(dir) => Ok(dir),
+                            Prepared::Ready { dir, .. } => Ok(dir),
                             Prepared::Failed(verification) => Err(Box::new(verification)),
                         },
                     )

@@ -271,11 +271,27 @@ pub struct CheckPlan {
 /// How preparing a base for its checks ended.
 #[derive(Debug)]
 pub enum Prepared {
-    /// The prepared tree, kept under VERIFY_CACHE_DIR: each check gets a copy of it.
-    Ready(PathBuf),
+    /// The prepared tree `dir`, kept under VERIFY_CACHE_DIR: each check gets a copy of it.
+    /// `made` is how this call made it; `None` when it was there already.
+    Ready {
+        /// The tree.
+        dir: PathBuf,
+        /// The runs that made it.
+        made: Option<Preparation>,
+    },
     /// The setup failed on the base: the result to record instead of a check (an
     /// [environment](Verification::environment) failure).
     Failed(Verification),
+}
+
+/// The runs that made a prepared tree: the setup (passed) and the warm-up, whose result
+/// decides nothing (a base may fail its own tests).
+#[derive(Debug, Clone)]
+pub struct Preparation {
+    /// The setup on the base, with network.
+    pub setup: Verification,
+    /// The check once on the set-up base, offline.
+    pub warm_up: Verification,
 }
 
 /// Runs check commands in the sandbox; built once, at start, after proving the sandbox works.
@@ -382,7 +398,7 @@ impl Verifier {
         let _one_at_a_time = lock.lock().await;
         if dir.is_dir() {
             touch(&dir);
-            return Ok(Prepared::Ready(dir));
+            return Ok(Prepared::Ready { dir, made: None });
         }
         let staging = Worktree::new_in(&self.config.cache_dir.join("staging"))?;
         export(staging.path().to_path_buf()).await?;
@@ -430,7 +446,13 @@ impl Verifier {
         tokio::task::spawn_blocking(move || evict(&cache, bound, &keep))
             .await
             .ok();
-        Ok(Prepared::Ready(dir))
+        Ok(Prepared::Ready {
+            dir,
+            made: Some(Preparation {
+                setup: verification,
+                warm_up,
+            }),
+        })
     }
 
     /// Verifies the repository checked out at `worktree` (writable, discarded afterwards): runs

@@ -191,9 +191,14 @@ async fn the_setup_prepares_a_base_once_and_every_check_runs_offline_on_a_copy()
     let plan = verifier.plan(&[], &repo(&index)).expect("a check");
     assert_eq!(plan.setup, Some(setup_command(&index)));
 
-    let Prepared::Ready(dir) = prepare(&verifier, "1111", &plan).await else {
-        panic!("the setup failed");
+    let Prepared::Ready {
+        dir,
+        made: Some(made),
+    } = prepare(&verifier, "1111", &plan).await
+    else {
+        panic!("the setup failed, or did not run");
     };
+    assert_eq!(made.setup.status, VerifyStatus::Passed, "{made:?}");
     assert!(dir.starts_with(cache.path()), "{}", dir.display());
     let requests = index.received_requests().await.unwrap().len();
     assert!(
@@ -205,8 +210,12 @@ async fn the_setup_prepares_a_base_once_and_every_check_runs_offline_on_a_copy()
     assert_eq!(v.status, VerifyStatus::Passed, "{v:?}");
 
     // A second task on the same base reuses the tree: the setup does not run again.
-    let Prepared::Ready(again) = prepare(&verifier, "1111", &plan).await else {
-        panic!("the setup failed");
+    let Prepared::Ready {
+        dir: again,
+        made: None,
+    } = prepare(&verifier, "1111", &plan).await
+    else {
+        panic!("the setup failed, or ran again");
     };
     assert_eq!(again, dir);
     assert_eq!(index.received_requests().await.unwrap().len(), requests);
@@ -258,7 +267,7 @@ async fn a_check_that_writes_into_the_prepared_state_leaves_the_next_check_prist
     let index = index().await;
     let verifier = verifier(cache.path(), SetupPolicy::Auto);
     let plan = verifier.plan(&[], &repo(&index)).expect("a check");
-    let Prepared::Ready(dir) = prepare(&verifier, "2222", &plan).await else {
+    let Prepared::Ready { dir, .. } = prepare(&verifier, "2222", &plan).await else {
         panic!("the setup failed");
     };
     // The hostile change's test rewrites the installed dependency to always pass.
@@ -341,7 +350,7 @@ async fn the_warm_up_runs_the_check_on_the_base_and_every_check_starts_warm() {
         ..RepoConfig::default()
     };
     let plan = verifier.plan(&[], &repo).expect("a check");
-    let Prepared::Ready(dir) = verifier
+    let Prepared::Ready { dir, .. } = verifier
         .prepare("4444", &plan, |dir: PathBuf| async move {
             write(&dir, &BUILT);
             Ok(())
