@@ -258,6 +258,7 @@ fn new_task(task_id: String) -> NewTask {
         task_id,
         priority: 0,
         labels: vec![],
+        depends_on: vec![],
     }
 }
 

@@ -46,10 +46,10 @@ consensus -> branch) on this machine, with no GitHub token and no API key:
      (initdb/pg_ctl; the postgresql package is installed when missing and root), removed at exit.
   4. Creates a scratch target repository in the run directory: a bare origin.git and a clone
      (a tiny Go project, branch main).
-  5. Builds autonomous-dev (cargo build --release), migrates, loads $TASKS_FILE and runs
-     'autonomous-dev run --once --dry-run' with LLM_PROVIDER=openai against the local server,
-     streaming the daemon's log. --dry-run commits each approved task's branch in the clone and
-     pushes nothing, opens no PR.
+  5. Builds autonomous-dev (cargo build --release), migrates, loads $TASKS_FILE (without its
+     depends_on: a dry run merges nothing) and runs 'autonomous-dev run --once --dry-run'
+     with LLM_PROVIDER=openai against the local server, streaming the daemon's log. --dry-run
+     commits each approved task's branch in the clone and pushes nothing, opens no PR.
   6. Prints 'tasks list', 'stats', the branches created and how to inspect a task, then the wall
      time of each phase. It stops what it started (model server, daemon, throwaway database) and
      keeps the cache and the run directory.
@@ -570,20 +570,22 @@ adev() { (cd "$RUN_DIR" && exec env "${RUN_UNSET[@]}" "${RUN_ENV[@]}" "$BIN" "$@
 
 # --- 6. Tasks and the run ------------------------------------------------------------------------
 phase load "6. Migrating and loading tasks"
-LOAD_FILE=$TASKS_FILE
-if [ -n "$NTASKS" ]; then
-    LOAD_FILE=$RUN_DIR/tasks.json
-    python3 - "$TASKS_FILE" "$NTASKS" "$LOAD_FILE" <<'EOF'
+# The first NTASKS tasks, without their depends_on: a dry run merges no PR, so every dependent
+# would wait, and the demo runs each task to see every stage answered.
+LOAD_FILE=$RUN_DIR/tasks.json
+python3 - "$TASKS_FILE" "${NTASKS:-0}" "$LOAD_FILE" <<'EOF'
 import json, sys
 data = json.load(open(sys.argv[1]))
-n = int(sys.argv[2])
+n = int(sys.argv[2]) or None
+tasks = (data["tasks"] if isinstance(data, dict) else data)[:n]
+for task in tasks:
+    task.pop("depends_on", None)
 if isinstance(data, dict):
-    data["tasks"] = data["tasks"][:n]
+    data["tasks"] = tasks
 else:
-    data = data[:n]
+    data = tasks
 json.dump(data, open(sys.argv[3], "w"), indent=2)
 EOF
-fi
 LOADED=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["tasks"] if isinstance(d, dict) else d))' "$LOAD_FILE")
 adev migrate
 adev tasks load "$LOAD_FILE"

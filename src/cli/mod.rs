@@ -113,6 +113,7 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
                 description,
                 priority,
                 labels,
+                depends_on: Vec::new(),
             };
             store::validate_new_task(&task)?;
             connect(url).await?.add_task(&task).await.map_err(hint)?;
@@ -131,7 +132,11 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             };
             let stages = store.stages(task.id).await?;
             let costs = store.stage_costs(task.id).await?;
-            print!("{}", output::task_detail(&task, &stages, &costs));
+            let dependencies = store.dependencies(task.id).await?;
+            print!(
+                "{}",
+                output::task_detail(&task, &dependencies, &stages, &costs)
+            );
         }
         TasksCommand::Cancel { task_id } => {
             match connect(url).await?.cancel(&task_id).await.map_err(hint)? {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
 use crate::consensus::score_text;
 use crate::store::{PrCounts, RoleCalls, StageCost, StatusStats};
-use crate::task::{Outcome, Publication, Stage, StageRecord, Task};
+use crate::task::{Outcome, PrState, Publication, Stage, StageRecord, Task, TaskStatus};
 use crate::verify::Verification;
 
 /// `tasks list`: one row per task, in the order given (the store's: highest priority first).
@@ -137,13 +137,28 @@ fn usd(amount: f64) -> String {
 /// the decision, the PR URL and the error; for an approval the branch commit and, after a dry run, the would-be PR. A stage
 /// output or an outcome of no known shape is said to be so (the outcome shown as stored); the
 /// rest of the task is shown as usual.
-pub fn task_detail(task: &Task, stages: &[StageRecord], costs: &[StageCost]) -> String {
+pub fn task_detail(
+    task: &Task,
+    dependencies: &[(String, TaskStatus, Option<PrState>)],
+    stages: &[StageRecord],
+    costs: &[StageCost],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task:       {}", task.task_id);
     let _ = writeln!(out, "status:     {}", task.status);
     let _ = writeln!(out, "priority:   {}", task.priority);
     let _ = writeln!(out, "labels:     {}", or_dash(&task.labels.join(", ")));
     let _ = writeln!(out, "attempts:   {}", task.attempts);
+    if !dependencies.is_empty() {
+        let listed: Vec<String> = dependencies
+            .iter()
+            .map(|(id, status, pr)| match pr {
+                Some(pr) => format!("{id} ({status}, PR {})", pr.as_str()),
+                None => format!("{id} ({status})"),
+            })
+            .collect();
+        let _ = writeln!(out, "depends on: {}", listed.join(", "));
+    }
     if let Some(by) = &task.approved_by {
         let _ = writeln!(out, "approved:   by {by} (tasks approve)");
     }

@@ -134,8 +134,10 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
     });
     let daemon = Daemon::new(store, Arc::new(pipeline), settings);
     match &watcher {
-        // --once: the queue, then one sweep of the PRs.
+        // --once: one sweep of the PRs (a merge may free a dependent task), the queue, and a
+        // sweep of the PRs it opened.
         Some(watcher) if args.once => {
+            watcher.sweep().await?;
             daemon.run(&shutdown).await?;
             watcher.sweep().await?;
         }

@@ -160,6 +160,18 @@ impl Daemon {
                 self.idle(pause, shutdown).await;
                 continue;
             }
+            // Failures show in the claim below, which handles them.
+            if let Ok((blocked, unblocked)) = self.store.follow_dependencies().await {
+                for (task_id, reason) in blocked {
+                    warn!(task_id, reason, "task blocked by its dependencies");
+                }
+                for task_id in unblocked {
+                    info!(
+                        task_id,
+                        "task unblocked: its dependencies are no longer lost"
+                    );
+                }
+            }
             match self.store.claim_next(&worker, self.settings.lease).await {
                 Ok(claimed) => {
                     if db_down {

@@ -55,7 +55,8 @@ pub fn worker_id(slot: u32) -> String {
 // ends cancelled instead when cancellation was requested meanwhile, so a request is never lost.
 
 /// The claim, in one statement: the first claimable task by priority DESC, created_at, id —
-/// pending with `run_after` come, or in_progress with an expired lease — locked with
+/// pending with `run_after` come and every dependency done (completed with its PR merged, or
+/// completed without a PR), or in_progress with an expired lease — locked with
 /// `FOR UPDATE SKIP LOCKED` so concurrent claimers skip each other's rows (served by
 /// `idx_tasks_claim`). $1 worker id, $2 lease length (interval).
 const CLAIM: &str = "\
@@ -68,7 +69,13 @@ const CLAIM: &str = "\
         attempts = attempts + 1 \
     WHERE id = ( \
         SELECT id FROM tasks \
-        WHERE (status = 'pending' AND run_after <= now()) \
+        WHERE (status = 'pending' AND run_after <= now() \
+               AND NOT EXISTS ( \
+                   SELECT 1 FROM task_dependencies x JOIN tasks d ON d.id = x.depends_on \
+                   WHERE x.task = tasks.id \
+                     AND NOT (d.status = 'completed' \
+                              AND (d.pr_url IS NULL \
+                                   OR d.pr_state IS NOT DISTINCT FROM 'merged')))) \
            OR (status = 'in_progress' AND lease_expires_at < now()) \
         ORDER BY priority DESC, created_at, id \
         LIMIT 1 \

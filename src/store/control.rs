@@ -19,19 +19,20 @@ pub enum Cancelled {
     AlreadyFinished(TaskStatus),
 }
 
-/// $1 task_id. Returns the status the task had before (no row: unknown task_id). A pending task
-/// becomes cancelled; an in_progress one gets `cancel_requested` (the 0003 trigger NOTIFYs).
+/// $1 task_id. Returns the status the task had before (no row: unknown task_id). A pending or
+/// blocked task becomes cancelled; an in_progress one gets `cancel_requested` (the 0003 trigger NOTIFYs).
 const CANCEL: &str = "\
     WITH target AS ( \
         SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
     changed AS ( \
         UPDATE tasks t \
-        SET status = CASE WHEN target.status = 'pending' THEN 'cancelled' ELSE t.status END, \
-            completed_at = CASE WHEN target.status = 'pending' THEN now() \
+        SET status = CASE WHEN target.status IN ('pending', 'blocked') THEN 'cancelled' \
+                          ELSE t.status END, \
+            completed_at = CASE WHEN target.status IN ('pending', 'blocked') THEN now() \
                                 ELSE t.completed_at END, \
             cancel_requested = t.cancel_requested OR target.status = 'in_progress' \
         FROM target \
-        WHERE t.id = target.id AND target.status IN ('pending', 'in_progress') \
+        WHERE t.id = target.id AND target.status IN ('pending', 'blocked', 'in_progress') \
         RETURNING t.id) \
     SELECT status FROM target";
 
@@ -107,8 +108,40 @@ const REJECT: &str = "\
         RETURNING t.id) \
     SELECT status FROM target";
 
+/// A dependency is lost when it failed, was cancelled or blocked, or completed with its PR
+/// closed unmerged. Pending tasks with a lost dependency become blocked, their error naming
+/// each (`blocked by a (failed), b (PR closed unmerged)`); returns their task_ids.
+const BLOCK: &str = "\
+    UPDATE tasks t \
+    SET status = 'blocked', error = lost.reason \
+    FROM ( \
+        SELECT x.task, 'blocked by ' || string_agg( \
+                   d.task_id || ' (' || CASE WHEN d.status = 'completed' \
+                                             THEN 'PR closed unmerged' ELSE d.status END || ')', \
+                   ', ' ORDER BY d.task_id) AS reason \
+        FROM task_dependencies x JOIN tasks d ON d.id = x.depends_on \
+        WHERE d.status IN ('failed', 'cancelled', 'blocked') \
+           OR (d.status = 'completed' AND d.pr_state = 'closed') \
+        GROUP BY x.task) lost \
+    WHERE t.id = lost.task \
+      AND (t.status = 'pending' OR (t.status = 'blocked' AND t.error IS DISTINCT FROM lost.reason)) \
+    RETURNING t.task_id, t.error";
+
+/// Blocked tasks with no lost dependency left (one was retried) become pending again (the
+/// 0003 trigger NOTIFYs); returns their task_ids.
+const UNBLOCK: &str = "\
+    UPDATE tasks t \
+    SET status = 'pending', error = NULL \
+    WHERE t.status = 'blocked' \
+      AND NOT EXISTS ( \
+          SELECT 1 FROM task_dependencies x JOIN tasks d ON d.id = x.depends_on \
+          WHERE x.task = t.id \
+            AND (d.status IN ('failed', 'cancelled', 'blocked') \
+                 OR (d.status = 'completed' AND d.pr_state = 'closed'))) \
+    RETURNING t.task_id";
+
 impl Store {
-    /// Cancels task `task_id`: a pending task at once ([`Cancelled::Now`]); an in_progress one
+    /// Cancels task `task_id`: a pending or blocked task at once ([`Cancelled::Now`]); an in_progress one
     /// by request ([`Cancelled::Requested`]: flag set, `autonomous_dev_cancel` NOTIFYed with the
     /// task_id; the worker finishes it as cancelled); an ended one is left alone
     /// ([`Cancelled::AlreadyFinished`]). Idempotent.
@@ -122,7 +155,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(task_id.to_string()))?;
         Ok(match before {
-            TaskStatus::Pending => Cancelled::Now,
+            TaskStatus::Pending | TaskStatus::Blocked => Cancelled::Now,
             TaskStatus::InProgress => Cancelled::Requested,
             other => Cancelled::AlreadyFinished(other),
         })
@@ -189,6 +222,18 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(task_id.to_string()))
+    }
+
+    /// Follows the dependencies: pending tasks with a lost dependency (failed, cancelled,
+    /// blocked, or its PR closed unmerged) become blocked with the reason as their error, and
+    /// blocked tasks whose dependencies are no longer lost become pending. Returns
+    /// `(blocked: (task_id, reason), unblocked: task_id)`. Run before each claim.
+    pub async fn follow_dependencies(
+        &self,
+    ) -> Result<(Vec<(String, String)>, Vec<String>), StoreError> {
+        let blocked = sqlx::query_as(BLOCK).fetch_all(&self.pool).await?;
+        let unblocked = sqlx::query_scalar(UNBLOCK).fetch_all(&self.pool).await?;
+        Ok((blocked, unblocked))
     }
 }
 

@@ -30,7 +30,7 @@ pub use pr_watch::{PrCounts, PrSeen, WatchedPr};
 pub use spend::{Call, StageCost};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -125,7 +125,7 @@ const LOAD_INSERT_ONLY: &str = "\
          WITH ORDINALITY AS t(task_id, description, priority, labels, ord) \
     ORDER BY t.ord \
     ON CONFLICT (task_id) DO NOTHING \
-    RETURNING (xmax = 0) AS inserted";
+    RETURNING task_id, (xmax = 0) AS inserted";
 
 /// Load with `--update`: like [`LOAD_INSERT_ONLY`], but an existing task still pending gets the
 /// file's description, priority and labels (rows left unchanged are not returned, so they count
@@ -144,7 +144,39 @@ const LOAD_UPSERT: &str = "\
         WHERE tasks.status = 'pending' \
           AND (tasks.description, tasks.priority, tasks.labels) \
               IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.priority, EXCLUDED.labels) \
-    RETURNING (xmax = 0) AS inserted";
+    RETURNING task_id, (xmax = 0) AS inserted";
+
+/// $1 task_ids. Those of them that exist.
+const KNOWN_TASK_IDS: &str = "SELECT task_id FROM tasks WHERE task_id = ANY($1)";
+
+/// $1 task_ids. Forgets their dependencies (before [`ADD_DEPENDENCIES`] sets the file's).
+const CLEAR_DEPENDENCIES: &str = "\
+    DELETE FROM task_dependencies \
+    WHERE task IN (SELECT id FROM tasks WHERE task_id = ANY($1))";
+
+/// $1 task_ids, $2 the task_ids each depends on (pairwise).
+const ADD_DEPENDENCIES: &str = "\
+    INSERT INTO task_dependencies (task, depends_on) \
+    SELECT t.id, d.id \
+    FROM UNNEST($1::text[], $2::text[]) AS e(task_id, dependency) \
+    JOIN tasks t ON t.task_id = e.task_id \
+    JOIN tasks d ON d.task_id = e.dependency \
+    ON CONFLICT DO NOTHING";
+
+/// $1 tasks.id. The tasks it depends on: task_id, status, PR state.
+const DEPENDENCIES_OF: &str = "\
+    SELECT d.task_id, d.status, d.pr_state \
+    FROM task_dependencies x JOIN tasks d ON d.id = x.depends_on \
+    WHERE x.task = $1 \
+    ORDER BY d.task_id";
+
+/// Every dependency: (task_id, the task_id it depends on).
+const ALL_DEPENDENCIES: &str = "\
+    SELECT t.task_id, d.task_id \
+    FROM task_dependencies x \
+    JOIN tasks t ON t.id = x.task \
+    JOIN tasks d ON d.id = x.depends_on \
+    ORDER BY t.id, d.id";
 
 /// One new task; no row back when the task_id exists.
 const ADD_TASK: &str = "\
@@ -250,14 +282,17 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts `tasks` in one transaction (a single set-based statement). Existing task_ids are
-    /// skipped and counted, or with `update` their description/priority/labels are overwritten if
-    /// still pending and different (counted as updated; non-pending or unchanged ones are
-    /// skipped). An empty slice does nothing.
+    /// Inserts `tasks` in one transaction (a single set-based statement, then their
+    /// dependencies). Existing task_ids are skipped and counted, or with `update` their
+    /// description/priority/labels are overwritten if still pending and different (counted as
+    /// updated; non-pending or unchanged ones are skipped). A task inserted or updated gets the
+    /// file's `depends_on`; a skipped one keeps its own. An empty slice does nothing.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] if a task fails [`validate_new_task`] or a task_id repeats in
-    /// `tasks` (nothing is written); [`StoreError::Database`] otherwise.
+    /// [`StoreError::Invalid`] if a task fails [`validate_new_task`], a task_id repeats in
+    /// `tasks`, a dependency is neither in `tasks` nor loaded, or the dependencies (with those
+    /// loaded before) form a cycle — naming the entry or the cycle; nothing is written then.
+    /// [`StoreError::Database`] otherwise.
     pub async fn load_tasks(
         &self,
         tasks: &[NewTask],
@@ -273,18 +308,80 @@ impl Store {
         let labels: Vec<serde_json::Value> =
             tasks.iter().map(|t| serde_json::json!(t.labels)).collect();
 
+        let in_file: HashSet<&str> = task_ids.iter().copied().collect();
+        let outside: Vec<&str> = tasks
+            .iter()
+            .flat_map(|t| t.depends_on.iter().map(String::as_str))
+            .filter(|d| !in_file.contains(d))
+            .collect();
+
+        let mut tx = self.pool.begin().await?;
+        if !outside.is_empty() {
+            let known: Vec<String> = sqlx::query_scalar(KNOWN_TASK_IDS)
+                .bind(&outside)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (index, task) in tasks.iter().enumerate() {
+                let unknown = task
+                    .depends_on
+                    .iter()
+                    .find(|d| !in_file.contains(d.as_str()) && !known.contains(d));
+                if let Some(unknown) = unknown {
+                    return Err(StoreError::Invalid(format!(
+                        "entry {} (task_id {:?}): field \"depends_on\": unknown task_id {unknown:?} \
+                         (neither in the file nor loaded)",
+                        index + 1,
+                        task.task_id
+                    )));
+                }
+            }
+        }
         let statement = if update {
             LOAD_UPSERT
         } else {
             LOAD_INSERT_ONLY
         };
-        let inserted_flags: Vec<bool> = sqlx::query_scalar(statement)
+        let written: Vec<(String, bool)> = sqlx::query_as(statement)
             .bind(task_ids)
             .bind(descriptions)
             .bind(priorities)
             .bind(labels)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
+        // The dependencies of the tasks written are the file's.
+        let written_ids: Vec<&str> = written.iter().map(|(id, _)| id.as_str()).collect();
+        let (edge_tasks, edge_dependencies): (Vec<&str>, Vec<&str>) = tasks
+            .iter()
+            .filter(|t| written_ids.contains(&t.task_id.as_str()))
+            .flat_map(|t| {
+                t.depends_on
+                    .iter()
+                    .map(move |d| (t.task_id.as_str(), d.as_str()))
+            })
+            .unzip();
+        sqlx::query(CLEAR_DEPENDENCIES)
+            .bind(&written_ids)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ADD_DEPENDENCIES)
+            .bind(edge_tasks)
+            .bind(edge_dependencies)
+            .execute(&mut *tx)
+            .await?;
+        let edges: Vec<(String, String)> =
+            sqlx::query_as(ALL_DEPENDENCIES).fetch_all(&mut *tx).await?;
+        if let Some(cycle) =
+            task_file::find_cycle(edges.iter().map(|(t, d)| (t.as_str(), d.as_str())))
+        {
+            return Err(StoreError::Invalid(format!(
+                "field \"depends_on\": with the tasks loaded before, the dependencies form a \
+                 cycle: {} → {}",
+                cycle.join(" → "),
+                cycle[0]
+            )));
+        }
+        tx.commit().await?;
+        let inserted_flags: Vec<bool> = written.into_iter().map(|(_, inserted)| inserted).collect();
 
         let inserted = inserted_flags.iter().filter(|&&flag| flag).count() as u64;
         let updated = inserted_flags.len() as u64 - inserted;
@@ -314,6 +411,17 @@ impl Store {
             Some(_) => Ok(()),
             None => Err(StoreError::Duplicate(task.task_id.clone())),
         }
+    }
+
+    /// The tasks task `id` (`tasks.id`) depends on: (task_id, status, PR state), by task_id.
+    pub async fn dependencies(
+        &self,
+        id: i32,
+    ) -> Result<Vec<(String, TaskStatus, Option<crate::task::PrState>)>, StoreError> {
+        Ok(sqlx::query_as(DEPENDENCIES_OF)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Tasks, highest priority first (ties: oldest first, then lowest id), optionally of one
@@ -471,6 +579,7 @@ mod tests {
             description: "d".to_string(),
             priority: 0,
             labels: vec![],
+            depends_on: vec![],
         };
         let e = check_batch(&[task("a"), task("b"), task("a")])
             .unwrap_err()

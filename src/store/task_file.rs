@@ -22,19 +22,22 @@ const MAX_TASK_ID_CHARS: usize = 100;
 /// Longest label GitHub accepts.
 const MAX_LABEL_CHARS: usize = 50;
 /// Fields a task entry may have.
-const TASK_FIELDS: [&str; 4] = ["task_id", "description", "priority", "labels"];
+const TASK_FIELDS: [&str; 5] = ["task_id", "description", "priority", "labels", "depends_on"];
 /// Fields the object form of a file may have.
 const FILE_FIELDS: [&str; 2] = ["labels", "tasks"];
 
 /// Parses a task file: a JSON array of tasks, or `{"labels": [...], "tasks": [...]}` whose labels
 /// apply to every task (file labels first, then the task's own; deduplicated, order kept).
 /// Each task has `task_id` (string), `description` (string), `priority` (integer in `i32`
-/// range) and optional `labels` (array of strings); unknown fields are rejected.
+/// range), optional `labels` (array of strings) and optional `depends_on` (array of task_ids,
+/// of this file or already loaded; repeats dropped); unknown fields are rejected.
 ///
 /// # Errors
 /// The first problem found, as one message: not JSON (with line and column), wrong top-level
-/// shape, no tasks, or an invalid entry (missing, empty, mistyped or unknown field, a task_id or
-/// label [`validate_new_task`] refuses, a task_id already used by an earlier entry).
+/// shape, no tasks, an invalid entry (missing, empty, mistyped or unknown field, a task_id,
+/// label or dependency [`validate_new_task`] refuses, a task_id already used by an earlier
+/// entry), or dependencies among the file's tasks that form a cycle (naming its entries). That a
+/// dependency outside the file exists is checked by [`crate::store::Store::load_tasks`].
 pub fn parse_task_file(json: &str) -> Result<Vec<NewTask>, TaskFileError> {
     let root: Value =
         serde_json::from_str(json).map_err(|e| TaskFileError(format!("not valid JSON: {e}")))?;
@@ -56,14 +59,78 @@ pub fn parse_task_file(json: &str) -> Result<Vec<NewTask>, TaskFileError> {
         }
         tasks.push(task);
     }
+    let edges = tasks.iter().flat_map(|t| {
+        t.depends_on
+            .iter()
+            .map(move |d| (t.task_id.as_str(), d.as_str()))
+    });
+    if let Some(cycle) = find_cycle(edges) {
+        let entries: Vec<String> = cycle
+            .iter()
+            .map(|id| format!("entry {} (task_id {})", seen[*id], quoted(id)))
+            .collect();
+        return Err(TaskFileError(format!(
+            "{}: field \"depends_on\": the dependencies form a cycle: {} → {}",
+            entries.join(", "),
+            cycle.join(" → "),
+            cycle[0]
+        )));
+    }
     Ok(tasks)
+}
+
+/// A cycle among `edges` (task → the task it depends on), as the task_ids along it (the first
+/// one not repeated at the end), or `None`. Depth-first, in the edges' order.
+pub(super) fn find_cycle<'a>(
+    edges: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Option<Vec<&'a str>> {
+    let mut graph: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    for (task, dependency) in edges {
+        if !graph.contains_key(task) {
+            order.push(task);
+        }
+        graph.entry(task).or_default().push(dependency);
+    }
+    // 1: on the current path, 2: done.
+    let mut state: HashMap<&str, u8> = HashMap::new();
+    let mut path: Vec<&str> = Vec::new();
+    fn visit<'a>(
+        node: &'a str,
+        graph: &HashMap<&'a str, Vec<&'a str>>,
+        state: &mut HashMap<&'a str, u8>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        match state.get(node) {
+            Some(2) => return None,
+            Some(_) => {
+                let start = path.iter().position(|n| *n == node).unwrap_or(0);
+                return Some(path[start..].to_vec());
+            }
+            None => {}
+        }
+        state.insert(node, 1);
+        path.push(node);
+        for next in graph.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(next, graph, state, path) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        state.insert(node, 2);
+        None
+    }
+    order
+        .into_iter()
+        .find_map(|node| visit(node, &graph, &mut state, &mut path))
 }
 
 /// Checks the rules every task follows, whether it comes from a file or from `tasks add`:
 /// - `task_id`: 1–100 characters, `^[A-Za-z0-9][A-Za-z0-9._-]*$`, no `..`, not ending in `.`
 ///   or `.lock` (it becomes the git branch `feature/task-<task_id>`);
 /// - `description`: not empty after trimming;
-/// - each label: not empty after trimming, at most 50 characters, no comma.
+/// - each label: not empty after trimming, at most 50 characters, no comma;
+/// - each dependency: a valid task_id, not the task's own.
 ///
 /// # Errors
 /// One message naming the field, e.g. `field "task_id": must not contain ".."`.
@@ -74,6 +141,13 @@ pub fn validate_new_task(task: &NewTask) -> Result<(), TaskFileError> {
     }
     for label in &task.labels {
         check_label(label).map_err(|e| field_error("labels", &e))?;
+    }
+    for dependency in &task.depends_on {
+        check_task_id(dependency)
+            .map_err(|e| field_error("depends_on", &format!("{}: {e}", quoted(dependency))))?;
+        if *dependency == task.task_id {
+            return Err(field_error("depends_on", "a task cannot depend on itself"));
+        }
     }
     Ok(())
 }
@@ -156,7 +230,8 @@ fn parse_entry(entry: Value, file_labels: &[String]) -> Result<NewTask, EntryErr
 
     if let Some(unknown) = object.keys().find(|k| !TASK_FIELDS.contains(&k.as_str())) {
         return Err(fail(format!(
-            "unknown field {} (expected one of: task_id, description, priority, labels)",
+            "unknown field {} (expected one of: task_id, description, priority, labels, \
+             depends_on)",
             quoted(unknown)
         )));
     }
@@ -168,11 +243,18 @@ fn parse_entry(entry: Value, file_labels: &[String]) -> Result<NewTask, EntryErr
         Some(value) => string_list(value).map_err(|e| fail(format!("field \"labels\": {e}")))?,
     };
 
+    let depends_on = match object.get("depends_on") {
+        None => Vec::new(),
+        Some(value) => {
+            string_list(value).map_err(|e| fail(format!("field \"depends_on\": {e}")))?
+        }
+    };
     let task = NewTask {
         task_id,
         description,
         priority,
         labels: merge_labels(file_labels, &own_labels),
+        depends_on: merge_labels(&depends_on, &[]),
     };
     validate_new_task(&task).map_err(|e| fail(e.0))?;
     Ok(task)
@@ -340,6 +422,7 @@ mod tests {
             description: "Do it".to_string(),
             priority: 1,
             labels: vec![],
+            depends_on: vec![],
         }
     }
 
@@ -358,12 +441,14 @@ mod tests {
                     description: "First".into(),
                     priority: 5,
                     labels: vec![],
+                    depends_on: vec![],
                 },
                 NewTask {
                     task_id: "a-2".into(),
                     description: "Second".into(),
                     priority: -3,
                     labels: vec!["x".into()],
+                    depends_on: vec![],
                 },
             ]
         );

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 
 /// Lifecycle of a task, stored as text in `tasks.status` (a VARCHAR with a CHECK constraint in
 /// the migration). Its one spelling — `pending`, `in_progress`, `completed`, `failed`,
-/// `needs_review`, `cancelled` — is shared by the database (`sqlx::Type`), JSON (serde), the
-/// CLI's `--status` (clap) and `Display`.
+/// `needs_review`, `cancelled`, `blocked` — is shared by the database (`sqlx::Type`), JSON
+/// (serde), the CLI's `--status` (clap) and `Display`.
 ///
-/// `pending → in_progress → completed | failed | needs_review`; `cancelled` is set by a person.
+/// `pending → in_progress → completed | failed | needs_review`; `cancelled` is set by a person;
+/// `pending ⇄ blocked` follows the task's dependencies (`depends_on`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, ValueEnum,
 )]
@@ -35,17 +36,21 @@ pub enum TaskStatus {
     Failed,
     NeedsReview,
     Cancelled,
+    /// Pending, but a task it depends on failed, was cancelled, or had its PR closed unmerged;
+    /// pending again once that task is retried.
+    Blocked,
 }
 
 impl TaskStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [TaskStatus; 6] = [
+    pub const ALL: [TaskStatus; 7] = [
         TaskStatus::Pending,
         TaskStatus::InProgress,
         TaskStatus::Completed,
         TaskStatus::Failed,
         TaskStatus::NeedsReview,
         TaskStatus::Cancelled,
+        TaskStatus::Blocked,
     ];
 }
 
@@ -73,6 +78,9 @@ pub struct NewTask {
     pub priority: i32,
     /// Labels added to the task's PR besides `autonomous` (e.g. `phase-1`).
     pub labels: Vec<String>,
+    /// task_ids of the tasks that must be done first (completed with the PR merged, or without
+    /// a PR): in the same file or already loaded.
+    pub depends_on: Vec<String>,
 }
 
 /// A row of the `tasks` table (`SELECT` of its columns by name). Timestamps are instants

@@ -21,6 +21,7 @@ fn new_task(task_id: &str, priority: i32) -> NewTask {
         description: format!("Build {task_id}"),
         priority,
         labels: vec![],
+        depends_on: vec![],
     }
 }
 

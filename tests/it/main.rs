@@ -10,6 +10,7 @@ mod agents;
 mod cli;
 mod crash;
 mod daemon;
+mod dependencies;
 mod dry_run;
 mod e2e;
 mod evidence;

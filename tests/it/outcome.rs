@@ -175,6 +175,7 @@ async fn insert_ended(
             description: format!("Write the docs ({task_id})"),
             priority: 1,
             labels: vec!["docs".into()],
+            depends_on: vec![],
         })
         .await
         .unwrap();

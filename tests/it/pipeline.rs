@@ -321,6 +321,7 @@ async fn claimed(store: &Store, task_id: &str) -> (Task, Lease) {
             description: "Write the docs".into(),
             priority: 0,
             labels: vec![],
+            depends_on: vec![],
         })
         .await
         .expect("add");

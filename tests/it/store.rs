@@ -21,6 +21,7 @@ fn new_task(task_id: &str, priority: i32) -> NewTask {
         description: format!("Build {task_id}\nDetails."),
         priority,
         labels: vec!["phase-1".to_string()],
+        depends_on: vec![],
     }
 }
 
