@@ -253,9 +253,10 @@ mod wire {
                             Parameters::Strict => {
                                 Cow::Owned(crate::llm::strict::openai(&tool.input_schema))
                             }
-                            Parameters::Grammar => {
-                                Cow::Owned(crate::llm::strict::grammar(&tool.input_schema))
-                            }
+                            Parameters::Grammar => Cow::Owned(crate::llm::strict::grammar(
+                                &tool.input_schema,
+                                request.max_tokens,
+                            )),
                         },
                         strict: parameters == Parameters::Strict,
                     },

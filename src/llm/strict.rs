@@ -176,9 +176,14 @@ pub(super) fn openai(schema: &Value) -> Value {
 /// pattern it compiles. Other patterns are said in the description: the converter refuses one
 /// not anchored `^…$` and copies a pattern's characters into the JSON string unescaped, so it
 /// cannot compile them faithfully.
-pub(super) fn grammar(schema: &Value) -> Value {
+///
+/// A decoded string ends only when the model closes it, and an answer cut at `max_tokens` is
+/// no answer at all: so a free-text string (not a path, no `maxLength`, `enum` or `const`) gets
+/// `maxLength` [`string_cap`]`(max_tokens)` when llama.cpp can express it, so one runaway string
+/// leaves the rest of the answer room to complete.
+pub(super) fn grammar(schema: &Value, max_tokens: u32) -> Value {
     let mut tightened = schema.clone();
-    tighten(&mut tightened);
+    tighten(&mut tightened, string_cap(max_tokens));
     rewrite(&tightened, &|key, value| {
         matches!(key, "minItems" | "maxItems" | "minLength" | "maxLength")
             || (key == "pattern" && value == GRAMMAR_PATH_PATTERN)
@@ -187,6 +192,19 @@ pub(super) fn grammar(schema: &Value) -> Value {
 
 /// The largest integer range [`grammar`] turns into an `enum`.
 const MAX_ENUMERATED: i64 = 256;
+
+/// The most repetitions llama.cpp's grammar parser accepts in one `{m,n}`
+/// (`MAX_REPETITION_THRESHOLD` in `llama-grammar.cpp`; a `maxLength` becomes one).
+const LLAMA_MAX_REPETITION: u64 = 2000;
+
+/// The `maxLength` of a free-text string in a grammar for answers of at most `max_tokens`: a
+/// quarter of the answer at 3 characters per token (JSON text runs 3–4), so no string can take
+/// the whole budget; `None` when that exceeds [`LLAMA_MAX_REPETITION`] (a budget of over 2,667
+/// tokens, where a runaway string is cut short by the server's own bound anyway).
+fn string_cap(max_tokens: u32) -> Option<u64> {
+    let cap = u64::from(max_tokens) * 3 / 4;
+    (cap <= LLAMA_MAX_REPETITION).then_some(cap.max(1))
+}
 
 /// An object with properties and an `anyOf` of branches adding rules to them
 /// ([`crate::agents::Rule::AnyItems`]) as an `anyOf` of whole objects, each branch merged into
@@ -233,14 +251,28 @@ fn spread_any_of(node: &mut Map<String, Value>) {
     }
 }
 
-/// [`grammar`]'s carried-over rules, on every node of `schema`.
-fn tighten(schema: &mut Value) {
+/// [`grammar`]'s carried-over rules, on every node of `schema`, and `maxLength: cap` on its
+/// free-text strings.
+fn tighten(schema: &mut Value, cap: Option<u64>) {
     let Value::Object(node) = schema else {
         if let Value::Array(items) = schema {
-            items.iter_mut().for_each(tighten);
+            items.iter_mut().for_each(|item| tighten(item, cap));
         }
         return;
     };
+    // A path keeps its pattern, which bounds it; other patterns are said in words.
+    let path = matches!(
+        node.get("pattern").and_then(Value::as_str),
+        Some(PATH_PATTERN | GRAMMAR_PATH_PATTERN)
+    );
+    let free_text = node.get("type").and_then(Value::as_str) == Some("string")
+        && !path
+        && !["maxLength", "enum", "const"]
+            .iter()
+            .any(|key| node.contains_key(*key));
+    if let (true, Some(cap)) = (free_text, cap) {
+        node.insert("maxLength".to_owned(), Value::from(cap));
+    }
     let needs_text = node
         .get("pattern")
         .and_then(Value::as_str)
@@ -264,7 +296,7 @@ fn tighten(schema: &mut Value) {
         node.insert("enum".to_owned(), (low..=high).collect());
     }
     spread_any_of(node);
-    node.values_mut().for_each(tighten);
+    node.values_mut().for_each(|value| tighten(value, cap));
 }
 
 /// Removes from `answer` every member that `schema` does not require and that is `null`: what
@@ -428,6 +460,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// An answer budget too large for a string cap.
+    const NO_CAP: u32 = 100_000;
+
     /// A schema as the roles' are generated: a required non-blank text, a score, an optional
     /// list of objects with a path pattern, a required list with `minItems: 2`.
     fn full() -> Value {
@@ -501,8 +536,35 @@ mod tests {
     }
 
     #[test]
+    fn grammar_bounds_free_text_by_the_answer_s_budget_where_llama_cpp_can() {
+        let schema = json!({"type": "object", "properties": {
+            "text": {"type": "string", "pattern": "\\S"},
+            "short": {"type": "string", "maxLength": 10},
+            "path": {"type": "string", "pattern": PATH_PATTERN},
+            "kind": {"type": "string", "enum": ["a", "b"]},
+            "list": {"type": "array", "items": {"type": "string"}}
+        }});
+        let small = grammar(&schema, 1536);
+        let p = &small["properties"];
+        assert_eq!(p["text"]["maxLength"], 1152);
+        assert_eq!(p["list"]["items"]["maxLength"], 1152);
+        assert_eq!(p["short"]["maxLength"], 10);
+        assert!(p["path"].get("maxLength").is_none() && p["kind"].get("maxLength").is_none());
+        // 2,668 tokens and more: beyond llama.cpp's 2,000 repetitions, no cap.
+        assert_eq!(
+            grammar(&schema, 2667)["properties"]["text"]["maxLength"],
+            2000
+        );
+        assert!(
+            grammar(&schema, 2668)["properties"]["text"]
+                .get("maxLength")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn grammar_gives_paths_a_pattern_llama_cpp_compiles_and_the_validator_accepts() {
-        let p = grammar(&json!({"type": "string", "pattern": PATH_PATTERN}));
+        let p = grammar(&json!({"type": "string", "pattern": PATH_PATTERN}), NO_CAP);
         assert_eq!(p["pattern"], GRAMMAR_PATH_PATTERN);
         assert_eq!(p["minLength"], 1);
         let narrow = regex::Regex::new(GRAMMAR_PATH_PATTERN).unwrap();
@@ -512,12 +574,33 @@ mod tests {
             ".github/workflows/ci.yml",
             "a-b_c+d@e/f.g",
             "x",
+            ".gitignore",
+            "a/.gitattributes",
+            ".git.x/y",
+            ".gi",
+            ".g.t",
+            ".gx",
+            "docs/.github",
         ] {
             assert!(narrow.is_match(ok) && full.is_match(ok), "{ok}");
             assert!(crate::git::check_path(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "/abs", "../x", "a/../b", "a//b", ".", "a/./b", "a b", "a\\b", "\"\"",
+            "",
+            "/abs",
+            "../x",
+            "a/../b",
+            "a//b",
+            ".",
+            "a/./b",
+            "a b",
+            "a\\b",
+            "\"\"",
+            ".git",
+            ".git/config",
+            "a/.GIT/b",
+            ".Git..",
+            "x/.git.",
         ] {
             assert!(!narrow.is_match(bad), "{bad}");
         }
@@ -525,7 +608,7 @@ mod tests {
 
     #[test]
     fn grammar_keeps_what_llama_cpp_compiles_and_carries_patterns_and_ranges_over() {
-        let local = grammar(&full());
+        let local = grammar(&full(), NO_CAP);
         let p = &local["properties"];
         assert_eq!(local["additionalProperties"], false);
         assert_eq!(local["required"], json!(["text", "score", "tags"]));
@@ -546,9 +629,12 @@ mod tests {
         assert_eq!(p["tags"]["description"], "{uniqueItems: true}");
         // A pattern the empty string matches says nothing about the length; a wide range
         // stays a range.
-        let loose = grammar(&json!({"type": "string", "pattern": "^a*$"}));
+        let loose = grammar(&json!({"type": "string", "pattern": "^a*$"}), NO_CAP);
         assert!(loose.get("minLength").is_none(), "{loose}");
-        let wide = grammar(&json!({"type": "integer", "minimum": 0, "maximum": 1000}));
+        let wide = grammar(
+            &json!({"type": "integer", "minimum": 0, "maximum": 1000}),
+            NO_CAP,
+        );
         assert!(wide.get("enum").is_none(), "{wide}");
     }
 
@@ -570,7 +656,7 @@ mod tests {
 
     #[test]
     fn rules_added_by_an_any_of_become_whole_objects_for_a_grammar_and_words_elsewhere() {
-        let local = grammar(&either_list());
+        let local = grammar(&either_list(), NO_CAP);
         assert_eq!(local["description"], "A change.");
         let branches = local["anyOf"]
             .as_array()

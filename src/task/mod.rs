@@ -314,14 +314,29 @@ macro_rules! component {
 /// non-empty and neither `.` nor `..`, no backslash and no control character.
 pub const PATH_PATTERN: &str = concat!("^", component!(), "(?:/", component!(), ")*$");
 
+/// One component of [`GRAMMAR_PATH_PATTERN`]: ASCII letters, digits and `_.+@-`; not `.`, not
+/// starting with `..`, and not `.git` followed by nothing or dots only, in any case (what
+/// `git::check_path` refuses as naming the git directory), spelled without look-around: after
+/// the dot, a first letter other than `g`; or `g` and a letter other than `i`; or `gi` and one
+/// other than `t`; or `git` and more that is not only dots.
+macro_rules! grammar_component {
+    () => {
+        concat!(
+            "([A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*",
+            "|[.]([A-FH-Za-fh-z0-9_+@-][A-Za-z0-9_.+@-]*",
+            "|[gG]([A-HJ-Za-hj-z0-9_.+@-][A-Za-z0-9_.+@-]*",
+            "|[iI]([A-SU-Za-su-z0-9_.+@-][A-Za-z0-9_.+@-]*",
+            "|[tT][.]*[A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*)?)?))"
+        )
+    };
+}
+
 /// [`PATH_PATTERN`] narrowed to what llama.cpp's JSON-Schema-to-grammar converter compiles
-/// faithfully (anchored; classes without quotes, backslashes or escapes): components of ASCII
-/// letters, digits and `_.+@-`, none starting with `..` or being `.`. Stricter than
-/// `git::check_path`, so a local model decoding to it writes only paths the validator accepts.
-pub const GRAMMAR_PATH_PATTERN: &str = concat!(
-    "^([A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*|[.][A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*)",
-    "(/([A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*|[.][A-Za-z0-9_+@-][A-Za-z0-9_.+@-]*))*$"
-);
+/// faithfully (anchored; classes without quotes, backslashes or escapes): `/`-separated
+/// components of `grammar_component!`. Stricter than `git::check_path`, so a local model
+/// decoding to it writes only paths the validator accepts.
+pub const GRAMMAR_PATH_PATTERN: &str =
+    concat!("^", grammar_component!(), "(/", grammar_component!(), ")*$");
 
 /// A whole-file write proposed by the Engineer or QA: `path` is relative to the repository root
 /// (validated by `git::check_path` before anything is written).
