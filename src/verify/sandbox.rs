@@ -27,9 +27,12 @@ const KEEP_BYTES: usize = 64 * 1024;
 /// How long output may still arrive after the command ended or was killed.
 const READ_GRACE: Duration = Duration::from_secs(10);
 
-/// Variables passed through from the daemon's environment when set: where the toolchains are.
-/// Nothing else reaches the sandbox (no token, key or database URL).
-const PASSED_ENV: [&str; 11] = [
+/// Variables passed through from the daemon's environment when set: where the toolchains are,
+/// and where the certificate authorities the host trusts are (paths to CA bundles, which the
+/// setup's package managers need behind a TLS-inspecting proxy; the files are the bound
+/// `/etc/ssl/certs`, typically). Nothing else reaches the sandbox (no token, key, proxy URL or database
+/// URL).
+const PASSED_ENV: [&str; 18] = [
     "PATH",
     "LANG",
     "LC_ALL",
@@ -41,6 +44,13 @@ const PASSED_ENV: [&str; 11] = [
     "GOPATH",
     "GOMODCACHE",
     "JAVA_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
 ];
 
 /// Toolchain homes under `$HOME` passed when their variable is unset, since the sandbox's
