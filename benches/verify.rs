@@ -7,8 +7,9 @@
 //! `mini-redis.bundle` (branch master) by default; `BENCH_VERIFY_REPOS` takes
 //! `NAME=BUNDLE@BRANCH` entries separated by commas — the change is the newest non-merge commit
 //! of the branch that modifies exactly one existing source file (outside test directories) and
-//! nothing else; its parent is the base. The check and setup are the detected ones
-//! (`.autonomous-dev.toml` aside), run by the daemon's own [`Verifier`] in the real bubblewrap,
+//! nothing else; its parent is the base. The check and setup are the detected ones (flask's
+//! setup as its `.autonomous-dev.toml` would say it, [`REPO_SETUP`]), run by the daemon's own
+//! [`Verifier`] in the real bubblewrap,
 //! on worktrees exported by the daemon's own [`Repo::export`]. Scenarios:
 //! - cold caches: the base set up (setup alone: its warm-up is `true`), then one verification;
 //! - warm caches: the base set up and warmed up, then [`RUNS`] verifications, each on a fresh
@@ -41,6 +42,15 @@ const DEFAULT_REPOS: &str = "flask=../shared/repos/flask.bundle@main,\
 const TIMEOUT: Duration = Duration::from_secs(1800);
 /// The branch name the base is tracked under in the bench's clone (`origin/<BASE_BRANCH>`).
 const BASE_BRANCH: &str = "bench-base";
+/// The `setup` a repository's `.autonomous-dev.toml` would say where the detected one does not
+/// make its suite run: flask's tests need its `tests` dependency group (PEP 735, which this
+/// pip does not read) and a pytest its conftest still works with (8.4 removed
+/// `monkeypatch.notset`).
+const REPO_SETUP: [(&str, &str); 1] = [(
+    "flask",
+    "python3 -m venv .venv && .venv/bin/python -m pip install --quiet -e . 'pytest<8.4' \
+     asgiref greenlet python-dotenv",
+)];
 /// Source files a change may modify.
 const SOURCE_SUFFIXES: [&str; 4] = [".py", ".rs", ".go", ".js"];
 
@@ -129,8 +139,15 @@ async fn measure(name: &str, bundle: &Path, branch: &str) -> Result<String> {
 
     // Cold caches: the setup alone, then one verification.
     let cold = verifier(&work.path().join("cache-cold"))?;
+    let repo_config = RepoConfig {
+        setup: REPO_SETUP
+            .iter()
+            .find(|(repo, _)| *repo == name)
+            .map(|(_, setup)| (*setup).to_owned()),
+        ..RepoConfig::default()
+    };
     let plan = cold
-        .plan(&detection, &RepoConfig::default())
+        .plan(&detection, &repo_config)
         .context("no check detected")?;
     let setup = plan.setup.clone().context("no setup detected")?;
     eprintln!("{name}: check `{}`, setup `{setup}`", plan.command);
@@ -288,7 +305,11 @@ async fn prepare(
             made: Some(made),
         } => Ok((dir, Duration::from_millis(made.setup.duration_ms))),
         Prepared::Ready { made: None, .. } => bail!("the base was prepared already"),
-        Prepared::Failed(failed) => bail!("the setup failed on the base: {}", failed.summary()),
+        Prepared::Failed(failed) => bail!(
+            "the setup failed on the base: {}\n{}",
+            failed.summary(),
+            failed.output_tail
+        ),
     }
 }
 
