@@ -1110,7 +1110,9 @@ impl Backlog {
         Ok(Backlog {
             tasks: tasks
                 .into_iter()
-                .map(|task| {
+                .map(|mut task| {
+                    // Run one at a time in file order, which the dependencies follow.
+                    task.depends_on.clear();
                     let dir = dir.join(&task.task_id);
                     Scripted::load(task, &dir)
                 })

@@ -193,17 +193,20 @@ pub(super) fn grammar(schema: &Value, max_tokens: u32) -> Value {
 /// The largest integer range [`grammar`] turns into an `enum`.
 const MAX_ENUMERATED: i64 = 256;
 
-/// The most repetitions llama.cpp's grammar parser accepts in one `{m,n}`
-/// (`MAX_REPETITION_THRESHOLD` in `llama-grammar.cpp`; a `maxLength` becomes one).
-const LLAMA_MAX_REPETITION: u64 = 2000;
+/// The longest `maxLength` a local server compiles: llama-cpp-python's converter nests one
+/// group per character of it, and llama.cpp's grammar parser recurses into each, so a longer
+/// one crashes the server (seen with llama-cpp-python 0.3.36: 1,001 compiles, 1,100 kills it
+/// with SIGSEGV).
+const LLAMA_MAX_LENGTH: u64 = 1000;
 
 /// The `maxLength` of a free-text string in a grammar for answers of at most `max_tokens`: a
-/// quarter of the answer at 3 characters per token (JSON text runs 3–4), so no string can take
-/// the whole budget; `None` when that exceeds [`LLAMA_MAX_REPETITION`] (a budget of over 2,667
-/// tokens, where a runaway string is cut short by the server's own bound anyway).
+/// quarter of the answer at 2 characters per token (JSON text runs 3–4, so this leaves room),
+/// so no string can take the whole budget; `None` when that exceeds [`LLAMA_MAX_LENGTH`] (a
+/// budget of over 2,001 tokens, where strings of a real answer may be longer than a local
+/// server can bound).
 fn string_cap(max_tokens: u32) -> Option<u64> {
-    let cap = u64::from(max_tokens) * 3 / 4;
-    (cap <= LLAMA_MAX_REPETITION).then_some(cap.max(1))
+    let cap = u64::from(max_tokens) * 2 / 4;
+    (cap <= LLAMA_MAX_LENGTH).then_some(cap.max(1))
 }
 
 /// An object with properties and an `anyOf` of branches adding rules to them
@@ -546,17 +549,17 @@ mod tests {
         }});
         let small = grammar(&schema, 1536);
         let p = &small["properties"];
-        assert_eq!(p["text"]["maxLength"], 1152);
-        assert_eq!(p["list"]["items"]["maxLength"], 1152);
+        assert_eq!(p["text"]["maxLength"], 768);
+        assert_eq!(p["list"]["items"]["maxLength"], 768);
         assert_eq!(p["short"]["maxLength"], 10);
         assert!(p["path"].get("maxLength").is_none() && p["kind"].get("maxLength").is_none());
-        // 2,668 tokens and more: beyond llama.cpp's 2,000 repetitions, no cap.
+        // 2,002 tokens and more: beyond what a local server compiles, no cap.
         assert_eq!(
-            grammar(&schema, 2667)["properties"]["text"]["maxLength"],
-            2000
+            grammar(&schema, 2001)["properties"]["text"]["maxLength"],
+            1000
         );
         assert!(
-            grammar(&schema, 2668)["properties"]["text"]
+            grammar(&schema, 2002)["properties"]["text"]
                 .get("maxLength")
                 .is_none()
         );

@@ -393,13 +393,18 @@ impl Store {
         })
     }
 
-    /// Inserts one task.
+    /// Inserts one task, without dependencies (a task file carries those: [`Store::load_tasks`]).
     ///
     /// # Errors
     /// [`StoreError::Duplicate`] if its task_id exists; [`StoreError::Invalid`] if it fails
-    /// [`validate_new_task`].
+    /// [`validate_new_task`] or has `depends_on`.
     pub async fn add_task(&self, task: &NewTask) -> Result<(), StoreError> {
         validate_new_task(task).map_err(|e| StoreError::Invalid(e.0))?;
+        if !task.depends_on.is_empty() {
+            return Err(StoreError::Invalid(
+                "a task added alone has no dependencies: load a task file with depends_on".into(),
+            ));
+        }
         let id: Option<i32> = sqlx::query_scalar(ADD_TASK)
             .bind(&task.task_id)
             .bind(&task.description)
