@@ -65,7 +65,10 @@ impl Respond for Pulls {
             .next()
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
-        let Some(fate) = number.checked_sub(1).and_then(|i| self.fates.get(i as usize)) else {
+        let Some(fate) = number
+            .checked_sub(1)
+            .and_then(|i| self.fates.get(i as usize))
+        else {
             return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
         };
         let now = self.minute.load(Ordering::SeqCst);

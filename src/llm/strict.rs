@@ -177,13 +177,13 @@ pub(super) fn openai(schema: &Value) -> Value {
 /// not anchored `^…$` and copies a pattern's characters into the JSON string unescaped, so it
 /// cannot compile them faithfully.
 ///
-/// A decoded string ends only when the model closes it, and an answer cut at `max_tokens` is
-/// no answer at all: so a free-text string (not a path, no `maxLength`, `enum` or `const`) gets
-/// `maxLength` [`string_cap`]`(max_tokens)` when llama.cpp can express it, so one runaway string
-/// leaves the rest of the answer room to complete.
+/// A decoded string or list ends only when the model closes it, and an answer cut at
+/// `max_tokens` is no answer at all: so with a small budget, free-text strings (not a path, no
+/// `maxLength`, `enum` or `const`) and lists (no `maxItems`) get the [`bounds`] of
+/// `max_tokens`.
 pub(super) fn grammar(schema: &Value, max_tokens: u32) -> Value {
     let mut tightened = schema.clone();
-    tighten(&mut tightened, string_cap(max_tokens));
+    tighten(&mut tightened, bounds(max_tokens));
     rewrite(&tightened, &|key, value| {
         matches!(key, "minItems" | "maxItems" | "minLength" | "maxLength")
             || (key == "pattern" && value == GRAMMAR_PATH_PATTERN)
@@ -199,14 +199,29 @@ const MAX_ENUMERATED: i64 = 256;
 /// with SIGSEGV).
 const LLAMA_MAX_LENGTH: u64 = 1000;
 
-/// The `maxLength` of a free-text string in a grammar for answers of at most `max_tokens`: a
-/// quarter of the answer at 2 characters per token (JSON text runs 3–4, so this leaves room),
-/// so no string can take the whole budget; `None` when that exceeds [`LLAMA_MAX_LENGTH`] (a
-/// budget of over 2,001 tokens, where strings of a real answer may be longer than a local
-/// server can bound).
-fn string_cap(max_tokens: u32) -> Option<u64> {
-    let cap = u64::from(max_tokens) * 2 / 4;
-    (cap <= LLAMA_MAX_LENGTH).then_some(cap.max(1))
+/// Answer budgets up to this many tokens get [`Bounds`] in a grammar.
+const BOUNDED_BUDGET: u32 = 2000;
+/// Most items of a list in a bounded grammar.
+const BOUNDED_ITEMS: u64 = 8;
+
+/// What a grammar bounds so that an answer of a small budget completes: free-text strings to
+/// `string` characters and lists to `items` items.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    string: u64,
+    items: u64,
+}
+
+/// The bounds of a grammar for answers of at most `max_tokens`, up to [`BOUNDED_BUDGET`]: each
+/// free-text string at most a quarter of the tokens in characters (an eighth of the answer at 2
+/// characters per token; JSON text runs 3–4) and each list [`BOUNDED_ITEMS`] items, so one
+/// runaway string or list leaves the answer room to close. `None` for a larger budget, where a
+/// real answer's strings may be longer than a local server can bound ([`LLAMA_MAX_LENGTH`]).
+fn bounds(max_tokens: u32) -> Option<Bounds> {
+    (max_tokens <= BOUNDED_BUDGET).then(|| Bounds {
+        string: (u64::from(max_tokens) / 4).clamp(1, LLAMA_MAX_LENGTH),
+        items: BOUNDED_ITEMS,
+    })
 }
 
 /// An object with properties and an `anyOf` of branches adding rules to them
@@ -254,12 +269,12 @@ fn spread_any_of(node: &mut Map<String, Value>) {
     }
 }
 
-/// [`grammar`]'s carried-over rules, on every node of `schema`, and `maxLength: cap` on its
-/// free-text strings.
-fn tighten(schema: &mut Value, cap: Option<u64>) {
+/// [`grammar`]'s carried-over rules, on every node of `schema`, and its `bounds` on free-text
+/// strings and lists.
+fn tighten(schema: &mut Value, bounds: Option<Bounds>) {
     let Value::Object(node) = schema else {
         if let Value::Array(items) = schema {
-            items.iter_mut().for_each(|item| tighten(item, cap));
+            items.iter_mut().for_each(|item| tighten(item, bounds));
         }
         return;
     };
@@ -273,8 +288,15 @@ fn tighten(schema: &mut Value, cap: Option<u64>) {
         && !["maxLength", "enum", "const"]
             .iter()
             .any(|key| node.contains_key(*key));
-    if let (true, Some(cap)) = (free_text, cap) {
-        node.insert("maxLength".to_owned(), Value::from(cap));
+    let list =
+        node.get("type").and_then(Value::as_str) == Some("array") && !node.contains_key("maxItems");
+    if let Some(bounds) = bounds {
+        if free_text {
+            node.insert("maxLength".to_owned(), Value::from(bounds.string));
+        }
+        if list {
+            node.insert("maxItems".to_owned(), Value::from(bounds.items));
+        }
     }
     let needs_text = node
         .get("pattern")
@@ -288,18 +310,18 @@ fn tighten(schema: &mut Value, cap: Option<u64>) {
         node.insert("minLength".to_owned(), Value::from(1));
     }
     let integer = node.get("type").and_then(Value::as_str) == Some("integer");
-    let bounds = (
+    let range = (
         node.get("minimum").and_then(Value::as_i64),
         node.get("maximum").and_then(Value::as_i64),
     );
-    if let (true, (Some(low), Some(high))) = (integer, bounds)
+    if let (true, (Some(low), Some(high))) = (integer, range)
         && (0..MAX_ENUMERATED).contains(&(high - low))
         && !node.contains_key("enum")
     {
         node.insert("enum".to_owned(), (low..=high).collect());
     }
     spread_any_of(node);
-    node.values_mut().for_each(|value| tighten(value, cap));
+    node.values_mut().for_each(|value| tighten(value, bounds));
 }
 
 /// Removes from `answer` every member that `schema` does not require and that is `null`: what
@@ -463,7 +485,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// An answer budget too large for a string cap.
+    /// An answer budget too large for bounds.
     const NO_CAP: u32 = 100_000;
 
     /// A schema as the roles' are generated: a required non-blank text, a score, an optional
@@ -539,30 +561,31 @@ mod tests {
     }
 
     #[test]
-    fn grammar_bounds_free_text_by_the_answer_s_budget_where_llama_cpp_can() {
+    fn grammar_bounds_free_text_and_lists_when_the_answer_s_budget_is_small() {
         let schema = json!({"type": "object", "properties": {
             "text": {"type": "string", "pattern": "\\S"},
             "short": {"type": "string", "maxLength": 10},
             "path": {"type": "string", "pattern": PATH_PATTERN},
             "kind": {"type": "string", "enum": ["a", "b"]},
-            "list": {"type": "array", "items": {"type": "string"}}
+            "list": {"type": "array", "items": {"type": "string"}},
+            "pair": {"type": "array", "maxItems": 2, "items": {"type": "string"}}
         }});
         let small = grammar(&schema, 1536);
         let p = &small["properties"];
-        assert_eq!(p["text"]["maxLength"], 768);
-        assert_eq!(p["list"]["items"]["maxLength"], 768);
+        assert_eq!(p["text"]["maxLength"], 384);
+        assert_eq!(p["list"]["items"]["maxLength"], 384);
+        assert_eq!(p["list"]["maxItems"], 8);
+        assert_eq!(p["pair"]["maxItems"], 2);
         assert_eq!(p["short"]["maxLength"], 10);
         assert!(p["path"].get("maxLength").is_none() && p["kind"].get("maxLength").is_none());
-        // 2,002 tokens and more: beyond what a local server compiles, no cap.
         assert_eq!(
-            grammar(&schema, 2001)["properties"]["text"]["maxLength"],
-            1000
+            grammar(&schema, 2000)["properties"]["text"]["maxLength"],
+            500
         );
-        assert!(
-            grammar(&schema, 2002)["properties"]["text"]
-                .get("maxLength")
-                .is_none()
-        );
+        // A larger budget: a real answer's strings may be longer than a server can bound.
+        let large = grammar(&schema, 2001);
+        assert!(large["properties"]["text"].get("maxLength").is_none());
+        assert!(large["properties"]["list"].get("maxItems").is_none());
     }
 
     #[test]
