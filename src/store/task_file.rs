@@ -570,7 +570,31 @@ mod tests {
         assert_eq!(
             err(r#"[{"task_id": "a", "description": "A", "priority": 1, "lables": ["x"]}]"#),
             "entry 1 (task_id \"a\"): unknown field \"lables\" \
-             (expected one of: task_id, description, priority, labels)"
+             (expected one of: task_id, description, priority, labels, depends_on)"
+        );
+    }
+
+    #[test]
+    fn dependencies_are_read_deduplicated_and_checked_for_cycles() {
+        let tasks = parse_task_file(
+            r#"[{"task_id": "a", "description": "A", "priority": 1},
+                {"task_id": "b", "description": "B", "priority": 1, "depends_on": ["a", "a", "x"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(tasks[1].depends_on, ["a", "x"]);
+        let cycle = err(
+            r#"[{"task_id": "a", "description": "A", "priority": 1, "depends_on": ["c"]},
+                {"task_id": "b", "description": "B", "priority": 1, "depends_on": ["a"]},
+                {"task_id": "c", "description": "C", "priority": 1, "depends_on": ["b"]}]"#,
+        );
+        assert_eq!(
+            cycle,
+            "entry 1 (task_id \"a\"), entry 3 (task_id \"c\"), entry 2 (task_id \"b\"): field \
+             \"depends_on\": the dependencies form a cycle: a → c → b → a"
+        );
+        assert!(
+            err(r#"[{"task_id": "a", "description": "A", "priority": 1, "depends_on": ["../x"]}]"#)
+                .contains("field \"depends_on\": \"../x\"")
         );
     }
 

@@ -668,6 +668,11 @@ async fn the_upgrade_makes_pre_lease_in_progress_tasks_reclaimable(pool: PgPool)
         // The rest of the upgrade to today's schema, which the store reads.
         include_str!("../../migrations/0004_evidence_and_spend.sql"),
         include_str!("../../migrations/0005_timestamptz.sql"),
+        include_str!("../../migrations/0006_stage_base_commit.sql"),
+        include_str!("../../migrations/0007_call_kind.sql"),
+        include_str!("../../migrations/0008_approved_by.sql"),
+        include_str!("../../migrations/0009_pr_state.sql"),
+        include_str!("../../migrations/0010_dependencies.sql"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
             .execute(&pool)

@@ -569,7 +569,7 @@ async fn the_memory_limit_stops_a_large_allocation() {
 
 /// Every variable the sandbox may show: PASSED_ENV and FIXED_ENV of src/verify/sandbox.rs, and
 /// what `sh` itself sets.
-const DOCUMENTED_ENV: [&str; 23] = [
+const DOCUMENTED_ENV: [&str; 30] = [
     // Passed through when set.
     "PATH",
     "LANG",
@@ -582,6 +582,13 @@ const DOCUMENTED_ENV: [&str; 23] = [
     "GOPATH",
     "GOMODCACHE",
     "JAVA_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
     // Fixed.
     "HOME",
     "TMPDIR",
