@@ -35,9 +35,10 @@ pub fn task_table(tasks: &[Task]) -> String {
 }
 
 /// `stats`: count, mean consensus score and LLM cost per status, the total cost, today's
-/// spend and the tasks' PRs by state (as the PR watch last saw them); then every role's LLM calls, its corrective retries (answers that did not validate
-/// and were sent back) and the share of its answers valid at the first try: 1 − retries /
-/// (calls − retries), each retry being one answer that failed where a call asked anew.
+/// spend and the tasks' PRs by state (as the PR watch last saw them); then every role's LLM
+/// calls, its corrective retries (answers that did not validate and were sent back) and the
+/// share of its answers valid at the first try: 1 − retries / (calls − retries), each retry
+/// being one answer that failed where a call asked anew.
 pub fn stats(
     stats: &[StatusStats],
     prs: PrCounts,

@@ -329,10 +329,10 @@ fn github_repository(args: &RunArgs) -> Result<String> {
 /// the cost guard's reads) on one connection, while its heartbeat renews the lease on a second
 /// one at the same time; two more serve the startup migration and any statement outside a
 /// worker (the PR watch's), so no renewal ever waits for a connection behind other workers'
-/// writes. The LISTEN connection is not taken from this pool (`Store::listener` opens its own), so the daemon
-/// opens at most `2 × CONCURRENCY + 3` connections to the server: 5 at CONCURRENCY 1, 131 at
-/// CONCURRENCY 64 (beyond PostgreSQL's default `max_connections` of 100, which such a daemon
-/// must raise).
+/// writes. The LISTEN connection is not taken from this pool (`Store::listener` opens its
+/// own), so the daemon opens at most `2 × CONCURRENCY + 3` connections to the server: 5 at
+/// CONCURRENCY 1, 131 at CONCURRENCY 64 (beyond PostgreSQL's default `max_connections` of 100,
+/// which such a daemon must raise).
 fn pool_size(concurrency: u16) -> u32 {
     2 * u32::from(concurrency.max(1)) + 2
 }

@@ -1,5 +1,6 @@
 //! GitHub's REST API through octocrab: find or open a task's pull request (exactly one per
-//! head branch, whatever failed where) and label it. The head branch is in the target
+//! head branch, whatever failed where), label it, and look at its state later with a
+//! conditional request (the PR watch). The head branch is in the target
 //! repository, or in a fork ([`GitHub::with_head_repository`], PUSH_REPOSITORY), whose PRs
 //! name their head `forkowner:branch`.
 //!

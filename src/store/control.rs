@@ -20,7 +20,8 @@ pub enum Cancelled {
 }
 
 /// $1 task_id. Returns the status the task had before (no row: unknown task_id). A pending or
-/// blocked task becomes cancelled; an in_progress one gets `cancel_requested` (the 0003 trigger NOTIFYs).
+/// blocked task becomes cancelled; an in_progress one gets `cancel_requested` (the 0003 trigger
+/// NOTIFYs).
 const CANCEL: &str = "\
     WITH target AS ( \
         SELECT id, status FROM tasks WHERE task_id = $1 FOR UPDATE), \
@@ -141,10 +142,10 @@ const UNBLOCK: &str = "\
     RETURNING t.task_id";
 
 impl Store {
-    /// Cancels task `task_id`: a pending or blocked task at once ([`Cancelled::Now`]); an in_progress one
-    /// by request ([`Cancelled::Requested`]: flag set, `autonomous_dev_cancel` NOTIFYed with the
-    /// task_id; the worker finishes it as cancelled); an ended one is left alone
-    /// ([`Cancelled::AlreadyFinished`]). Idempotent.
+    /// Cancels task `task_id`: a pending or blocked task at once ([`Cancelled::Now`]); an
+    /// in_progress one by request ([`Cancelled::Requested`]: flag set, `autonomous_dev_cancel`
+    /// NOTIFYed with the task_id; the worker finishes it as cancelled); an ended one is left
+    /// alone ([`Cancelled::AlreadyFinished`]). Idempotent.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] if there is no such task.
