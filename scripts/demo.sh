@@ -47,9 +47,10 @@ consensus -> branch) on this machine, with no GitHub token and no API key:
   4. Creates a scratch target repository in the run directory: a bare origin.git and a clone
      (a tiny Go project, branch main).
   5. Builds autonomous-dev (cargo build --release), migrates, loads $TASKS_FILE (without its
-     depends_on: a dry run merges nothing) and runs 'autonomous-dev run --once --dry-run'
-     with LLM_PROVIDER=openai against the local server, streaming the daemon's log. --dry-run
-     commits each approved task's branch in the clone and pushes nothing, opens no PR.
+     depends_on: a failed task would block its dependents) and runs 'autonomous-dev run --once
+     --dry-run' with LLM_PROVIDER=openai against the local server, streaming the daemon's
+     log. --dry-run commits each approved task's branch in the clone and pushes nothing, opens
+     no PR.
   6. Prints 'tasks list', 'stats', the branches created and how to inspect a task, then the wall
      time of each phase. It stops what it started (model server, daemon, throwaway database) and
      keeps the cache and the run directory.
@@ -570,8 +571,8 @@ adev() { (cd "$RUN_DIR" && exec env "${RUN_UNSET[@]}" "${RUN_ENV[@]}" "$BIN" "$@
 
 # --- 6. Tasks and the run ------------------------------------------------------------------------
 phase load "6. Migrating and loading tasks"
-# The first NTASKS tasks, without their depends_on: a dry run merges no PR, so every dependent
-# would wait, and the demo runs each task to see every stage answered.
+# The first NTASKS tasks, without their depends_on: the demo runs each task to see every stage
+# answered, and a task the tiny model fails would block every task depending on it.
 LOAD_FILE=$RUN_DIR/tasks.json
 python3 - "$TASKS_FILE" "${NTASKS:-0}" "$LOAD_FILE" <<'EOF'
 import json, sys
