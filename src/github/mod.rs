@@ -152,20 +152,10 @@ pub struct PullRequest {
 /// A pull request's state as one look saw it (`GET /repos/{owner}/{repo}/pulls/{number}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullRequestLook {
-    /// What GitHub answered; `None` for 304 Not Modified (the ETag sent still holds).
-    pub seen: Option<PullRequestState>,
+    /// What GitHub answered.
+    pub seen: crate::task::PrSeen,
     /// `x-ratelimit-remaining` of the answer: requests left in the token's hour.
     pub rate_limit_remaining: Option<u64>,
-}
-
-/// A pull request's state in a 200 answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PullRequestState {
-    pub state: crate::task::PrState,
-    /// `merged_at` when merged, `closed_at` when closed, `created_at` when open.
-    pub since: Option<chrono::DateTime<chrono::Utc>>,
-    /// The answer's `ETag`, to send back as If-None-Match.
-    pub etag: Option<String>,
 }
 
 /// Client for one repository.
@@ -335,7 +325,7 @@ impl GitHub {
 
     /// One conditional `GET /repos/{owner}/{repo}/pulls/{number}` (If-None-Match: `etag` when
     /// given), no retry: a 304 (which does not count against GitHub's rate limit) is
-    /// `seen: None`; a 200 is the PR's state — merged when `merged_at` is set, closed when
+    /// [`crate::task::PrSeen::NotModified`]; a 200 is the PR's state — merged when `merged_at` is set, closed when
     /// `state` is `closed`, else open.
     ///
     /// Errors: [`GitHubError::Status`] for any other status (404 when the PR or repository is
@@ -366,7 +356,7 @@ impl GitHub {
         let rate_limit_remaining = header("x-ratelimit-remaining").and_then(|v| v.parse().ok());
         if response.status() == http::StatusCode::NOT_MODIFIED {
             return Ok(PullRequestLook {
-                seen: None,
+                seen: crate::task::PrSeen::NotModified,
                 rate_limit_remaining,
             });
         }
@@ -389,7 +379,7 @@ impl GitHub {
             _ => (crate::task::PrState::Open, pr.created_at),
         };
         Ok(PullRequestLook {
-            seen: Some(PullRequestState { state, since, etag }),
+            seen: crate::task::PrSeen::State { state, since, etag },
             rate_limit_remaining,
         })
     }

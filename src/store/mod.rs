@@ -26,7 +26,7 @@ mod task_file;
 pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
-pub use pr_watch::{PrCounts, PrSeen, WatchedPr};
+pub use pr_watch::{PrCounts, WatchedPr};
 pub use spend::{Call, StageCost};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 

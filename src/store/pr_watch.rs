@@ -2,10 +2,8 @@
 //! is not merged or closed, least recently looked at first), and what a look saw — a new state
 //! with its ETag, or "not modified".
 
-use chrono::{DateTime, Utc};
-
 use super::{Store, StoreError};
-use crate::task::{Outcome, PrState, Publication};
+use crate::task::{Outcome, PrSeen, PrState, Publication};
 
 /// A pull request due for a look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,19 +24,6 @@ struct WatchRow {
     result: Option<Outcome>,
     pr_etag: Option<String>,
     pr_state: Option<PrState>,
-}
-
-/// What one look at a pull request saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrSeen {
-    /// 304 Not Modified: nothing changed since the ETag.
-    NotModified,
-    /// The PR as GitHub answered: its state, since when, and the answer's ETag.
-    State {
-        state: PrState,
-        since: Option<DateTime<Utc>>,
-        etag: Option<String>,
-    },
 }
 
 /// $1 seconds since the last look, $2 most rows. Completed tasks with a PR not merged or

@@ -253,8 +253,8 @@ fn parse_entry(entry: Value, file_labels: &[String]) -> Result<NewTask, EntryErr
         task_id,
         description,
         priority,
-        labels: merge_labels(file_labels, &own_labels),
-        depends_on: merge_labels(&depends_on, &[]),
+        labels: without_repeats(file_labels, &own_labels),
+        depends_on: without_repeats(&depends_on, &[]),
     };
     validate_new_task(&task).map_err(|e| fail(e.0))?;
     Ok(task)
@@ -319,7 +319,7 @@ fn string_list(value: &Value) -> Result<Vec<String>, String> {
 }
 
 /// `first` then `second`, without repeats, keeping the order of first appearance.
-fn merge_labels(first: &[String], second: &[String]) -> Vec<String> {
+fn without_repeats(first: &[String], second: &[String]) -> Vec<String> {
     let mut merged: Vec<String> = Vec::with_capacity(first.len() + second.len());
     for label in first.iter().chain(second) {
         if !merged.contains(label) {

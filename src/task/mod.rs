@@ -143,6 +143,20 @@ impl PrState {
     }
 }
 
+/// What one look at a pull request on GitHub saw (the PR watch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrSeen {
+    /// 304 Not Modified: nothing changed since the ETag sent.
+    NotModified,
+    /// The PR as GitHub answered: its state, since when (`merged_at`, `closed_at` or
+    /// `created_at`), and the answer's ETag, to send back as If-None-Match.
+    State {
+        state: PrState,
+        since: Option<DateTime<Utc>>,
+        etag: Option<String>,
+    },
+}
+
 /// The queue columns of a task: who holds it, until when, and when it may run.
 ///
 /// `Default` (epoch `run_after`, no lease, token 0) is for fixtures; the database always sets

@@ -15,7 +15,8 @@ use tracing::{info, warn};
 
 use crate::github::GitHub;
 use crate::shutdown::Shutdown;
-use crate::store::{PrSeen, Store, StoreError};
+use crate::store::{Store, StoreError};
+use crate::task::PrSeen;
 
 /// How the watch runs.
 #[derive(Debug, Clone, Copy)]
@@ -100,24 +101,15 @@ impl Watcher {
                 }
             };
             sweep.rate_limit_remaining = look.rate_limit_remaining.or(sweep.rate_limit_remaining);
-            let seen = match look.seen {
-                None => {
-                    sweep.not_modified += 1;
-                    PrSeen::NotModified
+            match &look.seen {
+                PrSeen::NotModified => sweep.not_modified += 1,
+                PrSeen::State { state, .. } if Some(*state) != pr.state => {
+                    sweep.changed += 1;
+                    info!(task_id = %pr.task_id, pr = pr.number, state = state.as_str(), "pull request state");
                 }
-                Some(now) => {
-                    if Some(now.state) != pr.state {
-                        sweep.changed += 1;
-                        info!(task_id = %pr.task_id, pr = pr.number, state = now.state.as_str(), "pull request state");
-                    }
-                    PrSeen::State {
-                        state: now.state,
-                        since: now.since,
-                        etag: now.etag,
-                    }
-                }
-            };
-            self.store.record_pr(&pr.task_id, &seen).await?;
+                PrSeen::State { .. } => {}
+            }
+            self.store.record_pr(&pr.task_id, &look.seen).await?;
         }
         if sweep.requests > 0 {
             info!(

@@ -48,21 +48,6 @@ fn task(id: &str, depends_on: &[&str]) -> serde_json::Value {
     json!({"task_id": id, "description": "Write the docs", "priority": 1, "depends_on": depends_on})
 }
 
-/// Makes every PR due for a look, as PR_POLL_SECONDS passing would.
-async fn age(pool: &PgPool) {
-    sqlx::query("UPDATE tasks SET pr_checked_at = now() - interval '1 hour'")
-        .execute(pool)
-        .await
-        .unwrap();
-}
-
-async fn run_once(bin: &Bin) -> String {
-    let out = bin.output(&["run", "--once"]).await;
-    let (_, log) = text(&out);
-    assert!(out.status.success(), "{log}");
-    log
-}
-
 #[sqlx::test]
 async fn a_task_waits_for_its_dependencies_prs_to_be_merged(pool: PgPool) {
     let remote = Remote::new();
@@ -147,7 +132,7 @@ async fn a_task_waits_for_its_dependencies_prs_to_be_merged(pool: PgPool) {
     };
 
     // Run 1: the tasks without dependencies; t-y is blocked by its cancelled dependency.
-    let log = run_once(&bin).await;
+    let log = bin.run_once().await;
     assert!(log.contains("task blocked by its dependencies"), "{log}");
     assert_eq!(
         statuses(&pool).await,
@@ -169,14 +154,14 @@ async fn a_task_waits_for_its_dependencies_prs_to_be_merged(pool: PgPool) {
     // t-a merged, t-w closed unmerged, t-x retried.
     github.set_state(pr_of("t-a"), "merged");
     github.set_state(pr_of("t-w"), "closed");
-    age(&pool).await;
+    common::make_prs_due(&pool).await;
     assert!(
         bin.output(&["tasks", "retry", "t-x"])
             .await
             .status
             .success()
     );
-    run_once(&bin).await;
+    bin.run_once().await;
     assert_eq!(status(&pool, "t-b").await.0, "completed");
     assert_eq!(status(&pool, "t-x").await.0, "completed");
     assert_eq!(status(&pool, "t-c").await.0, "pending", "t-b's PR is open");
@@ -192,8 +177,8 @@ async fn a_task_waits_for_its_dependencies_prs_to_be_merged(pool: PgPool) {
     // Their PRs merged: the last dependents run.
     github.set_state(pr_of("t-b"), "merged");
     github.set_state(pr_of("t-x"), "merged");
-    age(&pool).await;
-    run_once(&bin).await;
+    common::make_prs_due(&pool).await;
+    bin.run_once().await;
     for id in ["t-c", "t-y"] {
         assert_eq!(status(&pool, id).await.0, "completed", "{id}");
     }

@@ -75,10 +75,7 @@ async fn phase1_backlog_becomes_one_labelled_pr_per_approved_task(pool: PgPool) 
         for number in open {
             github.set_state(number, "merged");
         }
-        sqlx::query("UPDATE tasks SET pr_checked_at = now() - interval '1 hour'")
-            .execute(&pool)
-            .await
-            .unwrap();
+        common::make_prs_due(&pool).await;
     }
     // phase1-001 first; then the agents, store, consensus and GitHub tasks; the workflow; the
     // engine and the unit tests; the docs, monitoring and integration tests.

@@ -26,21 +26,6 @@ async fn states(pool: &PgPool) -> Vec<(String, Option<String>, Option<String>)> 
     .unwrap()
 }
 
-/// Makes every PR due for a look again, as PR_POLL_SECONDS passing would.
-async fn age(pool: &PgPool) {
-    sqlx::query("UPDATE tasks SET pr_checked_at = now() - interval '1 hour'")
-        .execute(pool)
-        .await
-        .unwrap();
-}
-
-async fn run_once(bin: &Bin) -> String {
-    let out = bin.output(&["run", "--once"]).await;
-    let (_, log) = text(&out);
-    assert!(out.status.success(), "{log}");
-    log
-}
-
 fn state(open: &str, at: &str) -> (Option<String>, Option<String>) {
     (Some(open.to_owned()), Some(at.to_owned()))
 }
@@ -81,7 +66,7 @@ async fn the_daemon_watches_its_prs_with_conditional_requests_until_merged_or_cl
     };
 
     // The run opens both PRs, then its sweep looks at each once.
-    let log = run_once(&bin).await;
+    let log = bin.run_once().await;
     assert_eq!(*github.gets.lock().unwrap(), (2, 0));
     let opened = "2011-01-26 19:01"; // the documented example's created_at
     let s = states(&pool).await;
@@ -94,7 +79,7 @@ async fn the_daemon_watches_its_prs_with_conditional_requests_until_merged_or_cl
     assert!(log.contains("PR watch sweep"), "{log}");
 
     // Not due yet: no request.
-    run_once(&bin).await;
+    bin.run_once().await;
     assert_eq!(*github.gets.lock().unwrap(), (2, 0));
 
     // Due, unchanged: 304s. One PR is gone from GitHub meanwhile: its look fails, nothing
@@ -104,8 +89,8 @@ async fn the_daemon_watches_its_prs_with_conditional_requests_until_merged_or_cl
         let at = open.iter().position(|pr| pr["number"] == 2).unwrap();
         open.remove(at)
     };
-    age(&pool).await;
-    let log = run_once(&bin).await;
+    common::make_prs_due(&pool).await;
+    let log = bin.run_once().await;
     assert_eq!(*github.gets.lock().unwrap(), (2, 1));
     assert!(
         log.contains("cannot look at the pull request") && log.contains("not_modified=1"),
@@ -117,8 +102,8 @@ async fn the_daemon_watches_its_prs_with_conditional_requests_until_merged_or_cl
     // Merged and closed: recorded with GitHub's time.
     github.set_state(number("t-1"), "merged");
     github.set_state(number("t-2"), "closed");
-    age(&pool).await;
-    run_once(&bin).await;
+    common::make_prs_due(&pool).await;
+    bin.run_once().await;
     assert_eq!(*github.gets.lock().unwrap(), (4, 1));
     let at = "2026-12-01 10:00";
     assert_eq!(
@@ -131,8 +116,8 @@ async fn the_daemon_watches_its_prs_with_conditional_requests_until_merged_or_cl
     );
 
     // Merged and closed PRs are not looked at again.
-    age(&pool).await;
-    run_once(&bin).await;
+    common::make_prs_due(&pool).await;
+    bin.run_once().await;
     assert_eq!(*github.gets.lock().unwrap(), (4, 1));
 
     let out = bin.output(&["tasks", "list"]).await;

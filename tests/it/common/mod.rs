@@ -1054,6 +1054,22 @@ impl Bin {
     pub async fn output(&self, args: &[&str]) -> std::process::Output {
         self.command(args).output().await.expect("binary runs")
     }
+
+    /// `run --once`, which must succeed; its stderr (the log).
+    pub async fn run_once(&self) -> String {
+        let out = self.output(&["run", "--once"]).await;
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stderr
+    }
+}
+
+/// Makes every PR due for the PR watch's next look, as PR_POLL_SECONDS passing would.
+pub async fn make_prs_due(pool: &PgPool) {
+    sqlx::query("UPDATE tasks SET pr_checked_at = now() - interval '1 hour'")
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// Migrates the database and adds one task `task_id` ("Write the docs", priority 1).
@@ -1116,10 +1132,7 @@ impl Deployment {
 
     /// `run --once`, which must succeed; its stderr (the log).
     pub async fn run_once(&self) -> String {
-        let out = self.bin.output(&["run", "--once"]).await;
-        let (stdout, stderr) = text(&out);
-        assert!(out.status.success(), "{stdout}\n{stderr}");
-        stderr
+        self.bin.run_once().await
     }
 
     /// True when the remote holds no branch but `main`.
