@@ -209,6 +209,8 @@ async fn measure(options: PgConnectOptions) -> Result<()> {
     let settings = WatchSettings {
         every: Duration::ZERO,
         max_per_sweep: 1000,
+        max_revisions: 0,
+        trigger: "/autonomous-dev".into(),
     };
     let watcher = Watcher::new(store.clone(), Arc::new(github), settings);
 

@@ -197,6 +197,16 @@ pub struct RunArgs {
     #[arg(long, env, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub pr_watch_max: u32,
 
+    /// Most revisions of one PR started by reviews (0: the daemon does not revise its PRs).
+    #[arg(long, env, default_value = "3", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_revisions: u32,
+
+    /// Text that asks for a revision in a review or PR comment by a person with write
+    /// permission (as does `@<login>` of the token's account; a review requesting changes and
+    /// an inline comment always do).
+    #[arg(long, env, default_value = "/autonomous-dev", value_parser = trigger_text)]
+    pub revision_trigger: String,
+
     /// Consensus score (0–100) at or above which a task is approved and published.
     #[arg(long, env, default_value_t = 80.0, value_parser = percent)]
     pub consensus_threshold: f64,
@@ -575,6 +585,16 @@ fn seconds(value: &str) -> Result<Duration, String> {
     match value.parse::<u64>() {
         Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
         _ => Err("expected a whole number of seconds, at least 1".into()),
+    }
+}
+
+/// REVISION_TRIGGER: 2 to 100 characters, no whitespace (a word someone types in a comment).
+fn trigger_text(value: &str) -> Result<String, String> {
+    let ok = (2..=100).contains(&value.chars().count()) && !value.chars().any(char::is_whitespace);
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("expected 2 to 100 characters without spaces, e.g. /autonomous-dev".into())
     }
 }
 

@@ -8,7 +8,7 @@ use super::{
     ArchitectOutput, EngineerEvidence, EngineerOutput, PmOutput, PmVote, QaOutput, Scored,
     SecurityEvidence, SecurityOutput,
 };
-use crate::task::{FileChange, Stage, Task};
+use crate::task::{Feedback, FileChange, Stage, Task};
 use crate::verify::Verification;
 
 /// The outputs of the stages run so far: the context chain each later stage is shown.
@@ -144,6 +144,9 @@ pub struct RepoContext {
     pub listed: bool,
     /// Current content of the files the Architect named (those that exist). Shown to the Engineer.
     pub files: Vec<FileChange>,
+    /// In a revision of the task's PR: the PR's number and the conversation the revision
+    /// answers, shown to every role after the shared context. `None` for the task's own run.
+    pub revision: Option<(u64, Feedback)>,
 }
 
 /// Everything a role's request is built from.

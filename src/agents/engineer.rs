@@ -46,6 +46,10 @@ pub struct EngineerOutput {
     /// exactly once in the file's current content.
     #[serde(default)]
     pub edits: Vec<Edit>,
+    /// In a revision only: for each new note of the conversation you addressed, its id and
+    /// what you changed for it (one or two sentences); posted as your reply to it.
+    #[serde(default)]
+    pub responses: Vec<Response>,
     /// Your confidence in the implementation, 0–100.
     #[schemars(range(max = 100))]
     pub score: u8,
@@ -66,6 +70,16 @@ pub struct Edit {
     pub search: String,
     /// Text that replaces it (may be empty to delete).
     pub replace: String,
+}
+
+/// The Engineer's answer to one note of a PR's conversation, in a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Response {
+    /// The note's id, as its `<note id="…">` block gives it.
+    pub note: u64,
+    /// What you changed for it, or why you did not change anything.
+    #[schemars(length(min = 1))]
+    pub answer: String,
 }
 
 impl EngineerOutput {
@@ -158,6 +172,7 @@ impl Validate for EngineerOutput {
     fn check(&self, problems: &mut Problems) {
         let edit_paths: Vec<&str> = self.edits.iter().map(|e| e.path.as_str()).collect();
         let searches: Vec<&str> = self.edits.iter().map(|e| e.search.as_str()).collect();
+        let answers: Vec<&str> = self.responses.iter().map(|r| r.answer.as_str()).collect();
         problems
             .text("summary", &self.summary)
             .score("score", self.score)
@@ -165,6 +180,7 @@ impl Validate for EngineerOutput {
             .files("files", &self.files, 0)
             .item_paths("edits[].path", &edit_paths)
             .non_empty("edits[].search", &searches)
+            .non_empty("responses[].answer", &answers)
             .any_items(&[("files", self.files.len()), ("edits", self.edits.len())]);
         // A rule across two fields that no schema here says.
         for (i, edit) in self.edits.iter().enumerate() {

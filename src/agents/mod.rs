@@ -31,14 +31,15 @@ pub use conversation::{
     AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, ask, input_schema,
     tool_request,
 };
-pub use engineer::{Edit, Engineer, EngineerOutput, repair_request, repo_files_blocks};
+pub use engineer::{Edit, Engineer, EngineerOutput, Response, repair_request, repo_files_blocks};
 pub use evidence::{
     EngineerEvidence, Round, RoundOutcome, SecurityEvidence, gates_block, verification_block,
 };
 pub use pm::{Pm, PmOutput, PmVote};
 pub use qa::{Qa, QaOutput};
 pub use render::{
-    Doc, chain_blocks, file_block, listing_block, neutralize, task_block, user_parts,
+    Doc, chain_blocks, conversation_block, file_block, listing_block, neutralize, task_block,
+    user_parts,
 };
 pub use security::{Security, SecurityOutput};
 pub use validation::{NON_BLANK, Problems, Rule, Validate};

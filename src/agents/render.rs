@@ -5,16 +5,18 @@
 
 use super::{Chain, Input, RepoContext, Role, verification_block};
 use crate::llm::Part;
-use crate::task::{FileChange, Stage, Task};
+use crate::task::{Feedback, FileChange, NoteKind, Stage, Task};
 
 /// The tags of the data blocks of a user message. Their closing form is neutralized inside
 /// untrusted text, so no text can end its block early.
-const DATA_TAGS: [&str; 5] = [
+const DATA_TAGS: [&str; 7] = [
     "task",
     "stage_output",
     "file",
     "repository_listing",
     "verification",
+    "conversation",
+    "note",
 ];
 
 const SHARED_CONTEXT: &str = include_str!("messages/shared_context.md");
@@ -22,6 +24,7 @@ const LISTING: &str = include_str!("messages/listing.md");
 const LISTING_EMPTY: &str = include_str!("messages/listing_empty.md");
 const LISTING_CUT: &str = include_str!("messages/listing_cut.md");
 const ROLE: &str = include_str!("messages/role.md");
+const REVISION: &str = include_str!("messages/revision.md");
 
 /// Fills the `{name}` placeholders of a message template (a `messages/*.md` file) with
 /// `values`, in one pass: an inserted value is never scanned for placeholders, so untrusted
@@ -227,11 +230,62 @@ pub fn listing_block(repo: &RepoContext) -> String {
     )
 }
 
+/// A PR's conversation as a data block: `<conversation>` with one `<note id="…" kind="…"
+/// author="…" new="…" ours="…">` per note (an inline note also names its `path` and `line`
+/// and quotes its diff hunk), every text neutralized; `omitted` notes are counted.
+pub fn conversation_block(feedback: &Feedback) -> String {
+    let mut out = String::from("<conversation>\n");
+    for note in &feedback.notes {
+        let (kind, extra, hunk) = match &note.kind {
+            NoteKind::Review { state } => {
+                ("review", format!(" state=\"{}\"", attribute(state)), None)
+            }
+            NoteKind::Inline {
+                path,
+                line,
+                diff_hunk,
+                in_reply_to,
+            } => {
+                let mut extra = format!(" path=\"{}\"", attribute(path));
+                if let Some(line) = line {
+                    extra.push_str(&format!(" line=\"{line}\""));
+                }
+                if let Some(thread) = in_reply_to {
+                    extra.push_str(&format!(" in_reply_to=\"{thread}\""));
+                }
+                ("inline", extra, Some(diff_hunk))
+            }
+            NoteKind::Comment => ("comment", String::new(), None),
+        };
+        out.push_str(&format!(
+            "<note id=\"{}\" kind=\"{kind}\" author=\"{}\"{extra} new=\"{}\" ours=\"{}\">\n",
+            note.id,
+            attribute(&note.author),
+            note.new,
+            note.ours
+        ));
+        if let Some(hunk) = hunk.filter(|h| !h.is_empty()) {
+            out.push_str(&format!("Diff hunk:\n{}\n\n", neutralize(hunk)));
+        }
+        out.push_str(&neutralize(note.body.trim()));
+        out.push_str("\n</note>\n");
+    }
+    if feedback.omitted > 0 {
+        out.push_str(&format!(
+            "({} notes by bots or by users without write access are not shown.)\n",
+            feedback.omitted
+        ));
+    }
+    out.push_str("</conversation>");
+    out
+}
+
 /// The user message of role `R`, in parts laid out for prompt caching (Anthropic caches by
 /// prefix, at block boundaries):
 ///
 /// 1. the shared context — the data-not-instructions line, the task and the repository
-///    listing — the same for every role of the task (a cache breakpoint);
+///    listing — the same for every role of the task (a cache breakpoint), and in a revision
+///    the PR's conversation (another);
 /// 2. one part per earlier role's output, in pipeline order (the Engineer's with its
 ///    verification result), the last one a cache breakpoint: role N's parts are exactly the
 ///    first parts of role N+1's, so N+1 reads them from the cache N wrote; absent for the PM;
@@ -244,6 +298,15 @@ pub fn user_parts<R: Role>(input: Input<'_>) -> Vec<Part> {
             ("listing", &listing_block(input.repo)),
         ],
     ))];
+    if let Some((number, feedback)) = &input.repo.revision {
+        parts.push(Part::cached(fill(
+            REVISION,
+            &[
+                ("number", &number.to_string()),
+                ("conversation", &conversation_block(feedback)),
+            ],
+        )));
+    }
     let chain = chain_blocks(input.chain, R::STAGE);
     let last = chain.len().saturating_sub(1);
     for (i, block) in chain.into_iter().enumerate() {
@@ -323,7 +386,8 @@ mod tests {
     /// mistyped one cannot reach the model as `{…}`.
     #[test]
     fn every_template_has_the_placeholders_its_caller_fills() {
-        let templates: [(&str, &[&str]); 15] = [
+        let templates: [(&str, &[&str]); 16] = [
+            (REVISION, &["number", "conversation"]),
             (SHARED_CONTEXT, &["task", "listing"]),
             (LISTING, &["truncated", "paths", "note"]),
             (LISTING_EMPTY, &[]),

@@ -133,9 +133,10 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             let stages = store.stages(task.id).await?;
             let costs = store.stage_costs(task.id).await?;
             let dependencies = store.dependencies(task.id).await?;
+            let revisions = store.revisions(task.id).await?;
             print!(
                 "{}",
-                output::task_detail(&task, &dependencies, &stages, &costs)
+                output::task_detail(&task, &dependencies, &stages, &costs, &revisions)
             );
         }
         TasksCommand::Cancel { task_id } => {

@@ -5,7 +5,9 @@ use std::fmt::Write;
 use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
 use crate::consensus::score_text;
 use crate::store::{PrCounts, RoleCalls, StageCost, StatusStats};
-use crate::task::{Outcome, PrState, Publication, Stage, StageRecord, Task, TaskStatus};
+use crate::task::{
+    Outcome, PrState, Publication, Revision, RevisionEnd, Stage, StageRecord, Task, TaskStatus,
+};
 use crate::verify::Verification;
 
 /// `tasks list`: one row per task, in the order given (the store's: highest priority first).
@@ -143,6 +145,7 @@ pub fn task_detail(
     dependencies: &[(String, TaskStatus, Option<PrState>)],
     stages: &[StageRecord],
     costs: &[StageCost],
+    revisions: &[Revision],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "task:       {}", task.task_id);
@@ -300,6 +303,12 @@ pub fn task_detail(
         }
         _ => {}
     }
+    if !revisions.is_empty() {
+        let _ = writeln!(out, "\nrevisions:");
+    }
+    for revision in revisions {
+        let _ = writeln!(out, "{}", revision_line(revision));
+    }
     if task.status == crate::task::TaskStatus::Pending && task.attempts > 0 {
         let _ = writeln!(
             out,
@@ -315,6 +324,62 @@ pub fn task_detail(
         );
     }
     out
+}
+
+/// One revision for `tasks show`: number, trigger, end, consensus and votes, verification,
+/// cost, the notes it answered and when it was requested.
+fn revision_line(revision: &Revision) -> String {
+    let (end, consensus, verification) = match &revision.outcome {
+        None => ("pending".to_owned(), None, None),
+        Some(RevisionEnd::Pushed {
+            consensus,
+            commit,
+            verification,
+            ..
+        }) => (
+            format!("pushed {commit}"),
+            Some(consensus),
+            Some(verification),
+        ),
+        Some(RevisionEnd::NotApproved {
+            consensus,
+            verification,
+        }) => (
+            "not approved".to_owned(),
+            Some(consensus),
+            Some(verification),
+        ),
+        Some(RevisionEnd::Failed { reason }) => (format!("failed: {reason}"), None, None),
+    };
+    let mut line = format!(
+        "  #{} {} · {end} · {} new note(s) · requested {} UTC",
+        revision.number,
+        revision.trigger.as_str(),
+        revision.feedback.new_notes().count(),
+        revision.created_at.format("%Y-%m-%d %H:%M:%S"),
+    );
+    if let Some(cost) = revision.cost_usd {
+        line.push_str(&format!(" · {}", usd(cost)));
+    }
+    if let Some(consensus) = consensus {
+        let votes: Vec<String> = consensus
+            .votes
+            .iter()
+            .map(|v| match v.score {
+                Some(score) => format!("{} {score:.0}", v.role.role_name()),
+                None => format!("{} {}", v.role.role_name(), v.vote),
+            })
+            .collect();
+        line.push_str(&format!(
+            "\n             consensus {}% ({})",
+            score_text(consensus.score, None),
+            votes.join(", ")
+        ));
+    }
+    if let Some(verification) = verification {
+        line.push_str(&format!("\n             verification: {verification}"));
+    }
+    line
 }
 
 fn or_dash(text: &str) -> &str {

@@ -129,6 +129,8 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         let settings = WatchSettings {
             every: args.pr_poll_seconds,
             max_per_sweep: args.pr_watch_max,
+            max_revisions: args.max_revisions,
+            trigger: args.revision_trigger.clone(),
         };
         Watcher::new(store.clone(), github, settings)
     });

@@ -395,7 +395,7 @@ impl Repo {
             }
             Err(e) => return Err(e.into()),
         };
-        self.push_ref(&refname, lease)?;
+        self.push_ref(&refname, lease, true)?;
         Ok(Pushed {
             branch: branch.to_string(),
             commit: commit.to_string(),
@@ -487,6 +487,80 @@ impl Repo {
             None => git2::Oid::ZERO_SHA1,
         };
         self.push_leased(branch, Some(lease))
+    }
+
+    /// The commit the push remote's `branch` points to now (hex), fetched into the clone
+    /// (`refs/remotes/origin/<branch>`, from a fork `refs/autonomous-dev/push/<branch>`) so
+    /// that [`Repo::at_commit`] can pin it; `None` when the remote has no such branch.
+    ///
+    /// Errors: as [`Repo::remote_branch`] and the fetch's.
+    pub fn fetch_branch(&self, branch: &str) -> Result<Option<String>, GitError> {
+        let Some(tip) = self.remote_branch(branch)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .remote_commit(branch, &tip)?
+            .map(|commit| commit.id().to_string()))
+    }
+
+    /// Adds one commit writing `files` on top of the pinned commit ([`Repo::at_commit`]: the
+    /// PR branch's tip a revision was built on) and pushes it to `branch` as a fast-forward —
+    /// no force, and only while the push remote's branch is still at that tip (the lease). A
+    /// previous attempt's push is recognised and reused (`reused: true`): the remote tip's only
+    /// parent is the pinned commit and its tree is the one built now.
+    ///
+    /// Errors: [`GitError::PushRejected`] when the branch moved to anything else (someone
+    /// pushed meanwhile: the revision is not built on what is there) or is gone;
+    /// [`GitError::Branch`] when nothing is pinned; as [`Repo::commit`] and [`Repo::push`].
+    pub fn push_revision(
+        &self,
+        branch: &str,
+        files: &[FileChange],
+        message: &str,
+    ) -> Result<Pushed, GitError> {
+        let Some(head) = self.pinned else {
+            return Err(GitError::Branch {
+                branch: branch.to_string(),
+                reason: "a revision is committed on a pinned commit",
+            });
+        };
+        let planned = self.plan_tree(branch, files)?;
+        let refname = format!("refs/heads/{branch}");
+        let moved = |now: &str| GitError::PushRejected {
+            remote: self.push_remote().map(|r| r.1).unwrap_or_default(),
+            refname: refname.clone(),
+            message: format!("the branch is at {now}, not at {head} the revision was built on"),
+        };
+        let tip = self.remote_branch(branch)?;
+        match tip.as_deref() {
+            Some(tip) if git2::Oid::from_str(tip)? == head => {}
+            Some(tip) => {
+                let reused = self.remote_commit(branch, tip)?.filter(|commit| {
+                    commit.tree_id() == planned.tree
+                        && commit.parent_count() == 1
+                        && commit.parent_id(0).ok() == Some(head)
+                });
+                return match reused {
+                    Some(commit) => {
+                        self.set_local_branch(branch, commit.id())?;
+                        Ok(Pushed {
+                            branch: branch.to_string(),
+                            commit: commit.id().to_string(),
+                            reused: true,
+                        })
+                    }
+                    None => Err(moved(tip)),
+                };
+            }
+            None => return Err(moved("nothing (deleted)")),
+        }
+        let committed = self.commit(branch, files, message)?;
+        self.push_ref(&refname, Some(head), false)?;
+        Ok(Pushed {
+            branch: branch.to_string(),
+            commit: committed.commit,
+            reused: false,
+        })
     }
 
     /// The commit `sha` that the push remote's `branch` points to, fetching the branch into
@@ -610,7 +684,12 @@ impl Repo {
     /// only when the remote advertises exactly that old value for it (libgit2's push
     /// negotiation sees the remote's refs before anything is sent; receive-pack then refuses
     /// the update if the ref moves in between).
-    fn push_ref(&self, refname: &str, lease: Option<git2::Oid>) -> Result<(), GitError> {
+    fn push_ref(
+        &self,
+        refname: &str,
+        lease: Option<git2::Oid>,
+        force: bool,
+    ) -> Result<(), GitError> {
         let (mut remote, name) = self.push_remote()?;
         let url = remote
             .pushurl()
@@ -638,7 +717,8 @@ impl Repo {
         }
         let mut options = PushOptions::new();
         options.remote_callbacks(callbacks);
-        let pushed = remote.push(&[format!("+{refname}:{refname}")], Some(&mut options));
+        let plus = if force { "+" } else { "" };
+        let pushed = remote.push(&[format!("{plus}{refname}:{refname}")], Some(&mut options));
         if let Some(now) = moved.get() {
             return Err(GitError::PushRejected {
                 remote: name,

@@ -1,6 +1,7 @@
 //! GitHub's REST API through octocrab: find or open a task's pull request (exactly one per
-//! head branch, whatever failed where), label it, and look at its state later with a
-//! conditional request (the PR watch). The head branch is in the target
+//! head branch, whatever failed where), label it, look at its state later with a
+//! conditional request (the PR watch), and read and answer its conversation
+//! (`conversation.rs`, for revisions). The head branch is in the target
 //! repository, or in a fork ([`GitHub::with_head_repository`], PUSH_REPOSITORY), whose PRs
 //! name their head `forkowner:branch`.
 //!
@@ -10,8 +11,10 @@
 //! looks for the pull request first). Connect and read timeouts are set so a stalled connection
 //! cannot hang the daemon.
 
+mod conversation;
 mod retry;
 
+pub use conversation::{MAX_PAGES, Posted};
 pub use retry::RateLimitPolicy;
 
 use std::future::Future;

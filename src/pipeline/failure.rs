@@ -47,6 +47,9 @@ pub(super) enum TaskFailure {
          recorded evidence); nothing was pushed"
     )]
     ChangedAfterGates { path: String },
+    /// A revision of the task's PR cannot go on (no PR, its branch gone, cancelled).
+    #[error("revision: {0}")]
+    Revision(String),
 }
 
 impl TaskFailure {
@@ -178,7 +181,8 @@ fn kind(failure: &TaskFailure) -> Kind {
         TaskFailure::Gate(_)
         | TaskFailure::Edits { .. }
         | TaskFailure::ChangedAfterGates { .. }
-        | TaskFailure::RepoConfig(_) => Kind::Permanent,
+        | TaskFailure::RepoConfig(_)
+        | TaskFailure::Revision(_) => Kind::Permanent,
         TaskFailure::Verify(_) => Kind::Transient,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_rate_limited() => Kind::RateLimited,
         TaskFailure::Publish(PublishError::GitHub(e)) if e.is_transient() => Kind::Transient,

@@ -23,6 +23,7 @@ mod evidence;
 mod failure;
 mod publish;
 mod repository;
+mod revise;
 mod state;
 mod verifying;
 
@@ -220,6 +221,9 @@ impl Pipeline {
         lease: &Lease,
         shutdown: &Shutdown,
     ) -> Result<Ended, PipelineError> {
+        if let Some(revision) = self.store.open_revision(lease).await? {
+            return self.revise(task, lease, revision, shutdown).await;
+        }
         let failure = match self.stages(task, lease, shutdown).await {
             Ok(finish) => {
                 self.store.finish(lease, &finish).await?;
@@ -234,36 +238,50 @@ impl Pipeline {
             }
             Err(Stop::Failed(failure)) => failure,
         };
-        let error = failure.to_string();
-        match self.settings.retry.decide(&failure, task.attempts) {
-            retry @ (Retry::After { delay } | Retry::Snooze { delay }) => {
-                let spend_attempt = retry.spends_attempt();
-                warn!(%error, retry_in_s = delay.as_secs(), attempt = task.attempts, "transient failure, will retry");
-                self.store
-                    .retry_later(lease, delay, &error, spend_attempt)
-                    .await?;
-                Ok(if spend_attempt {
-                    Ended::RetryLater
-                } else {
-                    Ended::Paused {
-                        wait: delay,
-                        why: failure.pause_reason(),
-                    }
-                })
-            }
-            Retry::Never => {
-                warn!(%error, "task failed");
-                let finish = Finish {
-                    status: TaskStatus::Failed,
-                    consensus_score: None,
-                    result: failure.result(),
-                    pr_url: None,
-                    error: Some(error),
-                };
-                self.store.finish(lease, &finish).await?;
-                Ok(Ended::Finished(TaskStatus::Failed))
-            }
+        if let Some(later) = self.retry_later(task, lease, &failure).await? {
+            return Ok(later);
         }
+        let error = failure.to_string();
+        warn!(%error, "task failed");
+        let finish = Finish {
+            status: TaskStatus::Failed,
+            consensus_score: None,
+            result: failure.result(),
+            pr_url: None,
+            error: Some(error),
+        };
+        self.store.finish(lease, &finish).await?;
+        Ok(Ended::Finished(TaskStatus::Failed))
+    }
+
+    /// Puts the task back to pending when the retry policy retries `failure` (after a backoff,
+    /// or snoozed without spending an attempt) and says how the run ended; `None` when the
+    /// failure is permanent.
+    async fn retry_later(
+        &self,
+        task: &Task,
+        lease: &Lease,
+        failure: &TaskFailure,
+    ) -> Result<Option<Ended>, PipelineError> {
+        let retry @ (Retry::After { delay } | Retry::Snooze { delay }) =
+            self.settings.retry.decide(failure, task.attempts)
+        else {
+            return Ok(None);
+        };
+        let error = failure.to_string();
+        let spend_attempt = retry.spends_attempt();
+        warn!(%error, retry_in_s = delay.as_secs(), attempt = task.attempts, "transient failure, will retry");
+        self.store
+            .retry_later(lease, delay, &error, spend_attempt)
+            .await?;
+        Ok(Some(if spend_attempt {
+            Ended::RetryLater
+        } else {
+            Ended::Paused {
+                wait: delay,
+                why: failure.pause_reason(),
+            }
+        }))
     }
 
     async fn stages(
@@ -283,9 +301,10 @@ impl Pipeline {
                     if !chain.has(stage) {
                         self.boundary(lease, shutdown).await?;
                         let base = snapshot.get().await?;
-                        self.prepare_context(stage, &chain, &mut repo, base).await?;
+                        self.prepare_context(stage, &chain, &mut repo, base, &[])
+                            .await?;
                         let span = tracing::info_span!("stage", stage = %stage);
-                        self.run_stage(stage, task, lease, &mut chain, &repo, base)
+                        self.run_stage(stage, task, lease, &mut chain, &repo, base, None)
                             .instrument(span)
                             .await?;
                     }
@@ -346,14 +365,16 @@ impl Pipeline {
 
     /// Reads from the run's snapshot the repository context a stage needs and that is not
     /// loaded yet: the listing (part of every role's shared prefix), and the current content of
-    /// the Architect's files for the Engineer. The first read also checks the repository's
-    /// `.autonomous-dev.toml` ([`TaskFailure::RepoConfig`] when malformed).
+    /// the Architect's files, then of `also` (a revision's), for the Engineer. The first read
+    /// also checks the repository's `.autonomous-dev.toml` ([`TaskFailure::RepoConfig`] when
+    /// malformed).
     async fn prepare_context(
         &self,
         stage: Stage,
         chain: &Chain,
         repo: &mut RepoContext,
         base: &dyn Snapshot,
+        also: &[String],
     ) -> Result<(), Stop> {
         if !repo.listed {
             // Before the run's first LLM call: a malformed repository config fails the task.
@@ -364,18 +385,21 @@ impl Pipeline {
             repo.listed = true;
         }
         if stage == Stage::Engineer {
-            let named = chain
+            let mut named = chain
                 .architect
                 .as_ref()
                 .map(|a| a.files.clone())
                 .unwrap_or_default();
+            named.extend(also.iter().cloned());
             repo.files = base.read_files(named, FILE_MAX_BYTES).await?;
         }
         Ok(())
     }
 
-    /// Runs one stage and records it: the role's answer, plus for the Engineer the
-    /// verify-and-repair loop and for Security the gates computed before it is asked.
+    /// Runs one stage and records it (with the task's stages, or with `revision`'s): the
+    /// role's answer, plus for the Engineer the verify-and-repair loop and for Security the
+    /// gates computed before it is asked.
+    #[allow(clippy::too_many_arguments)]
     async fn run_stage(
         &self,
         stage: Stage,
@@ -384,6 +408,7 @@ impl Pipeline {
         chain: &mut Chain,
         repo: &RepoContext,
         base: &dyn Snapshot,
+        revision: Option<i32>,
     ) -> Result<(), Stop> {
         let role = self.roles.get(stage);
         info!(model = %role.model, "stage started");
@@ -409,7 +434,14 @@ impl Pipeline {
             }
         };
         record.base_commit = Some(base.base().to_owned());
-        self.store.save_stage(lease, &record).await?;
+        match revision {
+            None => self.store.save_stage(lease, &record).await?,
+            Some(revision) => {
+                self.store
+                    .save_revision_stage(lease, revision, &record)
+                    .await?
+            }
+        }
         chain
             .restore(stage, record.output.clone())
             .and_then(|()| chain.restore_evidence(stage, record.evidence.clone()))

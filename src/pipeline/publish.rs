@@ -13,7 +13,7 @@ use super::repository::{BranchChange, Publishing, with_repo};
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
 use crate::git::GitError;
-use crate::github::{GitHub, GitHubError, NewPullRequest, PullRequest};
+use crate::github::{GitHub, GitHubError, NewPullRequest, Posted, PullRequest};
 use crate::task::{Stage, Task};
 
 pub use crate::task::{BranchCommit, DraftPr};
@@ -125,7 +125,7 @@ impl Publishing for Publisher {
         &self,
         draft: &DraftPr,
     ) -> Result<(PullRequest, bool), PublishError> {
-        let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
+        let github = self.github()?;
         let pr = NewPullRequest {
             title: draft.title.clone(),
             head: draft.head.clone(),
@@ -136,8 +136,56 @@ impl Publishing for Publisher {
     }
 
     async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError> {
-        let github = self.github.as_ref().ok_or(PublishError::DryRun)?;
-        Ok(github.add_labels(number, labels).await?)
+        Ok(self.github()?.add_labels(number, labels).await?)
+    }
+
+    async fn branch_tip(&self, branch: &str) -> Result<Option<String>, PublishError> {
+        let branch = branch.to_owned();
+        with_repo(&self.config, None, move |repo| repo.fetch_branch(&branch)).await
+    }
+
+    async fn push_revision(
+        &self,
+        head: &str,
+        change: BranchChange,
+    ) -> Result<BranchCommit, PublishError> {
+        self.github()?;
+        let BranchChange {
+            branch,
+            files,
+            message,
+        } = change;
+        with_repo(&self.config, Some(head), move |repo| {
+            let pushed = repo.push_revision(&branch, &files, &message)?;
+            Ok(BranchCommit {
+                branch,
+                commit: pushed.commit,
+                pushed: true,
+                reused: pushed.reused,
+            })
+        })
+        .await
+    }
+
+    async fn conversation(&self, number: u64) -> Result<Vec<Posted>, PublishError> {
+        Ok(self.github()?.conversation(number).await?)
+    }
+
+    async fn comment(&self, number: u64, body: &str) -> Result<(), PublishError> {
+        self.github()?.comment(number, body).await?;
+        Ok(())
+    }
+
+    async fn reply(&self, number: u64, comment_id: u64, body: &str) -> Result<(), PublishError> {
+        self.github()?.reply(number, comment_id, body).await?;
+        Ok(())
+    }
+}
+
+impl Publisher {
+    /// The GitHub client; [`PublishError::DryRun`] in a dry run.
+    fn github(&self) -> Result<&GitHub, PublishError> {
+        self.github.as_deref().ok_or(PublishError::DryRun)
     }
 }
 
@@ -354,7 +402,7 @@ pub fn pr_body(
 }
 
 /// Makes text safe for one Markdown table cell: one line, `|` escaped.
-fn table_cell(text: &str) -> String {
+pub(super) fn table_cell(text: &str) -> String {
     text.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

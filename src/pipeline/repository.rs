@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::publish::{BranchCommit, DraftPr, PublishError, PublisherConfig};
 use crate::git::{GitError, Listing, Repo};
-use crate::github::PullRequest;
+use crate::github::{Posted, PullRequest};
 use crate::task::{FileChange, StageRecord};
 
 /// Takes snapshots of the base branch.
@@ -106,6 +106,31 @@ pub trait Publishing: Send + Sync {
     /// Adds `labels` to PR `number` (idempotent). Errors: [`PublishError::DryRun`] in a dry
     /// run; GitHub's.
     async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError>;
+
+    /// The push remote's tip of `branch` (hex), fetched into the clone so a snapshot can be
+    /// pinned at it; `None` when the branch is gone. Errors: git's.
+    async fn branch_tip(&self, branch: &str) -> Result<Option<String>, PublishError>;
+
+    /// A revision's commit: `change` committed on `head` (the PR branch's tip the revision was
+    /// built on) and pushed as a fast-forward while the branch is still at `head` — or the
+    /// commit an earlier attempt pushed, reused. Errors: [`crate::git::GitError::PushRejected`]
+    /// when the branch moved; [`PublishError::DryRun`] in a dry run.
+    async fn push_revision(
+        &self,
+        head: &str,
+        change: BranchChange,
+    ) -> Result<BranchCommit, PublishError>;
+
+    /// The notes of PR `number`'s conversation, to find what the daemon wrote already.
+    /// Errors: [`PublishError::DryRun`] in a dry run; GitHub's.
+    async fn conversation(&self, number: u64) -> Result<Vec<Posted>, PublishError>;
+
+    /// Posts a comment on PR `number` (not idempotent). Errors: as [`Publishing::label`].
+    async fn comment(&self, number: u64, body: &str) -> Result<(), PublishError>;
+
+    /// Replies in the inline thread of review comment `comment_id` of PR `number` (not
+    /// idempotent). Errors: as [`Publishing::label`].
+    async fn reply(&self, number: u64, comment_id: u64, body: &str) -> Result<(), PublishError>;
 }
 
 /// The clone at REPO_PATH as a [`Repository`]. Cheap to clone.

@@ -1,6 +1,6 @@
 //! The pipeline's edge towards the task's state: everything a run reads and writes of its task —
-//! recorded stages, fenced stage saves and ends, cancellation requests, and the spend ledger the
-//! cost guard reads and records — as the [`TaskState`] trait, implemented for [`Store`] by
+//! recorded stages, fenced stage saves and ends, cancellation requests, the spend ledger the
+//! cost guard reads and records, and a revision's rows — as the [`TaskState`] trait, implemented for [`Store`] by
 //! delegation. The pipeline depends on this trait, not on the database, so the state machine can
 //! be driven over any implementation.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::store::{Call, Finish, Lease, Store, StoreError};
-use crate::task::StageRecord;
+use crate::task::{Revision, RevisionEnd, StageRecord};
 
 /// What a run reads and writes of its task's state. Every write takes the run's [`Lease`] and
 /// is fenced by it: once another claim moved the task's fencing token on (or the task left
@@ -52,6 +52,37 @@ pub trait TaskState: Send + Sync {
 
     /// Records one LLM call in the ledger.
     async fn record_call(&self, call: &Call<'_>) -> Result<(), StoreError>;
+
+    /// The pending revision of the task claimed under `lease`, if any (fenced read).
+    async fn open_revision(&self, lease: &Lease) -> Result<Option<Revision>, StoreError>;
+
+    /// The stages revision `revision` recorded, in pipeline order.
+    async fn revision_stages(&self, revision: i32) -> Result<Vec<StageRecord>, StoreError>;
+
+    /// Records one stage of revision `revision` (fenced).
+    async fn save_revision_stage(
+        &self,
+        lease: &Lease,
+        revision: i32,
+        record: &StageRecord,
+    ) -> Result<(), StoreError>;
+
+    /// Records the PR branch tip revision `revision` is built on (fenced).
+    async fn set_revision_head(
+        &self,
+        lease: &Lease,
+        revision: i32,
+        head: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Ends revision `revision` with `end` and its cost, completing its task again (fenced).
+    async fn end_revision(
+        &self,
+        lease: &Lease,
+        revision: i32,
+        end: &RevisionEnd,
+        cost_usd: f64,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -100,5 +131,41 @@ impl TaskState for Store {
 
     async fn record_call(&self, call: &Call<'_>) -> Result<(), StoreError> {
         Store::record_call(self, call).await
+    }
+
+    async fn open_revision(&self, lease: &Lease) -> Result<Option<Revision>, StoreError> {
+        Store::open_revision(self, lease).await
+    }
+
+    async fn revision_stages(&self, revision: i32) -> Result<Vec<StageRecord>, StoreError> {
+        Store::revision_stages(self, revision).await
+    }
+
+    async fn save_revision_stage(
+        &self,
+        lease: &Lease,
+        revision: i32,
+        record: &StageRecord,
+    ) -> Result<(), StoreError> {
+        Store::save_revision_stage(self, lease, revision, record).await
+    }
+
+    async fn set_revision_head(
+        &self,
+        lease: &Lease,
+        revision: i32,
+        head: &str,
+    ) -> Result<(), StoreError> {
+        Store::set_revision_head(self, lease, revision, head).await
+    }
+
+    async fn end_revision(
+        &self,
+        lease: &Lease,
+        revision: i32,
+        end: &RevisionEnd,
+        cost_usd: f64,
+    ) -> Result<(), StoreError> {
+        Store::end_revision(self, lease, revision, end, cost_usd).await
     }
 }

@@ -374,7 +374,7 @@ impl Store {
 }
 
 /// A fenced write changed `rows` rows: one means the lease held, none that it is stale.
-fn fenced_result(rows: u64, lease: &Lease) -> Result<(), StoreError> {
+pub(super) fn fenced_result(rows: u64, lease: &Lease) -> Result<(), StoreError> {
     if rows == 0 {
         Err(StoreError::LeaseLost(lease.task))
     } else {

@@ -9,6 +9,8 @@
 //! - `control`: what a person does to a task (`cancel`, `retry`, `approve`, `reject`);
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
 //! - `pr_watch`: which opened PRs are due for a look, and what a look saw;
+//! - `revision`: revisions of an opened PR — requested by the watch, run and ended under the
+//!   task's lease;
 //! - `spend`: the ledger of LLM calls (`llm_calls`) the budget caps and cost reports read;
 //!
 //! Every statement is one whole SQL constant, checked at run time (`sqlx::query`/`query_as`, bind
@@ -20,6 +22,7 @@ mod claim;
 mod control;
 mod events;
 mod pr_watch;
+mod revision;
 mod spend;
 mod task_file;
 
@@ -27,6 +30,7 @@ pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
 pub use pr_watch::{PrCounts, WatchedPr};
+pub use revision::RevisionRequest;
 pub use spend::{Call, StageCost};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 

@@ -3,7 +3,7 @@
 //! with its ETag, or "not modified".
 
 use super::{Store, StoreError};
-use crate::task::{Outcome, PrSeen, PrState, Publication};
+use crate::task::{FeedbackCursor, Outcome, PrSeen, PrState, Publication};
 
 /// A pull request due for a look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub struct WatchedPr {
     pub etag: Option<String>,
     /// The state last seen; `None` before the first look.
     pub state: Option<PrState>,
+    /// How far its conversation was read; `None` before the first read.
+    pub cursor: Option<FeedbackCursor>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -24,12 +26,14 @@ struct WatchRow {
     result: Option<Outcome>,
     pr_etag: Option<String>,
     pr_state: Option<PrState>,
+    #[sqlx(json(nullable))]
+    feedback_cursor: Option<FeedbackCursor>,
 }
 
 /// $1 seconds since the last look, $2 most rows. Completed tasks with a PR not merged or
 /// closed, not looked at within $1 s, least recently looked at first.
 const DUE: &str = "\
-    SELECT task_id, result, pr_etag, pr_state \
+    SELECT task_id, result, pr_etag, pr_state, feedback_cursor \
     FROM tasks \
     WHERE status = 'completed' AND pr_url IS NOT NULL \
       AND (pr_state IS NULL OR pr_state = 'open') \
@@ -78,6 +82,7 @@ impl Store {
                     number: pr.number,
                     etag: row.pr_etag,
                     state: row.pr_state,
+                    cursor: row.feedback_cursor,
                 }),
                 _ => None,
             })

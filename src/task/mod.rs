@@ -1,13 +1,19 @@
 //! Domain types shared by every module: a task, its status, the pipeline stages, the token
 //! usage a stage spent, and how a task ended (`outcome.rs`: the consensus, the branch and the
-//! pull request; `gate_report.rs`: what the gates found). No I/O here.
+//! pull request; `gate_report.rs`: what the gates found; `revision.rs`: a revision of an open
+//! PR and the conversation it answers). No I/O here.
 
 mod gate_report;
 mod outcome;
+mod revision;
 
 pub use gate_report::{GateReport, Refusal, SecretFinding};
 pub use outcome::{
     BranchCommit, Consensus, Decision, DraftPr, Outcome, Publication, PullRequestRef, Vote,
+};
+pub use revision::{
+    Feedback, FeedbackCursor, Note, NoteKind, OWN_MARKER, Revision, RevisionEnd, RevisionStatus,
+    RevisionTrigger,
 };
 
 use std::fmt;

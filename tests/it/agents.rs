@@ -60,6 +60,7 @@ fn engineer() -> EngineerOutput {
             content: "pub fn health() -> u16 { 200 }\n".into(),
         }],
         edits: vec![],
+        responses: vec![],
         score: 80,
         rationale: "Tested.".into(),
     }
@@ -111,6 +112,7 @@ fn repo() -> RepoContext {
             path: "src/main.rs".into(),
             content: "fn main() {}\n".into(),
         }],
+        revision: None,
     }
 }
 

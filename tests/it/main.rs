@@ -23,6 +23,7 @@ mod outage;
 mod outcome;
 mod pipeline;
 mod review;
+mod revision;
 mod setup;
 mod store;
 mod systemd;

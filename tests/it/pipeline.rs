@@ -259,6 +259,34 @@ impl Publishing for FakePublishing {
     async fn label(&self, _number: u64, _labels: &[String]) -> Result<(), PublishError> {
         Ok(())
     }
+
+    // Revisions are tested through the binary (tests/it/revision.rs); these runs make none.
+    async fn branch_tip(&self, _branch: &str) -> Result<Option<String>, PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
+    async fn push_revision(
+        &self,
+        _head: &str,
+        _change: BranchChange,
+    ) -> Result<BranchCommit, PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
+    async fn conversation(
+        &self,
+        _number: u64,
+    ) -> Result<Vec<autonomous_dev::github::Posted>, PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
+    async fn comment(&self, _number: u64, _body: &str) -> Result<(), PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
+    async fn reply(&self, _number: u64, _id: u64, _body: &str) -> Result<(), PublishError> {
+        unreachable!("no revision in these tests")
+    }
 }
 
 const TASK_ID: &str = "phase1-001";

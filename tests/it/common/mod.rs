@@ -12,6 +12,10 @@ use sqlx::PgPool;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+mod conversation;
+
+pub use conversation::{DAEMON_LOGIN, Talk};
+
 /// Says that test `test` is skipped and why, on the test binary's real stderr: libtest captures
 /// only `print!`/`eprint!`, so the line shows in every run's output, never only with
 /// `--nocapture`. The test then returns.
@@ -496,6 +500,8 @@ pub struct FakeGitHub {
     pub open: Arc<Mutex<Vec<Value>>>,
     /// `GET /pulls/{number}` answers so far: (200s, 304s).
     pub gets: Arc<Mutex<(u32, u32)>>,
+    /// The PRs' conversations (`conversation.rs`).
+    pub talk: Arc<Mutex<Talk>>,
 }
 
 impl FakeGitHub {
@@ -552,7 +558,13 @@ impl FakeGitHub {
             })
             .mount(&server)
             .await;
-        FakeGitHub { server, open, gets }
+        let talk = conversation::mount(&server, open.clone()).await;
+        FakeGitHub {
+            server,
+            open,
+            gets,
+            talk,
+        }
     }
 
     /// Merges (`"merged"`) or closes (`"closed"`) pull request `number`, as GitHub shows it
