@@ -207,6 +207,15 @@ pub struct RunArgs {
     #[arg(long, env, default_value = "/autonomous-dev", value_parser = trigger_text)]
     pub revision_trigger: String,
 
+    /// Most revisions of one PR that fix failing checks (0: failing checks are not fixed).
+    #[arg(long, env, default_value = "2", value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub max_ci_fixes: u32,
+
+    /// Check runs (by name) and commit statuses (by context) whose failure is not fixed,
+    /// comma-separated, e.g. `codecov/patch,deploy-preview`.
+    #[arg(long, env, value_delimiter = ',', value_parser = check_name)]
+    pub ignored_checks: Vec<String>,
+
     /// Consensus score (0–100) at or above which a task is approved and published.
     #[arg(long, env, default_value_t = 80.0, value_parser = percent)]
     pub consensus_threshold: f64,
@@ -595,6 +604,16 @@ fn trigger_text(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("expected 2 to 100 characters without spaces, e.g. /autonomous-dev".into())
+    }
+}
+
+/// One IGNORED_CHECKS entry: a non-blank name of at most 200 characters, trimmed.
+fn check_name(value: &str) -> Result<String, String> {
+    let name = value.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        Err("expected check names of 1 to 200 characters, comma-separated".into())
+    } else {
+        Ok(name.to_owned())
     }
 }
 

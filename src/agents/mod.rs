@@ -38,8 +38,8 @@ pub use evidence::{
 pub use pm::{Pm, PmOutput, PmVote};
 pub use qa::{Qa, QaOutput};
 pub use render::{
-    Doc, chain_blocks, conversation_block, file_block, listing_block, neutralize, task_block,
-    user_parts,
+    Doc, chain_blocks, checks_block, conversation_block, file_block, listing_block, neutralize,
+    task_block, user_parts,
 };
 pub use security::{Security, SecurityOutput};
 pub use validation::{NON_BLANK, Problems, Rule, Validate};

@@ -9,7 +9,7 @@ use crate::task::{Feedback, FileChange, NoteKind, Stage, Task};
 
 /// The tags of the data blocks of a user message. Their closing form is neutralized inside
 /// untrusted text, so no text can end its block early.
-const DATA_TAGS: [&str; 7] = [
+const DATA_TAGS: [&str; 9] = [
     "task",
     "stage_output",
     "file",
@@ -17,6 +17,8 @@ const DATA_TAGS: [&str; 7] = [
     "verification",
     "conversation",
     "note",
+    "failed_checks",
+    "check_run",
 ];
 
 const SHARED_CONTEXT: &str = include_str!("messages/shared_context.md");
@@ -25,6 +27,8 @@ const LISTING_EMPTY: &str = include_str!("messages/listing_empty.md");
 const LISTING_CUT: &str = include_str!("messages/listing_cut.md");
 const ROLE: &str = include_str!("messages/role.md");
 const REVISION: &str = include_str!("messages/revision.md");
+const FIX_CHECKS: &str = include_str!("messages/fix_checks.md");
+const RESOLVE_CONFLICTS: &str = include_str!("messages/resolve_conflicts.md");
 
 /// Fills the `{name}` placeholders of a message template (a `messages/*.md` file) with
 /// `values`, in one pass: an inserted value is never scanned for placeholders, so untrusted
@@ -280,6 +284,43 @@ pub fn conversation_block(feedback: &Feedback) -> String {
     out
 }
 
+/// The failed checks of a revision as a data block: `<failed_checks>` with one
+/// `<check_run name="…" conclusion="…">` per check, every text neutralized.
+pub fn checks_block(feedback: &Feedback) -> String {
+    let mut out = String::from("<failed_checks>\n");
+    for check in &feedback.checks {
+        out.push_str(&format!(
+            "<check_run name=\"{}\" conclusion=\"{}\">\n",
+            attribute(&check.name),
+            attribute(&check.conclusion)
+        ));
+        for (label, text) in [
+            ("Title", &check.title),
+            ("Summary", &check.summary),
+            ("Text", &check.text),
+        ] {
+            if !text.trim().is_empty() {
+                out.push_str(&format!("{label}: {}\n", neutralize(text.trim())));
+            }
+        }
+        if !check.annotations.is_empty() {
+            out.push_str("Annotations:\n");
+            for annotation in &check.annotations {
+                out.push_str(&format!("- {}\n", neutralize(annotation)));
+            }
+        }
+        if !check.log_tail.trim().is_empty() {
+            out.push_str(&format!(
+                "End of the job's log:\n{}\n",
+                neutralize(check.log_tail.trim_end())
+            ));
+        }
+        out.push_str("</check_run>\n");
+    }
+    out.push_str("</failed_checks>");
+    out
+}
+
 /// The user message of role `R`, in parts laid out for prompt caching (Anthropic caches by
 /// prefix, at block boundaries):
 ///
@@ -299,13 +340,31 @@ pub fn user_parts<R: Role>(input: Input<'_>) -> Vec<Part> {
         ],
     ))];
     if let Some((number, feedback)) = &input.repo.revision {
-        parts.push(Part::cached(fill(
-            REVISION,
-            &[
-                ("number", &number.to_string()),
-                ("conversation", &conversation_block(feedback)),
-            ],
-        )));
+        let number = number.to_string();
+        parts.push(Part::cached(if !feedback.checks.is_empty() {
+            fill(
+                FIX_CHECKS,
+                &[("number", &number), ("checks", &checks_block(feedback))],
+            )
+        } else if !feedback.conflicts.is_empty() {
+            let paths: Vec<String> = feedback
+                .conflicts
+                .iter()
+                .map(|p| format!("`{}`", neutralize(p)))
+                .collect();
+            fill(
+                RESOLVE_CONFLICTS,
+                &[("number", &number), ("paths", &paths.join(", "))],
+            )
+        } else {
+            fill(
+                REVISION,
+                &[
+                    ("number", &number),
+                    ("conversation", &conversation_block(feedback)),
+                ],
+            )
+        }));
     }
     let chain = chain_blocks(input.chain, R::STAGE);
     let last = chain.len().saturating_sub(1);
@@ -386,8 +445,10 @@ mod tests {
     /// mistyped one cannot reach the model as `{…}`.
     #[test]
     fn every_template_has_the_placeholders_its_caller_fills() {
-        let templates: [(&str, &[&str]); 16] = [
+        let templates: [(&str, &[&str]); 18] = [
             (REVISION, &["number", "conversation"]),
+            (FIX_CHECKS, &["number", "checks"]),
+            (RESOLVE_CONFLICTS, &["number", "paths"]),
             (SHARED_CONTEXT, &["task", "listing"]),
             (LISTING, &["truncated", "paths", "note"]),
             (LISTING_EMPTY, &[]),

@@ -341,6 +341,9 @@ fn revision_line(revision: &Revision) -> String {
             Some(consensus),
             Some(verification),
         ),
+        Some(RevisionEnd::Merged { commit, .. }) => {
+            (format!("merged the base: {commit}"), None, None)
+        }
         Some(RevisionEnd::NotApproved {
             consensus,
             verification,

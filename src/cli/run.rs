@@ -131,6 +131,8 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             max_per_sweep: args.pr_watch_max,
             max_revisions: args.max_revisions,
             trigger: args.revision_trigger.clone(),
+            max_ci_fixes: args.max_ci_fixes,
+            ignored_checks: args.ignored_checks.clone(),
         };
         Watcher::new(store.clone(), github, settings)
     });

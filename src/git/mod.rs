@@ -8,11 +8,13 @@
 //! [`Repo::at_commit`] (a snapshot: what was read there is what is committed on it). All
 //! functions block: call them from `tokio::task::spawn_blocking`.
 
+mod merge;
 mod path;
 mod remote;
 mod tree;
 mod url;
 
+pub use merge::{MergePreview, has_conflict_markers};
 pub use path::{MAX_PATH_BYTES, PathError, check_path};
 pub use remote::TOKEN_USER;
 pub use url::{clone_url, parse_github_repository};
@@ -58,6 +60,10 @@ const FORK_TRACKING_PREFIX: &str = "refs/autonomous-dev/push/";
 /// Errors of the git layer. Messages never contain the token or a remote URL.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    /// Merging the base into a branch conflicts in a way a text resolution cannot fix (a
+    /// binary file, a deletion against a change), or a resolution left conflict markers.
+    #[error("merge conflict: {0}")]
+    Conflict(String),
     /// A proposed path is hostile or invalid; nothing was written or pushed.
     #[error(transparent)]
     Path(#[from] PathError),
@@ -525,41 +531,9 @@ impl Repo {
             });
         };
         let planned = self.plan_tree(branch, files)?;
-        let refname = format!("refs/heads/{branch}");
-        let moved = |now: &str| GitError::PushRejected {
-            remote: self.push_remote().map(|r| r.1).unwrap_or_default(),
-            refname: refname.clone(),
-            message: format!("the branch is at {now}, not at {head} the revision was built on"),
-        };
-        let tip = self.remote_branch(branch)?;
-        match tip.as_deref() {
-            Some(tip) if git2::Oid::from_str(tip)? == head => {}
-            Some(tip) => {
-                let reused = self.remote_commit(branch, tip)?.filter(|commit| {
-                    commit.tree_id() == planned.tree
-                        && commit.parent_count() == 1
-                        && commit.parent_id(0).ok() == Some(head)
-                });
-                return match reused {
-                    Some(commit) => {
-                        self.set_local_branch(branch, commit.id())?;
-                        Ok(Pushed {
-                            branch: branch.to_string(),
-                            commit: commit.id().to_string(),
-                            reused: true,
-                        })
-                    }
-                    None => Err(moved(tip)),
-                };
-            }
-            None => return Err(moved("nothing (deleted)")),
-        }
-        let committed = self.commit(branch, files, message)?;
-        self.push_ref(&refname, Some(head), false)?;
-        Ok(Pushed {
-            branch: branch.to_string(),
-            commit: committed.commit,
-            reused: false,
+        self.push_on(branch, head, planned.tree, &[head], || {
+            let committed = self.commit(branch, files, message)?;
+            Ok(git2::Oid::from_str(&committed.commit)?)
         })
     }
 

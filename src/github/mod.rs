@@ -1,7 +1,7 @@
 //! GitHub's REST API through octocrab: find or open a task's pull request (exactly one per
 //! head branch, whatever failed where), label it, look at its state later with a
-//! conditional request (the PR watch), and read and answer its conversation
-//! (`conversation.rs`, for revisions). The head branch is in the target
+//! conditional request (the PR watch), read and answer its conversation
+//! (`conversation.rs`) and read its head's checks (`checks.rs`), for revisions. The head branch is in the target
 //! repository, or in a fork ([`GitHub::with_head_repository`], PUSH_REPOSITORY), whose PRs
 //! name their head `forkowner:branch`.
 //!
@@ -11,9 +11,11 @@
 //! looks for the pull request first). Connect and read timeouts are set so a stalled connection
 //! cannot hang the daemon.
 
+mod checks;
 mod conversation;
 mod retry;
 
+pub use checks::{CheckRun, CommitStatus, LOG_TAIL_BYTES};
 pub use conversation::{MAX_PAGES, Posted};
 pub use retry::RateLimitPolicy;
 
@@ -159,6 +161,13 @@ pub struct PullRequestLook {
     pub seen: crate::task::PrSeen,
     /// `x-ratelimit-remaining` of the answer: requests left in the token's hour.
     pub rate_limit_remaining: Option<u64>,
+}
+
+/// What a conditional GET answered.
+struct Conditional {
+    /// The body and its ETag; `None` for 304 Not Modified.
+    body: Option<(String, Option<String>)>,
+    rate_limit_remaining: Option<u64>,
 }
 
 /// Client for one repository.
@@ -339,11 +348,53 @@ impl GitHub {
         number: u64,
         etag: Option<&str>,
     ) -> Result<PullRequestLook, GitHubError> {
+        let uri = format!("/repos/{}/{}/pulls/{number}", self.owner, self.name);
+        let answer = self.conditional_get(uri, etag).await?;
+        let rate_limit_remaining = answer.rate_limit_remaining;
+        let Some((body, etag)) = answer.body else {
+            return Ok(PullRequestLook {
+                seen: crate::task::PrSeen::NotModified,
+                rate_limit_remaining,
+            });
+        };
+        let pr: octocrab::models::pulls::PullRequest = serde_json::from_str(&body)
+            .map_err(|e| GitHubError::Api(format!("pull request #{number}: {e}")))?;
+        let (state, since) = match (pr.merged_at, &pr.state) {
+            (Some(at), _) => (crate::task::PrState::Merged, Some(at)),
+            (None, Some(octocrab::models::IssueState::Closed)) => {
+                (crate::task::PrState::Closed, pr.closed_at)
+            }
+            _ => (crate::task::PrState::Open, pr.created_at),
+        };
+        let head = Some(pr.head.sha).filter(|sha| !sha.is_empty());
+        let conflicted = pr.mergeable == Some(false)
+            || pr.mergeable_state == Some(octocrab::models::pulls::MergeableState::Dirty);
+        Ok(PullRequestLook {
+            seen: crate::task::PrSeen::State {
+                state,
+                since,
+                etag,
+                head,
+                conflicted,
+            },
+            rate_limit_remaining,
+        })
+    }
+
+    /// One `GET uri` with If-None-Match: `etag` when given, no retry: `body: None` for a 304,
+    /// else the body and the answer's ETag; `x-ratelimit-remaining` either way.
+    ///
+    /// Errors: [`GitHubError::Status`] for an error status, [`GitHubError::Api`] for a network
+    /// failure.
+    async fn conditional_get(
+        &self,
+        uri: String,
+        etag: Option<&str>,
+    ) -> Result<Conditional, GitHubError> {
         let mut headers = http::HeaderMap::new();
         if let Some(etag) = etag.and_then(|e| http::HeaderValue::from_str(e).ok()) {
             headers.insert(http::header::IF_NONE_MATCH, etag);
         }
-        let uri = format!("/repos/{}/{}/pulls/{number}", self.owner, self.name);
         let response = self
             .octocrab
             ._get_with_headers(uri, Some(headers))
@@ -358,8 +409,8 @@ impl GitHub {
         };
         let rate_limit_remaining = header("x-ratelimit-remaining").and_then(|v| v.parse().ok());
         if response.status() == http::StatusCode::NOT_MODIFIED {
-            return Ok(PullRequestLook {
-                seen: crate::task::PrSeen::NotModified,
+            return Ok(Conditional {
+                body: None,
                 rate_limit_remaining,
             });
         }
@@ -372,17 +423,8 @@ impl GitHub {
             .body_to_string(response)
             .await
             .map_err(|e| self.error(e))?;
-        let pr: octocrab::models::pulls::PullRequest = serde_json::from_str(&body)
-            .map_err(|e| GitHubError::Api(format!("pull request #{number}: {e}")))?;
-        let (state, since) = match (pr.merged_at, &pr.state) {
-            (Some(at), _) => (crate::task::PrState::Merged, Some(at)),
-            (None, Some(octocrab::models::IssueState::Closed)) => {
-                (crate::task::PrState::Closed, pr.closed_at)
-            }
-            _ => (crate::task::PrState::Open, pr.created_at),
-        };
-        Ok(PullRequestLook {
-            seen: crate::task::PrSeen::State { state, since, etag },
+        Ok(Conditional {
+            body: Some((body, etag)),
             rate_limit_remaining,
         })
     }

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::repository::{BranchChange, Publishing, with_repo};
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
-use crate::git::GitError;
+use crate::git::{GitError, MergePreview};
 use crate::github::{GitHub, GitHubError, NewPullRequest, Posted, PullRequest};
 use crate::task::{Stage, Task};
 
@@ -157,6 +157,61 @@ impl Publishing for Publisher {
         } = change;
         with_repo(&self.config, Some(head), move |repo| {
             let pushed = repo.push_revision(&branch, &files, &message)?;
+            Ok(BranchCommit {
+                branch,
+                commit: pushed.commit,
+                pushed: true,
+                reused: pushed.reused,
+            })
+        })
+        .await
+    }
+
+    async fn merge_base(
+        &self,
+        head: &str,
+        branch: &str,
+    ) -> Result<Option<MergePreview>, PublishError> {
+        let (head, branch) = (head.to_owned(), branch.to_owned());
+        with_repo(&self.config, None, move |repo| {
+            repo.merge_base_into(&head, &branch)
+        })
+        .await
+    }
+
+    async fn push_merge(
+        &self,
+        branch: &str,
+        head: &str,
+        commit: &str,
+    ) -> Result<BranchCommit, PublishError> {
+        self.github()?;
+        let (branch, head, commit) = (branch.to_owned(), head.to_owned(), commit.to_owned());
+        with_repo(&self.config, None, move |repo| {
+            let pushed = repo.push_merge(&branch, &head, &commit)?;
+            Ok(BranchCommit {
+                branch,
+                commit: pushed.commit,
+                pushed: true,
+                reused: pushed.reused,
+            })
+        })
+        .await
+    }
+
+    async fn push_resolved_merge(
+        &self,
+        preview: &str,
+        change: BranchChange,
+    ) -> Result<BranchCommit, PublishError> {
+        self.github()?;
+        let BranchChange {
+            branch,
+            files,
+            message,
+        } = change;
+        with_repo(&self.config, Some(preview), move |repo| {
+            let pushed = repo.push_resolved_merge(&branch, &files, &message)?;
             Ok(BranchCommit {
                 branch,
                 commit: pushed.commit,

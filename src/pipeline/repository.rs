@@ -14,7 +14,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use super::publish::{BranchCommit, DraftPr, PublishError, PublisherConfig};
-use crate::git::{GitError, Listing, Repo};
+use crate::git::{GitError, Listing, MergePreview, Repo};
 use crate::github::{Posted, PullRequest};
 use crate::task::{FileChange, StageRecord};
 
@@ -118,6 +118,34 @@ pub trait Publishing: Send + Sync {
     async fn push_revision(
         &self,
         head: &str,
+        change: BranchChange,
+    ) -> Result<BranchCommit, PublishError>;
+
+    /// Merges the base (fetched now) into commit `head`, the tip of `branch`, locally: `None`
+    /// when `head` contains the base already. Errors: git's
+    /// ([`crate::git::GitError::Conflict`] for a conflict no text resolution can fix).
+    async fn merge_base(
+        &self,
+        head: &str,
+        branch: &str,
+    ) -> Result<Option<MergePreview>, PublishError>;
+
+    /// Pushes merge commit `commit` to `branch` as a fast-forward of `head` (or finds it
+    /// pushed). Errors: as [`Publishing::push_revision`].
+    async fn push_merge(
+        &self,
+        branch: &str,
+        head: &str,
+        commit: &str,
+    ) -> Result<BranchCommit, PublishError>;
+
+    /// A conflict revision's commit: the merge `preview` (a [`MergePreview`]'s commit) with
+    /// `change`'s resolved files, as a merge commit with its parents, pushed as a fast-forward
+    /// of the branch's tip. Errors: [`crate::git::GitError::Conflict`] when a file still holds
+    /// conflict markers; as [`Publishing::push_revision`].
+    async fn push_resolved_merge(
+        &self,
+        preview: &str,
         change: BranchChange,
     ) -> Result<BranchCommit, PublishError>;
 

@@ -7,7 +7,12 @@
 //! - Approved: one new commit on the branch, a fast-forward of the tip the revision read (never
 //!   a force push: review threads stay anchored), then a reply in each inline thread it answers
 //!   and one PR comment summarising what changed per note, with the verification.
-//! - Not approved, or failed: nothing is pushed, and a PR comment says why.
+//! - For failing checks, the Engineer is given what failed instead; for a base that moved into
+//!   a conflict, the revision works on the merge of the base into the tip (a clean merge is
+//!   pushed as it is, asking no role): the Engineer resolves the conflicted files, and the
+//!   commit is a merge commit with the tip and the base as parents.
+//! - Not approved, or failed: nothing is pushed, and a PR comment says why (a conflict also
+//!   labels the PR `needs-rebase`).
 //!
 //! Every step can be repeated after a crash without doing it twice: stages are recorded, the
 //! head is recorded before the first stage, a pushed commit is recognised on the branch, and a
@@ -27,8 +32,8 @@ use crate::github::Posted;
 use crate::shutdown::Shutdown;
 use crate::store::Lease;
 use crate::task::{
-    BranchCommit, Note, NoteKind, OWN_MARKER, Outcome, Publication, Revision, RevisionEnd, Stage,
-    Task, TaskStatus,
+    BranchCommit, Feedback, Note, NoteKind, OWN_MARKER, Outcome, Publication, Revision,
+    RevisionEnd, RevisionTrigger, Stage, Task, TaskStatus,
 };
 
 use super::repository::BranchChange;
@@ -75,6 +80,7 @@ impl Pipeline {
                     one_line(&reason)
                 );
                 self.comment_once(pr.number, revision.number, &body).await;
+                self.needs_rebase(&pr, &revision).await;
             }
             self.end(task, lease, &revision, RevisionEnd::Failed { reason })
                 .await
@@ -152,10 +158,33 @@ impl Pipeline {
             }
         };
         info!(%head, "revising on the branch's tip");
-        let snapshot = self.repository.snapshot_at(&head).await?;
+        let mut feedback = revision.feedback.clone();
+        // A conflict revision works on the merge of the base into the tip.
+        let mut preview = None;
+        if revision.trigger == RevisionTrigger::Conflict {
+            let Some(merge) = self.publisher.merge_base(&head, &pr.branch).await? else {
+                return Err(TaskFailure::Revision(
+                    "the branch already contains its base: nothing to merge".into(),
+                )
+                .into());
+            };
+            if merge.conflicts.is_empty() {
+                return self
+                    .merge_cleanly(&pr, revision, &head, &merge.commit)
+                    .await;
+            }
+            info!(conflicts = ?merge.conflicts, "merging the base conflicts");
+            shown.extend(merge.conflicts.iter().cloned());
+            feedback.conflicts = merge.conflicts.clone();
+            preview = Some(merge.commit);
+        }
+        let snapshot = self
+            .repository
+            .snapshot_at(preview.as_deref().unwrap_or(&head))
+            .await?;
         let base = snapshot.as_ref();
         let mut repo = RepoContext {
-            revision: Some((pr.number, revision.feedback.clone())),
+            revision: Some((pr.number, feedback.clone())),
             ..RepoContext::default()
         };
         for stage in REVISED {
@@ -198,6 +227,7 @@ impl Pipeline {
         if consensus.decision != Decision::Approved {
             let body = not_approved_body(revision.number, &consensus, thresholds, &verification);
             self.comment_once(pr.number, revision.number, &body).await;
+            self.needs_rebase(&pr, revision).await;
             return Ok(RevisionEnd::NotApproved {
                 consensus,
                 verification,
@@ -206,9 +236,13 @@ impl Pipeline {
         let change = BranchChange {
             branch: pr.branch.clone(),
             files: chain.files_to_write(),
-            message: commit_message(task, revision.number, &chain, &consensus),
+            message: commit_message(task, revision, &feedback, &chain, &consensus),
         };
-        let commit = match self.publisher.push_revision(&head, change).await {
+        let pushed = match &preview {
+            Some(preview) => self.publisher.push_resolved_merge(preview, change).await,
+            None => self.publisher.push_revision(&head, change).await,
+        };
+        let commit = match pushed {
             // Someone pushed to the branch meanwhile: this revision is not built on it.
             Err(publish::PublishError::Git(e @ GitError::PushRejected { .. })) => {
                 return Err(TaskFailure::Revision(e.to_string()).into());
@@ -216,7 +250,7 @@ impl Pipeline {
             pushed => pushed?,
         };
         info!(commit = %commit.commit, reused = commit.reused, "revision pushed");
-        self.answer(&pr, revision, &chain, &commit, &verification)
+        self.answer(&pr, revision, &feedback, &chain, &commit, &verification)
             .await?;
         Ok(RevisionEnd::Pushed {
             consensus,
@@ -226,12 +260,52 @@ impl Pipeline {
         })
     }
 
+    /// The base merged into the branch without a conflict: pushes the merge commit `merge`
+    /// (a fast-forward of `head`) and says so on the PR; no role is asked.
+    async fn merge_cleanly(
+        &self,
+        pr: &OpenPr,
+        revision: &Revision,
+        head: &str,
+        merge: &str,
+    ) -> Result<RevisionEnd, Stop> {
+        let commit = match self.publisher.push_merge(&pr.branch, head, merge).await {
+            Err(publish::PublishError::Git(e @ GitError::PushRejected { .. })) => {
+                return Err(TaskFailure::Revision(e.to_string()).into());
+            }
+            pushed => pushed?,
+        };
+        info!(commit = %commit.commit, reused = commit.reused, "merged the base into the branch");
+        let body = format!(
+            "## Revision {}: merged the base into the branch\n\nMerge commit {}, without conflicts.",
+            revision.number, commit.commit
+        );
+        self.comment_once(pr.number, revision.number, &body).await;
+        Ok(RevisionEnd::Merged {
+            commit: commit.commit,
+            reused: commit.reused,
+        })
+    }
+
+    /// After a conflict revision that pushed nothing: labels the PR `needs-rebase` (logged
+    /// when GitHub refuses).
+    async fn needs_rebase(&self, pr: &OpenPr, revision: &Revision) {
+        if revision.trigger != RevisionTrigger::Conflict {
+            return;
+        }
+        let label = ["needs-rebase".to_owned()];
+        if let Err(e) = self.publisher.label(pr.number, &label).await {
+            warn!(pr = pr.number, error = %e, "cannot label the pull request needs-rebase");
+        }
+    }
+
     /// Replies in each inline thread with a new note, then posts the summary — each only when
     /// the conversation does not hold it yet (it carries the revision's marker).
     async fn answer(
         &self,
         pr: &OpenPr,
         revision: &Revision,
+        feedback: &Feedback,
         chain: &Chain,
         commit: &BranchCommit,
         verification: &str,
@@ -277,7 +351,7 @@ impl Pipeline {
             self.publisher.reply(pr.number, thread, &body).await?;
         }
         if !summarised {
-            let body = summary_body(revision, chain, &answers, short, verification);
+            let body = summary_body(revision, feedback, chain, &answers, short, verification);
             self.publisher.comment(pr.number, &body).await?;
         }
         Ok(())
@@ -348,26 +422,42 @@ fn footer(marker: &str) -> String {
     format!("\n\n{marker}\n{OWN_MARKER}")
 }
 
-/// `[Autonomous] Revision N: <title>`, the Engineer's summary, and the trailers `Task:`,
-/// `Revision:` and `Consensus:`.
-fn commit_message(task: &Task, number: i32, chain: &Chain, consensus: &Consensus) -> String {
+/// `[Autonomous] Revision N: <title>` (for a conflict: `Merge the base into <branch>` and the
+/// files resolved), the Engineer's summary, and the trailers `Task:`, `Revision:` and
+/// `Consensus:`.
+fn commit_message(
+    task: &Task,
+    revision: &Revision,
+    feedback: &Feedback,
+    chain: &Chain,
+    consensus: &Consensus,
+) -> String {
+    let number = revision.number;
     let summary = chain
         .engineer
         .as_ref()
         .map(|e| e.summary.trim())
         .unwrap_or_default();
+    let subject = if feedback.conflicts.is_empty() {
+        format!("[Autonomous] Revision {number}: {}", task.title(60))
+    } else {
+        format!(
+            "[Autonomous] Revision {number}: merge the base, resolving {}",
+            feedback.conflicts.join(", ")
+        )
+    };
     format!(
-        "[Autonomous] Revision {number}: {}\n\n{summary}\n\nTask: {}\nRevision: {number}\nConsensus: {}%\n",
-        task.title(60),
+        "{subject}\n\n{summary}\n\nTask: {}\nRevision: {number}\nConsensus: {}%\n",
         task.task_id,
         consensus::score_text(consensus.score, None)
     )
 }
 
 /// The PR comment of a pushed revision: the commit, the Engineer's summary, what changed per
-/// new note, and the verification.
+/// new note (or which checks failed), and the verification.
 fn summary_body(
     revision: &Revision,
+    feedback: &Feedback,
     chain: &Chain,
     answers: &BTreeMap<u64, String>,
     commit: &str,
@@ -378,6 +468,36 @@ fn summary_body(
         .as_ref()
         .map(|e| e.summary.trim())
         .unwrap_or_default();
+    if !feedback.conflicts.is_empty() {
+        let paths: Vec<String> = feedback
+            .conflicts
+            .iter()
+            .map(|p| format!("`{}`", p.replace('`', "'")))
+            .collect();
+        let mut body = format!(
+            "## Revision {}: merged the base into the branch ({commit})\n\nConflicts resolved in {}.\n\n{summary}\n",
+            revision.number,
+            paths.join(", ")
+        );
+        body.push_str(&format!("\n**Verification:** {}", one_line(verification)));
+        body.push_str(&footer(&marker(revision.number)));
+        return body;
+    }
+    let checks = &feedback.checks;
+    if !checks.is_empty() {
+        let failed: Vec<String> = checks
+            .iter()
+            .map(|c| format!("`{}` ({})", c.name.replace('`', "'"), c.conclusion))
+            .collect();
+        let mut body = format!(
+            "## Revision {}: pushed {commit} to fix failing checks\n\nFailed: {}.\n\n{summary}\n",
+            revision.number,
+            failed.join(", ")
+        );
+        body.push_str(&format!("\n**Verification:** {}", one_line(verification)));
+        body.push_str(&footer(&marker(revision.number)));
+        return body;
+    }
     let mut body = format!(
         "## Revision {}: pushed {commit}\n\n{summary}\n\n| Note | What changed |\n|---|---|\n",
         revision.number

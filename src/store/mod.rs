@@ -30,7 +30,7 @@ pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
 pub use pr_watch::{PrCounts, WatchedPr};
-pub use revision::RevisionRequest;
+pub use revision::{RevisionAsk, RevisionRequest};
 pub use spend::{Call, StageCost};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 

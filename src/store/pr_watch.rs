@@ -3,7 +3,7 @@
 //! with its ETag, or "not modified".
 
 use super::{Store, StoreError};
-use crate::task::{FeedbackCursor, Outcome, PrSeen, PrState, Publication};
+use crate::task::{ChecksSeen, FeedbackCursor, Outcome, PrSeen, PrState, Publication};
 
 /// A pull request due for a look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +17,12 @@ pub struct WatchedPr {
     pub state: Option<PrState>,
     /// How far its conversation was read; `None` before the first read.
     pub cursor: Option<FeedbackCursor>,
+    /// Its head commit as last seen.
+    pub head: Option<String>,
+    /// Its head's checks as last seen.
+    pub checks: Option<ChecksSeen>,
+    /// The head at which a conflict with the base was acted on.
+    pub conflict_head: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -28,12 +34,17 @@ struct WatchRow {
     pr_state: Option<PrState>,
     #[sqlx(json(nullable))]
     feedback_cursor: Option<FeedbackCursor>,
+    pr_head: Option<String>,
+    #[sqlx(json(nullable))]
+    checks_seen: Option<ChecksSeen>,
+    conflict_head: Option<String>,
 }
 
 /// $1 seconds since the last look, $2 most rows. Completed tasks with a PR not merged or
 /// closed, not looked at within $1 s, least recently looked at first.
 const DUE: &str = "\
-    SELECT task_id, result, pr_etag, pr_state, feedback_cursor \
+    SELECT task_id, result, pr_etag, pr_state, feedback_cursor, pr_head, checks_seen, \
+           conflict_head \
     FROM tasks \
     WHERE status = 'completed' AND pr_url IS NOT NULL \
       AND (pr_state IS NULL OR pr_state = 'open') \
@@ -44,10 +55,11 @@ const DUE: &str = "\
 /// $1 task_id. A 304: only the time of the look.
 const NOT_MODIFIED: &str = "UPDATE tasks SET pr_checked_at = now() WHERE task_id = $1";
 
-/// $1 task_id, $2 state, $3 since, $4 ETag. What a 200 said.
+/// $1 task_id, $2 state, $3 since, $4 ETag, $5 head. What a 200 said.
 const SEEN: &str = "\
     UPDATE tasks \
-    SET pr_state = $2, pr_state_at = $3, pr_etag = $4, pr_checked_at = now() \
+    SET pr_state = $2, pr_state_at = $3, pr_etag = $4, pr_head = COALESCE($5, pr_head), \
+        pr_checked_at = now() \
     WHERE task_id = $1";
 
 /// $1 the states. Tasks per PR state, in $1's order (zero counts included).
@@ -83,6 +95,9 @@ impl Store {
                     etag: row.pr_etag,
                     state: row.pr_state,
                     cursor: row.feedback_cursor,
+                    head: row.pr_head,
+                    checks: row.checks_seen,
+                    conflict_head: row.conflict_head,
                 }),
                 _ => None,
             })
@@ -93,11 +108,18 @@ impl Store {
     pub async fn record_pr(&self, task_id: &str, seen: &PrSeen) -> Result<(), StoreError> {
         let query = match seen {
             PrSeen::NotModified => sqlx::query(NOT_MODIFIED).bind(task_id),
-            PrSeen::State { state, since, etag } => sqlx::query(SEEN)
+            PrSeen::State {
+                state,
+                since,
+                etag,
+                head,
+                ..
+            } => sqlx::query(SEEN)
                 .bind(task_id)
                 .bind(*state)
                 .bind(*since)
-                .bind(etag.as_deref()),
+                .bind(etag.as_deref())
+                .bind(head.as_deref()),
         };
         query.execute(&self.pool).await?;
         Ok(())

@@ -1,4 +1,5 @@
-//! Revisions' rows (`revisions`, `revision_stages`, `tasks.feedback_cursor`): the PR watch
+//! Revisions' rows (`revisions`, `revision_stages`, `tasks.feedback_cursor` and
+//! `tasks.checks_seen`): the PR watch
 //! requests a revision of a completed task — one transaction that inserts it and puts the task
 //! back in the queue, where the usual claim and lease serve it — and the pipeline reads it,
 //! records its stages and its head, and ends it, which completes the task again. Every write of
@@ -9,17 +10,37 @@ use sqlx::types::Json;
 use super::claim::fenced_result;
 use super::{Lease, Store, StoreError, token_column};
 use crate::task::{
-    Feedback, FeedbackCursor, Revision, RevisionEnd, RevisionStatus, RevisionTrigger, Stage,
-    StageRecord,
+    ChecksSeen, Feedback, FeedbackCursor, Revision, RevisionEnd, RevisionStatus, RevisionTrigger,
+    Stage, StageRecord,
 };
+
+/// A revision the PR watch asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct RevisionAsk<'a> {
+    pub trigger: RevisionTrigger,
+    /// The conversation or the failed checks it answers.
+    pub feedback: &'a Feedback,
+    /// The conversation read up to here (recorded whatever the answer), if it was read.
+    pub cursor: Option<FeedbackCursor>,
+    /// The checks as seen now (recorded whatever the answer), for a check revision.
+    pub checks: Option<&'a ChecksSeen>,
+    /// The head whose conflict with the base is acted on (recorded whatever the answer), for
+    /// a conflict revision.
+    pub conflict_head: Option<&'a str>,
+    /// Most revisions of this trigger per PR (MAX_REVISIONS, MAX_CI_FIXES).
+    pub max: u32,
+}
 
 /// What [`Store::request_revision`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevisionRequest {
     /// Revision `number` was inserted and the task is pending again.
     Requested { number: i32 },
-    /// MAX_REVISIONS revisions were made already: none was inserted; the cursor moved on.
+    /// `max` revisions of this trigger were made already: none was inserted.
     Exhausted,
+    /// The checks fail as they did before the last check revision ([`Feedback::failure_key`]):
+    /// none was inserted.
+    Repeated,
     /// The task is not completed (it is running, or was retried or cancelled meanwhile):
     /// nothing changed.
     Busy,
@@ -29,23 +50,37 @@ pub enum RevisionRequest {
 const LOCK_COMPLETED: &str = "\
     SELECT id FROM tasks WHERE task_id = $1 AND status = 'completed' FOR UPDATE";
 
-/// $1 tasks.id.
-const REVISION_COUNT: &str = "SELECT count(*) FROM revisions WHERE task = $1";
+/// $1 tasks.id, $2 trigger.
+const REVISION_COUNT: &str = "SELECT count(*) FROM revisions WHERE task = $1 AND trigger = $2";
+
+/// $1 tasks.id. The conversation or checks of the task's last check revision.
+const LAST_CHECK_FEEDBACK: &str = "\
+    SELECT feedback FROM revisions WHERE task = $1 AND trigger = 'check' \
+    ORDER BY number DESC LIMIT 1";
 
 /// $1 tasks.id, $2 number, $3 trigger, $4 feedback.
 const INSERT_REVISION: &str = "\
     INSERT INTO revisions (task, number, trigger, feedback) VALUES ($1, $2, $3, $4)";
 
-/// $1 tasks.id, $2 cursor. The task back in the queue for its revision: claimable now, with
-/// its attempts and its budget (MAX_TASK_COST_USD per revision) counted afresh.
+/// $1 tasks.id, $2 cursor, $3 checks, $4 conflict head (each NULL: unchanged). The task back
+/// in the queue for its revision: claimable now, with its attempts and its budget
+/// (MAX_TASK_COST_USD per revision) counted afresh.
 const REQUEUE: &str = "\
     UPDATE tasks \
     SET status = 'pending', run_after = now(), attempts = 0, budget_since = now(), \
-        error = NULL, feedback_cursor = $2 \
+        error = NULL, feedback_cursor = COALESCE($2, feedback_cursor), \
+        checks_seen = COALESCE($3, checks_seen), conflict_head = COALESCE($4, conflict_head) \
     WHERE id = $1";
 
-/// $1 task_id, $2 cursor.
-const SET_CURSOR: &str = "UPDATE tasks SET feedback_cursor = $2 WHERE task_id = $1";
+/// $1 task_id, $2 cursor, $3 checks, $4 conflict head (each NULL: unchanged).
+const SET_SEEN: &str = "\
+    UPDATE tasks \
+    SET feedback_cursor = COALESCE($2, feedback_cursor), checks_seen = COALESCE($3, checks_seen), \
+        conflict_head = COALESCE($4, conflict_head) \
+    WHERE task_id = $1";
+
+/// $1 tasks.id. Revisions so far (all triggers).
+const ALL_COUNT: &str = "SELECT count(*) FROM revisions WHERE task = $1";
 
 /// $1 tasks.id, $2 the lease's token. The task's pending revision, read under its lease.
 const OPEN_REVISION: &str = "\
@@ -108,19 +143,16 @@ const REVISIONS: &str = "\
     FROM revisions WHERE task = $1 ORDER BY number";
 
 impl Store {
-    /// Requests a revision of completed task `task_id` for `feedback` (the PR watch), in one
-    /// transaction: unless `max` revisions exist, inserts revision number n+1 and puts the task
-    /// back to pending — claimable now, attempts and budget counted afresh — with the
-    /// conversation read up to `cursor`. At `max`, only the cursor moves
-    /// ([`RevisionRequest::Exhausted`]); a task not completed is left alone
-    /// ([`RevisionRequest::Busy`]).
+    /// Requests revision `ask` of completed task `task_id` (the PR watch), in one transaction:
+    /// unless `ask.max` revisions of its trigger exist, or (for checks) the checks fail as
+    /// they did before the last check revision, inserts the next revision and puts the task
+    /// back to pending — claimable now, attempts and budget counted afresh. `ask.cursor` and
+    /// `ask.checks` are recorded whatever the answer, except for a task not completed, which
+    /// is left alone ([`RevisionRequest::Busy`]).
     pub async fn request_revision(
         &self,
         task_id: &str,
-        trigger: RevisionTrigger,
-        feedback: &Feedback,
-        cursor: FeedbackCursor,
-        max: u32,
+        ask: RevisionAsk<'_>,
     ) -> Result<RevisionRequest, StoreError> {
         let mut tx = self.pool.begin().await?;
         let Some(id): Option<i32> = sqlx::query_scalar(LOCK_COMPLETED)
@@ -132,44 +164,68 @@ impl Store {
         };
         let made: i64 = sqlx::query_scalar(REVISION_COUNT)
             .bind(id)
+            .bind(ask.trigger)
             .fetch_one(&mut *tx)
             .await?;
-        if made >= i64::from(max) {
-            sqlx::query(SET_CURSOR)
+        let refused = if made >= i64::from(ask.max) {
+            Some(RevisionRequest::Exhausted)
+        } else if ask.trigger == RevisionTrigger::Check {
+            let last: Option<Json<Feedback>> = sqlx::query_scalar(LAST_CHECK_FEEDBACK)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            last.filter(|last| last.failure_key() == ask.feedback.failure_key())
+                .map(|_| RevisionRequest::Repeated)
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            sqlx::query(SET_SEEN)
                 .bind(task_id)
-                .bind(Json(cursor))
+                .bind(ask.cursor.map(Json))
+                .bind(ask.checks.map(Json))
+                .bind(ask.conflict_head)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(RevisionRequest::Exhausted);
+            return Ok(refused);
         }
-        let number = i32::try_from(made + 1).unwrap_or(i32::MAX);
+        let all: i64 = sqlx::query_scalar(ALL_COUNT)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let number = i32::try_from(all + 1).unwrap_or(i32::MAX);
         sqlx::query(INSERT_REVISION)
             .bind(id)
             .bind(number)
-            .bind(trigger)
-            .bind(Json(feedback))
+            .bind(ask.trigger)
+            .bind(Json(ask.feedback))
             .execute(&mut *tx)
             .await?;
         sqlx::query(REQUEUE)
             .bind(id)
-            .bind(Json(cursor))
+            .bind(ask.cursor.map(Json))
+            .bind(ask.checks.map(Json))
+            .bind(ask.conflict_head)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(RevisionRequest::Requested { number })
     }
 
-    /// Moves task `task_id`'s conversation cursor to `cursor` (notes read, none starting a
-    /// revision).
-    pub async fn set_feedback_cursor(
+    /// Records what the watch read of task `task_id`'s PR without asking for a revision: the
+    /// conversation up to `cursor`, its checks as `checks` (each `None`: unchanged).
+    pub async fn set_seen(
         &self,
         task_id: &str,
-        cursor: FeedbackCursor,
+        cursor: Option<FeedbackCursor>,
+        checks: Option<&ChecksSeen>,
     ) -> Result<(), StoreError> {
-        sqlx::query(SET_CURSOR)
+        sqlx::query(SET_SEEN)
             .bind(task_id)
-            .bind(Json(cursor))
+            .bind(cursor.map(Json))
+            .bind(checks.map(Json))
+            .bind(None::<&str>)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -249,7 +305,7 @@ impl Store {
         cost_usd: f64,
     ) -> Result<(), StoreError> {
         let status = match end {
-            RevisionEnd::Pushed { .. } => RevisionStatus::Pushed,
+            RevisionEnd::Pushed { .. } | RevisionEnd::Merged { .. } => RevisionStatus::Pushed,
             RevisionEnd::NotApproved { .. } => RevisionStatus::NotApproved,
             RevisionEnd::Failed { .. } => RevisionStatus::Failed,
         };

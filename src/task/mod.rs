@@ -12,8 +12,8 @@ pub use outcome::{
     BranchCommit, Consensus, Decision, DraftPr, Outcome, Publication, PullRequestRef, Vote,
 };
 pub use revision::{
-    Feedback, FeedbackCursor, Note, NoteKind, OWN_MARKER, Revision, RevisionEnd, RevisionStatus,
-    RevisionTrigger,
+    ChecksSeen, FailedCheck, Feedback, FeedbackCursor, Note, NoteKind, OWN_MARKER, Revision,
+    RevisionEnd, RevisionStatus, RevisionTrigger,
 };
 
 use std::fmt;
@@ -155,11 +155,16 @@ pub enum PrSeen {
     /// 304 Not Modified: nothing changed since the ETag sent.
     NotModified,
     /// The PR as GitHub answered: its state, since when (`merged_at`, `closed_at` or
-    /// `created_at`), and the answer's ETag, to send back as If-None-Match.
+    /// `created_at`), the answer's ETag, to send back as If-None-Match, and its head commit.
     State {
         state: PrState,
         since: Option<DateTime<Utc>>,
         etag: Option<String>,
+        /// The head commit (`head.sha`).
+        head: Option<String>,
+        /// The PR does not merge into its base: `mergeable` is false or `mergeable_state`
+        /// is `dirty` (GitHub computes both in the background; unknown counts as false).
+        conflicted: bool,
     },
 }
 

@@ -1,7 +1,8 @@
-//! A revision: after a task's PR is opened, a person's review feedback starts another Engineer →
-//! QA → Security → consensus round on the PR's branch, whose approved change is one new commit
-//! on that branch. This module holds what a revision is (its trigger, the conversation it
-//! answers, how it ended) as stored in the `revisions` table (migration 0011). No I/O here.
+//! A revision: after a task's PR is opened, a person's review feedback (or a failing check)
+//! starts another Engineer → QA → Security → consensus round on the PR's branch, whose approved
+//! change is one new commit on that branch. This module holds what a revision is (its trigger,
+//! the conversation or checks it answers, how it ended) as stored in the `revisions` table
+//! (migration 0011), and how the watch last saw a PR's checks. No I/O here.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,11 @@ pub enum RevisionTrigger {
     /// A review requesting changes, an inline review comment, or a PR comment mentioning the
     /// daemon, by a user with write permission.
     Review,
+    /// A check run or commit status on the PR's head failed.
+    Check,
+    /// The base moved and the PR no longer merges (GitHub's `mergeable` false, or
+    /// `mergeable_state` dirty): the base is merged into the branch.
+    Conflict,
 }
 
 impl RevisionTrigger {
@@ -28,6 +34,8 @@ impl RevisionTrigger {
     pub fn as_str(self) -> &'static str {
         match self {
             RevisionTrigger::Review => "review",
+            RevisionTrigger::Check => "check",
+            RevisionTrigger::Conflict => "conflict",
         }
     }
 }
@@ -107,14 +115,39 @@ impl Note {
     }
 }
 
+/// A check run or commit status that failed on the PR's head, as a revision shows it. Its
+/// texts are data (written by the CI, from the change's own output).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedCheck {
+    /// The check run's name, or the commit status' context.
+    pub name: String,
+    /// GitHub's conclusion (`failure`, `timed_out`) or status state (`failure`, `error`).
+    pub conclusion: String,
+    /// The check run's output title and summary, or the status' description.
+    pub title: String,
+    pub summary: String,
+    /// The check run's output text (cut).
+    pub text: String,
+    /// Its annotations, one `path:line: message` each.
+    pub annotations: Vec<String>,
+    /// For a GitHub Actions job: the end of its log (cut), timestamps removed.
+    pub log_tail: String,
+}
+
 /// The conversation a revision answers: every note by a user with write permission and every
 /// note of the daemon's, oldest first, each kind in GitHub's order; the notes by others are
-/// counted, not shown.
+/// counted, not shown. A revision for failing checks has the failed checks instead.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Feedback {
     pub notes: Vec<Note>,
     /// Notes left out: by bots, or by users without write permission.
     pub omitted: u32,
+    /// The checks that failed on the PR's head (a check revision).
+    #[serde(default)]
+    pub checks: Vec<FailedCheck>,
+    /// The files merging the base conflicts in (a conflict revision, found by its run).
+    #[serde(default)]
+    pub conflicts: Vec<String>,
 }
 
 impl Feedback {
@@ -122,6 +155,50 @@ impl Feedback {
     pub fn new_notes(&self) -> impl Iterator<Item = &Note> {
         self.notes.iter().filter(|note| note.new)
     }
+
+    /// What makes two check failures "the same": each failed check's name with its failing
+    /// lines (annotations, and the log tail's last 20 non-blank lines, digits dropped so run
+    /// times and ids do not count), in name order. Empty without failed checks.
+    pub fn failure_key(&self) -> Vec<String> {
+        let mut key: Vec<String> = self
+            .checks
+            .iter()
+            .map(|check| {
+                let log: Vec<&str> = check
+                    .log_tail
+                    .lines()
+                    .map(str::trim)
+                    .filter(|line| !line.is_empty())
+                    .collect();
+                let tail = &log[log.len().saturating_sub(20)..];
+                let lines = check
+                    .annotations
+                    .iter()
+                    .map(String::as_str)
+                    .chain(tail.iter().copied());
+                let lines: Vec<String> = lines
+                    .map(|line| line.chars().filter(|c| !c.is_ascii_digit()).collect())
+                    .collect();
+                format!("{}\n{}", check.name, lines.join("\n"))
+            })
+            .collect();
+        key.sort();
+        key
+    }
+}
+
+/// How the PR watch last saw the checks of a PR's head (`tasks.checks_seen`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecksSeen {
+    /// The head commit they ran on.
+    pub head: String,
+    /// ETag of the last answer of "List check runs for a Git reference".
+    pub runs_etag: Option<String>,
+    /// ETag of the last answer of "Get the combined status for a specific reference".
+    pub status_etag: Option<String>,
+    /// True once their failure was acted on (a revision requested, or why not said): the same
+    /// head is not acted on twice.
+    pub acted: bool,
 }
 
 /// How far the PR watch has read a PR's conversation (`tasks.feedback_cursor`): the highest id
@@ -168,6 +245,13 @@ pub enum RevisionEnd {
         reused: bool,
         /// The verification the votes rest on, as one line.
         verification: String,
+    },
+    /// The base merged into the branch without a conflict: one merge commit, no role asked.
+    Merged {
+        /// The merge commit (hex SHA-1).
+        commit: String,
+        /// True when a previous attempt had pushed it already.
+        reused: bool,
     },
     /// Consensus did not approve it (or held it): nothing pushed.
     NotApproved {

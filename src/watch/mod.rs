@@ -9,11 +9,15 @@
 //! `updated_at`, and so its ETag, when it is reviewed or commented on), the watch reads its
 //! conversation (`feedback.rs`): a new review, inline comment or mention by a person with
 //! write permission requests a revision of the task (MAX_REVISIONS per PR), which the daemon's
-//! queue then runs like a task.
+//! queue then runs like a task. Every look also reads the checks of the PR's head
+//! (`checks.rs`, conditional requests too): once they have ended and some failed, a revision
+//! fixes them (MAX_CI_FIXES). A PR that no longer merges into its base gets a revision that
+//! merges the base in.
 //!
 //! Data flows store → watch → github → store; a failed look is logged and tried again at the
 //! next sweep (a rate limit ends the sweep early), never fatal to the daemon.
 
+mod checks;
 mod feedback;
 
 use std::collections::HashMap;
@@ -25,8 +29,10 @@ use tracing::{info, warn};
 
 use crate::github::{GitHub, GitHubError};
 use crate::shutdown::Shutdown;
-use crate::store::{RevisionRequest, Store, StoreError, WatchedPr};
-use crate::task::{OWN_MARKER, PrSeen, PrState, RevisionTrigger};
+use crate::store::{RevisionAsk, RevisionRequest, Store, StoreError, WatchedPr};
+use crate::task::{
+    ChecksSeen, FailedCheck, Feedback, OWN_MARKER, PrSeen, PrState, RevisionTrigger,
+};
 
 /// How the watch runs.
 #[derive(Debug, Clone)]
@@ -40,6 +46,11 @@ pub struct WatchSettings {
     /// Text that, in a review or PR comment, asks for a revision (REVISION_TRIGGER), besides
     /// `@<login>` of the daemon's account.
     pub trigger: String,
+    /// Most revisions of one PR for failing checks (MAX_CI_FIXES); 0 turns them off.
+    pub max_ci_fixes: u32,
+    /// Checks (check run names, commit status contexts) whose failure is not acted on
+    /// (IGNORED_CHECKS).
+    pub ignored_checks: Vec<String>,
 }
 
 /// What one sweep did.
@@ -131,11 +142,11 @@ impl Watcher {
                 }
                 PrSeen::State { .. } => {}
             }
-            if let PrSeen::State {
-                state: PrState::Open,
-                ..
-            } = &look.seen
-                && self.settings.max_revisions > 0
+            let open = match &look.seen {
+                PrSeen::State { state, .. } => *state == PrState::Open,
+                PrSeen::NotModified => pr.state == Some(PrState::Open),
+            };
+            if matches!(look.seen, PrSeen::State { .. }) && open && self.settings.max_revisions > 0
             {
                 // Recorded only once the conversation is read: a failed read leaves the
                 // old ETag, so the next look answers 200 and the read is tried again.
@@ -153,6 +164,35 @@ impl Watcher {
                 }
             }
             self.store.record_pr(&pr.task_id, &look.seen).await?;
+            if let PrSeen::State {
+                head: Some(head),
+                conflicted: true,
+                ..
+            } = &look.seen
+                && open
+                && self.settings.max_revisions > 0
+                && pr.conflict_head.as_ref() != Some(head)
+            {
+                sweep.revisions += u32::from(self.follow_base(&pr, head).await?);
+            }
+            let head = match &look.seen {
+                PrSeen::State { head, .. } => head.clone(),
+                PrSeen::NotModified => None,
+            }
+            .or(pr.head.clone());
+            if let Some(head) = head.filter(|_| open && self.settings.max_ci_fixes > 0) {
+                match self.look_at_checks(&pr, &head).await {
+                    Ok(requested) => sweep.revisions += u32::from(requested),
+                    Err(Unread::GitHub(e)) => {
+                        sweep.failed += 1;
+                        warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "PR watch: cannot read the checks of the pull request's head");
+                        if e.is_rate_limited() {
+                            break;
+                        }
+                    }
+                    Err(Unread::Store(e)) => return Err(e),
+                }
+            }
         }
         if sweep.requests > 0 {
             info!(
@@ -222,22 +262,21 @@ impl Watcher {
         if !asked {
             if Some(reading.cursor) != pr.cursor {
                 self.store
-                    .set_feedback_cursor(&pr.task_id, reading.cursor)
+                    .set_seen(&pr.task_id, Some(reading.cursor), None)
                     .await?;
             }
             return Ok(false);
         }
         let feedback = feedback::feedback(&posted, cursor, login, writers);
-        let request = self
-            .store
-            .request_revision(
-                &pr.task_id,
-                RevisionTrigger::Review,
-                &feedback,
-                reading.cursor,
-                self.settings.max_revisions,
-            )
-            .await?;
+        let ask = RevisionAsk {
+            trigger: RevisionTrigger::Review,
+            feedback: &feedback,
+            cursor: Some(reading.cursor),
+            checks: None,
+            conflict_head: None,
+            max: self.settings.max_revisions,
+        };
+        let request = self.store.request_revision(&pr.task_id, ask).await?;
         match request {
             RevisionRequest::Requested { number } => {
                 info!(task_id = %pr.task_id, pr = pr.number, revision = number, new_notes = feedback.new_notes().count(), "revision requested");
@@ -250,12 +289,185 @@ impl Watcher {
                     "This pull request has had {max} revisions (MAX_REVISIONS), so I will not \
                      revise it again. Please push the remaining changes yourself.\n\n{OWN_MARKER}"
                 );
-                if let Err(e) = self.github.comment(pr.number, &body).await {
-                    warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "cannot say on the pull request that no revision follows");
-                }
+                self.say(pr, &body).await;
+                Ok(false)
+            }
+            RevisionRequest::Repeated | RevisionRequest::Busy => Ok(false),
+        }
+    }
+
+    /// PR `pr` no longer merges into its base at head `head`: requests a revision that merges
+    /// the base into the branch (MAX_REVISIONS per PR), once per head. True when requested.
+    async fn follow_base(&self, pr: &WatchedPr, head: &str) -> Result<bool, StoreError> {
+        let feedback = Feedback::default();
+        let max = self.settings.max_revisions;
+        let ask = RevisionAsk {
+            trigger: RevisionTrigger::Conflict,
+            feedback: &feedback,
+            cursor: None,
+            checks: None,
+            conflict_head: Some(head),
+            max,
+        };
+        match self.store.request_revision(&pr.task_id, ask).await? {
+            RevisionRequest::Requested { number } => {
+                info!(task_id = %pr.task_id, pr = pr.number, revision = number, "the pull request conflicts with its base: revision requested to merge it");
+                Ok(true)
+            }
+            RevisionRequest::Exhausted => {
+                let body = format!(
+                    "This pull request conflicts with its base, but it has had {max} merges of \
+                     the base (MAX_REVISIONS), so I will not merge again: it needs a rebase by a \
+                     person.\n\n{OWN_MARKER}"
+                );
+                self.say(pr, &body).await;
+                Ok(false)
+            }
+            RevisionRequest::Repeated | RevisionRequest::Busy => Ok(false),
+        }
+    }
+
+    /// Reads the checks of PR `pr`'s head commit `head` (conditional requests: unchanged
+    /// checks cost two 304s) and, once every check has ended and some failed, requests a
+    /// revision to fix them — at most MAX_CI_FIXES per PR, and not when they fail as before
+    /// the last fix (said in a PR comment instead). A head's failure is acted on once. True
+    /// when a revision was requested.
+    async fn look_at_checks(&self, pr: &WatchedPr, head: &str) -> Result<bool, Unread> {
+        let seen = pr
+            .checks
+            .clone()
+            .filter(|c| c.head == head)
+            .unwrap_or_else(|| ChecksSeen {
+                head: head.to_owned(),
+                ..ChecksSeen::default()
+            });
+        if seen.acted {
+            return Ok(false);
+        }
+        let gh = &self.github;
+        let runs = gh.check_runs(head, seen.runs_etag.as_deref()).await?;
+        let statuses = gh
+            .commit_statuses(head, seen.status_etag.as_deref())
+            .await?;
+        if runs.is_none() && statuses.is_none() && pr.checks.as_ref() == Some(&seen) {
+            return Ok(false);
+        }
+        // One changed (or the head is new): the verdict needs both.
+        let (runs, runs_etag) = match runs {
+            Some(runs) => runs,
+            None => gh.check_runs(head, None).await?.unwrap_or_default(),
+        };
+        let (statuses, status_etag) = match statuses {
+            Some(statuses) => statuses,
+            None => gh.commit_statuses(head, None).await?.unwrap_or_default(),
+        };
+        let mut seen = ChecksSeen {
+            head: head.to_owned(),
+            runs_etag,
+            status_etag,
+            acted: false,
+        };
+        let checks::Verdict::Failed(failed_runs, failed_statuses) =
+            checks::verdict(&runs, &statuses, &self.settings.ignored_checks)
+        else {
+            self.store.set_seen(&pr.task_id, None, Some(&seen)).await?;
+            return Ok(false);
+        };
+        let mut failed = Vec::new();
+        for run in failed_runs {
+            failed.push(self.failed_check(run).await);
+        }
+        failed.extend(failed_statuses.into_iter().map(|s| FailedCheck {
+            name: s.context.clone(),
+            conclusion: s.state.clone(),
+            title: s.description.clone(),
+            ..FailedCheck::default()
+        }));
+        let names: Vec<String> = failed.iter().map(|c| c.name.clone()).collect();
+        seen.acted = true;
+        let feedback = Feedback {
+            checks: failed,
+            ..Feedback::default()
+        };
+        let max = self.settings.max_ci_fixes;
+        let ask = RevisionAsk {
+            trigger: RevisionTrigger::Check,
+            feedback: &feedback,
+            cursor: None,
+            checks: Some(&seen),
+            conflict_head: None,
+            max,
+        };
+        match self.store.request_revision(&pr.task_id, ask).await? {
+            RevisionRequest::Requested { number } => {
+                info!(task_id = %pr.task_id, pr = pr.number, revision = number, checks = ?names, "revision requested to fix failing checks");
+                Ok(true)
+            }
+            RevisionRequest::Exhausted => {
+                info!(task_id = %pr.task_id, pr = pr.number, checks = ?names, max_ci_fixes = max, "checks fail after MAX_CI_FIXES fixes: not fixing");
+                let body = format!(
+                    "Checks failed ({}), but this pull request has had {max} fixes for failing \
+                     checks (MAX_CI_FIXES), so I will not try again.\n\n{OWN_MARKER}",
+                    names.join(", ")
+                );
+                self.say(pr, &body).await;
+                Ok(false)
+            }
+            RevisionRequest::Repeated => {
+                info!(task_id = %pr.task_id, pr = pr.number, checks = ?names, "checks fail the same way after the last fix: stopping");
+                let body = format!(
+                    "Checks failed ({}) the same way as before my last fix, twice in a row, so I \
+                     stop trying: this needs a person.\n\n{OWN_MARKER}",
+                    names.join(", ")
+                );
+                self.say(pr, &body).await;
                 Ok(false)
             }
             RevisionRequest::Busy => Ok(false),
         }
     }
+
+    /// What failed in check run `run`: its output, its annotations and, for a GitHub Actions
+    /// job, its log's end. A part GitHub will not give is left out (logged).
+    async fn failed_check(&self, run: &crate::github::CheckRun) -> FailedCheck {
+        let mut check = FailedCheck {
+            name: run.name.clone(),
+            conclusion: run.conclusion.clone().unwrap_or_default(),
+            title: run.title.clone(),
+            summary: cut(&run.summary),
+            text: cut(&run.text),
+            ..FailedCheck::default()
+        };
+        if run.annotations_count > 0 {
+            match self.github.annotations(run.id).await {
+                Ok(annotations) => check.annotations = annotations,
+                Err(e) => {
+                    warn!(check = %run.name, error = %e, "cannot read the check run's annotations")
+                }
+            }
+        }
+        if run.actions {
+            match self.github.job_log_tail(run.id).await {
+                Ok(tail) => check.log_tail = tail,
+                Err(e) => warn!(check = %run.name, error = %e, "cannot read the job's log"),
+            }
+        }
+        check
+    }
+
+    /// Posts `body` on PR `pr`; a failure is logged.
+    async fn say(&self, pr: &WatchedPr, body: &str) {
+        if let Err(e) = self.github.comment(pr.number, body).await {
+            warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "cannot comment on the pull request");
+        }
+    }
+}
+
+/// `text` cut to its first [`crate::github::LOG_TAIL_BYTES`] bytes (at a character boundary).
+fn cut(text: &str) -> String {
+    let mut end = text.len().min(crate::github::LOG_TAIL_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }

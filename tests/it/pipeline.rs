@@ -273,6 +273,31 @@ impl Publishing for FakePublishing {
         unreachable!("no revision in these tests")
     }
 
+    async fn merge_base(
+        &self,
+        _head: &str,
+        _branch: &str,
+    ) -> Result<Option<autonomous_dev::git::MergePreview>, PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
+    async fn push_merge(
+        &self,
+        _branch: &str,
+        _head: &str,
+        _commit: &str,
+    ) -> Result<BranchCommit, PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
+    async fn push_resolved_merge(
+        &self,
+        _preview: &str,
+        _change: BranchChange,
+    ) -> Result<BranchCommit, PublishError> {
+        unreachable!("no revision in these tests")
+    }
+
     async fn conversation(
         &self,
         _number: u64,

@@ -1,9 +1,12 @@
-//! The fake GitHub's pull request conversations, answering as GitHub's REST API documents
-//! (responses built from the examples of GitHub's OpenAPI description, npm @octokit/openapi,
-//! in `tests/fixtures/github/`): list reviews, review comments (`in_reply_to_id`) and issue
-//! comments (paged by `per_page`/`page`), reply in a review thread, comment on the PR, the
-//! collaborator permission of a user, and the token's user. A note added bumps the PR's
-//! `updated_at`, as GitHub does, so its ETag changes.
+//! The fake GitHub's pull request conversations and checks, answering as GitHub's REST API
+//! documents (responses built from the examples of GitHub's OpenAPI description, npm
+//! @octokit/openapi, in `tests/fixtures/github/`): list reviews, review comments
+//! (`in_reply_to_id`) and issue comments (paged by `per_page`/`page`), reply in a review
+//! thread, comment on the PR, the collaborator permission of a user, the token's user; a
+//! commit's check runs and combined status (with ETags and 304s), a run's annotations, and an
+//! Actions job's log (302 to a download URL on another origin, which must be fetched without
+//! the token). A note
+//! added bumps the PR's `updated_at`, as GitHub does, so its ETag changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +34,15 @@ pub struct Talk {
     /// How long a reply takes to answer (it is recorded at once).
     pub reply_delay: Duration,
     clock: u32,
+    /// Commit → its check runs (GitHub's objects) and commit statuses.
+    checks: HashMap<String, (Vec<Value>, Vec<Value>)>,
+    /// Check run id → annotations; job id → log text.
+    annotations: HashMap<u64, Vec<Value>>,
+    logs: HashMap<u64, String>,
+    /// Log downloads that carried an Authorization header (the token leaving GitHub's API).
+    pub log_downloads_with_auth: usize,
+    /// Where job logs are downloaded from: another origin, as GitHub's are.
+    downloads: Option<MockServer>,
 }
 
 const REVIEWS: usize = 0;
@@ -44,6 +56,9 @@ fn fixture(name: &str) -> Value {
         "issue_comment" => include_str!("../../fixtures/github/issue_comment.json"),
         "permission" => include_str!("../../fixtures/github/collaborator_permission.json"),
         "user" => include_str!("../../fixtures/github/user.json"),
+        "check_runs" => include_str!("../../fixtures/github/check_runs.json"),
+        "check_annotations" => include_str!("../../fixtures/github/check_annotations.json"),
+        "combined_status" => include_str!("../../fixtures/github/combined_status.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()
@@ -171,6 +186,67 @@ impl FakeGitHub {
 
     fn touch(&self, pr: u64) {
         touch_open(&self.open, pr);
+    }
+
+    /// Sets PR `pr`'s head to commit `sha`, as a push to its branch does on GitHub.
+    pub fn set_head(&self, pr: u64, sha: &str) {
+        {
+            let mut open = self.open.lock().unwrap();
+            let found = open.iter_mut().find(|p| p["number"] == pr).unwrap();
+            found["head"]["sha"] = json!(sha);
+        }
+        self.touch(pr);
+    }
+
+    /// Marks PR `pr` as no longer merging into its base, as GitHub shows a conflict:
+    /// `mergeable` false, `mergeable_state` dirty.
+    pub fn conflicted(&self, pr: u64) {
+        {
+            let mut open = self.open.lock().unwrap();
+            let found = open.iter_mut().find(|p| p["number"] == pr).unwrap();
+            found["mergeable"] = json!(false);
+            found["mergeable_state"] = json!("dirty");
+        }
+        self.touch(pr);
+    }
+
+    /// Adds a completed check run `name` with `conclusion` on commit `sha`, made by GitHub
+    /// Actions, with `annotations` (`(path, line, message)`) and, as its job's log, `log`.
+    pub fn check_run(
+        &self,
+        sha: &str,
+        (name, conclusion): (&str, &str),
+        annotations: &[(&str, u64, &str)],
+        log: &str,
+    ) -> u64 {
+        let mut talk = self.talk.lock().unwrap();
+        let runs = fixture("check_runs");
+        let mut run = runs["check_runs"][0].clone();
+        let id = 4 + talk.annotations.len() as u64;
+        run["id"] = json!(id);
+        run["head_sha"] = json!(sha);
+        run["name"] = json!(name);
+        run["status"] = json!("completed");
+        run["conclusion"] = json!(conclusion);
+        run["output"]["title"] = json!(format!("{name}: {conclusion}"));
+        run["output"]["summary"] = json!(format!("{} annotation(s)", annotations.len()));
+        run["output"]["annotations_count"] = json!(annotations.len());
+        run["app"]["slug"] = json!("github-actions");
+        let mut listed = Vec::new();
+        for (path, line, message) in annotations {
+            let mut annotation = fixture("check_annotations")[0].clone();
+            annotation["path"] = json!(path);
+            annotation["start_line"] = json!(line);
+            annotation["end_line"] = json!(line);
+            annotation["annotation_level"] = json!("failure");
+            annotation["title"] = json!(name);
+            annotation["message"] = json!(message);
+            listed.push(annotation);
+        }
+        talk.annotations.insert(id, listed);
+        talk.logs.insert(id, log.to_owned());
+        talk.checks.entry(sha.to_owned()).or_default().0.push(run);
+        id
     }
 }
 
@@ -313,7 +389,128 @@ pub(super) async fn mount(server: &MockServer, open: Arc<Mutex<Vec<Value>>>) -> 
         })
         .mount(server)
         .await;
+    mount_checks(server, &talk).await;
     talk
+}
+
+/// A 200 with `body` and its ETag, or a 304 when If-None-Match matches.
+fn conditional(request: &Request, body: &Value) -> ResponseTemplate {
+    use std::hash::{Hash, Hasher};
+    let text = body.to_string();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let etag = format!("W/\"{:016x}\"", hasher.finish());
+    let matches = request
+        .headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str());
+    let response =
+        ResponseTemplate::new(if matches { 304 } else { 200 }).insert_header("etag", etag.as_str());
+    if matches {
+        response
+    } else {
+        response.set_body_raw(text, "application/json; charset=utf-8")
+    }
+}
+
+async fn mount_checks(server: &MockServer, talk: &Arc<Mutex<Talk>>) {
+    let runs = talk.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/o/r/commits/[0-9a-f]+/check-runs$"))
+        .respond_with(move |request: &Request| {
+            let sha = request.url.path().split('/').nth(5).unwrap();
+            let talk = runs.lock().unwrap();
+            let list = talk
+                .checks
+                .get(sha)
+                .map(|c| c.0.clone())
+                .unwrap_or_default();
+            conditional(
+                request,
+                &json!({"total_count": list.len(), "check_runs": list}),
+            )
+        })
+        .mount(server)
+        .await;
+    let statuses = talk.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/o/r/commits/[0-9a-f]+/status$"))
+        .respond_with(move |request: &Request| {
+            let sha = request.url.path().split('/').nth(5).unwrap();
+            let talk = statuses.lock().unwrap();
+            let list = talk
+                .checks
+                .get(sha)
+                .map(|c| c.1.clone())
+                .unwrap_or_default();
+            let mut combined = fixture("combined_status");
+            combined["sha"] = json!(sha);
+            combined["total_count"] = json!(list.len());
+            combined["state"] = json!(if list.is_empty() {
+                "pending"
+            } else {
+                "success"
+            });
+            combined["statuses"] = json!(list);
+            conditional(request, &combined)
+        })
+        .mount(server)
+        .await;
+    let annotations = talk.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/o/r/check-runs/\d+/annotations$"))
+        .respond_with(move |request: &Request| {
+            let id: u64 = request
+                .url
+                .path()
+                .split('/')
+                .nth(5)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let talk = annotations.lock().unwrap();
+            ResponseTemplate::new(200)
+                .set_body_json(talk.annotations.get(&id).cloned().unwrap_or_default())
+        })
+        .mount(server)
+        .await;
+    let downloads = MockServer::start().await;
+    let uri = downloads.uri();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/o/r/actions/jobs/\d+/logs$"))
+        .respond_with(move |request: &Request| {
+            let id = request.url.path().split('/').nth(6).unwrap();
+            // GitHub's documented answer: 302 to a short-lived download URL.
+            ResponseTemplate::new(302).insert_header(
+                "location",
+                format!("{uri}/download/jobs/{id}/log?sig=x").as_str(),
+            )
+        })
+        .mount(server)
+        .await;
+    let logs = talk.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/download/jobs/\d+/log$"))
+        .respond_with(move |request: &Request| {
+            let id: u64 = request
+                .url
+                .path()
+                .split('/')
+                .nth(3)
+                .unwrap()
+                .parse()
+                .unwrap();
+            let mut talk = logs.lock().unwrap();
+            if request.headers.contains_key("authorization") {
+                talk.log_downloads_with_auth += 1;
+            }
+            let log = talk.logs.get(&id).cloned().unwrap_or_default();
+            ResponseTemplate::new(200).set_body_raw(log, "text/plain")
+        })
+        .mount(&downloads)
+        .await;
+    talk.lock().unwrap().downloads = Some(downloads);
 }
 
 /// Bumps PR `pr`'s `updated_at`, as any new note does on GitHub.
