@@ -1,12 +1,15 @@
 //! PR watch benchmark: 100 open pull requests watched for an hour of simulated time — the
-//! requests the watch sends, how many GitHub answers 304 Not Modified, and the rate-limit budget
-//! the rest use. Run with `cargo bench --bench watch`; results in the README ("Benchmark: the
+//! requests the watch sends (looks at the PRs, reads of the conversations of those that changed,
+//! looks at their heads' checks), how many GitHub answers 304 Not Modified, and the rate-limit
+//! budget the rest use. Run with `cargo bench --bench watch`; results in the README ("Benchmark: the
 //! PR watch").
 //!
 //! The daemon's own [`Watcher`] and [`GitHub`] client sweep a scratch database (BENCH_DATABASE_URL,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`, whose user may CREATE DATABASE) of 100
 //! completed tasks whose PRs a local server answers as GitHub's "Get a pull request" does: the
-//! PR object, its ETag, `x-ratelimit-*` headers, and a 304 when If-None-Match matches. Simulated
+//! PR object, its ETag, `x-ratelimit-*` headers, and a 304 when If-None-Match matches; it also
+//! answers the user, the (empty) conversations, and the heads' check runs and combined status
+//! (none yet, with ETags), as the daemon's default settings (revisions on) read them. Simulated
 //! time: one sweep per PR_POLL_SECONDS (300 s) of the hour, 12 in all, the server's clock moved
 //! between them. Over the hour (fixed seed) 30 PRs are merged, 10 closed and 20 updated (a push
 //! or a comment changes `updated_at`, so their ETag) at a random minute; 40 do not change.
@@ -51,13 +54,11 @@ enum Fate {
 struct Pulls {
     fates: Vec<Fate>,
     minute: Arc<AtomicU64>,
-    /// (200s, 304s).
-    served: Arc<std::sync::Mutex<(u32, u32)>>,
+    served: Served,
 }
 
 impl Respond for Pulls {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        use std::hash::{Hash, Hasher};
         let number: u64 = request
             .url
             .path()
@@ -72,35 +73,104 @@ impl Respond for Pulls {
             return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
         };
         let now = self.minute.load(Ordering::SeqCst);
-        let body = pull_request(number, *fate, now).to_string();
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        body.hash(&mut hasher);
-        let etag = format!("W/\"{:016x}\"", hasher.finish());
-        let fresh = request
-            .headers
-            .get("if-none-match")
-            .and_then(|v| v.to_str().ok())
-            == Some(etag.as_str());
-        let mut served = self.served.lock().unwrap();
-        if fresh {
+        conditional(request, &pull_request(number, *fate, now), &self.served)
+    }
+}
+
+/// GitHub's answer to a conditional GET of `body`: 200 with its ETag, or 304 when
+/// If-None-Match matches; counted in `served` (200s, 304s), the rate-limit headers from it.
+fn conditional(request: &Request, body: &Value, served: &Served) -> ResponseTemplate {
+    use std::hash::{Hash, Hasher};
+    let body = body.to_string();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    let etag = format!("W/\"{:016x}\"", hasher.finish());
+    let fresh = request
+        .headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str());
+    let used = served.count(fresh);
+    let response = ResponseTemplate::new(if fresh { 304 } else { 200 })
+        .insert_header("etag", etag.as_str())
+        .insert_header("x-ratelimit-limit", RATE_LIMIT.to_string().as_str())
+        .insert_header(
+            "x-ratelimit-remaining",
+            RATE_LIMIT.saturating_sub(used).to_string().as_str(),
+        )
+        .insert_header("x-ratelimit-resource", "core");
+    if fresh {
+        response
+    } else {
+        response.set_body_raw(body, "application/json; charset=utf-8")
+    }
+}
+
+/// Answers counted by the server: (200s, 304s).
+#[derive(Clone, Default)]
+struct Served(Arc<std::sync::Mutex<(u32, u32)>>);
+
+impl Served {
+    /// Counts one answer; the 200s so far (what GitHub counts against the limit).
+    fn count(&self, not_modified: bool) -> u32 {
+        let mut served = self.0.lock().unwrap();
+        if not_modified {
             served.1 += 1;
         } else {
             served.0 += 1;
         }
-        let response = ResponseTemplate::new(if fresh { 304 } else { 200 })
-            .insert_header("etag", etag.as_str())
-            .insert_header("x-ratelimit-limit", RATE_LIMIT.to_string().as_str())
-            .insert_header(
-                "x-ratelimit-remaining",
-                RATE_LIMIT.saturating_sub(served.0).to_string().as_str(),
-            )
-            .insert_header("x-ratelimit-resource", "core");
-        if fresh {
-            response
-        } else {
-            response.set_body_raw(body, "application/json; charset=utf-8")
-        }
+        served.0
     }
+
+    fn get(&self) -> (u32, u32) {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// The other reads of the watch: the token's user, the conversations (empty) and the heads'
+/// checks (none yet; a conditional request each).
+async fn mount_reads(server: &MockServer, served: &Served) {
+    let count = |served: &Served| {
+        let served = served.clone();
+        move |_: &Request| {
+            served.count(false);
+            ResponseTemplate::new(200).set_body_json(json!([]))
+        }
+    };
+    let user = served.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/user$"))
+        .respond_with(move |_: &Request| {
+            user.count(false);
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"login": "autonomous-dev-bot", "id": 1, "type": "User"}))
+        })
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(
+            r"^/repos/o/r/(pulls/\d+/reviews|pulls/\d+/comments|issues/\d+/comments)$",
+        ))
+        .respond_with(count(served))
+        .mount(server)
+        .await;
+    let runs = served.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/o/r/commits/[0-9a-f]+/check-runs$"))
+        .respond_with(move |request: &Request| {
+            conditional(request, &json!({"total_count": 0, "check_runs": []}), &runs)
+        })
+        .mount(server)
+        .await;
+    let statuses = served.clone();
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/repos/o/r/commits/[0-9a-f]+/status$"))
+        .respond_with(move |request: &Request| {
+            let combined = json!({"state": "pending", "statuses": [], "total_count": 0});
+            conditional(request, &combined, &statuses)
+        })
+        .mount(server)
+        .await;
 }
 
 /// PR `number` as GitHub shows it at minute `now` of the hour (the documented example, made
@@ -189,7 +259,7 @@ async fn measure(options: PgConnectOptions) -> Result<()> {
         })
         .collect();
     let minute = Arc::new(AtomicU64::new(0));
-    let served = Arc::new(std::sync::Mutex::new((0, 0)));
+    let served = Served::default();
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path_regex(r"^/repos/o/r/pulls/\d+$"))
@@ -200,6 +270,7 @@ async fn measure(options: PgConnectOptions) -> Result<()> {
         })
         .mount(&server)
         .await;
+    mount_reads(&server, &served).await;
     let github = GitHub::new(
         &server.uri(),
         SecretString::from("ghp_benchToken000000000000000000000000000"),
@@ -209,8 +280,10 @@ async fn measure(options: PgConnectOptions) -> Result<()> {
     let settings = WatchSettings {
         every: Duration::ZERO,
         max_per_sweep: 1000,
-        max_revisions: 0,
+        max_revisions: 3,
         trigger: "/autonomous-dev".into(),
+        max_ci_fixes: 2,
+        ignored_checks: Vec::new(),
     };
     let watcher = Watcher::new(store.clone(), Arc::new(github), settings);
 
@@ -223,33 +296,28 @@ async fn measure(options: PgConnectOptions) -> Result<()> {
     println!("|---:|---:|---:|---:|---:|---:|");
     let mut total = (0, 0, 0);
     let mut slowest = Duration::ZERO;
+    let mut looks = 0;
     for at in (0..HOUR_MINUTES).step_by(POLL_MINUTES as usize) {
         minute.store(at, Ordering::SeqCst);
+        let before = served.get();
         let started = Instant::now();
         let sweep = watcher.sweep().await?;
         let took = started.elapsed();
         slowest = slowest.max(took);
         anyhow::ensure!(sweep.failed == 0, "{} looks failed", sweep.failed);
-        let full = sweep.requests - sweep.not_modified;
-        total = (
-            total.0 + sweep.requests,
-            total.1 + sweep.not_modified,
-            total.2 + full,
-        );
+        let after = served.get();
+        let (full, not_modified) = (after.0 - before.0, after.1 - before.1);
+        let requests = full + not_modified;
+        looks += sweep.requests;
+        total = (total.0 + requests, total.1 + not_modified, total.2 + full);
         println!(
-            "| {at} | {} | {} | {full} | {} | {:.0} |",
-            sweep.requests,
-            sweep.not_modified,
+            "| {at} | {requests} | {not_modified} | {full} | {} | {:.0} |",
             sweep.changed,
             took.as_secs_f64() * 1000.0
         );
     }
     let counts = store.pr_counts().await?;
-    let (ok, not_modified) = *served.lock().unwrap();
-    anyhow::ensure!(
-        (ok, not_modified) == (total.2, total.1),
-        "the server saw {ok} 200s and {not_modified} 304s"
-    );
+    println!("\nOf the {} requests, {looks} looked at a PR.", total.0);
     println!(
         "| **hour** | **{}** | **{}** | **{}** | | max {:.0} |\n",
         total.0,
