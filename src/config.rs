@@ -32,7 +32,17 @@ pub enum Command {
     #[command(subcommand)]
     Tasks(TasksCommand),
     /// Count and average consensus score per status.
-    Stats,
+    Stats {
+        /// Print JSON (README: "JSON output") instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The overview in the terminal: tasks per status, the workers, spend, waiting tasks.
+    Status {
+        /// Print JSON (README: "JSON output") instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon: claim pending tasks and turn them into pull requests.
     Run(Box<RunArgs>),
 }
@@ -67,11 +77,20 @@ pub enum TasksCommand {
         /// Only tasks with this status.
         #[arg(long, value_enum)]
         status: Option<TaskStatus>,
+        /// Only tasks with this label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Print JSON (README: "JSON output") instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show one task: every stage with its vote and rationale, consensus, decision, PR, error.
     Show {
         /// The task id.
         task_id: String,
+        /// Print JSON (README: "JSON output") instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a pending task now, or ask a running one to stop at its next stage boundary.
     Cancel {

@@ -19,6 +19,7 @@ pub mod net;
 pub mod pipeline;
 pub mod repo_config;
 pub mod shutdown;
+pub mod status;
 pub mod store;
 pub mod task;
 pub mod telemetry;

@@ -10,6 +10,8 @@
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
 //! - `pr_watch`: which opened PRs are due for a look, and what a look saw;
 //! - `spend`: the ledger of LLM calls (`llm_calls`) the budget caps and cost reports read;
+//! - `status`: the read-only views of the operator (a page of the queue, workers, spend per
+//!   day / role / model, waiting tasks, a liveness ping);
 //!
 //! Every statement is one whole SQL constant, checked at run time (`sqlx::query`/`query_as`, bind
 //! parameters only); rows become [`Task`], [`StageRecord`], [`StatusStats`] and [`StageCost`]
@@ -21,6 +23,7 @@ mod control;
 mod events;
 mod pr_watch;
 mod spend;
+mod status;
 mod task_file;
 
 pub use claim::{Lease, worker_id};
@@ -28,6 +31,7 @@ pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
 pub use pr_watch::{PrCounts, WatchedPr};
 pub use spend::{Call, StageCost};
+pub use status::{DayRow, QueueFilter, QueueRow, SpendRow, WaitingRow, WorkerRow};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
 use std::collections::{HashMap, HashSet};
@@ -79,7 +83,7 @@ pub struct LoadReport {
 
 /// One row of `stats`: count and mean consensus score of one status, and
 /// what those tasks cost.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct StatusStats {
     pub status: TaskStatus,
     pub count: i64,
@@ -90,7 +94,7 @@ pub struct StatusStats {
 
 /// One role's row of `stats`: its LLM calls over every task, and how many were corrective
 /// retries (an answer that did not validate, sent back).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct RoleCalls {
     pub stage: Stage,
     pub calls: i64,

@@ -24,6 +24,7 @@ mod outcome;
 mod pipeline;
 mod review;
 mod setup;
+mod status;
 mod store;
 mod systemd;
 mod verify;
