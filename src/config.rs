@@ -259,6 +259,16 @@ pub struct RunArgs {
     #[arg(long, env, default_value = "30", value_parser = seconds)]
     pub shutdown_grace: Duration,
 
+    /// Address the read-only status page, `/metrics` and `/healthz` are served on, e.g.
+    /// `127.0.0.1:9464` [default: not served]. Any address but loopback requires STATUS_TOKEN.
+    #[arg(long, env)]
+    pub status_addr: Option<std::net::SocketAddr>,
+
+    /// Token the status page asks for (bearer token or its login form); required when
+    /// STATUS_ADDR is not loopback, optional on loopback.
+    #[arg(long, env, hide_env_values = true, value_parser = secret)]
+    pub status_token: Option<SecretString>,
+
     /// Process pending tasks until none is left, then exit 0.
     #[arg(long)]
     pub once: bool,

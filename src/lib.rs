@@ -15,6 +15,7 @@ pub mod gates;
 pub mod git;
 pub mod github;
 pub mod llm;
+pub mod metrics;
 pub mod net;
 pub mod pipeline;
 pub mod repo_config;

@@ -86,7 +86,9 @@ async fn dispatch(cli: Cli) -> Result<()> {
             print!("{}", output::stats(&stats, prs, &roles, today))
         }
         Command::Status { json } => {
-            let overview = Overview::load(&connect(&url).await?).await.map_err(hint)?;
+            let overview = Overview::load(&connect(&url).await?, None)
+                .await
+                .map_err(hint)?;
             if json {
                 print_json(&overview)?;
             } else {

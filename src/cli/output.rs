@@ -146,6 +146,14 @@ pub fn overview(view: &Overview) -> String {
         )));
         out.push('\n');
     }
+    if let Some(pause) = &view.pause {
+        let _ = writeln!(
+            out,
+            "paused until {} UTC: {}",
+            time(Some(pause.until)),
+            pause.reason
+        );
+    }
     let _ = writeln!(out, "\nwaiting (backoff or snooze):");
     if view.waiting.is_empty() {
         let _ = writeln!(out, "  (none)");

@@ -1,5 +1,6 @@
 //! The typed views every operator surface shows: `tasks list --json`, `tasks show --json`,
-//! `stats --json` and `status --json`. Each is a serde-serialised struct whose JSON shape is documented in README
+//! `stats --json`, `status --json`, and the status page, which renders the same values as
+//! HTML. Each is a serde-serialised struct whose JSON shape is documented in README
 //! ("JSON output") and only grows (fields are added, never renamed or removed). Times are RFC
 //! 3339 instants in UTC, money is USD as a number, durations are milliseconds.
 //!
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
+use crate::metrics::Pause;
 use crate::store::{
     DayRow, QueueFilter, QueueRow, RoleCalls, SpendRow, StageCost, StatusStats, Store, StoreError,
     WaitingRow, WorkerRow,
@@ -363,7 +365,7 @@ pub struct SpendView {
     pub by_role_model: Vec<SpendRow>,
 }
 
-/// `status --json`: the queue, the workers, spend, the tasks waiting out a backoff or snooze.
+/// `status --json` and the status page's overview: the queue, the workers, spend, pauses.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Overview {
     pub generated_at: DateTime<Utc>,
@@ -374,17 +376,20 @@ pub struct Overview {
     /// publish), `since`, `lease_expires_at`.
     pub workers: Vec<WorkerRow>,
     pub spend: SpendView,
+    /// The daemon's own pause of all claiming (`reason`, `until`), as the daemon serving the
+    /// page knows it; always `null` from the CLI, which runs outside the daemon.
+    pub pause: Option<Pause>,
     /// Pending tasks waiting out a backoff or a snooze: `task_id`, `run_after`, `error`,
     /// `attempts`; soonest first.
     pub waiting: Vec<WaitingRow>,
 }
 
 impl Overview {
-    /// The overview now.
+    /// The overview now; `pause` is the daemon's (`None` outside it).
     ///
     /// # Errors
     /// The store's.
-    pub async fn load(store: &Store) -> Result<Overview, StoreError> {
+    pub async fn load(store: &Store, pause: Option<Pause>) -> Result<Overview, StoreError> {
         let counts = store.status_counts().await?;
         let prs = store.pr_counts().await?;
         Ok(Overview {
@@ -404,6 +409,7 @@ impl Overview {
                 days: store.daily(SPEND_DAYS).await?,
                 by_role_model: store.spend_by_role(SPEND_DAYS).await?,
             },
+            pause,
             waiting: store.waiting().await?,
         })
     }

@@ -1,10 +1,23 @@
 //! The operator's views against a real PostgreSQL holding tasks in every state: the `--json`
-//! outputs of `tasks list`, `tasks show`, `stats` and `status` through the binary.
+//! outputs of `tasks list`, `tasks show`, `stats` and `status` through the binary; every page
+//! and endpoint of the status page over HTTP (status codes, content, hostile task text shown as
+//! text, no secret); its access rules (a non-loopback bind without STATUS_TOKEN refuses to
+//! start, a wrong token gets 401); `/metrics` through `promtool check metrics`; and the queue
+//! and a task page in a real headless Chromium (screenshots kept in the test's output
+//! directory, failing on any console message or missing element).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use autonomous_dev::agents::{EngineerEvidence, Round, RoundOutcome, SecurityEvidence};
+use autonomous_dev::metrics::{ListenerState, Pause};
+use autonomous_dev::shutdown::Shutdown;
+use autonomous_dev::status::{Live, StatusError, StatusServer};
 use autonomous_dev::store::Store;
 use autonomous_dev::task::{GateReport, NewTask};
 use autonomous_dev::verify::{Verification, VerifyStatus};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -247,6 +260,68 @@ async fn seed(pool: &PgPool, extra: usize) -> Store {
     store
 }
 
+/// What the daemon would know: a pause and a listener state the test sets.
+#[derive(Default)]
+struct FakeLive {
+    pause: Mutex<Option<Pause>>,
+    listener: Mutex<Option<ListenerState>>,
+}
+
+impl Live for FakeLive {
+    fn pause(&self) -> Option<Pause> {
+        self.pause.lock().unwrap().clone()
+    }
+
+    fn listener(&self) -> ListenerState {
+        self.listener
+            .lock()
+            .unwrap()
+            .unwrap_or(ListenerState::Connected)
+    }
+}
+
+/// A status server on a free loopback port; stops when the returned shutdown is triggered.
+struct Served {
+    base: String,
+    shutdown: Shutdown,
+    live: Arc<FakeLive>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+async fn serve(store: Store, token: Option<&str>) -> Served {
+    let live = Arc::new(FakeLive::default());
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = StatusServer::bind(
+        addr,
+        token.map(|t| SecretString::from(t.to_owned())),
+        store,
+        live.clone(),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let shutdown = Shutdown::new(std::time::Duration::from_secs(1));
+    let stop = shutdown.clone();
+    tokio::spawn(async move { server.serve(&stop).await });
+    Served {
+        base,
+        shutdown,
+        live,
+    }
+}
+
+async fn get(url: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let response = reqwest::get(url).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, response.text().await.unwrap(), headers)
+}
+
 fn bin(pool: &PgPool, remote: &Remote) -> Bin {
     Bin::new(
         &common::database_url(pool),
@@ -349,6 +424,7 @@ async fn the_json_outputs_have_their_documented_shape(pool: PgPool) {
     assert_eq!(status["workers"][0]["worker"], "host:42:0");
     assert_eq!(status["workers"][0]["task_id"], "t-running");
     assert_eq!(status["workers"][0]["stage"], "architect");
+    assert!(status["pause"].is_null());
     assert_eq!(status["waiting"][0]["task_id"], "t-snoozed");
     let days = status["spend"]["days"].as_array().unwrap();
     assert_eq!(days.len(), 30);
@@ -372,4 +448,609 @@ async fn the_json_outputs_have_their_documented_shape(pool: PgPool) {
     ] {
         assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
     }
+}
+
+#[sqlx::test]
+async fn every_page_answers_with_its_content(pool: PgPool) {
+    let store = seed(&pool, 60).await;
+    let served = serve(store, None).await;
+    let base = &served.base;
+
+    let (code, page, headers) = get(&format!("{base}/")).await;
+    assert_eq!(code, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(page.contains("68 task(s); page 1 of 2"), "{page}");
+    assert!(page.contains("href=\"/tasks/t-done\""));
+    assert!(page.contains("href=\"https://github.com/o/r/pull/1\""));
+    assert!(page.contains("merged"));
+    assert!(page.contains("$0.2900"));
+    assert!(page.contains("rel=\"next\""));
+    // The pending tasks of priority 5 come first; the bulk ones fill the rest.
+    assert!(!page.contains("bulk-0059"));
+
+    let (code, page, _) = get(&format!("{base}/?offset=50")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("page 2 of 2") && page.contains("bulk-0059"),
+        "{page}"
+    );
+    assert!(page.contains("rel=\"prev\""));
+
+    let (code, page, _) = get(&format!("{base}/?status=completed")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("1 task(s)") && page.contains("t-done"),
+        "{page}"
+    );
+    assert!(!page.contains("/tasks/t-failed"));
+    let (code, page, _) = get(&format!("{base}/?label=perf&status=")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("1 task(s)") && page.contains("t-running"),
+        "{page}"
+    );
+
+    for bad in ["?status=done", "?offset=-1", "?offset=many"] {
+        let (code, page, _) = get(&format!("{base}/{bad}")).await;
+        assert_eq!(code, 400, "{bad}");
+        assert!(page.contains("must"), "{bad}: {page}");
+    }
+
+    let (code, page, _) = get(&format!("{base}/tasks/t-done")).await;
+    assert_eq!(code, 200);
+    for expected in [
+        "Task t-done",
+        "id=\"stage-pm\"",
+        "id=\"stage-engineer\"",
+        "id=\"stage-security\"",
+        "Clear and small: &lt;b&gt;worth it&lt;/b&gt;.",
+        "revisions: 1 repair round(s)",
+        "FAIL: test_parse",
+        "ok  all 12 tests",
+        "gates: ",
+        "decision: <strong>approved</strong>",
+        "PR #1",
+        "4 s",
+    ] {
+        assert!(page.contains(expected), "{expected} missing:\n{page}");
+    }
+    let (code, page, _) = get(&format!("{base}/tasks/t-snoozed")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("next run") && page.contains("rate limited"),
+        "{page}"
+    );
+    let (code, page, _) = get(&format!("{base}/tasks/no-such-task")).await;
+    assert_eq!(code, 404);
+    assert!(
+        page.contains("No task &#39;no-such-task&#39;.")
+            || page.contains("No task 'no-such-task'."),
+        "{page}"
+    );
+
+    let (code, page, _) = get(&format!("{base}/workers")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("host:42:0") && page.contains("Architect"),
+        "{page}"
+    );
+
+    let (code, page, _) = get(&format!("{base}/spend")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("<svg") && page.contains("<polyline"),
+        "{page}"
+    );
+    assert!(page.contains("id=\"today\">$0.2600"), "{page}");
+    assert!(page.contains("claude-sonnet-4-5"));
+
+    let (code, page, _) = get(&format!("{base}/pauses")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("Not paused.") && page.contains("t-snoozed"),
+        "{page}"
+    );
+    *served.live.pause.lock().unwrap() = Some(Pause {
+        reason: "rate limit or exhausted quota".into(),
+        until: chrono::Utc::now() + chrono::Duration::minutes(15),
+    });
+    let (_, page, _) = get(&format!("{base}/pauses")).await;
+    assert!(
+        page.contains("All claiming paused until")
+            && page.contains("rate limit or exhausted quota"),
+        "{page}"
+    );
+
+    let (code, script, headers) = get(&format!("{base}/static/status.js")).await;
+    assert_eq!(code, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.contains("toLocaleString"));
+
+    let (code, metrics, headers) = get(&format!("{base}/metrics")).await;
+    assert_eq!(code, 200);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    assert!(
+        metrics.contains("autonomous_dev_queue_depth{status=\"pending\"} 62"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("autonomous_dev_queue_depth{status=\"blocked\"} 1"),
+        "{metrics}"
+    );
+    // Families without samples yet are not listed; plain metrics always are.
+    assert!(
+        metrics.contains("# TYPE autonomous_dev_prs_opened_total counter"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE autonomous_dev_pickup_latency_seconds histogram"));
+    assert!(
+        metrics.contains("autonomous_dev_workers_busy "),
+        "{metrics}"
+    );
+}
+
+#[sqlx::test]
+async fn hostile_task_text_renders_as_text(pool: PgPool) {
+    let store = seed(&pool, 0).await;
+    sqlx::query(
+        "UPDATE tasks SET error = $1, pr_url = 'javascript:alert(2)' WHERE task_id = 't-hostile'",
+    )
+    .bind(HOSTILE)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let served = serve(store, None).await;
+    for path in ["/", "/tasks/t-hostile", "/pauses", "/?label=%3Cscript%3E"] {
+        let (code, page, _) = get(&format!("{}{path}", served.base)).await;
+        assert_eq!(code, 200, "{path}");
+        assert!(!page.contains("<script>alert"), "{path}: {page}");
+        assert!(!page.contains("<img src=x"), "{path}: {page}");
+        assert!(!page.contains("href=\"javascript:"), "{path}: {page}");
+    }
+    let (_, page, _) = get(&format!("{}/tasks/t-hostile", served.base)).await;
+    assert!(
+        page.contains("&lt;script&gt;alert(&#39;owned&#39;)&lt;/script&gt;")
+            || page.contains("&lt;script&gt;alert('owned')&lt;/script&gt;"),
+        "{page}"
+    );
+    // The only script is the page's own file.
+    assert_eq!(page.matches("<script").count(), 1, "{page}");
+}
+
+#[sqlx::test]
+async fn a_token_guards_every_page_and_a_public_bind_needs_one(pool: PgPool) {
+    let store = seed(&pool, 0).await;
+    let public: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let refused =
+        StatusServer::bind(public, None, store.clone(), Arc::new(FakeLive::default())).await;
+    assert!(matches!(refused, Err(StatusError::NeedsToken(_))));
+
+    // The daemon refuses to start, with one line naming the setting, before anything else.
+    let remote = Remote::new();
+    let out = bin(&pool, &remote)
+        .clone_with("STATUS_ADDR", "0.0.0.0:9464")
+        .output(&["run", "--once"])
+        .await;
+    assert!(!out.status.success());
+    let stderr = text(&out).1;
+    assert!(
+        stderr.contains("STATUS_TOKEN") && stderr.contains("not a loopback"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(common::GITHUB_TOKEN));
+    let out = bin(&pool, &remote)
+        .clone_with("STATUS_ADDR", "localhost")
+        .output(&["run", "--once"])
+        .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("STATUS_ADDR"), "{:?}", text(&out));
+
+    const TOKEN: &str = "st4tus-T0ken-for-the-test";
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let served = serve(store, Some(TOKEN)).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in [
+        "/",
+        "/tasks/t-done",
+        "/workers",
+        "/spend",
+        "/pauses",
+        "/metrics",
+        "/static/status.js",
+    ] {
+        let url = format!("{}{path}", served.base);
+        let none = client.get(&url).send().await.unwrap();
+        assert_eq!(none.status(), 401, "{path}");
+        assert!(
+            none.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
+        let wrong = client
+            .get(&url)
+            .bearer_auth("st4tus-T0ken-for-the-tesT")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{path}");
+        let cookie = client
+            .get(&url)
+            .header("cookie", format!("{}=nope", autonomous_dev::status::COOKIE))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cookie.status(), 401, "{path}");
+        let right = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(right.status(), 200, "{path}");
+        assert!(!right.text().await.unwrap().contains(TOKEN), "{path}");
+    }
+    let health = client
+        .get(format!("{}/healthz", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    // The login form: a wrong token is refused, the right one sets the cookie that lets in.
+    let login = format!("{}/login", served.base);
+    let (code, page, _) = get(&login).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("name=\"token\""));
+    let wrong = client
+        .post(&login)
+        .header("content-type", FORM)
+        .body("token=nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .post(&login)
+        .header("content-type", FORM)
+        .body(format!("token={TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 303);
+    let set_cookie = right.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let cookie = set_cookie.split(';').next().unwrap();
+    let page = client
+        .get(format!("{}/", served.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(!page.text().await.unwrap().contains(TOKEN));
+}
+
+#[sqlx::test]
+async fn healthz_says_whether_the_database_and_the_listener_are_up(pool: PgPool) {
+    let store = seed(&pool, 0).await;
+    let served = serve(store, None).await;
+    let url = format!("{}/healthz", served.base);
+    let (code, body, _) = get(&url).await;
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    *served.live.listener.lock().unwrap() = Some(ListenerState::Disconnected);
+    let (code, body, _) = get(&url).await;
+    assert_eq!(code, 503);
+    assert!(body.contains("listener disconnected"), "{body}");
+    *served.live.listener.lock().unwrap() = Some(ListenerState::NotUsed);
+    assert_eq!(get(&url).await.0, 200);
+
+    // A store whose server is gone: the database is reported unreachable.
+    let options = pool.connect_options().as_ref().clone().port(9);
+    let dead = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_lazy_with(options);
+    let served = serve(Store::from_pool(dead), None).await;
+    let (code, body, _) = get(&format!("{}/healthz", served.base)).await;
+    assert_eq!(code, 503);
+    assert_eq!(body, "database unreachable\n");
+    let (code, page, _) = get(&format!("{}/", served.base)).await;
+    assert_eq!(code, 503);
+    assert!(!page.contains("postgres://"), "{page}");
+}
+
+/// `tool`'s path, or `None` after saying the test is skipped (scripts/test.sh installs it).
+fn tool(test: &str, tool: &str, package: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        common::skip(
+            test,
+            &format!(
+                "{tool} not installed (Debian package {package}; scripts/test.sh installs it)"
+            ),
+        );
+    }
+    found
+}
+
+#[sqlx::test]
+async fn promtool_accepts_the_metrics(pool: PgPool) {
+    let Some(promtool) = tool("promtool_accepts_the_metrics", "promtool", "prometheus") else {
+        return;
+    };
+    let store = seed(&pool, 0).await;
+    // Every family has samples: events as the daemon records them.
+    let metrics = autonomous_dev::metrics::global();
+    metrics.task_finished(autonomous_dev::task::TaskStatus::Completed);
+    metrics.stage_ended(
+        autonomous_dev::task::Stage::Qa,
+        "recorded",
+        Some(std::time::Duration::from_secs(12)),
+    );
+    metrics.verification("passed", std::time::Duration::from_millis(1500));
+    metrics.picked_up(chrono::Utc::now());
+    let served = serve(store, None).await;
+    let (code, text, _) = get(&format!("{}/metrics", served.base)).await;
+    assert_eq!(code, 200);
+
+    let check = |input: String| {
+        let promtool = promtool.clone();
+        async move {
+            use tokio::io::AsyncWriteExt;
+            let mut child = tokio::process::Command::new(&promtool)
+                .args(["check", "metrics"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).await.unwrap();
+            drop(stdin);
+            child.wait_with_output().await.unwrap()
+        }
+    };
+    let out = check(text.clone()).await;
+    assert!(
+        out.status.success(),
+        "promtool: {:?}\n{text}",
+        common::text(&out)
+    );
+    // The check can fail: a malformed exposition is refused.
+    let out = check(format!("{text}\nnot a metric line {{\n")).await;
+    assert!(!out.status.success(), "promtool accepted garbage");
+}
+
+/// Loads `url` in headless Chromium: the DOM after scripts ran, and every console line.
+async fn chromium(
+    chromium: &std::path::Path,
+    profile: &std::path::Path,
+    args: &[&str],
+    url: &str,
+) -> (String, Vec<String>) {
+    let out = tokio::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+            // Anything but loopback goes to a closed port: the test never reaches the internet.
+            "--proxy-server=http://127.0.0.1:9",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,1000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(url)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let (stdout, stderr) = common::text(&out);
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    let console = stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .map(str::to_owned)
+        .collect();
+    (stdout, console)
+}
+
+#[sqlx::test]
+async fn a_real_browser_shows_the_queue_and_a_task(pool: PgPool) {
+    let test = "a_real_browser_shows_the_queue_and_a_task";
+    let Some(browser) = tool(test, "chromium", "chromium") else {
+        return;
+    };
+    let store = seed(&pool, 0).await;
+    let served = serve(store, None).await;
+    let output = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-screenshots");
+    std::fs::create_dir_all(&output).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+
+    // The detector works: a page that logs to the console is caught.
+    let (_, console) = chromium(
+        &browser,
+        profile.path(),
+        &["--dump-dom"],
+        "data:text/html,<script>console.error('canary')</script>",
+    )
+    .await;
+    assert!(console.iter().any(|l| l.contains("canary")), "{console:?}");
+
+    for (name, path, elements, times) in [
+        (
+            "queue",
+            "/",
+            &["id=\"counts\"", "id=\"tasks\"", "href=\"/tasks/t-done\""][..],
+            false,
+        ),
+        (
+            "task",
+            "/tasks/t-done",
+            &[
+                "id=\"task\"",
+                "id=\"stage-engineer\"",
+                "id=\"description\"",
+                "PR #1",
+            ][..],
+            true,
+        ),
+        ("spend", "/spend", &["id=\"chart\"", "<polyline"][..], false),
+    ] {
+        let url = format!("{}{path}", served.base);
+        let (dom, console) = chromium(&browser, profile.path(), &["--dump-dom"], &url).await;
+        assert!(console.is_empty(), "{name}: console said {console:?}");
+        for element in elements {
+            assert!(dom.contains(element), "{name}: {element} missing in\n{dom}");
+        }
+        // The script ran: times are shown in the viewer's zone, the UTC text kept as the title.
+        if times {
+            assert!(
+                dom.contains("title=\"20"),
+                "{name}: times not localised:\n{dom}"
+            );
+        }
+        let shot = output.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&shot);
+        let screenshot = format!("--screenshot={}", shot.display());
+        let (_, console) = chromium(&browser, profile.path(), &[&screenshot], &url).await;
+        assert!(console.is_empty(), "{name}: console said {console:?}");
+        let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("{name}: no screenshot: {e}"));
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+    }
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("screenshots in {}\n", output.display()).as_bytes(),
+    );
+}
+
+/// The status page's address from the daemon's log line `status page served addr=…`.
+fn served_addr(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("status page served"))?;
+    let addr = line.split("addr=").nth(1)?.split_whitespace().next()?;
+    Some(addr.to_owned())
+}
+
+/// The value of the sample `name` (labels included, as written) in a scrape.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[sqlx::test]
+async fn the_daemon_serves_the_page_and_counts_what_it_does(pool: PgPool) {
+    let remote = Remote::new();
+    let model = common::FakeModel::start(|_| common::Script::Approve).await;
+    let github = common::FakeGitHub::start().await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("POLL_INTERVAL", "1")
+    .clone_with("STATUS_ADDR", "127.0.0.1:0");
+    common::migrate_and_add(&bin, "t-1").await;
+    let daemon = common::Running::spawn(&bin, &["run"]);
+    let limit = std::time::Duration::from_secs(60);
+    common::wait_for("the status page's address in the log", limit, || async {
+        served_addr(&daemon.stderr()).is_some()
+    })
+    .await;
+    let base = format!("http://{}", served_addr(&daemon.stderr()).unwrap());
+    common::wait_for("the task to complete", limit, || {
+        common::holds(&pool, "SELECT bool_and(status = 'completed') FROM tasks")
+    })
+    .await;
+    common::wait_for("the listener to be up", limit, || async {
+        get(&format!("{base}/healthz")).await.0 == 200
+    })
+    .await;
+
+    let (code, metrics, _) = get(&format!("{base}/metrics")).await;
+    assert_eq!(code, 200);
+    for (name, value) in [
+        (
+            "autonomous_dev_tasks_finished_total{status=\"completed\"}",
+            1.0,
+        ),
+        ("autonomous_dev_prs_opened_total", 1.0),
+        ("autonomous_dev_pickup_latency_seconds_count", 1.0),
+        ("autonomous_dev_listener_connected", 1.0),
+        ("autonomous_dev_workers_busy", 0.0),
+        ("autonomous_dev_queue_depth{status=\"completed\"}", 1.0),
+        (
+            "autonomous_dev_stages_total{role=\"security\",outcome=\"recorded\"}",
+            1.0,
+        ),
+        (
+            "autonomous_dev_stage_duration_seconds_count{role=\"pm\"}",
+            1.0,
+        ),
+        (
+            "autonomous_dev_llm_calls_total{role=\"pm\",model=\"claude-sonnet-4-5\",kind=\"answer\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&metrics, name), Some(value), "{name} in\n{metrics}");
+    }
+    let tokens = sample(
+        &metrics,
+        "autonomous_dev_llm_tokens_total{role=\"qa\",model=\"claude-sonnet-4-5\",kind=\"output\"}",
+    );
+    assert!(tokens.is_some_and(|t| t > 0.0), "{metrics}");
+    let spent = sample(
+        &metrics,
+        "autonomous_dev_llm_spent_usd_total{role=\"architect\",model=\"claude-opus-4-5\"}",
+    );
+    assert!(spent.is_some_and(|usd| usd > 0.0), "{metrics}");
+    for secret in [common::GITHUB_TOKEN, common::ANTHROPIC_API_KEY] {
+        assert!(!metrics.contains(secret));
+    }
+    let (code, page, _) = get(&format!("{base}/tasks/t-1")).await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("id=\"stage-security\"") && page.contains("PR #"),
+        "{page}"
+    );
+    for secret in [common::GITHUB_TOKEN, common::ANTHROPIC_API_KEY] {
+        assert!(!page.contains(secret));
+    }
+    let (status, log) = daemon.stop().await;
+    assert!(status.success(), "{log}");
 }
