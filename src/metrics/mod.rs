@@ -128,8 +128,6 @@ pub struct Metrics {
     pub stage_seconds: Histograms<RoleLabel>,
     pub verification_seconds: Histogram,
     pub pickup_seconds: Histogram,
-    /// Set from the store at each scrape (the status page's server does).
-    pub queue_depth: Family<StatusLabel, Gauge>,
     pub workers_busy: Gauge,
     pub paused: Family<ReasonLabel, Gauge>,
     pub listener_connected: Gauge,
@@ -163,7 +161,6 @@ impl Metrics {
             verification_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 14)),
             // 5 ms to about 82 s, doubling: NOTIFY pickups are milliseconds, polls seconds.
             pickup_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 15)),
-            queue_depth: Family::default(),
             workers_busy: Gauge::default(),
             paused: Family::default(),
             listener_connected: Gauge::default(),
@@ -240,11 +237,6 @@ impl Metrics {
             "pickup_latency_seconds",
             "From the moment a task became claimable (run_after) to its claim",
             metrics.pickup_seconds.clone(),
-        );
-        registry.register(
-            "queue_depth",
-            "Tasks in each status, as the database holds them at the scrape",
-            metrics.queue_depth.clone(),
         );
         registry.register(
             "workers_busy",
@@ -416,15 +408,32 @@ impl Metrics {
         }
     }
 
-    /// Sets the queue gauges from the database's counts per status.
-    pub fn set_queue_depth(&self, counts: &[(TaskStatus, i64)]) {
-        for (status, count) in counts {
-            self.queue_depth
-                .get_or_create(&StatusLabel {
-                    status: status.to_string(),
-                })
-                .set(*count);
+    /// [`Metrics::encode`] followed by the gauge `autonomous_dev_queue_depth{status}` of
+    /// `counts` (tasks per status, read from the database for this scrape; `None` when it
+    /// could not be read: the gauge is left out). Built per scrape, never stored, so that
+    /// scrapes of different databases in one process cannot mix.
+    pub fn encode_with_queue(&self, counts: Option<&[(TaskStatus, i64)]>) -> String {
+        let mut text = self.encode();
+        if let Some(counts) = counts {
+            let mut registry = Registry::with_prefix("autonomous_dev");
+            let depth = Family::<StatusLabel, Gauge>::default();
+            for (status, count) in counts {
+                depth
+                    .get_or_create(&StatusLabel {
+                        status: status.to_string(),
+                    })
+                    .set(*count);
+            }
+            registry.register(
+                "queue_depth",
+                "Tasks in each status, as the database holds them at the scrape",
+                depth,
+            );
+            let mut open_metrics = String::new();
+            let _ = prometheus_client::encoding::text::encode(&mut open_metrics, &registry);
+            text.push_str(&to_text_format(&open_metrics));
         }
+        text
     }
 }
 
@@ -563,7 +572,7 @@ mod tests {
             allow_workflow_changes: false,
         });
         metrics.picked_up(Utc::now());
-        metrics.set_queue_depth(&[(TaskStatus::Pending, 3)]);
+
         metrics.set_listener(true);
         metrics.set_pause(Some((
             "overloaded",
@@ -572,7 +581,7 @@ mod tests {
                 until: Utc::now() + chrono::Duration::minutes(1),
             },
         )));
-        let text = metrics.encode();
+        let text = metrics.encode_with_queue(Some(&[(TaskStatus::Pending, 3)]));
         let names: std::collections::HashSet<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

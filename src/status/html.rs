@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::view::{Overview, StageView, TaskDetail, TaskPage, TaskSummary};
+use super::view::{Overview, StageView, StatusCount, TaskDetail, TaskPage, TaskSummary};
 use crate::agents::RoundOutcome;
 use crate::store::DayRow;
 use crate::task::{Outcome, Publication, TaskStatus};
@@ -110,7 +110,7 @@ fn score(score: Option<f64>) -> String {
 
 /// The queue: counts by status (each a filter), the filter form, a page of tasks, paging.
 pub fn queue(
-    overview: &Overview,
+    counts: &[StatusCount],
     page: &TaskPage,
     status: Option<TaskStatus>,
     label: Option<&str>,
@@ -132,7 +132,7 @@ pub fn queue(
     let body = html! {
         p.counts id="counts" {
             a href="/" { "all" }
-            @for c in &overview.counts {
+            @for c in counts {
                 a href={ "/?status=" (c.status) } { (c.status) ": " strong { (c.count) } }
             }
         }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::html;
-use super::view::{Overview, TaskDetail, TaskPage};
+use super::view::{Overview, StatusCount, TaskDetail, TaskPage};
 use crate::metrics::{self, ListenerState, Pause};
 use crate::shutdown::Shutdown;
 use crate::store::{QueueFilter, Store};
@@ -42,6 +42,14 @@ pub enum StatusError {
          asks for it (or bind to 127.0.0.1)"
     )]
     NeedsToken(SocketAddr),
+    /// STATUS_TOKEN is shorter than [`MIN_TOKEN_CHARS`] or has a character other than ASCII
+    /// letters, digits and `-._~+/=` (it travels in a header and a cookie). The message never
+    /// holds the token.
+    #[error(
+        "STATUS_TOKEN must be at least 16 characters of ASCII letters, digits and -._~+/= \
+         (e.g. the output of `openssl rand -hex 32`)"
+    )]
+    BadToken,
     /// The address cannot be bound (in use, not this host's, no permission).
     #[error("cannot listen on STATUS_ADDR {addr}: {error}")]
     Bind {
@@ -128,11 +136,22 @@ impl StatusServer {
     }
 }
 
-/// Refuses a non-loopback `addr` without a token.
+/// Shortest STATUS_TOKEN accepted, in characters.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Refuses a non-loopback `addr` without a token, and a token too short or with characters a
+/// header or cookie cannot carry as they are.
 ///
 /// # Errors
-/// [`StatusError::NeedsToken`].
+/// [`StatusError::NeedsToken`], [`StatusError::BadToken`].
 pub fn check_access(addr: SocketAddr, token: Option<&SecretString>) -> Result<(), StatusError> {
+    if let Some(token) = token {
+        let token = token.expose_secret();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+        if token.chars().count() < MIN_TOKEN_CHARS || !token.chars().all(allowed) {
+            return Err(StatusError::BadToken);
+        }
+    }
     if addr.ip().is_loopback() || token.is_some() {
         Ok(())
     } else {
@@ -317,18 +336,14 @@ async fn queue(State(app): State<App>, Query(query): Query<QueueQuery>) -> Respo
         Ok(page) => page,
         Err(e) => return unavailable(&e),
     };
-    let overview = match Overview::load(&app.store, app.live.pause()).await {
-        Ok(overview) => overview,
+    let counts: Vec<StatusCount> = match app.store.status_counts().await {
+        Ok(counts) => counts
+            .into_iter()
+            .map(|(status, count)| StatusCount { status, count })
+            .collect(),
         Err(e) => return unavailable(&e),
     };
-    html::queue(
-        &overview,
-        &page,
-        status,
-        label.as_deref(),
-        chrono::Utc::now(),
-    )
-    .into_response()
+    html::queue(&counts, &page, status, label.as_deref(), chrono::Utc::now()).into_response()
 }
 
 async fn task(State(app): State<App>, Path(task_id): Path<String>) -> Response {
@@ -373,19 +388,16 @@ async fn script() -> Response {
         .into_response()
 }
 
-/// `/metrics`: the queue gauges refreshed from the database, then every metric.
+/// `/metrics`: every metric, and the queue gauges read from the database now.
 async fn metrics_text(State(app): State<App>) -> Response {
-    let metrics = metrics::global();
-    // A database that cannot be read leaves the gauges as last set; /healthz says why.
-    if let Ok(counts) = app.store.status_counts().await {
-        metrics.set_queue_depth(&counts);
-    }
+    // A database that cannot be read leaves the queue gauges out; /healthz says why.
+    let counts = app.store.status_counts().await.ok();
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static(metrics::CONTENT_TYPE),
         )],
-        metrics.encode(),
+        metrics::global().encode_with_queue(counts.as_deref()),
     )
         .into_response()
 }
@@ -422,7 +434,7 @@ mod tests {
 
     #[test]
     fn only_loopback_goes_without_a_token() {
-        let token = SecretString::from("t0ken".to_owned());
+        let token = SecretString::from("t0ken-long-enough-1234".to_owned());
         let local: SocketAddr = "127.0.0.1:9464".parse().unwrap();
         let local6: SocketAddr = "[::1]:9464".parse().unwrap();
         let public: SocketAddr = "0.0.0.0:9464".parse().unwrap();
@@ -431,6 +443,16 @@ mod tests {
         let e = check_access(public, None).unwrap_err().to_string();
         assert!(e.contains("STATUS_TOKEN"), "{e}");
         assert!(check_access(public, Some(&token)).is_ok());
+        for bad in [
+            "short",
+            "has a space in it, long enough",
+            "semi;colon;long;enough;;",
+        ] {
+            let bad = SecretString::from(bad.to_owned());
+            let e = check_access(local, Some(&bad)).unwrap_err().to_string();
+            assert!(e.contains("at least 16"), "{e}");
+            assert!(!e.contains("colon") && !e.contains("space"), "{e}");
+        }
     }
 
     #[test]

@@ -142,20 +142,28 @@ const WORKERS: &str = "\
     WHERE t.status = 'in_progress' AND t.locked_by IS NOT NULL \
     ORDER BY t.locked_by, t.id";
 
-/// $1 days (including today, UTC). One row per day, oldest first, zero days included.
+/// $1 days (including today, UTC). One row per day, oldest first, zero days included: one
+/// scan of the tasks ended and one of the calls made since the first day.
 const DAILY: &str = "\
-    SELECT d.day::date AS day, \
-           (SELECT count(*) FROM tasks t \
-            WHERE t.completed_at >= d.day AT TIME ZONE 'UTC' \
-              AND t.completed_at < (d.day + interval '1 day') AT TIME ZONE 'UTC') AS finished, \
-           (SELECT COALESCE(sum(c.cost_usd), 0) FROM llm_calls c \
-            WHERE c.created_at >= d.day AT TIME ZONE 'UTC' \
-              AND c.created_at < (d.day + interval '1 day') AT TIME ZONE 'UTC') \
-               AS spent_usd \
-    FROM generate_series(date_trunc('day', now() AT TIME ZONE 'UTC') \
-                             - ($1::int4 - 1) * interval '1 day', \
-                         date_trunc('day', now() AT TIME ZONE 'UTC'), \
-                         interval '1 day') AS d(day) \
+    WITH span AS ( \
+        SELECT date_trunc('day', now() AT TIME ZONE 'UTC') - ($1::int4 - 1) * interval '1 day' \
+                   AS first, \
+               date_trunc('day', now() AT TIME ZONE 'UTC') AS last), \
+    ended AS ( \
+        SELECT date_trunc('day', completed_at AT TIME ZONE 'UTC') AS day, count(*) AS n \
+        FROM tasks, span \
+        WHERE completed_at >= span.first AT TIME ZONE 'UTC' \
+        GROUP BY 1), \
+    spent AS ( \
+        SELECT date_trunc('day', created_at AT TIME ZONE 'UTC') AS day, sum(cost_usd) AS usd \
+        FROM llm_calls, span \
+        WHERE created_at >= span.first AT TIME ZONE 'UTC' \
+        GROUP BY 1) \
+    SELECT d.day::date AS day, COALESCE(ended.n, 0) AS finished, \
+           COALESCE(spent.usd, 0) AS spent_usd \
+    FROM span, generate_series(span.first, span.last, interval '1 day') AS d(day) \
+    LEFT JOIN ended ON ended.day = d.day \
+    LEFT JOIN spent ON spent.day = d.day \
     ORDER BY d.day";
 
 /// $1 days (including today, UTC), $2 every stage in pipeline order. Spend per role and model.

@@ -660,6 +660,18 @@ async fn a_token_guards_every_page_and_a_public_bind_needs_one(pool: PgPool) {
     );
     assert!(!stderr.contains(common::GITHUB_TOKEN));
     let out = bin(&pool, &remote)
+        .clone_with("STATUS_ADDR", "127.0.0.1:0")
+        .clone_with("STATUS_TOKEN", "too short;secret")
+        .output(&["run", "--once"])
+        .await;
+    assert!(!out.status.success());
+    let stderr = text(&out).1;
+    assert!(
+        stderr.contains("STATUS_TOKEN must be at least 16"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("too short;secret"), "{stderr}");
+    let out = bin(&pool, &remote)
         .clone_with("STATUS_ADDR", "localhost")
         .output(&["run", "--once"])
         .await;
