@@ -996,6 +996,7 @@ async fn the_daemon_serves_the_page_and_counts_what_it_does(pool: PgPool) {
         &github.server.uri(),
     )
     .clone_with("POLL_INTERVAL", "1")
+    .clone_with("PR_POLL_SECONDS", "1")
     .clone_with("STATUS_ADDR", "127.0.0.1:0");
     common::migrate_and_add(&bin, "t-1").await;
     let daemon = common::Running::spawn(&bin, &["run"]);
@@ -1063,6 +1064,15 @@ async fn the_daemon_serves_the_page_and_counts_what_it_does(pool: PgPool) {
     for secret in [common::GITHUB_TOKEN, common::ANTHROPIC_API_KEY] {
         assert!(!page.contains(secret));
     }
+
+    // The PR watch sees the merge: counted once.
+    let number = github.open.lock().unwrap()[0]["number"].as_u64().unwrap();
+    github.set_state(number, "merged");
+    common::wait_for("the merge to be counted", limit, || async {
+        let (_, metrics, _) = get(&format!("{base}/metrics")).await;
+        sample(&metrics, "autonomous_dev_prs_merged_total") == Some(1.0)
+    })
+    .await;
     let (status, log) = daemon.stop().await;
     assert!(status.success(), "{log}");
 }
