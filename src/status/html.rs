@@ -272,7 +272,11 @@ pub fn task(detail: &TaskDetail) -> Markup {
             } }
             @if let Some(by) = &detail.approved_by { tr { th { "approved by" } td { (by) } } }
             @if let Some(worker) = &detail.worker {
-                tr { th { "worker" } td { (worker) " (lease until " (time(detail.lease_expires_at)) ")" } }
+                @if t.status == TaskStatus::InProgress {
+                    tr { th { "worker" } td { (worker) " (lease until " (time(detail.lease_expires_at)) ")" } }
+                } @else {
+                    tr { th { "last worker" } td { (worker) } }
+                }
             }
             @if t.status == TaskStatus::Pending && detail.run_after > Utc::now() {
                 tr { th { "next run" } td { "not before " (time(Some(detail.run_after))) } }
