@@ -6,6 +6,12 @@
 //! whose user may CREATE DATABASE. Every scenario runs in a fresh scratch database
 //! (`autonomous_dev_bench_<pid>_<n>`, migrated with `Store::migrate`, dropped at the end).
 //! Prints the machine facts and Markdown tables on stdout, progress on stderr.
+//!
+//! `STATUS_ADDR` (e.g. `127.0.0.1:0`) measures the status page's overhead: the throughput
+//! scenario then serves the page and `/metrics` for its scratch database, as the daemon does,
+//! while a scraper fetches `/metrics` and the queue page every `BENCH_SCRAPE_MS` (default 1000,
+//! 15× Prometheus' default rate), and each claim records the metrics the daemon's claim path
+//! records. The peak RSS of the bench process is printed at the end either way.
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -13,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use autonomous_dev::shutdown::Shutdown;
+use autonomous_dev::status::{ProcessLive, StatusServer};
 use autonomous_dev::store::{Event, Finish, Store, TaskEvents};
 use autonomous_dev::task::{
     BranchCommit, Consensus, Decision, DraftPr, NewTask, Outcome, Publication, TaskStatus,
@@ -92,6 +100,24 @@ async fn run() -> Result<()> {
     );
     println!("- pickup scenario: server's synchronous_commit (on unless configured otherwise)");
     println!("- throughput scenario: synchronous_commit = {sync} (BENCH_SYNCHRONOUS_COMMIT)");
+    let status = match std::env::var("STATUS_ADDR") {
+        Ok(addr) => {
+            let addr: std::net::SocketAddr = addr.parse().context("STATUS_ADDR: host:port")?;
+            let every = match std::env::var("BENCH_SCRAPE_MS") {
+                Ok(ms) => Duration::from_millis(ms.parse().context("BENCH_SCRAPE_MS: ms")?),
+                Err(_) => Duration::from_secs(1),
+            };
+            println!(
+                "- status page: on (STATUS_ADDR {addr}), /metrics and / scraped every {} ms",
+                every.as_millis()
+            );
+            Some((addr, every))
+        }
+        Err(_) => {
+            println!("- status page: off (STATUS_ADDR unset)");
+            None
+        }
+    };
     println!();
 
     // 1. Pickup latency, NOTIFY versus polling.
@@ -133,7 +159,7 @@ async fn run() -> Result<()> {
         let db = scratch.create(Some(&sync)).await?;
         let result = tokio::time::timeout(
             SCENARIO_TIMEOUT,
-            throughput(&db, claimers, THROUGHPUT_TASKS),
+            throughput(&db, claimers, THROUGHPUT_TASKS, status),
         )
         .await;
         scratch.drop_db(db).await?;
@@ -145,13 +171,13 @@ async fn run() -> Result<()> {
          Store with a one-connection pool; synchronous_commit = {sync})\n"
     );
     println!(
-        "| claimers | total s | claims/s | speedup | claims per claimer | duplicates | left not completed |"
+        "| claimers | total s | claims/s | speedup | claims per claimer | duplicates | left not completed | scrapes (mean ms) |"
     );
-    println!("|---:|---:|---:|---:|---|---:|---:|");
+    println!("|---:|---:|---:|---:|---|---:|---:|---:|");
     let base = rows.first().map_or(1.0, |(_, r)| r.per_second());
     for (claimers, r) in &rows {
         println!(
-            "| {claimers} | {:.2} | {:.0} | {:.2}× | {} | {} | {} |",
+            "| {claimers} | {:.2} | {:.0} | {:.2}× | {} | {} | {} | {} ({:.1}) |",
             r.elapsed.as_secs_f64(),
             r.per_second(),
             r.per_second() / base,
@@ -161,10 +187,16 @@ async fn run() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(" / "),
             r.duplicates,
-            r.not_completed
+            r.not_completed,
+            r.scrapes.0,
+            r.scrapes.1
         );
     }
     println!();
+    println!(
+        "- peak RSS of the bench process (VmHWM): {}",
+        peak_rss().unwrap_or_else(|| "unknown".into())
+    );
 
     let failed: Vec<_> = rows
         .iter()
@@ -436,6 +468,58 @@ struct Throughput {
     per_claimer: Vec<usize>,
     duplicates: usize,
     not_completed: i64,
+    /// Scrapes of `/metrics` + `/` answered during the drain (0 with the page off), and their
+    /// mean wall time in ms (both requests).
+    scrapes: (usize, f64),
+}
+
+/// `VmHWM` of /proc/self/status, e.g. `41236 kB`.
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.trim_start_matches("VmHWM:").trim().to_owned())
+}
+
+/// Serves the status page for `store` on `addr` and scrapes `/metrics` and `/` every `every`
+/// until `stop` is triggered; the number of scrapes answered 200.
+async fn serve_and_scrape(
+    store: Store,
+    addr: std::net::SocketAddr,
+    every: Duration,
+    stop: Shutdown,
+) -> Result<tokio::task::JoinHandle<(usize, f64)>> {
+    let server = StatusServer::bind(addr, None, store, Arc::new(ProcessLive)).await?;
+    let base = format!("http://{}", server.local_addr()?);
+    let serving = stop.clone();
+    tokio::spawn(async move { server.serve(&serving).await });
+    Ok(tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        let mut scrapes = 0;
+        let mut took = Duration::ZERO;
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                () = stop.triggered() => {
+                    let mean = took.as_secs_f64() * 1000.0 / scrapes.max(1) as f64;
+                    return (scrapes, mean);
+                }
+                _ = tick.tick() => {}
+            }
+            let start = Instant::now();
+            let mut ok = true;
+            for path in ["/metrics", "/"] {
+                let answer = client.get(format!("{base}{path}")).send().await;
+                ok &= match answer {
+                    Ok(answer) => answer.status().is_success() && answer.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+            }
+            if ok {
+                scrapes += 1;
+                took += start.elapsed();
+            }
+        }
+    }))
 }
 
 impl Throughput {
@@ -446,7 +530,12 @@ impl Throughput {
 
 /// `claimers` Stores, each with its own one-connection pool (separate daemons), drain `tasks`
 /// pending tasks: claim_next then finish(completed), until a claim returns None.
-async fn throughput(db: &Db, claimers: usize, tasks: usize) -> Result<Throughput> {
+async fn throughput(
+    db: &Db,
+    claimers: usize,
+    tasks: usize,
+    status: Option<(std::net::SocketAddr, Duration)>,
+) -> Result<Throughput> {
     eprintln!("throughput: {claimers} claimer(s), {tasks} tasks");
     let setup = db.store(1).await?;
     let all: Vec<NewTask> = (0..tasks)
@@ -472,6 +561,14 @@ async fn throughput(db: &Db, claimers: usize, tasks: usize) -> Result<Throughput
     for _ in 0..claimers {
         stores.push(db.store(1).await?);
     }
+    let stop = Shutdown::new(Duration::from_secs(1));
+    let scraper = match status {
+        Some((addr, every)) => {
+            Some(serve_and_scrape(db.store(2).await?, addr, every, stop.clone()).await?)
+        }
+        None => None,
+    };
+    let metered = status.is_some();
     let barrier = Arc::new(Barrier::new(claimers + 1));
     let mut handles = Vec::new();
     for (n, store) in stores.into_iter().enumerate() {
@@ -480,9 +577,19 @@ async fn throughput(db: &Db, claimers: usize, tasks: usize) -> Result<Throughput
             let worker = format!("bench:{n}");
             let finish = completed();
             let mut ids = Vec::with_capacity(tasks);
+            let metrics = autonomous_dev::metrics::global();
             barrier.wait().await;
             while let Some((task, lease)) = store.claim_next(&worker, LEASE).await? {
+                if metered {
+                    // What the daemon's claim path records around a task.
+                    metrics.picked_up(task.queue.run_after);
+                    metrics.workers_busy.inc();
+                }
                 store.finish(&lease, &finish).await?;
+                if metered {
+                    metrics.task_finished(TaskStatus::Completed);
+                    metrics.workers_busy.dec();
+                }
                 ids.push(task.id);
             }
             Ok::<_, anyhow::Error>(ids)
@@ -495,6 +602,11 @@ async fn throughput(db: &Db, claimers: usize, tasks: usize) -> Result<Throughput
         claims.push(handle.await??);
     }
     let elapsed = start.elapsed();
+    stop.trigger();
+    let scrapes = match scraper {
+        Some(scraper) => scraper.await?,
+        None => (0, 0.0),
+    };
 
     // Exactly once: no id returned twice across claimers, and nothing left not completed.
     let mut per_claimer = Vec::new();
@@ -523,5 +635,6 @@ async fn throughput(db: &Db, claimers: usize, tasks: usize) -> Result<Throughput
         per_claimer,
         duplicates,
         not_completed,
+        scrapes,
     })
 }

@@ -6,9 +6,9 @@
 #   scripts/test.sh --test it systemd:: # extra arguments go to cargo test (tests/it/ is one binary)
 #   scripts/test.sh store -- --nocapture
 #
-# 1. Makes sure `git`, `systemd-analyze`, `bwrap`, `prlimit` and `strace` exist (apt-get install git /
-#    systemd / bubblewrap / util-linux / strace when running as root on Debian; otherwise a warning, and
-#    the tests that need them say so). The daemon verifies changes in a bubblewrap sandbox and
+# 1. Makes sure `git`, `systemd-analyze`, `bwrap`, `prlimit`, `strace`, `chromium` and `promtool` exist
+#    (apt-get install git / systemd / bubblewrap / util-linux / strace / chromium / prometheus when
+#    running as root on Debian; otherwise a warning, and the tests that need them say so). The daemon verifies changes in a bubblewrap sandbox and
 #    refuses to start without one.
 # 2. Uses the PostgreSQL at DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 #    when it accepts connections. A working DATABASE_URL is never replaced.
@@ -57,6 +57,9 @@ ensure_command strace strace
 # The sandbox tests' target repositories: Python's unittest behind a Makefile.
 ensure_command python3 python3
 ensure_command make make
+# The status page's tests: a real headless browser, and Prometheus' linter of /metrics.
+ensure_command chromium chromium
+ensure_command promtool prometheus
 
 # --- PostgreSQL --------------------------------------------------------------------------------
 # shellcheck disable=SC2317  # invoked by the EXIT trap

@@ -32,7 +32,17 @@ pub enum Command {
     #[command(subcommand)]
     Tasks(TasksCommand),
     /// Count and average consensus score per status.
-    Stats,
+    Stats {
+        /// Print JSON (README: "JSON output") instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The overview in the terminal: tasks per status, the workers, spend, waiting tasks.
+    Status {
+        /// Print JSON (README: "JSON output") instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon: claim pending tasks and turn them into pull requests.
     Run(Box<RunArgs>),
 }
@@ -67,11 +77,20 @@ pub enum TasksCommand {
         /// Only tasks with this status.
         #[arg(long, value_enum)]
         status: Option<TaskStatus>,
+        /// Only tasks with this label.
+        #[arg(long)]
+        label: Option<String>,
+        /// Print JSON (README: "JSON output") instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Show one task: every stage with its vote and rationale, consensus, decision, PR, error.
     Show {
         /// The task id.
         task_id: String,
+        /// Print JSON (README: "JSON output") instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Cancel a pending task now, or ask a running one to stop at its next stage boundary.
     Cancel {
@@ -258,6 +277,16 @@ pub struct RunArgs {
     /// Seconds a running stage may continue after SIGTERM/SIGINT before its task is released.
     #[arg(long, env, default_value = "30", value_parser = seconds)]
     pub shutdown_grace: Duration,
+
+    /// Address the read-only status page, `/metrics` and `/healthz` are served on, e.g.
+    /// `127.0.0.1:9464` [default: not served]. Any address but loopback requires STATUS_TOKEN.
+    #[arg(long, env)]
+    pub status_addr: Option<std::net::SocketAddr>,
+
+    /// Token the status page asks for (bearer token or its login form); required when
+    /// STATUS_ADDR is not loopback, optional on loopback.
+    #[arg(long, env, hide_env_values = true, value_parser = secret)]
+    pub status_token: Option<SecretString>,
 
     /// Process pending tasks until none is left, then exit 0.
     #[arg(long)]

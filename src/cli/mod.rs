@@ -12,7 +12,8 @@ use clap::error::ErrorKind;
 use secrecy::SecretString;
 
 use crate::config::{Cli, Command, TasksCommand};
-use crate::store::{self, Cancelled, Store, StoreError};
+use crate::status::{Overview, StatsView, TaskDetail, TaskPage};
+use crate::store::{self, Cancelled, QueueFilter, Store, StoreError};
 use crate::task::NewTask;
 
 /// Entry point of the binary: 0 on success, 1 on a failure, 2 on a bad command line or setting.
@@ -72,13 +73,27 @@ async fn dispatch(cli: Cli) -> Result<()> {
             println!("migrations applied");
         }
         Command::Tasks(command) => tasks(&url, command).await?,
-        Command::Stats => {
+        Command::Stats { json: true } => {
+            let stats = StatsView::load(&connect(&url).await?).await.map_err(hint)?;
+            print_json(&stats)?;
+        }
+        Command::Stats { json: false } => {
             let store = connect(&url).await?;
             let stats = store.stats().await.map_err(hint)?;
             let roles = store.role_calls().await?;
             let today = store.spend_today().await?;
             let prs = store.pr_counts().await?;
             print!("{}", output::stats(&stats, prs, &roles, today))
+        }
+        Command::Status { json } => {
+            let overview = Overview::load(&connect(&url).await?, None)
+                .await
+                .map_err(hint)?;
+            if json {
+                print_json(&overview)?;
+            } else {
+                print!("{}", output::overview(&overview));
+            }
         }
         Command::Run(args) => run::run(&url, *args).await?,
     }
@@ -119,13 +134,46 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             connect(url).await?.add_task(&task).await.map_err(hint)?;
             println!("added {}", task.task_id);
         }
-        TasksCommand::List { status } => {
-            print!(
-                "{}",
-                output::task_table(&connect(url).await?.list_tasks(status).await.map_err(hint)?)
-            );
+        TasksCommand::List {
+            status,
+            label,
+            json: true,
+        } => {
+            let filter = QueueFilter {
+                status,
+                label,
+                ..QueueFilter::default()
+            };
+            let page = TaskPage::load(&connect(url).await?, &filter)
+                .await
+                .map_err(hint)?;
+            print_json(&page)?;
         }
-        TasksCommand::Show { task_id } => {
+        TasksCommand::List {
+            status,
+            label,
+            json: false,
+        } => {
+            let mut tasks = connect(url).await?.list_tasks(status).await.map_err(hint)?;
+            if let Some(label) = label {
+                tasks.retain(|t| t.labels.contains(&label));
+            }
+            print!("{}", output::task_table(&tasks));
+        }
+        TasksCommand::Show {
+            task_id,
+            json: true,
+        } => {
+            let store = connect(url).await?;
+            let Some(detail) = TaskDetail::load(&store, &task_id).await.map_err(hint)? else {
+                bail!("task '{task_id}' not found");
+            };
+            print_json(&detail)?;
+        }
+        TasksCommand::Show {
+            task_id,
+            json: false,
+        } => {
             let store = connect(url).await?;
             let Some(task) = store.get_task(&task_id).await.map_err(hint)? else {
                 bail!("task '{task_id}' not found");
@@ -185,6 +233,12 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             println!("{task_id} is rejected: failed, nothing published");
         }
     }
+    Ok(())
+}
+
+/// Prints `value` as pretty JSON and a newline on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

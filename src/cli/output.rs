@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use crate::agents::{Chain, EngineerEvidence, SecurityEvidence};
 use crate::consensus::score_text;
+use crate::status::Overview;
 use crate::store::{PrCounts, RoleCalls, StageCost, StatusStats};
 use crate::task::{
     Outcome, PrState, Publication, Revision, RevisionEnd, Stage, StageRecord, Task, TaskStatus,
@@ -91,6 +92,135 @@ pub fn stats(
             &role_rows
         ),
     )
+}
+
+/// `status`: tasks per status and PRs, the workers with their stage and lease, today's spend,
+/// the last 7 days, spend per role and model over 30 days, and the tasks waiting out a backoff
+/// or snooze. Times in UTC.
+pub fn overview(view: &Overview) -> String {
+    let mut out = String::new();
+    let counts: Vec<String> = view
+        .counts
+        .iter()
+        .map(|c| format!("{} {}", c.count, c.status))
+        .collect();
+    let _ = writeln!(out, "tasks:   {}", counts.join(", "));
+    let _ = writeln!(
+        out,
+        "PRs:     {} open, {} merged, {} closed unmerged",
+        view.prs.open, view.prs.merged, view.prs.closed
+    );
+    let _ = writeln!(out, "spent today: {} (UTC)\n", usd(view.spend.today_usd));
+    let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map_or_else(
+            || "-".to_owned(),
+            |at| at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+    };
+    let _ = writeln!(out, "workers:");
+    if view.workers.is_empty() {
+        let _ = writeln!(out, "  (no task in progress)");
+    } else {
+        let rows: Vec<[String; 5]> = view
+            .workers
+            .iter()
+            .map(|w| {
+                [
+                    w.worker.clone(),
+                    w.task_id.clone(),
+                    w.stage
+                        .map_or("consensus/publish", |s| s.role_name())
+                        .to_owned(),
+                    time(w.since),
+                    time(w.lease_expires_at),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            [
+                "WORKER",
+                "TASK",
+                "STAGE",
+                "SINCE (UTC)",
+                "LEASE UNTIL (UTC)",
+            ],
+            &rows,
+        )));
+        out.push('\n');
+    }
+    if let Some(pause) = &view.pause {
+        let _ = writeln!(
+            out,
+            "paused until {} UTC: {}",
+            time(Some(pause.until)),
+            pause.reason
+        );
+    }
+    let _ = writeln!(out, "\nwaiting (backoff or snooze):");
+    if view.waiting.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    } else {
+        let rows: Vec<[String; 4]> = view
+            .waiting
+            .iter()
+            .map(|w| {
+                [
+                    w.task_id.clone(),
+                    time(Some(w.run_after)),
+                    w.attempts.to_string(),
+                    w.error
+                        .as_deref()
+                        .map_or("-".to_owned(), |e| one_line(e, 80)),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(
+            ["TASK", "NOT BEFORE (UTC)", "ATTEMPTS", "WHY"],
+            &rows,
+        )));
+        out.push('\n');
+    }
+    let _ = writeln!(out, "\nlast 7 days (UTC):");
+    let rows: Vec<[String; 3]> = view
+        .spend
+        .days
+        .iter()
+        .rev()
+        .take(7)
+        .map(|d| [d.day.to_string(), d.finished.to_string(), usd(d.spent_usd)])
+        .collect();
+    out.push_str(&indent(&table(["DAY", "FINISHED", "SPENT"], &rows)));
+    let _ = writeln!(out, "\n\nspend per role and model, last 30 days:");
+    if view.spend.by_role_model.is_empty() {
+        let _ = writeln!(out, "  (no LLM call)");
+    } else {
+        let rows: Vec<[String; 4]> = view
+            .spend
+            .by_role_model
+            .iter()
+            .map(|r| {
+                [
+                    r.stage.role_name().to_owned(),
+                    r.model.clone(),
+                    r.calls.to_string(),
+                    usd(r.cost_usd),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(["ROLE", "MODEL", "CALLS", "SPENT"], &rows)));
+        out.push('\n');
+    }
+    out
+}
+
+/// The first line of `text`, at most `max` characters.
+fn one_line(text: &str, max: usize) -> String {
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(max)
+        .collect()
 }
 
 /// What a stage's evidence says, a line each: the Engineer's verification (and the output's

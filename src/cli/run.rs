@@ -20,6 +20,7 @@ use crate::pipeline::{
     Budget, GitRepository, Pipeline, PipelineSettings, Publisher, PublisherConfig, RetryPolicy,
     RoleModel, Roles, Verifying,
 };
+use crate::status::{ProcessLive, StatusServer};
 use crate::store::Store;
 use crate::task::Stage;
 use crate::verify::{SetupPolicy, Verifier, VerifyConfig};
@@ -39,6 +40,9 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         args.heartbeat_seconds.as_secs(),
         args.lease_seconds.as_secs()
     );
+    if let Some(addr) = args.status_addr {
+        crate::status::check_access(addr, args.status_token.as_ref())?;
+    }
     let repository = github_repository(&args)?;
     let fork = args
         .push_repository
@@ -78,6 +82,20 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
 
     let store = Store::connect(database_url, pool_size(args.concurrency)).await?;
     store.migrate().await?;
+    let status = match args.status_addr {
+        Some(addr) => {
+            let server = StatusServer::bind(
+                addr,
+                args.status_token.clone(),
+                store.clone(),
+                Arc::new(ProcessLive),
+            )
+            .await?;
+            info!(addr = %server.local_addr()?, "status page served");
+            Some(server)
+        }
+        None => None,
+    };
     let retry = RetryPolicy {
         max_attempts: i32::from(args.max_attempts),
         base_delay: args.retry_base_seconds,
@@ -137,18 +155,35 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         Watcher::new(store.clone(), github, settings)
     });
     let daemon = Daemon::new(store, Arc::new(pipeline), settings);
-    match &watcher {
-        // --once: one sweep of the PRs (a merge may free a dependent task), the queue, and a
-        // sweep of the PRs it opened.
-        Some(watcher) if args.once => {
-            watcher.sweep().await?;
-            daemon.run(&shutdown).await?;
-            watcher.sweep().await?;
+    let work = async {
+        match &watcher {
+            // --once: one sweep of the PRs (a merge may free a dependent task), the queue, and
+            // a sweep of the PRs it opened.
+            Some(watcher) if args.once => {
+                watcher.sweep().await?;
+                daemon.run(&shutdown).await?;
+                watcher.sweep().await?;
+            }
+            Some(watcher) => {
+                tokio::join!(daemon.run(&shutdown), watcher.run(&shutdown)).0?;
+            }
+            None => daemon.run(&shutdown).await?,
         }
-        Some(watcher) => {
-            tokio::join!(daemon.run(&shutdown), watcher.run(&shutdown)).0?;
+        anyhow::Ok(())
+    };
+    // The status page is served while the work runs (until shutdown, or the end of --once); a
+    // server that fails is logged and the daemon goes on without it.
+    let serving = async {
+        if let Some(server) = status
+            && let Err(error) = server.serve(&shutdown).await
+        {
+            tracing::error!(%error, "the status page stopped serving");
         }
-        None => daemon.run(&shutdown).await?,
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        result = work => result?,
+        () = serving => {}
     }
     info!("daemon stopped");
     Ok(())

@@ -111,8 +111,12 @@ impl Daemon {
             let listener = match &mut events {
                 Some(listener) => listener,
                 None => match self.store.listener().await {
-                    Ok(listener) => events.insert(listener),
+                    Ok(listener) => {
+                        crate::metrics::global().set_listener(true);
+                        events.insert(listener)
+                    }
                     Err(e) => {
+                        crate::metrics::global().set_listener(false);
                         if !interrupted {
                             warn!(error = %e, "cannot LISTEN for new tasks; polling until it works again");
                             interrupted = true;
@@ -125,6 +129,7 @@ impl Daemon {
             match listener.recv().await {
                 Ok(Event::NewTask(_)) => self.wake(),
                 Ok(Event::Reconnected) => {
+                    crate::metrics::global().set_listener(true);
                     if interrupted {
                         info!("listening for new tasks again");
                         interrupted = false;
@@ -133,6 +138,7 @@ impl Daemon {
                 }
                 Ok(Event::Cancel(task_id)) => info!(task_id, "cancellation requested"),
                 Err(e) => {
+                    crate::metrics::global().set_listener(false);
                     if !interrupted {
                         warn!(error = %e, "task notifications interrupted; reconnecting, polling meanwhile");
                         interrupted = true;
@@ -234,10 +240,13 @@ impl Daemon {
     /// task is released to pending; when the lease is lost, another worker owns the task and
     /// this one stops at once, writing nothing more.
     async fn process(&self, task: Task, lease: Lease, shutdown: &Shutdown) {
+        let metrics = crate::metrics::global();
+        metrics.picked_up(task.queue.run_after);
         if task.queue.cancel_requested {
             info!("cancelled before it resumed");
-            if let Err(e) = self.store.finish_cancelled(&lease).await {
-                error!(error = %e, "could not record the cancellation");
+            match self.store.finish_cancelled(&lease).await {
+                Ok(()) => metrics.task_finished(TaskStatus::Cancelled),
+                Err(e) => error!(error = %e, "could not record the cancellation"),
             }
             return;
         }
@@ -254,9 +263,18 @@ impl Daemon {
             lost = self.heartbeat(&task.task_id, &lease) => Err(PipelineError::Store(lost)),
         };
         match result {
-            Ok(Ended::Finished(status)) => info!(%status, "task finished"),
-            Ok(Ended::RetryLater) => info!("task returned to pending for a later attempt"),
-            Ok(Ended::Paused { wait, why }) => self.pause(wait, why),
+            Ok(Ended::Finished(status)) => {
+                metrics.task_finished(status);
+                info!(%status, "task finished")
+            }
+            Ok(Ended::RetryLater) => {
+                metrics.retries.inc();
+                info!("task returned to pending for a later attempt")
+            }
+            Ok(Ended::Paused { wait, why }) => {
+                metrics.snoozes.inc();
+                self.pause(wait, why)
+            }
             Err(PipelineError::Store(StoreError::LeaseLost(_))) => {
                 warn!("lease lost: another worker owns this task now; stopped without writing")
             }
@@ -319,6 +337,15 @@ impl Daemon {
             );
             systemd::status(&format!("paused {} s: {why}", wait.as_secs()));
             *paused = Some((until, why));
+            let key = match why {
+                PauseReason::RateLimited => "rate_limited",
+                PauseReason::Overloaded => "overloaded",
+                PauseReason::DailyBudget => "daily_budget",
+            };
+            let until = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            let reason = why.to_string();
+            crate::metrics::global()
+                .set_pause(Some((key, crate::metrics::Pause { reason, until })));
         }
     }
 
@@ -337,6 +364,7 @@ impl Daemon {
             Some(_) => {
                 info!("pause over: claiming again");
                 *paused = None;
+                crate::metrics::global().set_pause(None);
                 None
             }
             None => None,
@@ -351,6 +379,9 @@ impl Daemon {
         } else {
             set.remove(task_id);
         }
+        crate::metrics::global()
+            .workers_busy
+            .set(i64::try_from(set.len()).unwrap_or(i64::MAX));
         let status = if set.is_empty() {
             "idle, waiting for tasks".to_owned()
         } else {

@@ -112,6 +112,7 @@ impl Meter for StageMeter<'_> {
             usage,
             cost_usd,
         };
+        crate::metrics::global().llm_call(self.stage, model, kind, usage, cost_usd);
         self.store.record_call(&call).await.map_err(ledger)
     }
 }

@@ -223,6 +223,7 @@ impl Pipeline {
         let report = gates::check(&changes, &self.settings.gates);
         if let Some(reason) = report.block_reason() {
             warn!(%reason, "a gate refused the change");
+            crate::metrics::global().gates_refused(&report);
             return Err(TaskFailure::Gate(Box::new(report)).into());
         }
         Ok(report)
@@ -327,6 +328,14 @@ async fn verify(
                 .map_err(cannot)?
         }
     };
+    let result = match verification.status {
+        VerifyStatus::Passed => "passed",
+        VerifyStatus::Failed => "failed",
+        VerifyStatus::TimedOut => "timed_out",
+        VerifyStatus::NotVerified => "not_verified",
+    };
+    let took = std::time::Duration::from_millis(verification.duration_ms);
+    crate::metrics::global().verification(result, took);
     verification.check_changed = files
         .iter()
         .filter(|f| steers_check(&f.path))

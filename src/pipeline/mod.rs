@@ -227,6 +227,13 @@ impl Pipeline {
         let failure = match self.stages(task, lease, shutdown).await {
             Ok(finish) => {
                 self.store.finish(lease, &finish).await?;
+                if let Outcome::Approved {
+                    publication: Publication::Opened(_),
+                    ..
+                } = &finish.result
+                {
+                    crate::metrics::global().prs_opened.inc();
+                }
                 return Ok(Ended::Finished(finish.status));
             }
             Err(Stop::Interrupted) => return Err(PipelineError::Interrupted),
@@ -304,9 +311,18 @@ impl Pipeline {
                         self.prepare_context(stage, &chain, &mut repo, base, &[])
                             .await?;
                         let span = tracing::info_span!("stage", stage = %stage);
-                        self.run_stage(stage, task, lease, &mut chain, &repo, base, None)
+                        let ran = self
+                            .run_stage(stage, task, lease, &mut chain, &repo, base, None)
                             .instrument(span)
-                            .await?;
+                            .await;
+                        if let Err(stop) = &ran {
+                            let outcome = match stop {
+                                Stop::Failed(_) => "failed",
+                                _ => "interrupted",
+                            };
+                            crate::metrics::global().stage_ended(stage, outcome, None);
+                        }
+                        ran?;
                     }
                     if stage == Stage::Pm && chain.pm_rejected() {
                         return Ok(self.rejected_by_pm(&chain));
@@ -442,6 +458,8 @@ impl Pipeline {
                     .await?
             }
         }
+        let took = std::time::Duration::from_millis(u64::try_from(record.duration_ms).unwrap_or(0));
+        crate::metrics::global().stage_ended(stage, "recorded", Some(took));
         chain
             .restore(stage, record.output.clone())
             .and_then(|()| chain.restore_evidence(stage, record.evidence.clone()))

@@ -12,6 +12,8 @@
 //! - `revision`: revisions of an opened PR — requested by the watch, run and ended under the
 //!   task's lease;
 //! - `spend`: the ledger of LLM calls (`llm_calls`) the budget caps and cost reports read;
+//! - `status`: the read-only views of the operator (a page of the queue, workers, spend per
+//!   day / role / model, waiting tasks, a liveness ping);
 //!
 //! Every statement is one whole SQL constant, checked at run time (`sqlx::query`/`query_as`, bind
 //! parameters only); rows become [`Task`], [`StageRecord`], [`StatusStats`] and [`StageCost`]
@@ -24,6 +26,7 @@ mod events;
 mod pr_watch;
 mod revision;
 mod spend;
+mod status;
 mod task_file;
 
 pub use claim::{Lease, worker_id};
@@ -32,6 +35,7 @@ pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
 pub use pr_watch::{PrCounts, WatchedPr};
 pub use revision::{RevisionAsk, RevisionRequest};
 pub use spend::{Call, StageCost};
+pub use status::{DayRow, QueueFilter, QueueRow, SpendRow, WaitingRow, WorkerRow};
 pub use task_file::{TaskFileError, parse_task_file, validate_new_task};
 
 use std::collections::{HashMap, HashSet};
@@ -83,7 +87,7 @@ pub struct LoadReport {
 
 /// One row of `stats`: count and mean consensus score of one status, and
 /// what those tasks cost.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct StatusStats {
     pub status: TaskStatus,
     pub count: i64,
@@ -94,7 +98,7 @@ pub struct StatusStats {
 
 /// One role's row of `stats`: its LLM calls over every task, and how many were corrective
 /// retries (an answer that did not validate, sent back).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct RoleCalls {
     pub stage: Stage,
     pub calls: i64,

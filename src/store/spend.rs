@@ -23,13 +23,14 @@ pub struct Call<'a> {
 
 /// What one stage of a task cost, over all its calls (corrective retries, repair rounds and
 /// attempts whose answer was never recorded included).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
 pub struct StageCost {
     pub stage: Stage,
     pub calls: i64,
     /// How many of `calls` were corrective retries ([`CallKind::Correction`]).
     pub corrections: i64,
     #[sqlx(flatten)]
+    #[serde(flatten)]
     pub usage: Usage,
     pub cost_usd: f64,
 }

@@ -138,6 +138,9 @@ impl Watcher {
                 PrSeen::NotModified => sweep.not_modified += 1,
                 PrSeen::State { state, .. } if Some(*state) != pr.state => {
                     sweep.changed += 1;
+                    if *state == crate::task::PrState::Merged {
+                        crate::metrics::global().prs_merged.inc();
+                    }
                     info!(task_id = %pr.task_id, pr = pr.number, state = state.as_str(), "pull request state");
                 }
                 PrSeen::State { .. } => {}

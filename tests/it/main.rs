@@ -25,6 +25,7 @@ mod pipeline;
 mod review;
 mod revision;
 mod setup;
+mod status;
 mod store;
 mod systemd;
 mod verify;

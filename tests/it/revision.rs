@@ -205,6 +205,20 @@ async fn a_review_with_two_inline_comments_becomes_one_commit_with_replies(pool:
     let (show, _) = common::text(&out);
     assert!(show.contains("revisions:\n  #1 review · pushed "), "{show}");
     assert!(show.contains("3 new note(s)"), "{show}");
+    let out = d.bin.output(&["tasks", "show", TASK, "--json"]).await;
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let revision = &shown["revisions"][0];
+    assert_eq!(
+        (
+            &revision["trigger"],
+            &revision["status"],
+            &revision["new_notes"]
+        ),
+        (&json!("review"), &json!("pushed"), &json!(3)),
+        "{shown}"
+    );
+    assert_eq!(revision["outcome"]["end"], "pushed", "{shown}");
+    assert_eq!(revision["head_commit"], json!(opened), "{shown}");
 }
 
 #[sqlx::test]
