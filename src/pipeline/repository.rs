@@ -72,7 +72,9 @@ pub struct BranchChange {
 }
 
 /// Publishes a task's change, exactly once: a deterministic branch, an identical branch
-/// already on origin reused, the open PR with the same head adopted.
+/// already on origin reused, the open PR with the same head adopted; and later its revisions:
+/// fast-forward commits on that branch (merges of the base among them) and the PR comments
+/// that go with them.
 #[async_trait]
 pub trait Publishing: Send + Sync {
     /// True when nothing is pushed and no PR is opened (`run --dry-run`).

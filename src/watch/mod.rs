@@ -138,63 +138,19 @@ impl Watcher {
                 PrSeen::NotModified => sweep.not_modified += 1,
                 PrSeen::State { state, .. } if Some(*state) != pr.state => {
                     sweep.changed += 1;
-                    if *state == crate::task::PrState::Merged {
+                    if *state == PrState::Merged {
                         crate::metrics::global().prs_merged.inc();
                     }
                     info!(task_id = %pr.task_id, pr = pr.number, state = state.as_str(), "pull request state");
                 }
                 PrSeen::State { .. } => {}
             }
-            let open = match &look.seen {
-                PrSeen::State { state, .. } => *state == PrState::Open,
-                PrSeen::NotModified => pr.state == Some(PrState::Open),
-            };
-            if matches!(look.seen, PrSeen::State { .. }) && open && self.settings.max_revisions > 0
+            if self
+                .follow(&pr, &look.seen, &mut writers, &mut sweep)
+                .await?
+                == Next::Stop
             {
-                // Recorded only once the conversation is read: a failed read leaves the
-                // old ETag, so the next look answers 200 and the read is tried again.
-                match self.read_conversation(&pr, &mut writers).await {
-                    Ok(requested) => sweep.revisions += u32::from(requested),
-                    Err(Unread::GitHub(e)) => {
-                        sweep.failed += 1;
-                        warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "PR watch: cannot read the pull request's conversation");
-                        if e.is_rate_limited() {
-                            break;
-                        }
-                        continue;
-                    }
-                    Err(Unread::Store(e)) => return Err(e),
-                }
-            }
-            self.store.record_pr(&pr.task_id, &look.seen).await?;
-            if let PrSeen::State {
-                head: Some(head),
-                conflicted: true,
-                ..
-            } = &look.seen
-                && open
-                && self.settings.max_revisions > 0
-                && pr.conflict_head.as_ref() != Some(head)
-            {
-                sweep.revisions += u32::from(self.follow_base(&pr, head).await?);
-            }
-            let head = match &look.seen {
-                PrSeen::State { head, .. } => head.clone(),
-                PrSeen::NotModified => None,
-            }
-            .or(pr.head.clone());
-            if let Some(head) = head.filter(|_| open && self.settings.max_ci_fixes > 0) {
-                match self.look_at_checks(&pr, &head).await {
-                    Ok(requested) => sweep.revisions += u32::from(requested),
-                    Err(Unread::GitHub(e)) => {
-                        sweep.failed += 1;
-                        warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "PR watch: cannot read the checks of the pull request's head");
-                        if e.is_rate_limited() {
-                            break;
-                        }
-                    }
-                    Err(Unread::Store(e)) => return Err(e),
-                }
+                break;
             }
         }
         if sweep.requests > 0 {
@@ -212,7 +168,15 @@ impl Watcher {
     }
 }
 
-/// Why a conversation was not read.
+/// Whether a sweep goes on after a PR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Go,
+    /// GitHub rate-limited us: the sweep ends.
+    Stop,
+}
+
+/// Why a conversation or the checks were not read.
 enum Unread {
     GitHub(GitHubError),
     Store(StoreError),
@@ -231,6 +195,71 @@ impl From<StoreError> for Unread {
 }
 
 impl Watcher {
+    /// What follows a look at `pr` that saw `seen`: for an open PR that changed, its
+    /// conversation is read (and only then the look recorded: a failed read leaves the old
+    /// ETag, so the next look answers 200 and the read is tried again); the look is recorded;
+    /// a conflict with the base and the head's checks are acted on.
+    async fn follow(
+        &self,
+        pr: &WatchedPr,
+        seen: &PrSeen,
+        writers: &mut HashMap<String, bool>,
+        sweep: &mut Sweep,
+    ) -> Result<Next, StoreError> {
+        let (open, head, conflicted) = match seen {
+            PrSeen::State {
+                state,
+                head,
+                conflicted,
+                ..
+            } => (*state == PrState::Open, head.clone(), *conflicted),
+            PrSeen::NotModified => (pr.state == Some(PrState::Open), None, false),
+        };
+        let revisions = self.settings.max_revisions > 0;
+        if open && revisions && matches!(seen, PrSeen::State { .. }) {
+            match self.read_conversation(pr, writers).await {
+                Ok(requested) => sweep.revisions += u32::from(requested),
+                Err(Unread::GitHub(e)) => {
+                    warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "PR watch: cannot read the pull request's conversation");
+                    sweep.failed += 1;
+                    return Ok(if e.is_rate_limited() {
+                        Next::Stop
+                    } else {
+                        Next::Go
+                    });
+                }
+                Err(Unread::Store(e)) => return Err(e),
+            }
+        }
+        self.store.record_pr(&pr.task_id, seen).await?;
+        if let Some(head) = &head
+            && open
+            && revisions
+            && conflicted
+            && pr.conflict_head.as_ref() != Some(head)
+        {
+            sweep.revisions += u32::from(self.follow_base(pr, head).await?);
+        }
+        let Some(head) = head.or(pr.head.clone()) else {
+            return Ok(Next::Go);
+        };
+        if !open || self.settings.max_ci_fixes == 0 {
+            return Ok(Next::Go);
+        }
+        match self.look_at_checks(pr, &head).await {
+            Ok(requested) => sweep.revisions += u32::from(requested),
+            Err(Unread::GitHub(e)) => {
+                warn!(task_id = %pr.task_id, pr = pr.number, error = %e, "PR watch: cannot read the checks of the pull request's head");
+                sweep.failed += 1;
+                if e.is_rate_limited() {
+                    return Ok(Next::Stop);
+                }
+            }
+            Err(Unread::Store(e)) => return Err(e),
+        }
+        Ok(Next::Go)
+    }
+
     /// Reads open PR `pr`'s conversation and requests a revision when a new note by a person
     /// with write permission asks for one (`writers` caches permissions for the sweep). At
     /// MAX_REVISIONS, says so once in a PR comment instead. True when a revision was
