@@ -21,6 +21,8 @@ pub(super) const FILES: &str = include_str!("messages/engineer_files.md");
 pub(super) const NO_FILES: &str = include_str!("messages/engineer_no_files.md");
 /// The reply to edits that do not apply (`{problems}`: one `- edits[i]: …` line per edit).
 pub(super) const EDITS_REJECTED: &str = include_str!("messages/edits_rejected.md");
+/// The reply to an answer that leaves conflict markers in a conflict revision (`{paths}`).
+pub(super) const CONFLICTS_LEFT: &str = include_str!("messages/conflicts_left.md");
 /// The reply to a failed verification, asking for a repair (`{round}` of `{last_round}`,
 /// `{verification}`: its data block).
 pub(super) const REPAIR: &str = include_str!("messages/repair.md");
@@ -148,6 +150,16 @@ pub fn repo_files_blocks(repo: &RepoContext) -> String {
     }
     let blocks: Vec<String> = repo.files.iter().map(file_block).collect();
     fill(FILES, &[("files", &blocks.join("\n"))])
+}
+
+/// What goes back to the Engineer when its answer leaves conflict markers in `paths` (a
+/// conflict revision).
+pub fn conflicts_left(paths: &[String]) -> String {
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| format!("`{}`", super::neutralize(p)))
+        .collect();
+    fill(CONFLICTS_LEFT, &[("paths", &paths.join(", "))])
 }
 
 /// What goes back to the Engineer after `verification` failed: repair round `round` (1-based)

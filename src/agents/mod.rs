@@ -31,7 +31,9 @@ pub use conversation::{
     AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, ask, input_schema,
     tool_request,
 };
-pub use engineer::{Edit, Engineer, EngineerOutput, Response, repair_request, repo_files_blocks};
+pub use engineer::{
+    Edit, Engineer, EngineerOutput, Response, conflicts_left, repair_request, repo_files_blocks,
+};
 pub use evidence::{
     EngineerEvidence, Round, RoundOutcome, SecurityEvidence, gates_block, verification_block,
 };

@@ -445,7 +445,7 @@ mod tests {
     /// mistyped one cannot reach the model as `{…}`.
     #[test]
     fn every_template_has_the_placeholders_its_caller_fills() {
-        let templates: [(&str, &[&str]); 18] = [
+        let templates: [(&str, &[&str]); 19] = [
             (REVISION, &["number", "conversation"]),
             (FIX_CHECKS, &["number", "checks"]),
             (RESOLVE_CONFLICTS, &["number", "paths"]),
@@ -457,6 +457,7 @@ mod tests {
             (crate::agents::engineer::FILES, &["files"]),
             (crate::agents::engineer::NO_FILES, &[]),
             (crate::agents::engineer::EDITS_REJECTED, &["problems"]),
+            (crate::agents::engineer::CONFLICTS_LEFT, &["paths"]),
             (
                 crate::agents::engineer::REPAIR,
                 &["round", "last_round", "verification"],

@@ -28,6 +28,7 @@ use crate::agents::{
 };
 use crate::consensus::Consensus;
 use crate::gates::{self, Changed, GateReport};
+use crate::git::has_conflict_markers;
 use crate::repo_config::{self, RepoConfig};
 use crate::task::{FileChange, Stage, StageRecord};
 use crate::verify::{
@@ -90,6 +91,29 @@ impl Pipeline {
                 }
             };
             written.extend(files.into_iter().map(|f| (f.path, f.content)));
+            // A conflict revision: every conflicted file must come back resolved.
+            let conflicts = input
+                .repo
+                .revision
+                .as_ref()
+                .map_or(&[][..], |(_, feedback)| &feedback.conflicts[..]);
+            let left: Vec<String> = conflicts
+                .iter()
+                .filter(|path| written.get(*path).is_none_or(|c| has_conflict_markers(c)))
+                .cloned()
+                .collect();
+            if !left.is_empty() && round < last_round {
+                warn!(round, files = ?left, "the Engineer's answer leaves conflict markers");
+                let reason = agents::conflicts_left(&left);
+                rounds.push(Round {
+                    round,
+                    outcome: RoundOutcome::EditsRejected {
+                        reason: reason.clone(),
+                    },
+                });
+                conversation.reply(reason);
+                continue;
+            }
             let all: Vec<FileChange> = written
                 .iter()
                 .map(|(path, content)| FileChange {

@@ -446,9 +446,17 @@ fn tip_parents(d: &Deployment) -> String {
         .to_owned()
 }
 
+/// The Engineer's first answer to a conflict keeps the markers; told so, it resolves them.
+fn resolves_when_told(tool: &str, n: usize) -> Value {
+    if tool == "submit_implementation" && n == 1 {
+        return unresolved(tool, n);
+    }
+    answer(tool, n)
+}
+
 #[sqlx::test]
 async fn a_base_that_moved_into_a_conflict_is_merged_with_the_conflict_resolved(pool: PgPool) {
-    let d = deploy(&pool, &[]).await;
+    let d = deploy_with(&pool, &[], resolves_when_told).await;
     d.run_once().await;
     let opened = tip(&d);
     let base = move_base(&d, "docs/t-1.md", "# The base's own t-1\n");
@@ -462,7 +470,7 @@ async fn a_base_that_moved_into_a_conflict_is_merged_with_the_conflict_resolved(
     // One merge commit: the PR's tip and the base as parents, the conflict resolved.
     assert_eq!(tip_parents(&d), format!("{opened} {base}"));
     let doc = common::git(&d.remote.bare, &["show", &format!("{BRANCH}:docs/t-1.md")]);
-    assert_eq!(doc.trim_end(), "# T-1\n\nExample 1.");
+    assert_eq!(doc.trim_end(), "# T-1\n\nExample 2.");
     let subject = common::git(&d.remote.bare, &["log", "-1", "--format=%s", BRANCH]);
     assert!(
         subject.contains("merge the base, resolving docs/t-1.md"),
@@ -475,8 +483,18 @@ async fn a_base_that_moved_into_a_conflict_is_merged_with_the_conflict_resolved(
         "{posted:?}"
     );
 
-    // The Engineer saw both sides between conflict markers.
-    let prompt = d.model.requests_to("submit_implementation")[1].to_string();
+    // The Engineer saw both sides between conflict markers, and was told when its first
+    // answer left them.
+    let requests = d.model.requests_to("submit_implementation");
+    assert_eq!(requests.len(), 3);
+    assert!(
+        requests[2]
+            .to_string()
+            .contains("these files still hold conflict markers"),
+        "{}",
+        requests[2]
+    );
+    let prompt = requests[1].to_string();
     for expected in [
         "merging the base into the pull request's branch conflicts in these files: `docs/t-1.md`",
         "<<<<<<< feature/task-t-1 (this pull request)\\n# t-1\\n=======\\n# The base's own t-1\\n>>>>>>> main (the base)",
