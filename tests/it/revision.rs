@@ -9,8 +9,10 @@
 //! - SIGKILL after the revision's push → exactly one revision commit, each reply once;
 //! - a failing check → one fix commit; the same failure twice → a comment and no more;
 //!   MAX_CI_FIXES spent → a comment;
-//! - the base moved into a conflict → one merge commit with the conflict resolved; unresolved
-//!   → nothing pushed, `needs-rebase`; a clean merge → a merge commit, no role asked.
+//! - the base moved into a conflict → one merge commit with the conflict resolved (markers left
+//!   go back to the Engineer); unresolved → nothing pushed, `needs-rebase`; a clean merge → a
+//!   merge commit, no role asked;
+//! - a comment cannot make a workflow change pass; a revision has a budget of its own.
 
 use crate::common;
 
@@ -599,4 +601,73 @@ async fn a_comment_cannot_make_a_workflow_change_pass(pool: PgPool) {
         "{posted:?}"
     );
     assert!(posted[0].2.contains("workflow"), "{posted:?}");
+}
+
+/// A revision puts its completed task back in the queue with a budget of its own: the task's
+/// earlier spend no longer counts against MAX_TASK_COST_USD, and its attempts start afresh;
+/// a task that is not completed is left alone.
+#[sqlx::test]
+async fn a_revision_counts_its_cost_against_a_budget_of_its_own(pool: PgPool) {
+    use autonomous_dev::store::{Call, Finish, RevisionAsk, RevisionRequest, Store};
+    use autonomous_dev::task::{CallKind, Feedback, RevisionTrigger, Stage, TaskStatus, Usage};
+
+    let store = Store::from_pool(pool.clone());
+    let task = autonomous_dev::task::NewTask {
+        task_id: TASK.into(),
+        description: "Write the docs".into(),
+        priority: 1,
+        labels: Vec::new(),
+        depends_on: Vec::new(),
+    };
+    store.load_tasks(&[task], false).await.unwrap();
+    let (task, lease) = store
+        .claim_next("w", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let call = Call {
+        task: task.id,
+        stage: Stage::Engineer,
+        model: "claude-sonnet-4-5",
+        kind: CallKind::Answer,
+        usage: Usage::default(),
+        cost_usd: 1.5,
+    };
+    store.record_call(&call).await.unwrap();
+    let finish = Finish {
+        status: TaskStatus::Completed,
+        consensus_score: Some(90.0),
+        result: common::approved_outcome(90.0),
+        pr_url: Some("https://github.com/o/r/pull/1".into()),
+        error: None,
+    };
+    store.finish(&lease, &finish).await.unwrap();
+    assert_eq!(store.task_spend(task.id).await.unwrap(), 1.5);
+
+    let feedback = Feedback::default();
+    let ask = RevisionAsk {
+        trigger: RevisionTrigger::Review,
+        feedback: &feedback,
+        cursor: None,
+        checks: None,
+        conflict_head: None,
+        max: 3,
+    };
+    let asked = store.request_revision(TASK, ask).await.unwrap();
+    assert_eq!(asked, RevisionRequest::Requested { number: 1 });
+    assert_eq!(
+        store.task_spend(task.id).await.unwrap(),
+        0.0,
+        "a budget of its own"
+    );
+    let requeued = store.get_task(TASK).await.unwrap().unwrap();
+    assert_eq!(
+        (requeued.status, requeued.attempts),
+        (TaskStatus::Pending, 0)
+    );
+    assert_eq!(
+        store.request_revision(TASK, ask).await.unwrap(),
+        RevisionRequest::Busy,
+        "one revision at a time"
+    );
 }
