@@ -288,6 +288,38 @@ pub struct RunArgs {
     #[arg(long, env, hide_env_values = true, value_parser = secret)]
     pub status_token: Option<SecretString>,
 
+    /// Webhook that gets every notification as JSON, signed with NOTIFY_WEBHOOK_SECRET
+    /// (`https://`, or `http://` to a loopback host) [default: none].
+    #[arg(long, env, value_parser = url, requires = "notify_webhook_secret")]
+    pub notify_webhook_url: Option<String>,
+
+    /// Shared secret of the webhook's HMAC-SHA256 signature (header
+    /// `X-Autonomous-Dev-Signature: sha256=<hex>`).
+    #[arg(long, env, hide_env_values = true, value_parser = secret, requires = "notify_webhook_url")]
+    pub notify_webhook_secret: Option<SecretString>,
+
+    /// Slack incoming webhook URL that gets every notification (the URL is a credential)
+    /// [default: none].
+    #[arg(long, env, hide_env_values = true, value_parser = secret_url)]
+    pub slack_webhook_url: Option<SecretString>,
+
+    /// Telegram bot token; notifications go to TELEGRAM_CHAT_ID through the Bot API's
+    /// sendMessage [default: none].
+    #[arg(long, env, hide_env_values = true, value_parser = secret, requires = "telegram_chat_id")]
+    pub telegram_bot_token: Option<SecretString>,
+
+    /// Telegram chat (id or `@channel`) notifications go to.
+    #[arg(long, env, requires = "telegram_bot_token")]
+    pub telegram_chat_id: Option<String>,
+
+    /// Telegram Bot API base URL.
+    #[arg(long, env, default_value = "https://api.telegram.org", value_parser = url)]
+    pub telegram_api_url: String,
+
+    /// Seconds between two deliveries of the notification outbox.
+    #[arg(long, env, default_value = "10", value_parser = seconds)]
+    pub notify_poll_seconds: Duration,
+
     /// Process pending tasks until none is left, then exit 0.
     #[arg(long)]
     pub once: bool,
@@ -577,6 +609,11 @@ fn push_repository(value: &str) -> Result<PushRepository, String> {
         repository,
         url: Some(url),
     })
+}
+
+/// A URL that is itself a credential (SLACK_WEBHOOK_URL): checked as [`url`], kept secret.
+fn secret_url(value: &str) -> Result<SecretString, String> {
+    url(value).map(SecretString::from)
 }
 
 fn secret(value: &str) -> Result<SecretString, String> {

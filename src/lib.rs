@@ -17,6 +17,7 @@ pub mod github;
 pub mod llm;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod pipeline;
 pub mod repo_config;
 pub mod shutdown;

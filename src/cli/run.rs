@@ -16,6 +16,7 @@ use crate::gates::GateConfig;
 use crate::git::{self, Repo};
 use crate::github::GitHub;
 use crate::llm::{self, Anthropic, OpenAi, Provider};
+use crate::notify::{Notifier, Sink};
 use crate::pipeline::{
     Budget, GitRepository, Pipeline, PipelineSettings, Publisher, PublisherConfig, RetryPolicy,
     RoleModel, Roles, Verifying,
@@ -154,8 +155,9 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         };
         Watcher::new(store.clone(), github, settings)
     });
+    let notifier = notifier(&args, &store)?;
     let daemon = Daemon::new(store, Arc::new(pipeline), settings);
-    let work = async {
+    let queue = async {
         match &watcher {
             // --once: one sweep of the PRs (a merge may free a dependent task), the queue, and
             // a sweep of the PRs it opened.
@@ -168,6 +170,18 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
                 tokio::join!(daemon.run(&shutdown), watcher.run(&shutdown)).0?;
             }
             None => daemon.run(&shutdown).await?,
+        }
+        anyhow::Ok(())
+    };
+    // Notifications are sent while the queue runs; --once sends what its run caused, at its end.
+    let work = async {
+        match &notifier {
+            Some(notifier) if !args.once => tokio::join!(queue, notifier.run(&shutdown)).0?,
+            Some(notifier) => {
+                queue.await?;
+                notifier.sweep().await?;
+            }
+            None => queue.await?,
         }
         anyhow::Ok(())
     };
@@ -187,6 +201,36 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
     }
     info!("daemon stopped");
     Ok(())
+}
+
+/// The notification sender for the sinks configured (NOTIFY_WEBHOOK_URL, SLACK_WEBHOOK_URL,
+/// TELEGRAM_BOT_TOKEN); `None` when there is none.
+fn notifier(args: &RunArgs, store: &Store) -> Result<Option<Notifier>> {
+    let mut sinks = Vec::new();
+    if let (Some(url), Some(secret)) = (&args.notify_webhook_url, &args.notify_webhook_secret) {
+        sinks.push(Sink::Webhook {
+            url: url.clone(),
+            secret: secret.clone(),
+        });
+    }
+    if let Some(url) = &args.slack_webhook_url {
+        sinks.push(Sink::Slack { url: url.clone() });
+    }
+    if let (Some(token), Some(chat)) = (&args.telegram_bot_token, &args.telegram_chat_id) {
+        sinks.push(Sink::Telegram {
+            api: args.telegram_api_url.clone(),
+            token: token.clone(),
+            chat: chat.clone(),
+        });
+    }
+    if sinks.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = sinks.iter().map(Sink::name).collect();
+    info!(sinks = ?names, "notifications on");
+    let notifier = Notifier::new(store.clone(), sinks, args.notify_poll_seconds)
+        .map_err(anyhow::Error::msg)?;
+    Ok(Some(notifier))
 }
 
 /// The provider and model of each role. A provider is built once and shared by its roles; its
@@ -274,14 +318,18 @@ fn budget(args: &RunArgs) -> Result<Budget> {
     })
 }
 
-/// The sandbox for verification, proved to work now; `None` with VERIFY=false. Every secret the daemon holds is redacted from verification output.
-/// The daemon's own secret values: DATABASE_URL, GITHUB_TOKEN and the API keys set.
+/// The daemon's own secret values: DATABASE_URL, GITHUB_TOKEN, the API keys, STATUS_TOKEN and
+/// the notification sinks' credentials set.
 fn own_secrets(args: &RunArgs, database_url: &SecretString) -> Vec<SecretString> {
     [
         Some(database_url),
         args.github_token.as_ref(),
         args.anthropic_api_key.as_ref(),
         args.openai_api_key.as_ref(),
+        args.status_token.as_ref(),
+        args.notify_webhook_secret.as_ref(),
+        args.slack_webhook_url.as_ref(),
+        args.telegram_bot_token.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -289,6 +337,8 @@ fn own_secrets(args: &RunArgs, database_url: &SecretString) -> Vec<SecretString>
     .collect()
 }
 
+/// The sandbox for verification, proved to work now; `None` with VERIFY=false. Every secret the
+/// daemon holds is redacted from verification output.
 fn verifier(args: &RunArgs, database_url: &SecretString) -> Result<Option<Verifier>> {
     if !args.checks.verify {
         if args.checks.verify_optional {

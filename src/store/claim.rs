@@ -384,7 +384,7 @@ pub(super) fn fenced_result(rows: u64, lease: &Lease) -> Result<(), StoreError> 
 
 /// `d` cut to whole microseconds: PostgreSQL's `interval` has no finer unit, and sqlx refuses
 /// to encode a `Duration` with nanoseconds (a jittered backoff has them).
-fn interval(d: Duration) -> Duration {
+pub(super) fn interval(d: Duration) -> Duration {
     Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 

@@ -8,6 +8,7 @@
 //!   the claim's token in the same statement;
 //! - `control`: what a person does to a task (`cancel`, `retry`, `approve`, `reject`);
 //! - `events`: LISTEN/NOTIFY ([`TaskEvents`]) for instant pickup and cancellation;
+//! - `outbox`: the notification events (written by triggers) and their deliveries per sink;
 //! - `pr_watch`: which opened PRs are due for a look, and what a look saw;
 //! - `revision`: revisions of an opened PR — requested by the watch, run and ended under the
 //!   task's lease;
@@ -23,6 +24,7 @@
 mod claim;
 mod control;
 mod events;
+mod outbox;
 mod pr_watch;
 mod revision;
 mod spend;
@@ -32,6 +34,7 @@ mod task_file;
 pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
+pub use outbox::{EventKind, OutboxEvent};
 pub use pr_watch::{PrCounts, WatchedPr};
 pub use revision::{RevisionAsk, RevisionRequest};
 pub use spend::{Call, StageCost};

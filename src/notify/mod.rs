@@ -1,0 +1,344 @@
+//! Notifications: the sender that delivers the outbox's events (`store/outbox.rs`: written in
+//! the transaction of the state change that causes them) to each configured sink — a generic
+//! webhook (JSON, signed with HMAC-SHA256 over the body with a shared secret), a Slack incoming
+//! webhook (`{"text": …}`), the Telegram Bot API's `sendMessage` — several at once. A failed
+//! delivery is tried again with the shared backoff (a 429's Retry-After, or Telegram's
+//! `parameters.retry_after`, when given), and its backlog is kept; a sink that keeps failing is
+//! logged once per outage. Every payload carries the event's id, the idempotency key: a sink
+//! that honours it never gets one twice, and a delivery recorded as done is never sent again.
+//!
+//! Data flows store → notify → (HTTP) → store. Secrets (the webhook secret, the Slack URL, the
+//! bot token) are `SecretString`s, exposed only where a request is built, and no error or log
+//! line carries them.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sha2::Sha256;
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::shutdown::Shutdown;
+use crate::store::{OutboxEvent, Store, StoreError};
+
+/// Header carrying the webhook body's signature: `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "x-autonomous-dev-signature";
+/// Header carrying the event's id, the idempotency key.
+pub const EVENT_ID_HEADER: &str = "x-autonomous-dev-event-id";
+/// How far back a newly configured sink is given events.
+pub const BACKLOG: Duration = Duration::from_secs(24 * 3600);
+/// How long a taken delivery is held before another sender may take it.
+const LEASE: Duration = Duration::from_secs(120);
+/// Deliveries taken per sink and sweep.
+const BATCH: i64 = 50;
+/// Timeout of one delivery.
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where events go.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// NOTIFY_WEBHOOK_URL, signed with NOTIFY_WEBHOOK_SECRET.
+    Webhook { url: String, secret: SecretString },
+    /// SLACK_WEBHOOK_URL (the URL is the credential).
+    Slack { url: SecretString },
+    /// TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID, against TELEGRAM_API_URL.
+    Telegram {
+        api: String,
+        token: SecretString,
+        chat: String,
+    },
+}
+
+impl Sink {
+    /// The sink's name in the deliveries table and the log: `webhook`, `slack`, `telegram`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::Webhook { .. } => "webhook",
+            Sink::Slack { .. } => "slack",
+            Sink::Telegram { .. } => "telegram",
+        }
+    }
+}
+
+/// Why one delivery failed; its message carries no secret.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    /// How long the sink asked us to wait.
+    retry_after: Option<Duration>,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub delivered: u32,
+    pub failed: u32,
+}
+
+/// Delivers the outbox to `sinks`.
+pub struct Notifier {
+    store: Store,
+    sinks: Vec<Sink>,
+    client: reqwest::Client,
+    backoff: Backoff,
+    /// Per sink: failing now (an outage is logged once).
+    failing: Mutex<Vec<bool>>,
+    every: Duration,
+}
+
+impl Notifier {
+    /// A sender of `store`'s outbox to `sinks`, sweeping every `every`.
+    ///
+    /// Errors: the HTTP client cannot be built (no TLS backend).
+    pub fn new(store: Store, sinks: Vec<Sink>, every: Duration) -> Result<Notifier, String> {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the notification client: {e}"))?;
+        let failing = Mutex::new(vec![false; sinks.len()]);
+        Ok(Notifier {
+            store,
+            sinks,
+            client,
+            backoff: Backoff::new(Duration::from_secs(10), Duration::from_secs(3600)),
+            failing,
+            every,
+        })
+    }
+
+    /// Sweeps every `every` until `shutdown`; a database failure is logged and retried.
+    pub async fn run(&self, shutdown: &Shutdown) {
+        while !shutdown.is_triggered() {
+            if let Err(e) = self.sweep().await {
+                warn!(error = %e, "notifications: cannot read or record the outbox");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.every) => {}
+                () = shutdown.triggered() => {}
+            }
+        }
+    }
+
+    /// Delivers what is due to every sink once.
+    ///
+    /// Errors: [`StoreError`] when the outbox cannot be read or a delivery recorded.
+    pub async fn sweep(&self) -> Result<Sent, StoreError> {
+        let mut sent = Sent::default();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            self.store
+                .materialize_deliveries(sink.name(), BACKLOG)
+                .await?;
+            for event in self
+                .store
+                .take_deliveries(sink.name(), BATCH, LEASE)
+                .await?
+            {
+                match self.deliver(sink, &event).await {
+                    Ok(()) => {
+                        self.store.delivered(event.id, sink.name()).await?;
+                        sent.delivered += 1;
+                        self.outage(i, sink, None);
+                    }
+                    Err(failure) => {
+                        let attempt = u32::try_from(event.attempts).unwrap_or(0);
+                        let delay = failure
+                            .retry_after
+                            .unwrap_or_else(|| self.backoff.delay(attempt));
+                        self.store
+                            .delivery_failed(event.id, sink.name(), delay, &failure.message)
+                            .await?;
+                        sent.failed += 1;
+                        self.outage(i, sink, Some(&failure.message));
+                    }
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Logs the start and the end of sink `i`'s outage, once each.
+    fn outage(&self, i: usize, sink: &Sink, error: Option<&str>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        match (failing[i], error) {
+            (false, Some(error)) => {
+                warn!(sink = sink.name(), %error, "notifications: the sink fails; its events are kept and retried");
+                failing[i] = true;
+            }
+            (true, None) => {
+                info!(sink = sink.name(), "notifications: the sink works again");
+                failing[i] = false;
+            }
+            _ => {}
+        }
+    }
+
+    async fn deliver(&self, sink: &Sink, event: &OutboxEvent) -> Result<(), Failure> {
+        let failed = |e: reqwest::Error| Failure {
+            message: e.without_url().to_string(),
+            retry_after: None,
+        };
+        match sink {
+            Sink::Webhook { url, secret } => {
+                let body = webhook_body(event);
+                let signature = sign(secret, &body);
+                let response = self
+                    .client
+                    .post(url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header(SIGNATURE_HEADER, signature)
+                    .header(EVENT_ID_HEADER, event.id.to_string())
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                status_ok(response).await
+            }
+            Sink::Slack { url } => {
+                let response = self
+                    .client
+                    .post(url.expose_secret())
+                    .json(&json!({ "text": text(event) }))
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                status_ok(response).await
+            }
+            Sink::Telegram { api, token, chat } => {
+                let url = format!("{api}/bot{}/sendMessage", token.expose_secret());
+                let response = self
+                    .client
+                    .post(url)
+                    .json(&json!({ "chat_id": chat, "text": text(event) }))
+                    .send()
+                    .await
+                    .map_err(failed)?;
+                telegram_ok(response).await
+            }
+        }
+    }
+}
+
+/// The webhook's JSON body: the event with its id (the idempotency key).
+fn webhook_body(event: &OutboxEvent) -> String {
+    json!({
+        "id": event.id,
+        "kind": event.kind,
+        "task_id": event.task_id,
+        "pr_url": event.pr_url,
+        "detail": event.detail,
+        "at": event.created_at,
+    })
+    .to_string()
+}
+
+/// `sha256=<hex HMAC-SHA256 of body with secret>`.
+pub fn sign(secret: &SecretString, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+/// The one-line message of a chat sink (event id last, so duplicates can be told apart).
+fn text(event: &OutboxEvent) -> String {
+    let what = match event.kind {
+        crate::store::EventKind::PrOpened => "pull request opened",
+        crate::store::EventKind::RevisionPushed => "revision pushed",
+        crate::store::EventKind::NeedsReview => "needs review",
+        crate::store::EventKind::Failed => "failed",
+        crate::store::EventKind::Blocked => "blocked",
+    };
+    let mut line = format!("autonomous-dev: task {} {what}", event.task_id);
+    if let Some(url) = &event.pr_url {
+        line.push_str(&format!(": {url}"));
+    }
+    if let Some(detail) = event.detail.as_deref().filter(|d| !d.is_empty()) {
+        let detail: String = detail.chars().take(300).collect();
+        line.push_str(&format!(" ({detail})"));
+    }
+    line.push_str(&format!(" [event {}]", event.id));
+    line
+}
+
+/// A 2xx is delivered; a 429 says when to try again (`Retry-After`, seconds).
+async fn status_ok(response: reqwest::Response) -> Result<(), Failure> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_secs);
+    let body: String = response
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    Err(Failure {
+        message: format!("HTTP {status}: {}", body.trim()),
+        retry_after,
+    })
+}
+
+/// Telegram answers `{"ok": true, …}`, or `{"ok": false, "error_code", "description",
+/// "parameters": {"retry_after"}}` (Bot API, "Making requests").
+async fn telegram_ok(response: reqwest::Response) -> Result<(), Failure> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        ok: bool,
+        description: Option<String>,
+        error_code: Option<u16>,
+        parameters: Option<Parameters>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Parameters {
+        retry_after: Option<u64>,
+    }
+    let status = response.status();
+    let answer: Answer = response.json().await.map_err(|e| Failure {
+        message: format!("HTTP {status}: unreadable answer: {}", e.without_url()),
+        retry_after: None,
+    })?;
+    if answer.ok {
+        return Ok(());
+    }
+    Err(Failure {
+        message: format!(
+            "Telegram error {}: {}",
+            answer.error_code.unwrap_or(status.as_u16()),
+            answer.description.unwrap_or_default()
+        ),
+        retry_after: answer
+            .parameters
+            .and_then(|p| p.retry_after)
+            .map(Duration::from_secs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        let secret = secrecy::SecretString::from("Jefe");
+        assert_eq!(
+            super::sign(&secret, "what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! The notification outbox's rows (`outbox`, `outbox_deliveries`, migration 0012): events are
+//! written by triggers in the transaction of the state change that causes them; the sender takes
+//! an event's delivery to one sink under a short lease (`FOR UPDATE SKIP LOCKED`, so two daemons
+//! never send the same delivery at once), then records it delivered, or failed with the time of
+//! the next attempt.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::claim::interval;
+use super::{Store, StoreError};
+
+/// What an event is about, as `outbox.kind` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "varchar", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A task's pull request was opened.
+    PrOpened,
+    /// A revision pushed a commit to the PR's branch.
+    RevisionPushed,
+    /// A task ended for a person to review.
+    NeedsReview,
+    Failed,
+    /// A task waits on a dependency that failed or was closed unmerged.
+    Blocked,
+}
+
+impl EventKind {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PrOpened => "pr_opened",
+            EventKind::RevisionPushed => "revision_pushed",
+            EventKind::NeedsReview => "needs_review",
+            EventKind::Failed => "failed",
+            EventKind::Blocked => "blocked",
+        }
+    }
+}
+
+/// One event due for delivery to one sink.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OutboxEvent {
+    /// `outbox.id`: the idempotency key every payload carries.
+    pub id: i64,
+    pub kind: EventKind,
+    pub task_id: String,
+    pub pr_url: Option<String>,
+    pub detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Attempts so far for this sink.
+    pub attempts: i32,
+}
+
+/// $1 sink, $2 how far back (interval). A delivery row for each event the sink has not seen.
+const MATERIALIZE: &str = "\
+    INSERT INTO outbox_deliveries (event, sink) \
+    SELECT id, $1 FROM outbox WHERE created_at > now() - $2 \
+    ON CONFLICT DO NOTHING";
+
+/// $1 sink, $2 most rows, $3 lease (interval). Due deliveries, oldest event first, taken for
+/// the lease.
+const TAKE_DUE: &str = "\
+    UPDATE outbox_deliveries d SET next_at = now() + $3 \
+    FROM outbox o \
+    WHERE o.id = d.event AND (d.event, d.sink) IN ( \
+        SELECT event, sink FROM outbox_deliveries \
+        WHERE sink = $1 AND delivered_at IS NULL AND next_at <= now() \
+        ORDER BY event LIMIT $2 FOR UPDATE SKIP LOCKED) \
+    RETURNING o.id, o.kind, o.task_id, o.pr_url, o.detail, o.created_at, d.attempts";
+
+/// $1 event, $2 sink.
+const DELIVERED: &str = "\
+    UPDATE outbox_deliveries SET delivered_at = now(), attempts = attempts + 1, last_error = NULL \
+    WHERE event = $1 AND sink = $2";
+
+/// $1 event, $2 sink, $3 delay (interval), $4 error.
+const FAILED: &str = "\
+    UPDATE outbox_deliveries \
+    SET attempts = attempts + 1, next_at = now() + $3, last_error = $4 \
+    WHERE event = $1 AND sink = $2";
+
+impl Store {
+    /// Gives sink `sink` a delivery of every event of the last `since` it has none of yet
+    /// (events older than that, from before the sink was configured, are not sent to it).
+    pub async fn materialize_deliveries(
+        &self,
+        sink: &str,
+        since: Duration,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(MATERIALIZE)
+            .bind(sink)
+            .bind(interval(since))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Takes at most `limit` deliveries due for `sink`, oldest event first, for `lease` (so a
+    /// crashed sender's deliveries become due again after it).
+    pub async fn take_deliveries(
+        &self,
+        sink: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let mut taken: Vec<OutboxEvent> = sqlx::query_as(TAKE_DUE)
+            .bind(sink)
+            .bind(limit)
+            .bind(interval(lease))
+            .fetch_all(&self.pool)
+            .await?;
+        // RETURNING keeps no order.
+        taken.sort_by_key(|e| e.id);
+        Ok(taken)
+    }
+
+    /// Records event `event` delivered to `sink`.
+    pub async fn delivered(&self, event: i64, sink: &str) -> Result<(), StoreError> {
+        sqlx::query(DELIVERED)
+            .bind(event)
+            .bind(sink)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a failed delivery of `event` to `sink`, tried again after `delay`.
+    pub async fn delivery_failed(
+        &self,
+        event: i64,
+        sink: &str,
+        delay: Duration,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(FAILED)
+            .bind(event)
+            .bind(sink)
+            .bind(interval(delay))
+            .bind(error)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

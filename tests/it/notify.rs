@@ -1,0 +1,216 @@
+//! Notifications through the binary: the outbox's events (a PR opened, a task failed) reach a
+//! webhook receiver that verifies their HMAC-SHA256 signature, a fake Slack incoming webhook
+//! that first answers 429 with Retry-After (as Slack documents), and a fake Telegram Bot API
+//! that first answers `ok: false` with `parameters.retry_after`; each event is delivered to
+//! each sink exactly once, a failed delivery is kept and retried, and no log line carries a
+//! sink's credential.
+
+use crate::common;
+
+use common::{Bin, FakeGitHub, FakeModel, Remote, Script, text};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const WEBHOOK_SECRET: &str = "whsec_notifyTestSecret0001";
+const SLACK_PATH: &str = "/services/T0000/B0000/slackSecretPath0001";
+const TELEGRAM_TOKEN: &str = "123456:telegramSecretToken0001";
+
+fn script(task_id: &str) -> Script {
+    if task_id == "t-fail" {
+        Script::PmReject
+    } else {
+        Script::Approve
+    }
+}
+
+/// The bodies `server` received at `at`, in order.
+async fn bodies(server: &MockServer, at: &str) -> Vec<(Value, Option<String>)> {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.url.path() == at)
+        .map(|r| {
+            let signature = r
+                .headers
+                .get("x-autonomous-dev-signature")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (serde_json::from_slice(&r.body).unwrap(), signature)
+        })
+        .collect()
+}
+
+#[sqlx::test]
+async fn every_event_reaches_every_sink_once_failed_deliveries_are_retried(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(script).await;
+    let github = FakeGitHub::start().await;
+    let sinks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sinks)
+        .await;
+    // Slack: "HTTP 429 Too Many Requests … with a Retry-After header", twice, then "ok".
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&sinks)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SLACK_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_raw("ok", "text/plain"))
+        .with_priority(2)
+        .mount(&sinks)
+        .await;
+    // Telegram: `ok: false` with retry_after, twice, then a sent message.
+    let send = format!("/bot{TELEGRAM_TOKEN}/sendMessage");
+    Mock::given(method("POST"))
+        .and(path(send.as_str()))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({
+            "ok": false, "error_code": 429,
+            "description": "Too Many Requests: retry after 0",
+            "parameters": {"retry_after": 0}
+        })))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&sinks)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(send.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "result": {"message_id": 1, "date": 1733300000, "chat": {"id": -100123, "type": "channel"}, "text": "sent"}
+        })))
+        .with_priority(2)
+        .mount(&sinks)
+        .await;
+
+    let base = sinks.uri();
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("NOTIFY_WEBHOOK_URL", &format!("{base}/hook"))
+    .clone_with("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    .clone_with("SLACK_WEBHOOK_URL", &format!("{base}{SLACK_PATH}"))
+    .clone_with("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN)
+    .clone_with("TELEGRAM_CHAT_ID", "-100123")
+    .clone_with("TELEGRAM_API_URL", &base);
+    assert!(bin.output(&["migrate"]).await.status.success());
+    for id in ["t-ok", "t-fail"] {
+        let add = [
+            "tasks",
+            "add",
+            "--id",
+            id,
+            "--priority",
+            "1",
+            "Write the docs",
+        ];
+        let out = bin.output(&add).await;
+        assert!(out.status.success(), "{:?}", text(&out));
+    }
+
+    let first = bin.run_once().await;
+    let hooks = bodies(&sinks, "/hook").await;
+    let kinds: Vec<&str> = hooks
+        .iter()
+        .map(|(b, _)| b["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["pr_opened", "failed"], "{first}");
+    assert_eq!(hooks[0].0["task_id"], "t-ok");
+    assert_eq!(hooks[0].0["pr_url"], "https://github.com/o/r/pull/1");
+    assert_eq!(hooks[1].0["task_id"], "t-fail");
+    assert_ne!(
+        hooks[0].0["id"], hooks[1].0["id"],
+        "each event its own idempotency key"
+    );
+    let secret = secrecy::SecretString::from(WEBHOOK_SECRET);
+    for (body, signature) in &hooks {
+        let expected = autonomous_dev::notify::sign(&secret, &body.to_string());
+        assert_eq!(signature.as_deref(), Some(expected.as_str()), "{body}");
+    }
+    // Slack and Telegram each refused two deliveries: one line each, once per outage.
+    assert_eq!(first.matches("the sink fails").count(), 2, "{first}");
+    let failing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_deliveries WHERE delivered_at IS NULL AND last_error IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        failing, 4,
+        "Slack's and Telegram's refused deliveries are kept"
+    );
+
+    let second = bin.run_once().await;
+    let slack = bodies(&sinks, SLACK_PATH).await;
+    assert_eq!(slack.len(), 4, "two refused, two delivered");
+    assert!(
+        slack[3].0["text"]
+            .as_str()
+            .unwrap()
+            .contains("task t-fail failed")
+    );
+    let telegram = bodies(&sinks, &send).await;
+    assert_eq!(telegram.len(), 4);
+    assert_eq!(telegram[3].0["chat_id"], "-100123");
+    assert!(
+        telegram[2].0["text"]
+            .as_str()
+            .unwrap()
+            .contains("task t-ok pull request opened: https://github.com/o/r/pull/1")
+    );
+
+    // Everything was delivered: a third run sends nothing.
+    let third = bin.run_once().await;
+    assert_eq!(bodies(&sinks, "/hook").await.len(), 2);
+    assert_eq!(bodies(&sinks, SLACK_PATH).await.len(), 4);
+    assert_eq!(bodies(&sinks, &send).await.len(), 4);
+    for log in [&first, &second, &third] {
+        for credential in [
+            WEBHOOK_SECRET,
+            "slackSecretPath0001",
+            "telegramSecretToken0001",
+        ] {
+            assert!(!log.contains(credential), "{credential} in the log: {log}");
+        }
+    }
+}
+
+#[sqlx::test]
+async fn a_half_configured_sink_is_refused_with_a_clear_error(pool: PgPool) {
+    let remote = Remote::new();
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+    );
+    for (key, value) in [
+        ("NOTIFY_WEBHOOK_URL", "https://hooks.example.com/x"),
+        ("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN),
+    ] {
+        let out = bin.clone_with(key, value).output(&["run", "--once"]).await;
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("required"), "{stderr}");
+        assert!(!stderr.contains("telegramSecretToken0001"), "{stderr}");
+    }
+    let out = bin
+        .clone_with(
+            "SLACK_WEBHOOK_URL",
+            "http://hooks.slack.example.com/services/x",
+        )
+        .output(&["run", "--once"])
+        .await;
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+}
