@@ -7,15 +7,20 @@ CREATE TABLE outbox (
     id BIGSERIAL PRIMARY KEY,
     kind VARCHAR(30) NOT NULL
         CONSTRAINT outbox_kind_check CHECK (kind IN (
-            'pr_opened', 'revision_pushed', 'needs_review', 'failed', 'blocked'
+            'pr_opened', 'revision_pushed', 'needs_review', 'failed', 'blocked',
+            'daemon_started', 'daemon_stopped', 'paused', 'resumed', 'daily_report'
         )),
-    task_id VARCHAR(100) NOT NULL,
+    -- NULL for the daemon's own events and the daily report.
+    task_id VARCHAR(100),
     pr_url TEXT,
     -- What happened, in a few words (the error of a failed task, the revision's number).
     detail TEXT,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_created_at ON outbox (created_at);
+-- One daily report per UTC day, however many daemons share the database.
+CREATE UNIQUE INDEX outbox_one_report_a_day ON outbox (((created_at AT TIME ZONE 'UTC')::date))
+    WHERE kind = 'daily_report';
 
 -- One row per event and sink once the sender has seen both: attempts, when to try next, when
 -- it was delivered, the last error (never a secret).

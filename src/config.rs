@@ -316,6 +316,11 @@ pub struct RunArgs {
     #[arg(long, env, default_value = "https://api.telegram.org", value_parser = url)]
     pub telegram_api_url: String,
 
+    /// UTC time (HH:MM) of the daily report sent to the notification sinks: tasks by status,
+    /// PRs opened and merged, spend, the slowest and the costliest task [default: none].
+    #[arg(long, env, value_parser = utc_time)]
+    pub daily_report_at: Option<chrono::NaiveTime>,
+
     /// Seconds between two deliveries of the notification outbox.
     #[arg(long, env, default_value = "10", value_parser = seconds)]
     pub notify_poll_seconds: Duration,
@@ -609,6 +614,12 @@ fn push_repository(value: &str) -> Result<PushRepository, String> {
         repository,
         url: Some(url),
     })
+}
+
+/// DAILY_REPORT_AT: `HH:MM`, UTC.
+fn utc_time(value: &str) -> Result<chrono::NaiveTime, String> {
+    chrono::NaiveTime::parse_from_str(value.trim(), "%H:%M")
+        .map_err(|_| "expected a UTC time as HH:MM, e.g. 08:30".into())
 }
 
 /// A URL that is itself a credential (SLACK_WEBHOOK_URL): checked as [`url`], kept secret.

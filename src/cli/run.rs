@@ -22,6 +22,7 @@ use crate::pipeline::{
     RoleModel, Roles, Verifying,
 };
 use crate::status::{ProcessLive, StatusServer};
+use crate::store::EventKind;
 use crate::store::Store;
 use crate::task::Stage;
 use crate::verify::{SetupPolicy, Verifier, VerifyConfig};
@@ -156,6 +157,12 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         Watcher::new(store.clone(), github, settings)
     });
     let notifier = notifier(&args, &store)?;
+    let events = store.clone();
+    if notifier.is_some() {
+        events
+            .record_event(EventKind::DaemonStarted, &daemon_name(&args))
+            .await?;
+    }
     let daemon = Daemon::new(store, Arc::new(pipeline), settings);
     let queue = async {
         match &watcher {
@@ -199,8 +206,25 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         result = work => result?,
         () = serving => {}
     }
+    if notifier.is_some() {
+        // Delivered by the next sender to run: this one has stopped.
+        events
+            .record_event(EventKind::DaemonStopped, &daemon_name(&args))
+            .await?;
+    }
     info!("daemon stopped");
     Ok(())
+}
+
+/// The daemon as its started/stopped events name it: `host:pid`, and `(--once)`.
+fn daemon_name(args: &RunArgs) -> String {
+    let worker = crate::store::worker_id(0);
+    let process = worker.rsplit_once(':').map_or(worker.as_str(), |(p, _)| p);
+    if args.once {
+        format!("{process} (--once)")
+    } else {
+        process.to_owned()
+    }
 }
 
 /// The notification sender for the sinks configured (NOTIFY_WEBHOOK_URL, SLACK_WEBHOOK_URL,
@@ -228,8 +252,13 @@ fn notifier(args: &RunArgs, store: &Store) -> Result<Option<Notifier>> {
     }
     let names: Vec<&str> = sinks.iter().map(Sink::name).collect();
     info!(sinks = ?names, "notifications on");
-    let notifier = Notifier::new(store.clone(), sinks, args.notify_poll_seconds)
-        .map_err(anyhow::Error::msg)?;
+    let notifier = Notifier::new(
+        store.clone(),
+        sinks,
+        args.notify_poll_seconds,
+        args.daily_report_at,
+    )
+    .map_err(anyhow::Error::msg)?;
     Ok(Some(notifier))
 }
 

@@ -17,7 +17,7 @@ use tracing::{Instrument, debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::pipeline::{Ended, PauseReason, PipelineError, TaskRunner};
-use crate::store::{Event, Lease, Store, StoreError, worker_id};
+use crate::store::{Event, EventKind, Lease, Store, StoreError, worker_id};
 use crate::task::{Task, TaskStatus};
 
 /// How long to wait before claiming again after the database failed: the shared backoff from
@@ -336,6 +336,12 @@ impl Daemon {
                 "pausing all work; no task fails and no attempt is spent"
             );
             systemd::status(&format!("paused {} s: {why}", wait.as_secs()));
+            if paused.is_none() {
+                self.record(
+                    EventKind::Paused,
+                    format!("{why}, for {} s", wait.as_secs()),
+                );
+            }
             *paused = Some((until, why));
             let key = match why {
                 PauseReason::RateLimited => "rate_limited",
@@ -355,6 +361,17 @@ impl Daemon {
         matches!(*paused, Some((until, PauseReason::DailyBudget)) if until > Instant::now())
     }
 
+    /// Writes the daemon's event `kind` to the notification outbox in the background (a failure
+    /// is logged; the work goes on).
+    fn record(&self, kind: EventKind, detail: String) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.record_event(kind, &detail).await {
+                warn!(error = %e, event = kind.as_str(), "cannot write the notification event");
+            }
+        });
+    }
+
     /// What is left of a pause, if one is running.
     fn pause_left(&self) -> Option<Duration> {
         let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
@@ -364,6 +381,7 @@ impl Daemon {
             Some(_) => {
                 info!("pause over: claiming again");
                 *paused = None;
+                self.record(EventKind::Resumed, String::new());
                 crate::metrics::global().set_pause(None);
                 None
             }

@@ -3,7 +3,8 @@
 //! webhook (JSON, signed with HMAC-SHA256 over the body with a shared secret), a Slack incoming
 //! webhook (`{"text": …}`), the Telegram Bot API's `sendMessage` — several at once. A failed
 //! delivery is tried again with the shared backoff (a 429's Retry-After, or Telegram's
-//! `parameters.retry_after`, when given), and its backlog is kept; a sink that keeps failing is
+//! `parameters.retry_after`, when given), and its backlog is kept. The sender also writes the
+//! daily report at DAILY_REPORT_AT; a sink that keeps failing is
 //! logged once per outage. Every payload carries the event's id, the idempotency key: a sink
 //! that honours it never gets one twice, and a delivery recorded as done is never sent again.
 //!
@@ -22,7 +23,7 @@ use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::shutdown::Shutdown;
-use crate::store::{OutboxEvent, Store, StoreError};
+use crate::store::{DayReport, EventKind, OutboxEvent, Store, StoreError};
 
 /// Header carrying the webhook body's signature: `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-autonomous-dev-signature";
@@ -87,13 +88,21 @@ pub struct Notifier {
     /// Per sink: failing now (an outage is logged once).
     failing: Mutex<Vec<bool>>,
     every: Duration,
+    /// DAILY_REPORT_AT: when (UTC) the day's report is written.
+    report_at: Option<chrono::NaiveTime>,
 }
 
 impl Notifier {
-    /// A sender of `store`'s outbox to `sinks`, sweeping every `every`.
+    /// A sender of `store`'s outbox to `sinks`, sweeping every `every`, writing the daily
+    /// report at `report_at` (UTC) when given.
     ///
     /// Errors: the HTTP client cannot be built (no TLS backend).
-    pub fn new(store: Store, sinks: Vec<Sink>, every: Duration) -> Result<Notifier, String> {
+    pub fn new(
+        store: Store,
+        sinks: Vec<Sink>,
+        every: Duration,
+        report_at: Option<chrono::NaiveTime>,
+    ) -> Result<Notifier, String> {
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -107,6 +116,7 @@ impl Notifier {
             backoff: Backoff::new(Duration::from_secs(10), Duration::from_secs(3600)),
             failing,
             every,
+            report_at,
         })
     }
 
@@ -127,6 +137,7 @@ impl Notifier {
     ///
     /// Errors: [`StoreError`] when the outbox cannot be read or a delivery recorded.
     pub async fn sweep(&self) -> Result<Sent, StoreError> {
+        self.report().await?;
         let mut sent = Sent::default();
         for (i, sink) in self.sinks.iter().enumerate() {
             self.store
@@ -158,6 +169,28 @@ impl Notifier {
             }
         }
         Ok(sent)
+    }
+
+    /// Writes today's report once DAILY_REPORT_AT has passed (once a UTC day, whichever
+    /// daemon comes first).
+    async fn report(&self) -> Result<(), StoreError> {
+        let Some(at) = self.report_at else {
+            return Ok(());
+        };
+        if chrono::Utc::now().time() < at || self.store.reported_today().await? {
+            return Ok(());
+        }
+        let stats = self.store.stats().await?;
+        let prs = self.store.pr_counts().await?;
+        let day = self.store.day_report().await?;
+        if self
+            .store
+            .record_report(&report_text(&stats, &prs, &day))
+            .await?
+        {
+            info!("daily report written");
+        }
+        Ok(())
     }
 
     /// Logs the start and the end of sink `i`'s outage, once each.
@@ -235,6 +268,39 @@ fn webhook_body(event: &OutboxEvent) -> String {
     .to_string()
 }
 
+/// The daily report: tasks by status, PRs opened and merged today, today's spend, the
+/// slowest and the costliest task of the day.
+fn report_text(
+    stats: &[crate::store::StatusStats],
+    prs: &crate::store::PrCounts,
+    day: &DayReport,
+) -> String {
+    let statuses: Vec<String> = stats
+        .iter()
+        .filter(|s| s.count > 0)
+        .map(|s| format!("{} {}", s.count, s.status))
+        .collect();
+    let mut text = format!(
+        "tasks: {}; PRs today: {} opened, {} merged ({} open in all); spent today: {:.2} USD",
+        if statuses.is_empty() {
+            "none".to_owned()
+        } else {
+            statuses.join(", ")
+        },
+        day.prs_opened,
+        day.prs_merged,
+        prs.open,
+        day.spent_usd
+    );
+    if let (Some(task), Some(seconds)) = (&day.slowest_task, day.slowest_seconds) {
+        text.push_str(&format!("; slowest: {task} ({seconds:.0} s)"));
+    }
+    if let (Some(task), Some(usd)) = (&day.costliest_task, day.costliest_usd) {
+        text.push_str(&format!("; costliest: {task} ({usd:.2} USD)"));
+    }
+    text
+}
+
 /// `sha256=<hex HMAC-SHA256 of body with secret>`.
 pub fn sign(secret: &SecretString, body: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
@@ -252,18 +318,26 @@ pub fn sign(secret: &SecretString, body: &str) -> String {
 /// The one-line message of a chat sink (event id last, so duplicates can be told apart).
 fn text(event: &OutboxEvent) -> String {
     let what = match event.kind {
-        crate::store::EventKind::PrOpened => "pull request opened",
-        crate::store::EventKind::RevisionPushed => "revision pushed",
-        crate::store::EventKind::NeedsReview => "needs review",
-        crate::store::EventKind::Failed => "failed",
-        crate::store::EventKind::Blocked => "blocked",
+        EventKind::PrOpened => "pull request opened",
+        EventKind::RevisionPushed => "revision pushed",
+        EventKind::NeedsReview => "needs review",
+        EventKind::Failed => "failed",
+        EventKind::Blocked => "blocked",
+        EventKind::DaemonStarted => "daemon started",
+        EventKind::DaemonStopped => "daemon stopped",
+        EventKind::Paused => "work paused",
+        EventKind::Resumed => "work resumed",
+        EventKind::DailyReport => "daily report",
     };
-    let mut line = format!("autonomous-dev: task {} {what}", event.task_id);
+    let mut line = match &event.task_id {
+        Some(task_id) => format!("autonomous-dev: task {task_id} {what}"),
+        None => format!("autonomous-dev: {what}"),
+    };
     if let Some(url) = &event.pr_url {
         line.push_str(&format!(": {url}"));
     }
     if let Some(detail) = event.detail.as_deref().filter(|d| !d.is_empty()) {
-        let detail: String = detail.chars().take(300).collect();
+        let detail: String = detail.chars().take(1000).collect();
         line.push_str(&format!(" ({detail})"));
     }
     line.push_str(&format!(" [event {}]", event.id));

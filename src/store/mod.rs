@@ -34,7 +34,7 @@ mod task_file;
 pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
-pub use outbox::{EventKind, OutboxEvent};
+pub use outbox::{DayReport, EventKind, OutboxEvent};
 pub use pr_watch::{PrCounts, WatchedPr};
 pub use revision::{RevisionAsk, RevisionRequest};
 pub use spend::{Call, StageCost};

@@ -25,6 +25,13 @@ pub enum EventKind {
     Failed,
     /// A task waits on a dependency that failed or was closed unmerged.
     Blocked,
+    DaemonStarted,
+    DaemonStopped,
+    /// All work paused (a rate limit, an exhausted quota, the daily budget).
+    Paused,
+    Resumed,
+    /// The day's report (DAILY_REPORT_AT).
+    DailyReport,
 }
 
 impl EventKind {
@@ -36,6 +43,11 @@ impl EventKind {
             EventKind::NeedsReview => "needs_review",
             EventKind::Failed => "failed",
             EventKind::Blocked => "blocked",
+            EventKind::DaemonStarted => "daemon_started",
+            EventKind::DaemonStopped => "daemon_stopped",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
+            EventKind::DailyReport => "daily_report",
         }
     }
 }
@@ -46,7 +58,8 @@ pub struct OutboxEvent {
     /// `outbox.id`: the idempotency key every payload carries.
     pub id: i64,
     pub kind: EventKind,
-    pub task_id: String,
+    /// The task it is about; `None` for the daemon's own events and the daily report.
+    pub task_id: Option<String>,
     pub pr_url: Option<String>,
     pub detail: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -82,7 +95,90 @@ const FAILED: &str = "\
     SET attempts = attempts + 1, next_at = now() + $3, last_error = $4 \
     WHERE event = $1 AND sink = $2";
 
+/// $1 kind, $2 detail. An event of the daemon's own.
+const RECORD: &str = "INSERT INTO outbox (kind, detail) VALUES ($1, $2)";
+
+/// $1 the report. Today's report, unless one exists (one per UTC day).
+const RECORD_REPORT: &str = "\
+    INSERT INTO outbox (kind, detail) VALUES ('daily_report', $1) ON CONFLICT DO NOTHING";
+
+/// True when today's report was written.
+const REPORTED_TODAY: &str = "\
+    SELECT EXISTS (SELECT 1 FROM outbox WHERE kind = 'daily_report' \
+                   AND (created_at AT TIME ZONE 'UTC')::date = (now() AT TIME ZONE 'UTC')::date)";
+
+/// The day's numbers of the daily report (UTC day).
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct DayReport {
+    /// PRs opened today (their tasks' `pr_opened` events).
+    pub prs_opened: i64,
+    /// PRs seen merged today.
+    pub prs_merged: i64,
+    /// USD spent today.
+    pub spent_usd: f64,
+    /// The task that took longest among those ended today, and its seconds.
+    pub slowest_task: Option<String>,
+    pub slowest_seconds: Option<f64>,
+    /// The task that spent most today, and its USD.
+    pub costliest_task: Option<String>,
+    pub costliest_usd: Option<f64>,
+}
+
+/// The day's numbers (UTC day).
+const DAY_REPORT: &str = "\
+    WITH day AS (SELECT date_trunc('day', now(), 'UTC') AS start), \
+    slowest AS ( \
+        SELECT task_id, extract(epoch FROM completed_at - started_at)::float8 AS seconds \
+        FROM tasks, day WHERE completed_at >= day.start AND started_at IS NOT NULL \
+        ORDER BY completed_at - started_at DESC LIMIT 1), \
+    costliest AS ( \
+        SELECT t.task_id, sum(c.cost_usd) AS usd \
+        FROM llm_calls c JOIN tasks t ON t.id = c.task, day WHERE c.created_at >= day.start \
+        GROUP BY t.task_id ORDER BY usd DESC LIMIT 1) \
+    SELECT \
+        (SELECT count(*) FROM outbox, day WHERE kind = 'pr_opened' AND created_at >= day.start) \
+            AS prs_opened, \
+        (SELECT count(*) FROM tasks, day WHERE pr_state = 'merged' AND pr_state_at >= day.start) \
+            AS prs_merged, \
+        (SELECT COALESCE(sum(cost_usd), 0)::float8 FROM llm_calls, day \
+            WHERE created_at >= day.start) AS spent_usd, \
+        (SELECT task_id FROM slowest) AS slowest_task, \
+        (SELECT seconds FROM slowest) AS slowest_seconds, \
+        (SELECT task_id FROM costliest) AS costliest_task, \
+        (SELECT usd FROM costliest)::float8 AS costliest_usd";
+
 impl Store {
+    /// Today's (UTC) numbers for the daily report.
+    pub async fn day_report(&self) -> Result<DayReport, StoreError> {
+        Ok(sqlx::query_as(DAY_REPORT).fetch_one(&self.pool).await?)
+    }
+
+    /// Writes an event of the daemon's own (started, stopped, paused, resumed) with `detail`.
+    pub async fn record_event(&self, kind: EventKind, detail: &str) -> Result<(), StoreError> {
+        sqlx::query(RECORD)
+            .bind(kind)
+            .bind(detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// True when today's (UTC) daily report was written.
+    pub async fn reported_today(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(REPORTED_TODAY)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Writes today's daily report `report`, unless one exists; true when written.
+    pub async fn record_report(&self, report: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(RECORD_REPORT)
+            .bind(report)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Gives sink `sink` a delivery of every event of the last `since` it has none of yet
     /// (events older than that, from before the sink was configured, are not sent to it).
     pub async fn materialize_deliveries(

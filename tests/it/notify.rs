@@ -1,4 +1,5 @@
-//! Notifications through the binary: the outbox's events (a PR opened, a task failed) reach a
+//! Notifications through the binary: the outbox's events (a PR opened, a task failed, the
+//! daemon started and stopped, the daily report) reach a
 //! webhook receiver that verifies their HMAC-SHA256 signature, a fake Slack incoming webhook
 //! that first answers 429 with Retry-After (as Slack documents), and a fake Telegram Bot API
 //! that first answers `ok: false` with `parameters.retry_after`; each event is delivered to
@@ -102,7 +103,8 @@ async fn every_event_reaches_every_sink_once_failed_deliveries_are_retried(pool:
     .clone_with("SLACK_WEBHOOK_URL", &format!("{base}{SLACK_PATH}"))
     .clone_with("TELEGRAM_BOT_TOKEN", TELEGRAM_TOKEN)
     .clone_with("TELEGRAM_CHAT_ID", "-100123")
-    .clone_with("TELEGRAM_API_URL", &base);
+    .clone_with("TELEGRAM_API_URL", &base)
+    .clone_with("DAILY_REPORT_AT", "00:00");
     assert!(bin.output(&["migrate"]).await.status.success());
     for id in ["t-ok", "t-fail"] {
         let add = [
@@ -124,13 +126,20 @@ async fn every_event_reaches_every_sink_once_failed_deliveries_are_retried(pool:
         .iter()
         .map(|(b, _)| b["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["pr_opened", "failed"], "{first}");
-    assert_eq!(hooks[0].0["task_id"], "t-ok");
-    assert_eq!(hooks[0].0["pr_url"], "https://github.com/o/r/pull/1");
-    assert_eq!(hooks[1].0["task_id"], "t-fail");
-    assert_ne!(
-        hooks[0].0["id"], hooks[1].0["id"],
-        "each event its own idempotency key"
+    assert_eq!(
+        kinds,
+        ["daemon_started", "pr_opened", "failed", "daily_report"],
+        "{first}"
+    );
+    assert_eq!(hooks[1].0["task_id"], "t-ok");
+    assert_eq!(hooks[1].0["pr_url"], "https://github.com/o/r/pull/1");
+    assert_eq!(hooks[2].0["task_id"], "t-fail");
+    let report = hooks[3].0["detail"].as_str().unwrap();
+    assert!(
+        report.starts_with(
+            "tasks: 1 completed, 1 failed; PRs today: 1 opened, 0 merged (1 open in all)"
+        ),
+        "{report}"
     );
     let secret = secrecy::SecretString::from(WEBHOOK_SECRET);
     for (body, signature) in &hooks {
@@ -139,41 +148,75 @@ async fn every_event_reaches_every_sink_once_failed_deliveries_are_retried(pool:
     }
     // Slack and Telegram each refused two deliveries: one line each, once per outage.
     assert_eq!(first.matches("the sink fails").count(), 2, "{first}");
-    let failing: i64 = sqlx::query_scalar(
+    let kept: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM outbox_deliveries WHERE delivered_at IS NULL AND last_error IS NOT NULL",
     )
     .fetch_one(&pool)
     .await
     .unwrap();
     assert_eq!(
-        failing, 4,
+        kept, 4,
         "Slack's and Telegram's refused deliveries are kept"
     );
 
+    // Two more runs: the refused deliveries go out, each run's own events too, and the report
+    // is not written twice in a day.
     let second = bin.run_once().await;
-    let slack = bodies(&sinks, SLACK_PATH).await;
-    assert_eq!(slack.len(), 4, "two refused, two delivered");
-    assert!(
-        slack[3].0["text"]
-            .as_str()
-            .unwrap()
-            .contains("task t-fail failed")
-    );
-    let telegram = bodies(&sinks, &send).await;
-    assert_eq!(telegram.len(), 4);
-    assert_eq!(telegram[3].0["chat_id"], "-100123");
-    assert!(
-        telegram[2].0["text"]
-            .as_str()
-            .unwrap()
-            .contains("task t-ok pull request opened: https://github.com/o/r/pull/1")
-    );
-
-    // Everything was delivered: a third run sends nothing.
     let third = bin.run_once().await;
-    assert_eq!(bodies(&sinks, "/hook").await.len(), 2);
-    assert_eq!(bodies(&sinks, SLACK_PATH).await.len(), 4);
-    assert_eq!(bodies(&sinks, &send).await.len(), 4);
+    let ids = |texts: Vec<String>| -> Vec<i64> {
+        let mut ids: Vec<i64> = texts
+            .iter()
+            .map(|t| {
+                let at = t.rfind("[event ").expect("the event id") + 7;
+                t[at..].trim_end_matches(']').parse().unwrap()
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let hooks = bodies(&sinks, "/hook").await;
+    let mut webhook_ids: Vec<i64> = hooks
+        .iter()
+        .map(|(b, _)| b["id"].as_i64().unwrap())
+        .collect();
+    webhook_ids.sort_unstable();
+    let mut unique = webhook_ids.clone();
+    unique.dedup();
+    assert_eq!(unique, webhook_ids, "no event twice");
+    let kinds: Vec<&str> = hooks
+        .iter()
+        .map(|(b, _)| b["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "daily_report").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| **k == "daemon_stopped").count(), 2);
+    let slack: Vec<String> = bodies(&sinks, SLACK_PATH).await[2..]
+        .iter()
+        .map(|(b, _)| b["text"].as_str().unwrap().to_owned())
+        .collect();
+    let telegram: Vec<String> = bodies(&sinks, &send).await[2..]
+        .iter()
+        .map(|(b, _)| b["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids(slack.clone()),
+        webhook_ids,
+        "Slack got every event once"
+    );
+    assert_eq!(
+        ids(telegram.clone()),
+        webhook_ids,
+        "Telegram got every event once"
+    );
+    assert!(
+        telegram
+            .iter()
+            .any(|t| t.contains("task t-ok pull request opened: https://github.com/o/r/pull/1")),
+        "{telegram:?}"
+    );
+    assert!(
+        slack.iter().any(|t| t.contains("task t-fail failed")),
+        "{slack:?}"
+    );
     for log in [&first, &second, &third] {
         for credential in [
             WEBHOOK_SECRET,

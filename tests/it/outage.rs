@@ -454,7 +454,28 @@ async fn anthropic_rate_limit_outlasting_the_client_waits_without_spending_an_at
         holds(&pool, TASK_DONE)
     })
     .await;
+    // The pause and its end are notification events (the outbox).
+    wait_for("the resumed event", Duration::from_secs(30), || {
+        holds(
+            &pool,
+            "SELECT count(*) = 1 FROM outbox WHERE kind = 'resumed'",
+        )
+    })
+    .await;
     stop(daemon).await;
+    let events: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT kind, detail FROM outbox WHERE kind IN ('paused', 'resumed') ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0].0, "paused");
+    assert!(
+        events[0].1.as_deref().unwrap_or("").contains("rate limit"),
+        "{events:?}"
+    );
+    assert_eq!(events[1].0, "resumed");
     let (_, attempts, error) = task_row(&pool, "llm-1").await;
     assert_eq!(attempts, 1, "only the claim that completed counts");
     assert_eq!(error, None);
