@@ -321,6 +321,11 @@ pub struct RunArgs {
     #[arg(long, env, value_parser = utc_time)]
     pub daily_report_at: Option<chrono::NaiveTime>,
 
+    /// Reviewers requested on every PR the daemon opens, comma-separated: logins, and teams of
+    /// the repository's organisation as `org/team` [default: none].
+    #[arg(long, env, value_delimiter = ',', value_parser = reviewer)]
+    pub reviewers: Vec<String>,
+
     /// Seconds between two deliveries of the notification outbox.
     #[arg(long, env, default_value = "10", value_parser = seconds)]
     pub notify_poll_seconds: Duration,
@@ -614,6 +619,26 @@ fn push_repository(value: &str) -> Result<PushRepository, String> {
         repository,
         url: Some(url),
     })
+}
+
+/// One REVIEWERS entry: a GitHub login, or `org/team` (letters, digits, `-`, `_`, `.`).
+fn reviewer(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let ok = match value.split_once('/') {
+        Some((org, team)) => part(org) && part(team),
+        None => part(value),
+    };
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("expected logins or org/team, comma-separated".into())
+    }
 }
 
 /// DAILY_REPORT_AT: `HH:MM`, UTC.

@@ -73,7 +73,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         head_repository: fork.as_ref().map(|fork| fork.repository.clone()),
     };
     let reads = GitRepository::new(clone.clone());
-    let publisher = Publisher::new(clone, github.clone());
+    let publisher = Publisher::new(clone, github.clone()).with_reviewers(args.reviewers.clone());
     let roles = roles(&args)?;
     let budget = budget(&args)?;
     let verifier = verifier(&args, database_url)?;

@@ -335,6 +335,37 @@ impl GitHub {
         .await
     }
 
+    /// Requests reviews of PR `number` from `users` and `teams` (team slugs of the
+    /// repository's organisation): `POST /repos/{owner}/{repo}/pulls/{number}/requested_reviewers`
+    /// with `{"reviewers", "team_reviewers"}` (requesting again changes nothing, so it is
+    /// retried like the other idempotent calls). Does nothing when both are empty.
+    ///
+    /// Errors: [`GitHubError::Status`] (422 when a reviewer is the PR's author or not a
+    /// collaborator), [`GitHubError::Api`].
+    pub async fn request_reviewers(
+        &self,
+        number: u64,
+        users: &[String],
+        teams: &[String],
+    ) -> Result<(), GitHubError> {
+        if users.is_empty() && teams.is_empty() {
+            return Ok(());
+        }
+        let route = format!(
+            "/repos/{}/{}/pulls/{number}/requested_reviewers",
+            self.owner, self.name
+        );
+        let body = serde_json::json!({ "reviewers": users, "team_reviewers": teams });
+        self.retrying("request reviewers", || async {
+            self.octocrab
+                .post::<_, serde_json::Value>(&route, Some(&body))
+                .await
+                .map(|_| ())
+                .map_err(|e| self.error(e))
+        })
+        .await
+    }
+
     /// One conditional `GET /repos/{owner}/{repo}/pulls/{number}` (If-None-Match: `etag` when
     /// given), no retry: a 304 (which does not count against GitHub's rate limit) is
     /// [`crate::task::PrSeen::NotModified`]; a 200 is the PR's state — merged when `merged_at` is set, closed when

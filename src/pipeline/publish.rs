@@ -58,6 +58,8 @@ pub struct Publisher {
     config: Arc<PublisherConfig>,
     /// `None` in a dry run: nothing is pushed and no PR is opened.
     github: Option<Arc<GitHub>>,
+    /// REVIEWERS: users, and teams as `org/team`.
+    reviewers: Arc<Vec<String>>,
 }
 
 impl Publisher {
@@ -67,7 +69,15 @@ impl Publisher {
         Publisher {
             config: Arc::new(config),
             github,
+            reviewers: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same publisher requesting reviews of every PR it opens from `reviewers` (REVIEWERS:
+    /// a login, or `org/team` for a team of the repository's organisation).
+    pub fn with_reviewers(mut self, reviewers: Vec<String>) -> Publisher {
+        self.reviewers = Arc::new(reviewers);
+        self
     }
 }
 
@@ -137,6 +147,23 @@ impl Publishing for Publisher {
 
     async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError> {
         Ok(self.github()?.add_labels(number, labels).await?)
+    }
+
+    async fn request_reviewers(&self, number: u64) -> Result<(), PublishError> {
+        if self.reviewers.is_empty() {
+            return Ok(());
+        }
+        let (teams, users): (Vec<&String>, Vec<&String>) =
+            self.reviewers.iter().partition(|r| r.contains('/'));
+        let users: Vec<String> = users.into_iter().cloned().collect();
+        let teams: Vec<String> = teams
+            .into_iter()
+            .filter_map(|t| t.split_once('/').map(|(_, slug)| slug.to_owned()))
+            .collect();
+        Ok(self
+            .github()?
+            .request_reviewers(number, &users, &teams)
+            .await?)
     }
 
     async fn branch_tip(&self, branch: &str) -> Result<Option<String>, PublishError> {

@@ -109,6 +109,10 @@ pub trait Publishing: Send + Sync {
     /// run; GitHub's.
     async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError>;
 
+    /// Requests reviews of PR `number` from REVIEWERS (users, and `org/team` teams); nothing
+    /// when none is set. Errors: [`PublishError::DryRun`] in a dry run; GitHub's.
+    async fn request_reviewers(&self, number: u64) -> Result<(), PublishError>;
+
     /// The push remote's tip of `branch` (hex), fetched into the clone so a snapshot can be
     /// pinned at it; `None` when the branch is gone. Errors: git's.
     async fn branch_tip(&self, branch: &str) -> Result<Option<String>, PublishError>;

@@ -260,6 +260,10 @@ impl Publishing for FakePublishing {
         Ok(())
     }
 
+    async fn request_reviewers(&self, _number: u64) -> Result<(), PublishError> {
+        Ok(())
+    }
+
     // Revisions are tested through the binary (tests/it/revision.rs); these runs make none.
     async fn branch_tip(&self, _branch: &str) -> Result<Option<String>, PublishError> {
         unreachable!("no revision in these tests")

@@ -192,3 +192,36 @@ async fn a_person_approves_or_rejects_what_consensus_left_for_review(pool: PgPoo
     let (ok, stdout, _) = cli(&bin, &["tasks", "show", "t-score"]).await;
     assert!(ok && stdout.contains("approved:   by alice"), "{stdout}");
 }
+
+#[sqlx::test]
+async fn reviewers_are_requested_on_the_pr_it_opens(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(|_| Script::Approve).await;
+    let github = FakeGitHub::start().await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("REVIEWERS", "alice, acme/backend");
+    common::migrate_and_add(&bin, "t-rev").await;
+    bin.run_once().await;
+    let requests = github.server.received_requests().await.unwrap();
+    let asked: Vec<serde_json::Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/repos/o/r/pulls/1/requested_reviewers")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        asked,
+        [serde_json::json!({"reviewers": ["alice"], "team_reviewers": ["backend"]})]
+    );
+
+    let (ok, _, stderr) = cli(
+        &bin.clone_with("REVIEWERS", "not a login"),
+        &["run", "--once"],
+    )
+    .await;
+    assert!(!ok && stderr.contains("org/team"), "{stderr}");
+}

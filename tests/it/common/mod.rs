@@ -558,6 +558,29 @@ impl FakeGitHub {
             })
             .mount(&server)
             .await;
+        // "Request reviewers for a pull request": 201 with the pull request.
+        let requested = open.clone();
+        Mock::given(method("POST"))
+            .and(path_regex(r"^/repos/o/r/pulls/\d+/requested_reviewers$"))
+            .respond_with(move |request: &Request| {
+                let number: u64 = request
+                    .url
+                    .path()
+                    .split('/')
+                    .nth(5)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let open = requested.lock().unwrap();
+                match open.iter().find(|pr| pr["number"] == number) {
+                    Some(pr) => ResponseTemplate::new(201).set_body_json(pr),
+                    None => {
+                        ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}))
+                    }
+                }
+            })
+            .mount(&server)
+            .await;
         let talk = conversation::mount(&server, open.clone()).await;
         FakeGitHub {
             server,
