@@ -183,13 +183,7 @@ impl Publishing for Publisher {
             message,
         } = change;
         with_repo(&self.config, Some(head), move |repo| {
-            let pushed = repo.push_revision(&branch, &files, &message)?;
-            Ok(BranchCommit {
-                branch,
-                commit: pushed.commit,
-                pushed: true,
-                reused: pushed.reused,
-            })
+            Ok(pushed(repo.push_revision(&branch, &files, &message)?))
         })
         .await
     }
@@ -215,13 +209,7 @@ impl Publishing for Publisher {
         self.github()?;
         let (branch, head, commit) = (branch.to_owned(), head.to_owned(), commit.to_owned());
         with_repo(&self.config, None, move |repo| {
-            let pushed = repo.push_merge(&branch, &head, &commit)?;
-            Ok(BranchCommit {
-                branch,
-                commit: pushed.commit,
-                pushed: true,
-                reused: pushed.reused,
-            })
+            Ok(pushed(repo.push_merge(&branch, &head, &commit)?))
         })
         .await
     }
@@ -238,13 +226,7 @@ impl Publishing for Publisher {
             message,
         } = change;
         with_repo(&self.config, Some(preview), move |repo| {
-            let pushed = repo.push_resolved_merge(&branch, &files, &message)?;
-            Ok(BranchCommit {
-                branch,
-                commit: pushed.commit,
-                pushed: true,
-                reused: pushed.reused,
-            })
+            Ok(pushed(repo.push_resolved_merge(&branch, &files, &message)?))
         })
         .await
     }
@@ -261,6 +243,16 @@ impl Publishing for Publisher {
     async fn reply(&self, number: u64, comment_id: u64, body: &str) -> Result<(), PublishError> {
         self.github()?.reply(number, comment_id, body).await?;
         Ok(())
+    }
+}
+
+/// What a push to the remote made of `branch`.
+fn pushed(push: crate::git::Pushed) -> BranchCommit {
+    BranchCommit {
+        branch: push.branch,
+        commit: push.commit,
+        pushed: true,
+        reused: push.reused,
     }
 }
 
