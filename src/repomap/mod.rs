@@ -5,6 +5,7 @@
 //! their signatures, then more paths, then a directory tree with file counts for what is left
 //! out. Reads blobs at a commit, never a working tree. Blocking: call from a blocking thread.
 
+pub mod bench;
 mod parse;
 mod rank;
 mod render;
