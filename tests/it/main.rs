@@ -22,6 +22,7 @@ mod llm;
 mod outage;
 mod outcome;
 mod pipeline;
+mod repomap;
 mod review;
 mod revision;
 mod setup;
