@@ -158,7 +158,9 @@ pub fn rank(map: &RepoMap, text: &str) -> Ranking {
     let lexical: Vec<f64> = docs
         .iter()
         .map(|doc| {
-            let mut tf: HashMap<&str, usize> = HashMap::new();
+            // Ordered, so the sum (and so the ranking and the shared prompt prefix) is the same
+            // in every process: float addition is not associative.
+            let mut tf: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
             for term in doc {
                 if query_stems.contains(term) {
                     *tf.entry(term.as_str()).or_default() += 1;
