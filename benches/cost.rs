@@ -305,6 +305,8 @@ fn pipeline(store: &Store, edges: &Edges, check: &Check) -> Pipeline {
             verifier: Some(Arc::new(ScriptedCheck(check.clone()))),
             verify_optional: false,
             repair_rounds: REPAIR_ROUNDS,
+            // REPO_MAP_TOKENS default.
+            repo_map_tokens: 4096,
         },
     )
 }

@@ -45,6 +45,27 @@ pub enum Command {
     },
     /// Run the daemon: claim pending tasks and turn them into pull requests.
     Run(Box<RunArgs>),
+    /// Offline benchmarks (no database, no model).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `bench …` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// How well the repository map localises the most recent real changes of a repository:
+    /// map recall at the budget, top-10 recall, build time and tokens, as a Markdown table.
+    Localize {
+        /// A local git repository (its current branch's history is used).
+        #[arg(long)]
+        repo: PathBuf,
+        /// How many cases (recent non-merge commits modifying 1–3 non-test source files).
+        #[arg(long, default_value = "50", value_parser = clap::value_parser!(u32).range(1..=10000))]
+        cases: u32,
+        /// The map's budget in estimated tokens [default: REPO_MAP_TOKENS's default].
+        #[arg(long, default_value = "4096", value_parser = clap::value_parser!(u32).range(64..=1_000_000))]
+        budget: u32,
+    },
 }
 
 /// `tasks …` subcommands.
@@ -215,6 +236,11 @@ pub struct RunArgs {
     /// Most PRs looked at in one sweep of the PR watch.
     #[arg(long, env, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub pr_watch_max: u32,
+
+    /// The repository map's budget in estimated tokens (4 bytes a token): the ranked files and
+    /// signatures every role is shown instead of the bare listing. 0 shows the bare listing.
+    #[arg(long, env, default_value = "4096", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub repo_map_tokens: u32,
 
     /// Most revisions of one PR started by reviews (0: the daemon does not revise its PRs).
     #[arg(long, env, default_value = "3", value_parser = clap::value_parser!(u32).range(0..=100))]

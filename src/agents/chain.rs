@@ -142,6 +142,10 @@ pub struct RepoContext {
     pub truncated: bool,
     /// True once the listing was fetched (it may be empty).
     pub listed: bool,
+    /// The repository map ranked for the task (repository data: rendered inside the listing's
+    /// data block), shown instead of the bare listing when set; `listing` then holds the paths
+    /// it shows, best first. `None`: the bare listing.
+    pub map: Option<String>,
     /// Current content of the files the Architect named (those that exist). Shown to the Engineer.
     pub files: Vec<FileChange>,
     /// In a revision of the task's PR: the PR's number and the conversation the revision

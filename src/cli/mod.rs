@@ -11,7 +11,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use secrecy::SecretString;
 
-use crate::config::{Cli, Command, TasksCommand};
+use crate::config::{BenchCommand, Cli, Command, TasksCommand};
 use crate::status::{Overview, StatsView, TaskDetail, TaskPage};
 use crate::store::{self, Cancelled, QueueFilter, Store, StoreError};
 use crate::task::NewTask;
@@ -64,6 +64,10 @@ fn one_line(message: &str) -> String {
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
+    // The benchmarks need no database.
+    if let Command::Bench(command) = cli.command {
+        return bench(command).await;
+    }
     let url = cli
         .database_url
         .context("missing setting DATABASE_URL (--database-url)")?;
@@ -96,7 +100,24 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Run(args) => run::run(&url, *args).await?,
+        Command::Bench(command) => bench(command).await?,
     }
+    Ok(())
+}
+
+/// `bench localize`: the repository map's localisation benchmark, printed as Markdown.
+async fn bench(command: BenchCommand) -> Result<()> {
+    let BenchCommand::Localize {
+        repo,
+        cases,
+        budget,
+    } = command;
+    let report = tokio::task::spawn_blocking(move || {
+        crate::repomap::bench::run(&repo, cases as usize, budget as usize)
+    })
+    .await
+    .context("the benchmark panicked")??;
+    print!("{}", report.markdown());
     Ok(())
 }
 

@@ -123,6 +123,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             verifier: verifier.map(|v| Arc::new(v) as Arc<dyn Verifying>),
             verify_optional: args.checks.verify_optional,
             repair_rounds: args.checks.repair_rounds,
+            repo_map_tokens: args.repo_map_tokens as usize,
         },
     );
 

@@ -295,6 +295,26 @@ impl Repo {
         Ok(cut_listing(paths, max_bytes))
     }
 
+    /// The repository map of the base tree ranked for a task's `text` and rendered within
+    /// `budget_tokens` (estimated): built from the base's blobs, or read from the clone's
+    /// cache (`<git dir>/autonomous-dev/repomap/<tree id>.json`), so a second task on the same
+    /// base reuses it. Errors: [`GitError::Git`] when the tree or a blob cannot be read,
+    /// [`GitError::Other`] when a grammar rejects its query.
+    pub fn repo_map(
+        &self,
+        text: &str,
+        budget_tokens: usize,
+    ) -> Result<crate::repomap::Rendered, GitError> {
+        let tree = self.base_commit()?.tree()?;
+        let cache = crate::repomap::default_cache_dir(&self.repo);
+        crate::repomap::for_task(&self.repo, &tree, Some(&cache), text, budget_tokens).map_err(
+            |e| match e {
+                crate::repomap::MapError::Git(e) => GitError::Git(e),
+                other => GitError::Other(other.to_string()),
+            },
+        )
+    }
+
     /// Content at the base (`origin/BASE_BRANCH`, or the pinned commit) of those `paths` that
     /// exist as UTF-8 text files, each cut to `max_bytes_each`. Missing, binary and invalid
     /// paths are skipped.

@@ -154,6 +154,9 @@ pub struct PipelineSettings {
     pub verify_optional: bool,
     /// REPAIR_ROUNDS: Engineer answers after a failed verification or edits that did not apply.
     pub repair_rounds: u32,
+    /// REPO_MAP_TOKENS: the repository map's budget in estimated tokens, shown to every role
+    /// instead of the bare listing; 0 shows the bare listing.
+    pub repo_map_tokens: usize,
 }
 
 /// What the daemon runs a claimed task with: the worker's seam. [`Pipeline`] is the product's;
@@ -308,6 +311,7 @@ impl Pipeline {
                     if !chain.has(stage) {
                         self.boundary(lease, shutdown).await?;
                         let base = snapshot.get().await?;
+                        self.prepare_map(task, &mut repo, base).await;
                         self.prepare_context(stage, &chain, &mut repo, base, &[])
                             .await?;
                         let span = tracing::info_span!("stage", stage = %stage);
@@ -379,6 +383,34 @@ impl Pipeline {
         Ok(chain)
     }
 
+    /// Before the run's first stage: the repository map ranked for the task, in place of the
+    /// bare listing, in the prefix every role of the run shares (computed once per run, and
+    /// deterministic for a base and a task, so a resumed run shares it too). REPO_MAP_TOKENS
+    /// 0, a snapshot without a map, or a failure to build it (logged) leave the bare listing.
+    async fn prepare_map(&self, task: &Task, repo: &mut RepoContext, base: &dyn Snapshot) {
+        if repo.listed || repo.map.is_some() || self.settings.repo_map_tokens == 0 {
+            return;
+        }
+        match base
+            .repo_map(task.description.clone(), self.settings.repo_map_tokens)
+            .await
+        {
+            Ok(Some(rendered)) => {
+                info!(
+                    tokens = rendered.tokens,
+                    shown = rendered.shown.len(),
+                    files = rendered.total_files,
+                    "repository map"
+                );
+                repo.truncated = rendered.shown.len() < rendered.total_files;
+                repo.listing = rendered.shown;
+                repo.map = Some(rendered.text);
+            }
+            Ok(None) => {}
+            Err(error) => warn!(%error, "repository map not built; showing the bare listing"),
+        }
+    }
+
     /// Reads from the run's snapshot the repository context a stage needs and that is not
     /// loaded yet: the listing (part of every role's shared prefix), and the current content of
     /// the Architect's files, then of `also` (a revision's), for the Engineer. The first read
@@ -395,9 +427,11 @@ impl Pipeline {
         if !repo.listed {
             // Before the run's first LLM call: a malformed repository config fails the task.
             evidence::repo_config(base).await?;
-            let listing = base.listing(LISTING_MAX_BYTES).await?;
-            repo.listing = listing.paths;
-            repo.truncated = listing.truncated;
+            if repo.map.is_none() {
+                let listing = base.listing(LISTING_MAX_BYTES).await?;
+                repo.listing = listing.paths;
+                repo.truncated = listing.truncated;
+            }
             repo.listed = true;
         }
         if stage == Stage::Engineer {

@@ -44,6 +44,18 @@ pub trait Snapshot: Send + Sync {
     /// a newline), `truncated` when some were left out.
     async fn listing(&self, max_bytes: usize) -> Result<Listing, PublishError>;
 
+    /// The repository map of the base ranked for the task's `text`, within `budget_tokens`
+    /// (estimated; [`crate::repomap`]), built once per base tree and cached. `None`: this
+    /// snapshot has no map, and the bare listing is shown. Errors: reading the base.
+    async fn repo_map(
+        &self,
+        text: String,
+        budget_tokens: usize,
+    ) -> Result<Option<crate::repomap::Rendered>, PublishError> {
+        let _ = (text, budget_tokens);
+        Ok(None)
+    }
+
     /// Content at the base of those `paths` that exist there as UTF-8 text files, each cut to
     /// `max_bytes` (followed by [`crate::git::TRUNCATION_MARKER`]); missing, binary and invalid
     /// paths are left out.
@@ -218,6 +230,17 @@ impl Snapshot for GitSnapshot {
     async fn listing(&self, max_bytes: usize) -> Result<Listing, PublishError> {
         with_repo(&self.config, Some(&self.base), move |repo| {
             repo.list_files(max_bytes)
+        })
+        .await
+    }
+
+    async fn repo_map(
+        &self,
+        text: String,
+        budget_tokens: usize,
+    ) -> Result<Option<crate::repomap::Rendered>, PublishError> {
+        with_repo(&self.config, Some(&self.base), move |repo| {
+            repo.repo_map(&text, budget_tokens).map(Some)
         })
         .await
     }

@@ -108,6 +108,7 @@ fn repo() -> RepoContext {
         listing: vec!["Cargo.toml".into(), "src/main.rs".into()],
         truncated: true,
         listed: true,
+        map: None,
         files: vec![FileChange {
             path: "src/main.rs".into(),
             content: "fn main() {}\n".into(),

@@ -23,6 +23,7 @@ mod notify;
 mod outage;
 mod outcome;
 mod pipeline;
+mod repomap;
 mod review;
 mod revision;
 mod setup;

@@ -358,6 +358,7 @@ fn pipeline(
             verifier: None,
             verify_optional: true,
             repair_rounds: 1,
+            repo_map_tokens: 4096,
         },
     )
 }
