@@ -51,8 +51,9 @@ BEGIN
 END;
 $$;
 
+-- Only on updates of the columns it reads: a lease renewal runs no trigger.
 CREATE TRIGGER tasks_outbox
-    AFTER UPDATE ON tasks
+    AFTER UPDATE OF status, pr_url ON tasks
     FOR EACH ROW
     EXECUTE FUNCTION tasks_outbox();
 
@@ -70,6 +71,6 @@ END;
 $$;
 
 CREATE TRIGGER revisions_outbox
-    AFTER UPDATE ON revisions
+    AFTER UPDATE OF status ON revisions
     FOR EACH ROW
     EXECUTE FUNCTION revisions_outbox();

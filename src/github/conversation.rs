@@ -185,12 +185,7 @@ impl GitHub {
             "/repos/{}/{}/issues/{number}/comments",
             self.owner, self.name
         );
-        let created: Created = self
-            .octocrab
-            .post(route, Some(&serde_json::json!({ "body": body })))
-            .await
-            .map_err(|e| self.error(e))?;
-        Ok(created.id)
+        self.post_note(route, body).await
     }
 
     /// Replies `body` in the inline thread of review comment `comment_id` on PR `number`
@@ -208,6 +203,11 @@ impl GitHub {
             "/repos/{}/{}/pulls/{number}/comments/{comment_id}/replies",
             self.owner, self.name
         );
+        self.post_note(route, body).await
+    }
+
+    /// One `POST route` of `{"body": body}`, no retry (not idempotent); the note's id.
+    async fn post_note(&self, route: String, body: &str) -> Result<u64, GitHubError> {
         let created: Created = self
             .octocrab
             .post(route, Some(&serde_json::json!({ "body": body })))

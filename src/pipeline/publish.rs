@@ -12,9 +12,9 @@ use secrecy::SecretString;
 use super::repository::{BranchChange, Publishing, with_repo};
 use crate::agents::Chain;
 use crate::consensus::{self, Consensus, Thresholds};
-use crate::git::{GitError, MergePreview};
+use crate::git::{GitError, MergePreview, Pushed, Repo};
 use crate::github::{GitHub, GitHubError, NewPullRequest, Posted, PullRequest};
-use crate::task::{Stage, Task};
+use crate::task::{FileChange, Stage, Task};
 
 pub use crate::task::{BranchCommit, DraftPr};
 
@@ -176,16 +176,7 @@ impl Publishing for Publisher {
         head: &str,
         change: BranchChange,
     ) -> Result<BranchCommit, PublishError> {
-        self.github()?;
-        let BranchChange {
-            branch,
-            files,
-            message,
-        } = change;
-        with_repo(&self.config, Some(head), move |repo| {
-            Ok(pushed(repo.push_revision(&branch, &files, &message)?))
-        })
-        .await
+        self.push_pinned(head, change, Repo::push_revision).await
     }
 
     async fn merge_base(
@@ -219,16 +210,8 @@ impl Publishing for Publisher {
         preview: &str,
         change: BranchChange,
     ) -> Result<BranchCommit, PublishError> {
-        self.github()?;
-        let BranchChange {
-            branch,
-            files,
-            message,
-        } = change;
-        with_repo(&self.config, Some(preview), move |repo| {
-            Ok(pushed(repo.push_resolved_merge(&branch, &files, &message)?))
-        })
-        .await
+        self.push_pinned(preview, change, Repo::push_resolved_merge)
+            .await
     }
 
     async fn conversation(&self, number: u64) -> Result<Vec<Posted>, PublishError> {
@@ -247,7 +230,7 @@ impl Publishing for Publisher {
 }
 
 /// What a push to the remote made of `branch`.
-fn pushed(push: crate::git::Pushed) -> BranchCommit {
+fn pushed(push: Pushed) -> BranchCommit {
     BranchCommit {
         branch: push.branch,
         commit: push.commit,
@@ -257,6 +240,26 @@ fn pushed(push: crate::git::Pushed) -> BranchCommit {
 }
 
 impl Publisher {
+    /// `change` pushed by `push` (a revision's commit, or a resolved merge) with the clone
+    /// pinned at `commit`; [`PublishError::DryRun`] in a dry run.
+    async fn push_pinned(
+        &self,
+        commit: &str,
+        change: BranchChange,
+        push: fn(&Repo, &str, &[FileChange], &str) -> Result<Pushed, GitError>,
+    ) -> Result<BranchCommit, PublishError> {
+        self.github()?;
+        let BranchChange {
+            branch,
+            files,
+            message,
+        } = change;
+        with_repo(&self.config, Some(commit), move |repo| {
+            Ok(pushed(push(repo, &branch, &files, &message)?))
+        })
+        .await
+    }
+
     /// The GitHub client; [`PublishError::DryRun`] in a dry run.
     fn github(&self) -> Result<&GitHub, PublishError> {
         self.github.as_deref().ok_or(PublishError::DryRun)

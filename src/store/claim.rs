@@ -232,23 +232,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::LeaseLost`] (nothing written) if the lease is stale.
     pub async fn save_stage(&self, lease: &Lease, record: &StageRecord) -> Result<(), StoreError> {
-        let usage = record.usage;
-        let done = sqlx::query(SAVE_STAGE)
-            .bind(lease.task)
-            .bind(lease.token)
-            .bind(record.stage)
-            .bind(&record.output)
-            .bind(record.score)
-            .bind(&record.model)
-            .bind(token_column(usage.input_tokens))
-            .bind(token_column(usage.output_tokens))
-            .bind(token_column(usage.cache_creation_input_tokens))
-            .bind(token_column(usage.cache_read_input_tokens))
-            .bind(record.duration_ms)
-            .bind(&record.evidence)
-            .bind(&record.base_commit)
-            .execute(&self.pool)
-            .await?;
+        let query = sqlx::query(SAVE_STAGE).bind(lease.task).bind(lease.token);
+        let done = bind_record(query, record).execute(&self.pool).await?;
         fenced_result(done.rows_affected(), lease)
     }
 
@@ -371,6 +356,28 @@ impl Store {
             .await?;
         Ok(due)
     }
+}
+
+/// `query` with a stage record's columns bound next, in the order `SAVE_STAGE` and
+/// `SAVE_REVISION_STAGE` list them: stage, output, score, model, the four token counts,
+/// duration_ms, evidence, base_commit.
+pub(super) fn bind_record<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    record: &'q StageRecord,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let usage = record.usage;
+    query
+        .bind(record.stage)
+        .bind(&record.output)
+        .bind(record.score)
+        .bind(&record.model)
+        .bind(token_column(usage.input_tokens))
+        .bind(token_column(usage.output_tokens))
+        .bind(token_column(usage.cache_creation_input_tokens))
+        .bind(token_column(usage.cache_read_input_tokens))
+        .bind(record.duration_ms)
+        .bind(&record.evidence)
+        .bind(&record.base_commit)
 }
 
 /// A fenced write changed `rows` rows: one means the lease held, none that it is stale.

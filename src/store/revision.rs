@@ -7,8 +7,8 @@
 
 use sqlx::types::Json;
 
-use super::claim::fenced_result;
-use super::{Lease, Store, StoreError, token_column};
+use super::claim::{bind_record, fenced_result};
+use super::{Lease, Store, StoreError};
 use crate::task::{
     ChecksSeen, Feedback, FeedbackCursor, Revision, RevisionEnd, RevisionStatus, RevisionTrigger,
     Stage, StageRecord,
@@ -257,24 +257,11 @@ impl Store {
         revision: i32,
         record: &StageRecord,
     ) -> Result<(), StoreError> {
-        let usage = &record.usage;
-        let done = sqlx::query(SAVE_REVISION_STAGE)
+        let query = sqlx::query(SAVE_REVISION_STAGE)
             .bind(lease.task)
             .bind(lease.token)
-            .bind(revision)
-            .bind(record.stage)
-            .bind(&record.output)
-            .bind(record.score)
-            .bind(&record.model)
-            .bind(token_column(usage.input_tokens))
-            .bind(token_column(usage.output_tokens))
-            .bind(token_column(usage.cache_creation_input_tokens))
-            .bind(token_column(usage.cache_read_input_tokens))
-            .bind(record.duration_ms)
-            .bind(&record.evidence)
-            .bind(&record.base_commit)
-            .execute(&self.pool)
-            .await?;
+            .bind(revision);
+        let done = bind_record(query, record).execute(&self.pool).await?;
         fenced_result(done.rows_affected(), lease)
     }
 

@@ -331,14 +331,7 @@ pub(super) async fn mount(server: &MockServer, open: Arc<Mutex<Vec<Value>>>) -> 
     Mock::given(method("POST"))
         .and(path_regex(r"^/repos/o/r/issues/\d+/comments$"))
         .respond_with(move |request: &Request| {
-            let pr: u64 = request
-                .url
-                .path()
-                .split('/')
-                .nth(5)
-                .unwrap()
-                .parse()
-                .unwrap();
+            let pr: u64 = segment(request, 5);
             let body: Value = serde_json::from_slice(&request.body).unwrap();
             let text = body["body"].as_str().unwrap().to_owned();
             let mut comment = fixture("issue_comment");
@@ -358,9 +351,7 @@ pub(super) async fn mount(server: &MockServer, open: Arc<Mutex<Vec<Value>>>) -> 
     Mock::given(method("POST"))
         .and(path_regex(r"^/repos/o/r/pulls/\d+/comments/\d+/replies$"))
         .respond_with(move |request: &Request| {
-            let parts: Vec<&str> = request.url.path().split('/').collect();
-            let pr: u64 = parts[5].parse().unwrap();
-            let to: u64 = parts[7].parse().unwrap();
+            let (pr, to) = (segment(request, 5), segment(request, 7));
             let body: Value = serde_json::from_slice(&request.body).unwrap();
             let text = body["body"].as_str().unwrap().to_owned();
             let mut talk = replies.lock().unwrap();
@@ -461,14 +452,7 @@ async fn mount_checks(server: &MockServer, talk: &Arc<Mutex<Talk>>) {
     Mock::given(method("GET"))
         .and(path_regex(r"^/repos/o/r/check-runs/\d+/annotations$"))
         .respond_with(move |request: &Request| {
-            let id: u64 = request
-                .url
-                .path()
-                .split('/')
-                .nth(5)
-                .unwrap()
-                .parse()
-                .unwrap();
+            let id: u64 = segment(request, 5);
             let talk = annotations.lock().unwrap();
             ResponseTemplate::new(200)
                 .set_body_json(talk.annotations.get(&id).cloned().unwrap_or_default())
@@ -493,14 +477,7 @@ async fn mount_checks(server: &MockServer, talk: &Arc<Mutex<Talk>>) {
     Mock::given(method("GET"))
         .and(path_regex(r"^/download/jobs/\d+/log$"))
         .respond_with(move |request: &Request| {
-            let id: u64 = request
-                .url
-                .path()
-                .split('/')
-                .nth(3)
-                .unwrap()
-                .parse()
-                .unwrap();
+            let id: u64 = segment(request, 3);
             let mut talk = logs.lock().unwrap();
             if request.headers.contains_key("authorization") {
                 talk.log_downloads_with_auth += 1;
@@ -511,6 +488,17 @@ async fn mount_checks(server: &MockServer, talk: &Arc<Mutex<Talk>>) {
         .mount(&downloads)
         .await;
     talk.lock().unwrap().downloads = Some(downloads);
+}
+
+/// Path segment `n` of `request` (`/repos/o/r/pulls/7/…`: 5 is `7`), as a number.
+fn segment(request: &Request, n: usize) -> u64 {
+    let part = request
+        .url
+        .path()
+        .split('/')
+        .nth(n)
+        .expect("a path segment");
+    part.parse().expect("a number in the path")
 }
 
 /// Bumps PR `pr`'s `updated_at`, as any new note does on GitHub.
