@@ -291,6 +291,7 @@ fn new_task(task_id: String) -> NewTask {
         priority: 0,
         labels: vec![],
         depends_on: vec![],
+        reviewers: vec![],
     }
 }
 

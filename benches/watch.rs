@@ -348,6 +348,7 @@ async fn opened_prs(store: &Store) -> Result<()> {
             priority: 0,
             labels: Vec::new(),
             depends_on: Vec::new(),
+            reviewers: vec![],
         })
         .collect();
     store.load_tasks(&tasks, false).await?;

@@ -90,6 +90,9 @@ pub enum TasksCommand {
         /// PR label for this task (repeatable).
         #[arg(long = "label")]
         labels: Vec<String>,
+        /// Reviewer requested on its PR besides REVIEWERS: a login or org/team (repeatable).
+        #[arg(long = "reviewer")]
+        reviewers: Vec<String>,
         /// What to build; the first line becomes the PR title.
         description: String,
     },
@@ -135,6 +138,16 @@ pub enum TasksCommand {
         /// the USER environment variable.
         #[arg(long, value_name = "NAME")]
         by: Option<String>,
+    },
+    /// Create the tasks of the open issues labelled ISSUES_LABEL once, as the daemon's issue
+    /// watch does (the daemon, when it runs, posts the queued comments); reads the daemon's
+    /// settings.
+    Import {
+        /// Import from the target repository's GitHub issues (the only source).
+        #[arg(long, required = true)]
+        github: bool,
+        #[command(flatten)]
+        run: Box<RunArgs>,
     },
     /// Reject a needs_review task: it fails with the reason, nothing is published.
     Reject {
@@ -232,6 +245,16 @@ pub struct RunArgs {
     /// closed.
     #[arg(long, env, default_value = "300", value_parser = seconds)]
     pub pr_poll_seconds: Duration,
+
+    /// The label that makes an open issue of the target repository a task `gh-<number>`, when
+    /// a person with write permission put it there; watched every PR_POLL_SECONDS with
+    /// conditional requests [default: issues are not watched].
+    #[arg(long, env, value_parser = issues_label)]
+    pub issues_label: Option<String>,
+
+    /// Priority of a task from an issue without a `priority:N` label.
+    #[arg(long, env, default_value = "0", allow_negative_numbers = true)]
+    pub issues_priority: i32,
 
     /// Most PRs looked at in one sweep of the PR watch.
     #[arg(long, env, default_value = "100", value_parser = clap::value_parser!(u32).range(1..=5000))]
@@ -647,24 +670,21 @@ fn push_repository(value: &str) -> Result<PushRepository, String> {
     })
 }
 
+/// ISSUES_LABEL: a GitHub label name (1–50 characters, no control characters).
+fn issues_label(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 50 || value.chars().any(char::is_control) {
+        return Err("expected a label name of 1 to 50 characters".into());
+    }
+    Ok(value.to_owned())
+}
+
 /// One REVIEWERS entry: a GitHub login, or `org/team` (letters, digits, `-`, `_`, `.`).
 fn reviewer(value: &str) -> Result<String, String> {
     let value = value.trim();
-    let part = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 100
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    let ok = match value.split_once('/') {
-        Some((org, team)) => part(org) && part(team),
-        None => part(value),
-    };
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err("expected logins or org/team, comma-separated".into())
-    }
+    crate::task::check_reviewer(value)
+        .map(|()| value.to_owned())
+        .map_err(|_| "expected logins or org/team, comma-separated".into())
 }
 
 /// DAILY_REPORT_AT: `HH:MM`, UTC.

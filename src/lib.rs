@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod gates;
 pub mod git;
 pub mod github;
+pub mod issues;
 pub mod llm;
 pub mod metrics;
 pub mod net;

@@ -142,6 +142,7 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
             task_id,
             priority,
             labels,
+            reviewers,
             description,
         } => {
             let task = NewTask {
@@ -150,6 +151,7 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
                 priority,
                 labels,
                 depends_on: Vec::new(),
+                reviewers,
             };
             store::validate_new_task(&task)?;
             connect(url).await?.add_task(&task).await.map_err(hint)?;
@@ -243,6 +245,13 @@ async fn tasks(url: &SecretString, command: TasksCommand) -> Result<()> {
                 .await
                 .map_err(hint)?;
             println!("{task_id} is approved by {by}: the daemon's next run publishes it");
+        }
+        TasksCommand::Import { github: _, run } => {
+            let sweep = run::import_issues(url, *run).await?;
+            println!(
+                "created {} / ignored {} (labelled without write permission) / updated {} / cancelled {}",
+                sweep.created, sweep.ignored, sweep.updated, sweep.cancelled
+            );
         }
         TasksCommand::Reject { task_id, reason } => {
             let reason = one_line_text("--reason", &reason, MAX_REASON_CHARS)?;

@@ -398,6 +398,12 @@ pub fn task_detail(
         });
         let _ = writeln!(out, "pr state:   {}{since}", state.as_str());
     }
+    if let Some(issue) = task.issue_number {
+        let _ = writeln!(out, "issue:      #{issue}");
+    }
+    if !task.reviewers.is_empty() {
+        let _ = writeln!(out, "reviewers:  {}", task.reviewers.join(", "));
+    }
     let _ = writeln!(out, "error:      {}", task.error.as_deref().unwrap_or("-"));
     match outcome {
         Some(Outcome::Approved {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use secrecy::SecretString;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{ProviderKind, RunArgs};
 use crate::consensus::Thresholds;
@@ -15,6 +15,7 @@ use crate::daemon::{Daemon, DaemonSettings, Shutdown};
 use crate::gates::GateConfig;
 use crate::git::{self, Repo};
 use crate::github::GitHub;
+use crate::issues::{IssueSettings, IssueSweep, IssueWatch};
 use crate::llm::{self, Anthropic, OpenAi, Provider};
 use crate::notify::{Notifier, Sink};
 use crate::pipeline::{
@@ -146,6 +147,18 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         lease: args.lease_seconds,
         heartbeat: args.heartbeat_seconds,
     };
+    let issues = match (&github, &args.issues_label) {
+        (Some(github), Some(label)) => Some(IssueWatch::new(
+            store.clone(),
+            github.clone(),
+            IssueSettings {
+                label: label.clone(),
+                default_priority: args.issues_priority,
+            },
+        )),
+        _ => None,
+    };
+    let notifier = notifier(&args, &store, github.clone())?;
     let watcher = github.map(|github| {
         let settings = WatchSettings {
             every: args.pr_poll_seconds,
@@ -157,7 +170,6 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
         };
         Watcher::new(store.clone(), github, settings)
     });
-    let notifier = notifier(&args, &store)?;
     let events = store.clone();
     if notifier.is_some() {
         events
@@ -165,7 +177,16 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             .await?;
     }
     let daemon = Daemon::new(store, Arc::new(pipeline), settings);
+    let every = args.pr_poll_seconds;
     let queue = async {
+        if let Some(issues) = &issues
+            && args.once
+        {
+            // --once: the labelled issues' tasks are part of the queue it runs.
+            if let Err(e) = issues.sweep(true).await {
+                warn!(error = %e, "issue watch: cannot read the labelled issues or record their tasks");
+            }
+        }
         match &watcher {
             // --once: one sweep of the PRs (a merge may free a dependent task), the queue, and
             // a sweep of the PRs it opened.
@@ -175,7 +196,12 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
                 watcher.sweep().await?;
             }
             Some(watcher) => {
-                tokio::join!(daemon.run(&shutdown), watcher.run(&shutdown)).0?;
+                let issues = async {
+                    if let Some(issues) = &issues {
+                        issues.run(every, &shutdown).await;
+                    }
+                };
+                tokio::join!(daemon.run(&shutdown), watcher.run(&shutdown), issues).0?;
             }
             None => daemon.run(&shutdown).await?,
         }
@@ -217,6 +243,30 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// `tasks import --github`: one sweep of the issue watch (ISSUES_LABEL) without its ETag, so
+/// every open labelled issue is read.
+///
+/// Errors: a missing setting (ISSUES_LABEL, GITHUB_TOKEN), the database, GitHub.
+pub async fn import_issues(database_url: &SecretString, args: RunArgs) -> Result<IssueSweep> {
+    let label = args
+        .issues_label
+        .clone()
+        .context("missing setting ISSUES_LABEL (--issues-label): the label to import")?;
+    let token = args
+        .github_token
+        .clone()
+        .context("missing setting GITHUB_TOKEN (--github-token)")?;
+    let github = GitHub::new(&args.github_api_url, token, &github_repository(&args)?)?;
+    let store = Store::connect(database_url, 2).await?;
+    store.migrate().await?;
+    let settings = IssueSettings {
+        label,
+        default_priority: args.issues_priority,
+    };
+    let watch = IssueWatch::new(store, Arc::new(github), settings);
+    Ok(watch.sweep(false).await?)
+}
+
 /// The daemon as its started/stopped events name it: `host:pid`, and `(--once)`.
 fn daemon_name(args: &RunArgs) -> String {
     let worker = crate::store::worker_id(0);
@@ -229,8 +279,13 @@ fn daemon_name(args: &RunArgs) -> String {
 }
 
 /// The notification sender for the sinks configured (NOTIFY_WEBHOOK_URL, SLACK_WEBHOOK_URL,
-/// TELEGRAM_BOT_TOKEN); `None` when there is none.
-fn notifier(args: &RunArgs, store: &Store) -> Result<Option<Notifier>> {
+/// TELEGRAM_BOT_TOKEN, and the issues of tasks born of one whenever `github` is there);
+/// `None` when there is none.
+fn notifier(
+    args: &RunArgs,
+    store: &Store,
+    github: Option<Arc<GitHub>>,
+) -> Result<Option<Notifier>> {
     let mut sinks = Vec::new();
     if let (Some(url), Some(secret)) = (&args.notify_webhook_url, &args.notify_webhook_secret) {
         sinks.push(Sink::Webhook {
@@ -247,6 +302,9 @@ fn notifier(args: &RunArgs, store: &Store) -> Result<Option<Notifier>> {
             token: token.clone(),
             chat: chat.clone(),
         });
+    }
+    if let Some(github) = github {
+        sinks.push(Sink::Issue { github });
     }
     if sinks.is_empty() {
         return Ok(None);

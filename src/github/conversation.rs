@@ -102,13 +102,13 @@ impl GitHub {
     pub async fn conversation(&self, number: u64) -> Result<Vec<Posted>, GitHubError> {
         let base = format!("/repos/{}/{}", self.owner, self.name);
         let reviews: Vec<ReviewJson> = self
-            .pages(&format!("{base}/pulls/{number}/reviews"))
+            .pages(&format!("{base}/pulls/{number}/reviews"), &[])
             .await?;
         let inline: Vec<ReviewCommentJson> = self
-            .pages(&format!("{base}/pulls/{number}/comments"))
+            .pages(&format!("{base}/pulls/{number}/comments"), &[])
             .await?;
         let comments: Vec<IssueCommentJson> = self
-            .pages(&format!("{base}/issues/{number}/comments"))
+            .pages(&format!("{base}/issues/{number}/comments"), &[])
             .await?;
         let mut notes = Vec::new();
         let posted = |id, user: Option<User>, kind, body: Option<String>, at| {
@@ -216,14 +216,17 @@ impl GitHub {
         Ok(created.id)
     }
 
-    /// Every item of the list at `route`, 100 a page, until a short page (or [`MAX_PAGES`]).
-    async fn pages<T: serde::de::DeserializeOwned>(
+    /// Every item of the list at `route` with the query `params`, 100 a page, until a short
+    /// page (or [`MAX_PAGES`]).
+    pub(super) async fn pages<T: serde::de::DeserializeOwned>(
         &self,
         route: &str,
+        params: &[(&str, String)],
     ) -> Result<Vec<T>, GitHubError> {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGES {
-            let params = [("per_page", 100), ("page", page)];
+            let mut params = params.to_vec();
+            params.extend([("per_page", "100".to_owned()), ("page", page.to_string())]);
             let items: Vec<T> = self
                 .retrying("list notes", || async {
                     self.octocrab

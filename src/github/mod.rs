@@ -1,7 +1,8 @@
 //! GitHub's REST API through octocrab: find or open a task's pull request (exactly one per
 //! head branch, whatever failed where), label it, look at its state later with a
 //! conditional request (the PR watch), read and answer its conversation
-//! (`conversation.rs`) and read its head's checks (`checks.rs`), for revisions. The head branch is in the target
+//! (`conversation.rs`) and read its head's checks (`checks.rs`), for revisions; read the
+//! labelled issues tasks are born of (`issues.rs`). The head branch is in the target
 //! repository, or in a fork ([`GitHub::with_head_repository`], PUSH_REPOSITORY), whose PRs
 //! name their head `forkowner:branch`.
 //!
@@ -13,10 +14,12 @@
 
 mod checks;
 mod conversation;
+mod issues;
 mod retry;
 
 pub use checks::{CheckRun, CommitStatus, LOG_TAIL_BYTES};
 pub use conversation::{MAX_PAGES, Posted};
+pub use issues::Issue;
 pub use retry::RateLimitPolicy;
 
 use std::future::Future;
@@ -181,6 +184,15 @@ pub struct GitHub {
     policy: RateLimitPolicy,
     /// Kept only to scrub it from error messages.
     token: SecretString,
+}
+
+/// The repository only: never the token.
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub")
+            .field("repository", &format!("{}/{}", self.owner, self.name))
+            .finish_non_exhaustive()
+    }
 }
 
 impl GitHub {

@@ -7,13 +7,17 @@
 //! daily report at DAILY_REPORT_AT; a sink that keeps failing is
 //! logged once per outage. Every payload carries the event's id, the idempotency key: a sink
 //! that honours it never gets one twice, and a delivery recorded as done is never sent again.
+//! The issue sink comments on the GitHub issue a task was born of (queued, PR opened, needs
+//! review, failed, blocked), each comment carrying a marker with the event's id that is looked
+//! for before posting, so a crash between the comment and its record never posts it twice.
+//! Events every sink has had are deleted after [`KEEP`].
 //!
-//! Data flows store → notify → (HTTP) → store. Secrets (the webhook secret, the Slack URL, the
+//! Data flows store → notify → (HTTP, github) → store. Secrets (the webhook secret, the Slack URL, the
 //! bot token) are `SecretString`s, exposed only where a request is built, and no error or log
 //! line carries them.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -22,6 +26,7 @@ use sha2::Sha256;
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
+use crate::github::{GitHub, GitHubError};
 use crate::shutdown::Shutdown;
 use crate::store::{DayReport, EventKind, OutboxEvent, Store, StoreError};
 
@@ -37,6 +42,13 @@ const LEASE: Duration = Duration::from_secs(120);
 const BATCH: i64 = 50;
 /// Timeout of one delivery.
 const TIMEOUT: Duration = Duration::from_secs(20);
+/// How long delivered events are kept.
+pub const KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Time between two prunings of the outbox.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How far before an event a comment carrying its marker is looked for (GitHub's clock and
+/// the database's may differ).
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// Where events go.
 #[derive(Debug, Clone)]
@@ -51,6 +63,9 @@ pub enum Sink {
         token: SecretString,
         chat: String,
     },
+    /// Comments on the GitHub issue of a task born of one (tasks from issues); other events
+    /// are skipped.
+    Issue { github: Arc<GitHub> },
 }
 
 impl Sink {
@@ -60,6 +75,7 @@ impl Sink {
             Sink::Webhook { .. } => "webhook",
             Sink::Slack { .. } => "slack",
             Sink::Telegram { .. } => "telegram",
+            Sink::Issue { .. } => "issue",
         }
     }
 }
@@ -90,6 +106,8 @@ pub struct Notifier {
     every: Duration,
     /// DAILY_REPORT_AT: when (UTC) the day's report is written.
     report_at: Option<chrono::NaiveTime>,
+    /// When the outbox was last pruned.
+    pruned: Mutex<Option<Instant>>,
 }
 
 impl Notifier {
@@ -117,6 +135,7 @@ impl Notifier {
             failing,
             every,
             report_at,
+            pruned: Mutex::new(None),
         })
     }
 
@@ -138,6 +157,7 @@ impl Notifier {
     /// Errors: [`StoreError`] when the outbox cannot be read or a delivery recorded.
     pub async fn sweep(&self) -> Result<Sent, StoreError> {
         self.report().await?;
+        self.prune().await?;
         let mut sent = Sent::default();
         for (i, sink) in self.sinks.iter().enumerate() {
             self.store
@@ -190,6 +210,25 @@ impl Notifier {
         {
             info!("daily report written");
         }
+        Ok(())
+    }
+
+    /// Deletes the events older than [`KEEP`] every sink has had, once every [`PRUNE_EVERY`].
+    async fn prune(&self) -> Result<(), StoreError> {
+        {
+            let pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if pruned.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+                return Ok(());
+            }
+        }
+        let deleted = self.store.prune_outbox(KEEP).await?;
+        if deleted > 0 {
+            info!(
+                deleted,
+                "notifications: delivered events older than 30 days deleted"
+            );
+        }
+        *self.pruned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         Ok(())
     }
 
@@ -251,8 +290,95 @@ impl Notifier {
                     .map_err(failed)?;
                 telegram_ok(response).await
             }
+            Sink::Issue { github } => self.comment_on_issue(github, event).await,
         }
     }
+
+    /// Comments `event` on its task's issue, unless a comment with its marker exists (posted
+    /// by an attempt whose record was lost). Events without an issue, and kinds not told on
+    /// the issue, are done without a request.
+    async fn comment_on_issue(&self, github: &GitHub, event: &OutboxEvent) -> Result<(), Failure> {
+        let Some(number) = event.issue_number.and_then(|n| u64::try_from(n).ok()) else {
+            return Ok(());
+        };
+        let detail = match (event.kind, &event.detail) {
+            (EventKind::NeedsReview, None) => self.review_reason(event).await,
+            (_, detail) => detail.clone(),
+        };
+        let Some(text) = issue_text(event, detail.as_deref()) else {
+            return Ok(());
+        };
+        let marker = format!("<!-- autonomous-dev event {} -->", event.id);
+        let failed = |e: GitHubError| Failure {
+            retry_after: match &e {
+                GitHubError::Status { retry_after, .. } => retry_after.map(Duration::from_secs),
+                _ => None,
+            },
+            message: e.to_string(),
+        };
+        if github
+            .has_comment(number, &marker, event.created_at - CLOCK_SKEW)
+            .await
+            .map_err(failed)?
+        {
+            return Ok(());
+        }
+        let body = format!("{text}\n\n{marker}\n{}", crate::task::OWN_MARKER);
+        github.comment(number, &body).await.map_err(failed)?;
+        Ok(())
+    }
+
+    /// Why a task ended for review, from its recorded outcome: the consensus score and what
+    /// held it.
+    async fn review_reason(&self, event: &OutboxEvent) -> Option<String> {
+        let task_id = event.task_id.as_deref()?;
+        let task = self.store.get_task(task_id).await.ok()??;
+        let crate::task::Outcome::Conditional { consensus } = task.result? else {
+            return None;
+        };
+        let mut reason = format!("consensus score {:.0}%", consensus.score);
+        if !consensus.held.is_empty() {
+            reason.push_str(&format!("; held: {}", consensus.held.join("; ")));
+        }
+        Some(reason)
+    }
+}
+
+/// The issue comment of an event of its task, Markdown; `None` for kinds not told there.
+fn issue_text(event: &OutboxEvent, detail: Option<&str>) -> Option<String> {
+    let task = event.task_id.as_deref().unwrap_or_default();
+    let why = detail
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| format!(": {}", quote(d)))
+        .unwrap_or_default();
+    let pr = event.pr_url.as_deref().unwrap_or("its pull request");
+    Some(match event.kind {
+        EventKind::Queued => format!(
+            "Queued as task `{task}`: autonomous-dev will work on it and open a pull request \
+             that closes this issue."
+        ),
+        EventKind::PrOpened => format!("Task `{task}`: pull request opened, {pr}."),
+        EventKind::NeedsReview => format!(
+            "Task `{task}` needs a person's review{why}. A maintainer can publish its change \
+             with `autonomous-dev tasks approve {task}` or drop it with `tasks reject`."
+        ),
+        EventKind::Failed => format!("Task `{task}` failed{why}."),
+        EventKind::Blocked => format!("Task `{task}` is blocked{why}."),
+        _ => return None,
+    })
+}
+
+/// `text` as one line of at most 1,000 characters, without Markdown that could ping people or
+/// break out of the sentence.
+fn quote(text: &str) -> String {
+    let line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(1000)
+        .collect();
+    format!("`{}`", line.replace('`', "'"))
 }
 
 /// The webhook's JSON body: the event with its id (the idempotency key).
@@ -263,6 +389,7 @@ fn webhook_body(event: &OutboxEvent) -> String {
         "task_id": event.task_id,
         "pr_url": event.pr_url,
         "detail": event.detail,
+        "issue": event.issue_number,
         "at": event.created_at,
     })
     .to_string()
@@ -318,6 +445,7 @@ pub fn sign(secret: &SecretString, body: &str) -> String {
 /// The one-line message of a chat sink (event id last, so duplicates can be told apart).
 fn text(event: &OutboxEvent) -> String {
     let what = match event.kind {
+        EventKind::Queued => "queued",
         EventKind::PrOpened => "pull request opened",
         EventKind::RevisionPushed => "revision pushed",
         EventKind::NeedsReview => "needs review",

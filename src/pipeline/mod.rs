@@ -636,7 +636,11 @@ impl Pipeline {
         if created {
             // The PR exists: a reviewer GitHub refuses (the author, not a collaborator) is
             // logged, not a failure of the task.
-            if let Err(e) = self.publisher.request_reviewers(pr.number).await {
+            if let Err(e) = self
+                .publisher
+                .request_reviewers(pr.number, &task.reviewers)
+                .await
+            {
                 warn!(pr_url = %pr.url, error = %e, "cannot request the reviewers");
             }
             info!(pr_url = %pr.url, branch = %branch.branch, "pull request opened");

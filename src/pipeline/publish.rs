@@ -149,12 +149,14 @@ impl Publishing for Publisher {
         Ok(self.github()?.add_labels(number, labels).await?)
     }
 
-    async fn request_reviewers(&self, number: u64) -> Result<(), PublishError> {
-        if self.reviewers.is_empty() {
+    async fn request_reviewers(&self, number: u64, task: &[String]) -> Result<(), PublishError> {
+        let mut reviewers: Vec<&String> = self.reviewers.iter().collect();
+        reviewers.extend(task.iter().filter(|r| !self.reviewers.contains(r)));
+        if reviewers.is_empty() {
             return Ok(());
         }
         let (teams, users): (Vec<&String>, Vec<&String>) =
-            self.reviewers.iter().partition(|r| r.contains('/'));
+            reviewers.into_iter().partition(|r| r.contains('/'));
         let users: Vec<String> = users.into_iter().cloned().collect();
         let teams: Vec<String> = teams
             .into_iter()
@@ -387,6 +389,10 @@ pub fn pr_body(
         "Opened by **autonomous-dev** for task `{}`.\n\n",
         task.task_id
     );
+    if let Some(issue) = task.issue_number {
+        // GitHub closes the issue when the PR is merged into the default branch.
+        body.push_str(&format!("Closes #{issue}.\n\n"));
+    }
     if let Some(by) = &task.approved_by {
         let mut why = Vec::new();
         if consensus.score < thresholds.approve {
@@ -514,6 +520,8 @@ mod tests {
             approved_by: None,
             pr_state: None,
             pr_state_at: None,
+            issue_number: None,
+            reviewers: vec![],
             queue: Default::default(),
         }
     }

@@ -121,9 +121,10 @@ pub trait Publishing: Send + Sync {
     /// run; GitHub's.
     async fn label(&self, number: u64, labels: &[String]) -> Result<(), PublishError>;
 
-    /// Requests reviews of PR `number` from REVIEWERS (users, and `org/team` teams); nothing
-    /// when none is set. Errors: [`PublishError::DryRun`] in a dry run; GitHub's.
-    async fn request_reviewers(&self, number: u64) -> Result<(), PublishError>;
+    /// Requests reviews of PR `number` from REVIEWERS and the task's own `task` reviewers
+    /// (users, and `org/team` teams); nothing when there is none. Errors:
+    /// [`PublishError::DryRun`] in a dry run; GitHub's.
+    async fn request_reviewers(&self, number: u64, task: &[String]) -> Result<(), PublishError>;
 
     /// The push remote's tip of `branch` (hex), fetched into the clone so a snapshot can be
     /// pinned at it; `None` when the branch is gone. Errors: git's.

@@ -197,6 +197,10 @@ pub struct TaskDetail {
     pub description: String,
     /// Who approved what consensus left for review (`tasks approve`).
     pub approved_by: Option<String>,
+    /// The GitHub issue it came from (ISSUES_LABEL); its PR closes it.
+    pub issue_number: Option<i32>,
+    /// Reviewers requested on its PR besides REVIEWERS.
+    pub reviewers: Vec<String>,
     /// When the PR entered its state, by GitHub's clock.
     pub pr_state_at: Option<DateTime<Utc>>,
     /// A pending task is not claimed before this.
@@ -309,6 +313,8 @@ impl TaskDetail {
             summary,
             description: task.description,
             approved_by: task.approved_by,
+            issue_number: task.issue_number,
+            reviewers: task.reviewers,
             pr_state_at: task.pr_state_at,
             run_after: task.queue.run_after,
             worker: task.queue.locked_by,

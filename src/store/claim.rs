@@ -83,7 +83,7 @@ const CLAIM: &str = "\
     RETURNING id, task_id, description, status, priority, labels, attempts, created_at, \
               updated_at, started_at, completed_at, pr_url, consensus_score, result, error, \
               run_after, locked_by, lease_expires_at, fencing_token, cancel_requested, \
-              approved_by, pr_state, pr_state_at";
+              approved_by, pr_state, pr_state_at, issue_number, reviewers";
 
 /// $3 lease length from now (interval).
 const RENEW: &str = "\

@@ -24,6 +24,7 @@
 mod claim;
 mod control;
 mod events;
+mod issues;
 mod outbox;
 mod pr_watch;
 mod revision;
@@ -34,6 +35,7 @@ mod task_file;
 pub use claim::{Lease, worker_id};
 pub use control::Cancelled;
 pub use events::{CANCEL_CHANNEL, Event, TASKS_CHANNEL, TaskEvents};
+pub use issues::{IssueTask, NewIssueTask};
 pub use outbox::{DayReport, EventKind, OutboxEvent};
 pub use pr_watch::{PrCounts, WatchedPr};
 pub use revision::{RevisionAsk, RevisionRequest};
@@ -127,34 +129,39 @@ const BAD_URL: &str = "DATABASE_URL is not a valid PostgreSQL connection string 
                        (expected postgres://user:password@host:port/database)";
 
 /// Set-based load without `--update`: new task_ids are inserted, existing ones left alone.
-/// $1 task_ids, $2 descriptions, $3 priorities, $4 labels (one JSON array of strings per task).
+/// $1 task_ids, $2 descriptions, $3 priorities, $4 labels, $5 reviewers (one JSON array of
+/// strings per task each).
 const LOAD_INSERT_ONLY: &str = "\
-    INSERT INTO tasks (task_id, description, priority, labels) \
+    INSERT INTO tasks (task_id, description, priority, labels, reviewers) \
     SELECT t.task_id, t.description, t.priority, \
-           ARRAY(SELECT jsonb_array_elements_text(t.labels)) \
-    FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[]) \
-         WITH ORDINALITY AS t(task_id, description, priority, labels, ord) \
+           ARRAY(SELECT jsonb_array_elements_text(t.labels)), \
+           ARRAY(SELECT jsonb_array_elements_text(t.reviewers)) \
+    FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::jsonb[]) \
+         WITH ORDINALITY AS t(task_id, description, priority, labels, reviewers, ord) \
     ORDER BY t.ord \
     ON CONFLICT (task_id) DO NOTHING \
     RETURNING task_id, (xmax = 0) AS inserted";
 
 /// Load with `--update`: like [`LOAD_INSERT_ONLY`], but an existing task still pending gets the
-/// file's description, priority and labels (rows left unchanged are not returned, so they count
+/// file's description, priority, labels and reviewers (rows left unchanged are not returned, so they count
 /// as skipped, as do non-pending ones). `xmax = 0` tells an inserted row from an updated one.
 const LOAD_UPSERT: &str = "\
-    INSERT INTO tasks (task_id, description, priority, labels) \
+    INSERT INTO tasks (task_id, description, priority, labels, reviewers) \
     SELECT t.task_id, t.description, t.priority, \
-           ARRAY(SELECT jsonb_array_elements_text(t.labels)) \
-    FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[]) \
-         WITH ORDINALITY AS t(task_id, description, priority, labels, ord) \
+           ARRAY(SELECT jsonb_array_elements_text(t.labels)), \
+           ARRAY(SELECT jsonb_array_elements_text(t.reviewers)) \
+    FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::jsonb[], $5::jsonb[]) \
+         WITH ORDINALITY AS t(task_id, description, priority, labels, reviewers, ord) \
     ORDER BY t.ord \
     ON CONFLICT (task_id) DO UPDATE \
         SET description = EXCLUDED.description, \
             priority = EXCLUDED.priority, \
-            labels = EXCLUDED.labels \
+            labels = EXCLUDED.labels, \
+            reviewers = EXCLUDED.reviewers \
         WHERE tasks.status = 'pending' \
-          AND (tasks.description, tasks.priority, tasks.labels) \
-              IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.priority, EXCLUDED.labels) \
+          AND (tasks.description, tasks.priority, tasks.labels, tasks.reviewers) \
+              IS DISTINCT FROM \
+              (EXCLUDED.description, EXCLUDED.priority, EXCLUDED.labels, EXCLUDED.reviewers) \
     RETURNING task_id, (xmax = 0) AS inserted";
 
 /// $1 task_ids. Those of them that exist.
@@ -191,8 +198,8 @@ const ALL_DEPENDENCIES: &str = "\
 
 /// One new task; no row back when the task_id exists.
 const ADD_TASK: &str = "\
-    INSERT INTO tasks (task_id, description, priority, labels) \
-    VALUES ($1, $2, $3, $4) \
+    INSERT INTO tasks (task_id, description, priority, labels, reviewers) \
+    VALUES ($1, $2, $3, $4, $5) \
     ON CONFLICT (task_id) DO NOTHING \
     RETURNING id";
 
@@ -201,7 +208,7 @@ const LIST_TASKS: &str = "\
     SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
            started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
            locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by, \
-           pr_state, pr_state_at \
+           pr_state, pr_state_at, issue_number, reviewers \
     FROM tasks \
     WHERE ($1::varchar IS NULL OR status = $1) \
     ORDER BY priority DESC, created_at, id";
@@ -211,7 +218,7 @@ const GET_TASK: &str = "\
     SELECT id, task_id, description, status, priority, labels, attempts, created_at, updated_at, \
            started_at, completed_at, pr_url, consensus_score, result, error, run_after, \
            locked_by, lease_expires_at, fencing_token, cancel_requested, approved_by, \
-           pr_state, pr_state_at \
+           pr_state, pr_state_at, issue_number, reviewers \
     FROM tasks \
     WHERE task_id = $1";
 
@@ -318,6 +325,10 @@ impl Store {
         let priorities: Vec<i32> = tasks.iter().map(|t| t.priority).collect();
         let labels: Vec<serde_json::Value> =
             tasks.iter().map(|t| serde_json::json!(t.labels)).collect();
+        let reviewers: Vec<serde_json::Value> = tasks
+            .iter()
+            .map(|t| serde_json::json!(t.reviewers))
+            .collect();
 
         let in_file: HashSet<&str> = task_ids.iter().copied().collect();
         let outside: Vec<&str> = tasks
@@ -357,6 +368,7 @@ impl Store {
             .bind(descriptions)
             .bind(priorities)
             .bind(labels)
+            .bind(reviewers)
             .fetch_all(&mut *tx)
             .await?;
         // The dependencies of the tasks written are the file's.
@@ -421,6 +433,7 @@ impl Store {
             .bind(&task.description)
             .bind(task.priority)
             .bind(&task.labels)
+            .bind(&task.reviewers)
             .fetch_optional(&self.pool)
             .await?;
         match id {
@@ -596,6 +609,7 @@ mod tests {
             priority: 0,
             labels: vec![],
             depends_on: vec![],
+            reviewers: vec![],
         };
         let e = check_batch(&[task("a"), task("b"), task("a")])
             .unwrap_err()

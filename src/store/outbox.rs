@@ -16,6 +16,8 @@ use super::{Store, StoreError};
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "varchar", rename_all = "snake_case")]
 pub enum EventKind {
+    /// A task born of an issue was queued.
+    Queued,
     /// A task's pull request was opened.
     PrOpened,
     /// A revision pushed a commit to the PR's branch.
@@ -38,6 +40,7 @@ impl EventKind {
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
+            EventKind::Queued => "queued",
             EventKind::PrOpened => "pr_opened",
             EventKind::RevisionPushed => "revision_pushed",
             EventKind::NeedsReview => "needs_review",
@@ -62,6 +65,8 @@ pub struct OutboxEvent {
     pub task_id: Option<String>,
     pub pr_url: Option<String>,
     pub detail: Option<String>,
+    /// The GitHub issue of the task, when it was born of one.
+    pub issue_number: Option<i32>,
     pub created_at: DateTime<Utc>,
     /// Attempts so far for this sink.
     pub attempts: i32,
@@ -82,7 +87,8 @@ const TAKE_DUE: &str = "\
         SELECT event, sink FROM outbox_deliveries \
         WHERE sink = $1 AND delivered_at IS NULL AND next_at <= now() \
         ORDER BY event LIMIT $2 FOR UPDATE SKIP LOCKED) \
-    RETURNING o.id, o.kind, o.task_id, o.pr_url, o.detail, o.created_at, d.attempts";
+    RETURNING o.id, o.kind, o.task_id, o.pr_url, o.detail, o.issue_number, o.created_at, \
+              d.attempts";
 
 /// $1 event, $2 sink.
 const DELIVERED: &str = "\
@@ -94,6 +100,12 @@ const FAILED: &str = "\
     UPDATE outbox_deliveries \
     SET attempts = attempts + 1, next_at = now() + $3, last_error = $4 \
     WHERE event = $1 AND sink = $2";
+
+/// $1 how old (interval). Events older than that which every sink has had.
+const PRUNE: &str = "\
+    DELETE FROM outbox o WHERE created_at < now() - $1 \
+      AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d \
+                      WHERE d.event = o.id AND d.delivered_at IS NULL)";
 
 /// $1 kind, $2 detail. An event of the daemon's own.
 const RECORD: &str = "INSERT INTO outbox (kind, detail) VALUES ($1, $2)";
@@ -211,6 +223,16 @@ impl Store {
         // RETURNING keeps no order.
         taken.sort_by_key(|e| e.id);
         Ok(taken)
+    }
+
+    /// Deletes the events older than `age` that no sink still has to get (with their
+    /// deliveries); how many.
+    pub async fn prune_outbox(&self, age: Duration) -> Result<u64, StoreError> {
+        let done = sqlx::query(PRUNE)
+            .bind(interval(age))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Records event `event` delivered to `sink`.

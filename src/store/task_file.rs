@@ -22,15 +22,23 @@ const MAX_TASK_ID_CHARS: usize = 100;
 /// Longest label GitHub accepts.
 const MAX_LABEL_CHARS: usize = 50;
 /// Fields a task entry may have.
-const TASK_FIELDS: [&str; 5] = ["task_id", "description", "priority", "labels", "depends_on"];
+const TASK_FIELDS: [&str; 6] = [
+    "task_id",
+    "description",
+    "priority",
+    "labels",
+    "depends_on",
+    "reviewers",
+];
 /// Fields the object form of a file may have.
 const FILE_FIELDS: [&str; 2] = ["labels", "tasks"];
 
 /// Parses a task file: a JSON array of tasks, or `{"labels": [...], "tasks": [...]}` whose labels
 /// apply to every task (file labels first, then the task's own; deduplicated, order kept).
 /// Each task has `task_id` (string), `description` (string), `priority` (integer in `i32`
-/// range), optional `labels` (array of strings) and optional `depends_on` (array of task_ids,
-/// of this file or already loaded; repeats dropped); unknown fields are rejected.
+/// range), optional `labels` (array of strings), optional `depends_on` (array of task_ids,
+/// of this file or already loaded; repeats dropped) and optional `reviewers` (logins and
+/// `org/team` teams requested on its PR); unknown fields are rejected.
 ///
 /// # Errors
 /// The first problem found, as one message: not JSON (with line and column), wrong top-level
@@ -149,6 +157,9 @@ pub fn validate_new_task(task: &NewTask) -> Result<(), TaskFileError> {
             return Err(field_error("depends_on", "a task cannot depend on itself"));
         }
     }
+    for reviewer in &task.reviewers {
+        crate::task::check_reviewer(reviewer).map_err(|e| field_error("reviewers", &e))?;
+    }
     Ok(())
 }
 
@@ -231,7 +242,7 @@ fn parse_entry(entry: Value, file_labels: &[String]) -> Result<NewTask, EntryErr
     if let Some(unknown) = object.keys().find(|k| !TASK_FIELDS.contains(&k.as_str())) {
         return Err(fail(format!(
             "unknown field {} (expected one of: task_id, description, priority, labels, \
-             depends_on)",
+             depends_on, reviewers)",
             quoted(unknown)
         )));
     }
@@ -249,12 +260,17 @@ fn parse_entry(entry: Value, file_labels: &[String]) -> Result<NewTask, EntryErr
             string_list(value).map_err(|e| fail(format!("field \"depends_on\": {e}")))?
         }
     };
+    let reviewers = match object.get("reviewers") {
+        None => Vec::new(),
+        Some(value) => string_list(value).map_err(|e| fail(format!("field \"reviewers\": {e}")))?,
+    };
     let task = NewTask {
         task_id,
         description,
         priority,
         labels: without_repeats(file_labels, &own_labels),
         depends_on: without_repeats(&depends_on, &[]),
+        reviewers: without_repeats(&reviewers, &[]),
     };
     validate_new_task(&task).map_err(|e| fail(e.0))?;
     Ok(task)
@@ -423,6 +439,7 @@ mod tests {
             priority: 1,
             labels: vec![],
             depends_on: vec![],
+            reviewers: vec![],
         }
     }
 
@@ -442,6 +459,7 @@ mod tests {
                     priority: 5,
                     labels: vec![],
                     depends_on: vec![],
+                    reviewers: vec![],
                 },
                 NewTask {
                     task_id: "a-2".into(),
@@ -449,6 +467,7 @@ mod tests {
                     priority: -3,
                     labels: vec!["x".into()],
                     depends_on: vec![],
+                    reviewers: vec![],
                 },
             ]
         );
@@ -464,6 +483,25 @@ mod tests {
         .unwrap();
         assert_eq!(tasks[0].labels, ["phase-1", "backend", "ui"]);
         assert_eq!(tasks[1].labels, ["phase-1", "backend"]);
+    }
+
+    #[test]
+    fn reviewers_are_logins_or_teams() {
+        let tasks = parse_task_file(
+            r#"[{"task_id": "r-1", "description": "D", "priority": 1,
+                 "reviewers": ["alice", "acme/backend", "alice"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(tasks[0].reviewers, ["alice", "acme/backend"]);
+        let e = err(r#"[{"task_id": "r-1", "description": "D", "priority": 1,
+                         "reviewers": ["not a login"]}]"#);
+        assert_eq!(
+            e,
+            "entry 1 (task_id \"r-1\"): field \"reviewers\": \"not a login\": expected a login or org/team"
+        );
+        let e =
+            err(r#"[{"task_id": "r-1", "description": "D", "priority": 1, "reviewers": "bob"}]"#);
+        assert!(e.contains("field \"reviewers\": expected an array"), "{e}");
     }
 
     #[test]
@@ -570,7 +608,7 @@ mod tests {
         assert_eq!(
             err(r#"[{"task_id": "a", "description": "A", "priority": 1, "lables": ["x"]}]"#),
             "entry 1 (task_id \"a\"): unknown field \"lables\" \
-             (expected one of: task_id, description, priority, labels, depends_on)"
+             (expected one of: task_id, description, priority, labels, depends_on, reviewers)"
         );
     }
 

@@ -87,6 +87,32 @@ pub struct NewTask {
     /// task_ids of the tasks that must be done first (completed with the PR merged, or without
     /// a PR): in the same file or already loaded.
     pub depends_on: Vec<String>,
+    /// Reviews requested on the task's PR besides REVIEWERS: logins, and `org/team` teams
+    /// ([`check_reviewer`]).
+    pub reviewers: Vec<String>,
+}
+
+/// Checks a reviewer as REVIEWERS and a task's `reviewers` take it: a GitHub login, or a team
+/// of the repository's organisation as `org/team`; each part 1–100 characters of ASCII
+/// letters, digits, `-`, `_` and `.` (GitHub's logins and team slugs).
+///
+/// Errors: a message saying the expected form.
+pub fn check_reviewer(value: &str) -> Result<(), String> {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 100
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let ok = match value.split_once('/') {
+        Some((org, team)) => part(org) && part(team),
+        None => part(value),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{value:?}: expected a login or org/team"))
+    }
 }
 
 /// A row of the `tasks` table (`SELECT` of its columns by name). Timestamps are instants
@@ -122,6 +148,12 @@ pub struct Task {
     pub pr_state: Option<PrState>,
     /// When the PR entered that state (opened, merged or closed), by GitHub's clock.
     pub pr_state_at: Option<DateTime<Utc>>,
+    /// The GitHub issue the task came from (ISSUES_LABEL, `tasks import --github`): its PR
+    /// closes it. `None` for a loaded task.
+    pub issue_number: Option<i32>,
+    /// Requested on its PR besides REVIEWERS (the task file's `reviewers`; an issue's author
+    /// with write permission).
+    pub reviewers: Vec<String>,
     /// Lease, schedule and cancellation state (`migrations/0003_leases.sql`).
     #[sqlx(flatten)]
     pub queue: QueueState,

@@ -942,8 +942,7 @@ async fn a_head_repository_must_be_owner_name() {
     for bad in ["bot", "bot/", "bot/r/x"] {
         let err = client(&server)
             .with_head_repository(bad)
-            .err()
-            .expect("accepted");
+            .expect_err("accepted");
         assert!(matches!(err, GitHubError::Config(_)), "{bad}: {err}");
     }
 }

@@ -22,6 +22,7 @@ fn new_task(task_id: &str, priority: i32) -> NewTask {
         priority,
         labels: vec![],
         depends_on: vec![],
+        reviewers: vec![],
     }
 }
 

@@ -17,6 +17,7 @@ mod evidence;
 mod git;
 mod github;
 mod hostile;
+mod issues;
 mod lease;
 mod llm;
 mod notify;

@@ -257,3 +257,45 @@ async fn a_half_configured_sink_is_refused_with_a_clear_error(pool: PgPool) {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
 }
+
+#[sqlx::test]
+async fn delivered_events_older_than_30_days_are_pruned_a_backlog_is_kept(pool: PgPool) {
+    let store = autonomous_dev::store::Store::from_pool(pool.clone());
+    // Old and delivered to every sink; old with a sink still owed it; recent and delivered.
+    for (detail, age_days, delivered) in [("old", 40, true), ("owed", 40, false), ("new", 1, true)]
+    {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (kind, detail, created_at) \
+             VALUES ('paused', $1, now() - make_interval(days => $2)) RETURNING id",
+        )
+        .bind(detail)
+        .bind(age_days)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO outbox_deliveries (event, sink, delivered_at) \
+             VALUES ($1, 'slack', CASE WHEN $2 THEN now() END), ($1, 'webhook', now())",
+        )
+        .bind(id)
+        .bind(delivered)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let deleted = store
+        .prune_outbox(autonomous_dev::notify::KEEP)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT detail FROM outbox ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, ["owed", "new"]);
+    let deliveries: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(deliveries, 4, "the pruned event's deliveries go with it");
+}

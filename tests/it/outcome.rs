@@ -176,6 +176,7 @@ async fn insert_ended(
             priority: 1,
             labels: vec!["docs".into()],
             depends_on: vec![],
+            reviewers: vec![],
         })
         .await
         .unwrap();

@@ -260,7 +260,7 @@ impl Publishing for FakePublishing {
         Ok(())
     }
 
-    async fn request_reviewers(&self, _number: u64) -> Result<(), PublishError> {
+    async fn request_reviewers(&self, _number: u64, _task: &[String]) -> Result<(), PublishError> {
         Ok(())
     }
 
@@ -380,6 +380,7 @@ async fn claimed(store: &Store, task_id: &str) -> (Task, Lease) {
             priority: 0,
             labels: vec![],
             depends_on: vec![],
+            reviewers: vec![],
         })
         .await
         .expect("add");

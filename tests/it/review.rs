@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{Bin, FakeGitHub, FakeModel, Remote, Script, text};
+use common::{Bin, FakeGitHub, FakeModel, Remote, Script, cli};
 use sqlx::PgPool;
 
 /// `t-score`: consensus conditional (70%). `t-held`: approved (81.25%), but no check command
@@ -25,13 +25,6 @@ async fn status(pool: &PgPool, task_id: &str) -> (String, Option<String>, Option
         .fetch_one(pool)
         .await
         .unwrap()
-}
-
-/// Runs `args`; (success, stdout, stderr).
-async fn cli(bin: &Bin, args: &[&str]) -> (bool, String, String) {
-    let out = bin.output(args).await;
-    let (stdout, stderr) = text(&out);
-    (out.status.success(), stdout, stderr)
 }
 
 #[sqlx::test]
@@ -224,4 +217,45 @@ async fn reviewers_are_requested_on_the_pr_it_opens(pool: PgPool) {
     )
     .await;
     assert!(!ok && stderr.contains("org/team"), "{stderr}");
+}
+
+#[sqlx::test]
+async fn a_tasks_own_reviewers_are_requested_with_reviewers(pool: PgPool) {
+    let remote = Remote::new();
+    let model = FakeModel::start(|_| Script::Approve).await;
+    let github = FakeGitHub::start().await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("REVIEWERS", "alice");
+    let (ok, _, stderr) = cli(&bin, &["migrate"]).await;
+    assert!(ok, "{stderr}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        file.path(),
+        r#"[{"task_id": "t-own", "description": "Write the docs", "priority": 1,
+             "reviewers": ["bob", "alice", "acme/qa"]}]"#,
+    )
+    .unwrap();
+    let (ok, _, stderr) = cli(&bin, &["tasks", "load", file.path().to_str().unwrap()]).await;
+    assert!(ok, "{stderr}");
+    bin.run_once().await;
+    let requests = github.server.received_requests().await.unwrap();
+    let asked: Vec<serde_json::Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/repos/o/r/pulls/1/requested_reviewers")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(
+        asked,
+        [serde_json::json!({"reviewers": ["alice", "bob"], "team_reviewers": ["qa"]})]
+    );
+    let (ok, stdout, _) = cli(&bin, &["tasks", "show", "t-own"]).await;
+    assert!(
+        ok && stdout.contains("reviewers:  bob, alice, acme/qa"),
+        "{stdout}"
+    );
 }

@@ -618,6 +618,7 @@ async fn a_revision_counts_its_cost_against_a_budget_of_its_own(pool: PgPool) {
         priority: 1,
         labels: Vec::new(),
         depends_on: Vec::new(),
+        reviewers: vec![],
     };
     store.load_tasks(&[task], false).await.unwrap();
     let (task, lease) = store

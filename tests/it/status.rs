@@ -120,6 +120,7 @@ async fn seed(pool: &PgPool, extra: usize) -> Store {
         priority: 5,
         labels: labels.iter().map(|l| (*l).to_owned()).collect(),
         depends_on: Vec::new(),
+        reviewers: vec![],
     };
     let mut tasks = vec![
         task("t-hostile", HOSTILE, &["docs"]),

@@ -22,6 +22,7 @@ fn new_task(task_id: &str, priority: i32) -> NewTask {
         priority,
         labels: vec!["phase-1".to_string()],
         depends_on: vec![],
+        reviewers: vec![],
     }
 }
 

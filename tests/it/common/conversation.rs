@@ -64,7 +64,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
-fn user(login: &str) -> Value {
+pub(super) fn user(login: &str) -> Value {
     let mut user = fixture("user")
         .as_object()
         .unwrap()
@@ -385,7 +385,7 @@ pub(super) async fn mount(server: &MockServer, open: Arc<Mutex<Vec<Value>>>) -> 
 }
 
 /// A 200 with `body` and its ETag, or a 304 when If-None-Match matches.
-fn conditional(request: &Request, body: &Value) -> ResponseTemplate {
+pub(super) fn conditional(request: &Request, body: &Value) -> ResponseTemplate {
     use std::hash::{Hash, Hasher};
     let text = body.to_string();
     let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -13,6 +13,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 mod conversation;
+mod issues;
 
 pub use conversation::{DAEMON_LOGIN, Talk};
 
@@ -56,6 +57,8 @@ pub fn in_progress_task(description: &str) -> autonomous_dev::task::Task {
         approved_by: None,
         pr_state: None,
         pr_state_at: None,
+        issue_number: None,
+        reviewers: vec![],
         queue: Default::default(),
     }
 }
@@ -502,6 +505,8 @@ pub struct FakeGitHub {
     pub gets: Arc<Mutex<(u32, u32)>>,
     /// The PRs' conversations (`conversation.rs`).
     pub talk: Arc<Mutex<Talk>>,
+    /// The repository's issues (`issues.rs`).
+    pub tracker: Arc<Mutex<issues::Tracker>>,
 }
 
 impl FakeGitHub {
@@ -582,11 +587,13 @@ impl FakeGitHub {
             .mount(&server)
             .await;
         let talk = conversation::mount(&server, open.clone()).await;
+        let tracker = issues::mount(&server).await;
         FakeGitHub {
             server,
             open,
             gets,
             talk,
+            tracker,
         }
     }
 
@@ -1105,6 +1112,13 @@ pub async fn make_prs_due(pool: &PgPool) {
         .execute(pool)
         .await
         .unwrap();
+}
+
+/// Runs `bin` with `args`; (success, stdout, stderr).
+pub async fn cli(bin: &Bin, args: &[&str]) -> (bool, String, String) {
+    let out = bin.output(args).await;
+    let (stdout, stderr) = text(&out);
+    (out.status.success(), stdout, stderr)
 }
 
 /// Migrates the database and adds one task `task_id` ("Write the docs", priority 1).
