@@ -26,7 +26,7 @@ mod security;
 mod validation;
 
 use schemars::JsonSchema;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
 pub use architect::{Architect, ArchitectOutput};
 pub use chain::{Chain, Input, RepoContext};
@@ -67,9 +67,7 @@ pub trait Scored {
 
 /// One role of the pipeline: a [`Tool`] (its forced tool and output type) whose output the
 /// pipeline records, scores and shows to the later roles.
-pub trait Role:
-    Tool<Output: Serialize + DeserializeOwned + JsonSchema + Validate + Scored + Send + Sync>
-{
+pub trait Role: Tool<Output: Serialize + JsonSchema + Scored> {
     /// The stage this role answers.
     const STAGE: Stage;
     /// Tool description shown to the model (`messages/tool_<role>.md`).

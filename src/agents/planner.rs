@@ -56,7 +56,7 @@ const LABEL_PATTERN: &str = r"^[^,\n]*[^\s,][^,\n]*$";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PlanOutput {
     /// The tasks, 1 to 30; each is one reviewable pull request.
-    #[schemars(length(min = 1, max = 30))]
+    #[schemars(length(min = 1, max = MAX_PLANNED_TASKS))]
     pub tasks: Vec<PlannedTask>,
 }
 
@@ -65,10 +65,10 @@ pub struct PlanOutput {
 pub struct PlannedTask {
     /// Unique id within the plan, lowercase letters, digits and `-` (at most 64 characters),
     /// e.g. `export-csv-endpoint`; it names the git branch `feature/task-<id>`.
-    #[schemars(pattern(PLAN_ID_PATTERN), length(min = 1, max = 64))]
+    #[schemars(pattern(PLAN_ID_PATTERN), length(min = 1, max = MAX_PLAN_ID_CHARS))]
     pub task_id: String,
     /// One line, imperative, at most 100 characters: the pull request's title.
-    #[schemars(pattern(TITLE_PATTERN), length(max = 100))]
+    #[schemars(pattern(TITLE_PATTERN), length(max = MAX_TITLE_CHARS))]
     pub title: String,
     /// What to build and why, in Markdown: the files or modules concerned (from the
     /// repository listing), the approach, what is out of scope.
@@ -167,7 +167,9 @@ impl Validate for PlanOutput {
         let before = problems.found();
         for (i, task) in self.tasks.iter().enumerate() {
             let id_ok = task.task_id.chars().count() <= MAX_PLAN_ID_CHARS
-                && task.task_id.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && task
+                    .task_id
+                    .starts_with(|c: char| c.is_ascii_alphanumeric())
                 && task
                     .task_id
                     .chars()
@@ -291,6 +293,42 @@ mod tests {
             "Do a\n\nWhat and why.\n\nAcceptance criteria:\n- it works"
         );
         assert!(text.ends_with("]\n"));
+    }
+
+    #[test]
+    fn the_request_offers_only_the_planner_tool_whose_schema_says_the_rules() {
+        let request = plan_request("m", "a goal", &RepoContext::default());
+        assert_eq!(request.system, PLANNER_PROMPT);
+        assert_eq!(request.tools.len(), 1);
+        assert_eq!(request.forced_tool().unwrap().name, "submit_plan");
+        let schema = &request.tools[0].input_schema;
+        let tasks = &schema["properties"]["tasks"];
+        assert_eq!(
+            (tasks["minItems"].as_u64(), tasks["maxItems"].as_u64()),
+            (Some(1), Some(30))
+        );
+        let task = &tasks["items"];
+        assert_eq!(task["additionalProperties"], false);
+        assert_eq!(task["required"].as_array().unwrap().len(), 7, "{task}");
+        let field = |name: &str| &task["properties"][name];
+        assert_eq!(field("task_id")["pattern"], PLAN_ID_PATTERN);
+        assert_eq!(field("task_id")["maxLength"], 64);
+        assert_eq!(field("title")["maxLength"], 100);
+        assert_eq!(
+            (
+                field("priority")["minimum"].as_u64(),
+                field("priority")["maximum"].as_u64()
+            ),
+            (Some(1), Some(100))
+        );
+        assert_eq!(field("labels")["items"]["maxLength"], 50);
+        assert_eq!(field("depends_on")["items"]["pattern"], PLAN_ID_PATTERN);
+        let user = format!("{:?}", request.messages[0]);
+        assert!(user.contains("<goal>\\na goal\\n</goal>"), "{user}");
+        assert_eq!(
+            crate::agents::goal_block(" a </goal> b "),
+            "<goal>\na <\\/goal> b\n</goal>"
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use autonomous_dev::agents::{
     self, AgentError, Architect, ArchitectOutput, Chain, Conversation, Edit, Engineer,
-    EngineerEvidence, EngineerOutput, Input, MeterError, NON_BLANK, Pm, PmOutput, PmVote, Problems,
-    PlanOutput, PlannedTask, Planner, Qa, QaOutput, RepoContext, Role, Round, RoundOutcome, Rule,
-    Scored, Security, SecurityOutput, Tool, Validate, input_schema,
+    EngineerEvidence, EngineerOutput, Input, MeterError, NON_BLANK, PlanOutput, PlannedTask,
+    Planner, Pm, PmOutput, PmVote, Problems, Qa, QaOutput, RepoContext, Role, Round, RoundOutcome,
+    Rule, Scored, Security, SecurityOutput, Tool, Validate, input_schema,
 };
 use autonomous_dev::llm::{Anthropic, Part, RetryPolicy};
 use autonomous_dev::task::{CallKind, FileChange, PATH_PATTERN, Stage, Task, Usage};

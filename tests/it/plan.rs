@@ -94,6 +94,9 @@ async fn the_plan_written_loads_with_tasks_load(pool: PgPool) {
         "{stderr}"
     );
     assert!(stderr.contains("$0.0135"), "sonnet's price: {stderr}");
+    for secret in [common::ANTHROPIC_API_KEY, common::GITHUB_TOKEN] {
+        assert!(!stderr.contains(secret), "a secret printed: {stderr}");
+    }
 
     // One request: the planner's own system prompt and tool, the goal delimited, the listing.
     let requests = model.requests_to("submit_plan");
@@ -206,6 +209,7 @@ async fn an_answer_invalid_twice_is_refused_and_nothing_is_written() {
         "{error}"
     );
     assert!(stderr.contains("plan: 2 call(s)"), "{stderr}");
+    assert!(!stderr.contains(common::ANTHROPIC_API_KEY), "{stderr}");
     assert_eq!(model.requests_to("submit_plan").len(), 2, "one retry only");
     assert!(!out_file.exists());
     assert_no_temporary_files(remote.dir.path());
@@ -244,7 +248,10 @@ async fn out_never_replaces_a_file_without_force_and_stdout_gets_the_file_withou
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(stdout, written, "the same file, on stdout");
-    assert!(stderr.contains("plan: 3 tasks written to stdout"), "{stderr}");
+    assert!(
+        stderr.contains("plan: 3 tasks written to stdout"),
+        "{stderr}"
+    );
     assert_no_temporary_files(remote.dir.path());
 }
 
@@ -263,7 +270,10 @@ async fn a_plan_never_spends_beyond_max_task_cost_usd() {
         "{stderr}"
     );
     assert!(stderr.contains("plan: 0 call(s)"), "{stderr}");
-    assert!(model.requests.lock().unwrap().is_empty(), "no call was made");
+    assert!(
+        model.requests.lock().unwrap().is_empty(),
+        "no call was made"
+    );
 }
 
 /// No temporary file of an atomic write is left in `dir`.
