@@ -104,9 +104,7 @@ async fn repo_context(settings: &RunArgs, goal: &str) -> Result<RepoContext> {
     if tokens > 0 {
         match base.repo_map(goal.to_owned(), tokens).await {
             Ok(Some(rendered)) => {
-                repo.truncated = rendered.shown.len() < rendered.total_files;
-                repo.listing = rendered.shown;
-                repo.map = Some(rendered.text);
+                repo.show_map(rendered);
                 return Ok(repo);
             }
             Ok(None) => {}

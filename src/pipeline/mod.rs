@@ -402,9 +402,7 @@ impl Pipeline {
                     files = rendered.total_files,
                     "repository map"
                 );
-                repo.truncated = rendered.shown.len() < rendered.total_files;
-                repo.listing = rendered.shown;
-                repo.map = Some(rendered.text);
+                repo.show_map(rendered);
             }
             Ok(None) => {}
             Err(error) => warn!(%error, "repository map not built; showing the bare listing"),
