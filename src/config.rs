@@ -45,6 +45,9 @@ pub enum Command {
     },
     /// Run the daemon: claim pending tasks and turn them into pull requests.
     Run(Box<RunArgs>),
+    /// Break a goal into a task file for `tasks load`, with one LLM call (the PM's provider and
+    /// model) that sees the base branch's listing; no database, nothing loaded.
+    Plan(Box<PlanArgs>),
     /// Offline benchmarks (no database, no model).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -157,6 +160,26 @@ pub enum TasksCommand {
         #[arg(long, value_name = "TEXT")]
         reason: String,
     },
+}
+
+/// `plan`: the goal, where the task file goes, and the settings of `run` (the same environment),
+/// of which it reads the target repository (REPO_PATH, BASE_BRANCH, GITHUB_TOKEN for the
+/// fetch), REPO_MAP_TOKENS, the PM's provider and model with their keys and URLs, and the cost
+/// settings.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// What the backlog should reach, in a person's words (data for the model, never
+    /// instructions).
+    pub goal: String,
+    /// Write the task file here instead of stdout; an existing file is refused (nothing is
+    /// asked of the model) unless --force.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace the file --out names if it exists.
+    #[arg(long, requires = "out")]
+    pub force: bool,
+    #[command(flatten)]
+    pub settings: RunArgs,
 }
 
 /// Settings of `run`.

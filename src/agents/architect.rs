@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, NON_BLANK, Problems, Role, Scored, Validate};
+use super::{Doc, NON_BLANK, Problems, Role, Scored, Tool, Validate};
 use crate::task::PATH_PATTERN;
 use crate::task::Stage;
 
@@ -71,12 +71,16 @@ impl Scored for ArchitectOutput {
     }
 }
 
+impl Tool for Architect {
+    const NAME: &'static str = Stage::Architect.role_name();
+    const TOOL_NAME: &'static str = "submit_design";
+    type Output = ArchitectOutput;
+}
+
 impl Role for Architect {
     const STAGE: Stage = Stage::Architect;
-    const TOOL_NAME: &'static str = "submit_design";
     const TOOL_DESCRIPTION: &'static str =
         include_str!("messages/tool_architect.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("architect.md");
     const MAX_TOKENS: u32 = 4096;
-    type Output = ArchitectOutput;
 }

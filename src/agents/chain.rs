@@ -153,6 +153,16 @@ pub struct RepoContext {
     pub revision: Option<(u64, Feedback)>,
 }
 
+impl RepoContext {
+    /// Shows `map` (the repository map ranked for the task) instead of the bare listing:
+    /// `listing` becomes the paths it shows, `truncated` whether it leaves files out.
+    pub fn show_map(&mut self, map: crate::repomap::Rendered) {
+        self.truncated = map.shown.len() < map.total_files;
+        self.listing = map.shown;
+        self.map = Some(map.text);
+    }
+}
+
 /// Everything a role's request is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {

@@ -1,6 +1,8 @@
 //! A role's conversation with its model: the request (shared system prompt, every role's tool,
 //! the role's user message), the answer deserialized and validated with one corrective retry,
-//! the pipeline's feedback for a repair round, and the [`Meter`] every call passes.
+//! the pipeline's feedback for a repair round, and the [`Meter`] every call passes. The loop
+//! is over any [`Tool`] (a forced tool and its validated output): the five roles, and the
+//! planner of `autonomous-dev plan`, which builds its own request.
 
 use std::time::{Duration, Instant};
 
@@ -73,6 +75,17 @@ pub enum MeterError {
     Ledger(String),
 }
 
+/// What a [`Conversation`] asks a model for: a call of one forced tool whose input
+/// deserializes to `Output` and passes its [`Validate`] checks. Every [`Role`] is one.
+pub trait Tool {
+    /// Who answers, as logs and [`AgentError::Invalid`] name it (`PM`, `planner`).
+    const NAME: &'static str;
+    /// Name of the forced tool (e.g. `submit_prd`).
+    const TOOL_NAME: &'static str;
+    /// What the tool's input must deserialize to.
+    type Output: DeserializeOwned + Validate + Send + Sync;
+}
+
 /// Runs role `R` on `input` with `model`: one [`Conversation`] answered once.
 ///
 /// Errors: see [`Conversation::answer`].
@@ -91,7 +104,7 @@ pub async fn ask<R: Role>(
 /// each turn reads the earlier ones from the prompt cache — a corrective retry when an answer
 /// does not validate, and the pipeline's feedback (a failed verification, an edit that did not
 /// apply) for a repair round.
-pub struct Conversation<R: Role> {
+pub struct Conversation<R: Tool> {
     request: ToolRequest,
     /// The last accepted call, which [`Conversation::reply`] answers.
     last: Option<ToolCall>,
@@ -105,8 +118,16 @@ pub struct Conversation<R: Role> {
 impl<R: Role> Conversation<R> {
     /// The first request of role `R` ([`tool_request`]).
     pub fn new(model: &str, input: Input<'_>) -> Conversation<R> {
+        Conversation::with_request(tool_request::<R>(model, input))
+    }
+}
+
+impl<R: Tool> Conversation<R> {
+    /// A conversation whose first request is `request`; its `tool_choice` must be
+    /// `R::TOOL_NAME`.
+    pub fn with_request(request: ToolRequest) -> Conversation<R> {
         Conversation {
-            request: tool_request::<R>(model, input),
+            request,
             last: None,
             next: CallKind::Answer,
             started: Instant::now(),
@@ -127,7 +148,7 @@ impl<R: Role> Conversation<R> {
         provider: &dyn Provider,
         meter: &dyn Meter,
     ) -> Result<Answer<R::Output>, AgentError> {
-        let role = R::STAGE.role_name();
+        let role = R::NAME;
         let mut retried = false;
         loop {
             meter.before_call(&self.request).await?;
@@ -187,7 +208,7 @@ impl<R: Role> Conversation<R> {
     fn answered(&self, output: R::Output) -> Answer<R::Output> {
         let duration = self.started.elapsed();
         tracing::debug!(
-            role = R::STAGE.role_name(),
+            role = R::NAME,
             model = %self.request.model,
             input_tokens = self.usage.input_tokens,
             output_tokens = self.usage.output_tokens,

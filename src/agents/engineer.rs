@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::fill;
 use super::{
-    Doc, Input, NON_BLANK, Problems, RepoContext, Role, Scored, Validate, file_block,
+    Doc, Input, NON_BLANK, Problems, RepoContext, Role, Scored, Tool, Validate, file_block,
     verification_block,
 };
 use crate::task::{FileChange, PATH_PATTERN, Stage};
@@ -226,15 +226,19 @@ impl Scored for EngineerOutput {
     }
 }
 
+impl Tool for Engineer {
+    const NAME: &'static str = Stage::Engineer.role_name();
+    const TOOL_NAME: &'static str = "submit_implementation";
+    type Output = EngineerOutput;
+}
+
 impl Role for Engineer {
     const STAGE: Stage = Stage::Engineer;
-    const TOOL_NAME: &'static str = "submit_implementation";
     const TOOL_DESCRIPTION: &'static str =
         include_str!("messages/tool_engineer.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("engineer.md");
     /// Whole files are written: the largest budget of all roles.
     const MAX_TOKENS: u32 = 16000;
-    type Output = EngineerOutput;
 
     /// The current content of the files the Architect named.
     fn context(input: Input<'_>) -> Vec<String> {

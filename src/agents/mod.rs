@@ -1,7 +1,9 @@
 //! The five LLM roles of the pipeline — PM, Architect, Engineer, QA, Security. Each role is a
 //! module with its output type (the forced tool's `input_schema` is derived from it by schemars),
 //! its validation and its prompt, a Markdown file beside it. [`ask`] runs one role: one request,
-//! and one corrective retry when the answer does not validate.
+//! and one corrective retry when the answer does not validate. The planner of
+//! `autonomous-dev plan` (`planner`) is built the same way but is no role: it runs outside the
+//! pipeline, once, with its own system prompt and only its own tool.
 //!
 //! What the roles share is one module per concept: `chain` (the context a role is asked in),
 //! `conversation` (request, answer, corrective retry, the [`Meter`]), `validation`
@@ -16,6 +18,7 @@ mod chain;
 mod conversation;
 mod engineer;
 mod evidence;
+mod planner;
 mod pm;
 mod qa;
 mod render;
@@ -23,12 +26,12 @@ mod security;
 mod validation;
 
 use schemars::JsonSchema;
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
 pub use architect::{Architect, ArchitectOutput};
 pub use chain::{Chain, Input, RepoContext};
 pub use conversation::{
-    AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, ask, input_schema,
+    AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, Tool, ask, input_schema,
     tool_request,
 };
 pub use engineer::{
@@ -37,11 +40,12 @@ pub use engineer::{
 pub use evidence::{
     EngineerEvidence, Round, RoundOutcome, SecurityEvidence, gates_block, verification_block,
 };
+pub use planner::{PlanOutput, PlannedTask, Planner, plan_request};
 pub use pm::{Pm, PmOutput, PmVote};
 pub use qa::{Qa, QaOutput};
 pub use render::{
-    Doc, chain_blocks, checks_block, conversation_block, file_block, listing_block, neutralize,
-    task_block, user_parts,
+    Doc, chain_blocks, checks_block, conversation_block, file_block, goal_block, listing_block,
+    neutralize, task_block, user_parts,
 };
 pub use security::{Security, SecurityOutput};
 pub use validation::{NON_BLANK, Problems, Rule, Validate};
@@ -61,12 +65,11 @@ pub trait Scored {
     fn render(&self) -> String;
 }
 
-/// One role of the pipeline.
-pub trait Role {
+/// One role of the pipeline: a [`Tool`] (its forced tool and output type) whose output the
+/// pipeline records, scores and shows to the later roles.
+pub trait Role: Tool<Output: Serialize + JsonSchema + Scored> {
     /// The stage this role answers.
     const STAGE: Stage;
-    /// Name of the forced tool (e.g. `submit_prd`).
-    const TOOL_NAME: &'static str;
     /// Tool description shown to the model (`messages/tool_<role>.md`).
     const TOOL_DESCRIPTION: &'static str;
     /// The role's instructions (its Markdown file, `include_str!`), sent after the shared
@@ -74,8 +77,6 @@ pub trait Role {
     const PROMPT: &'static str;
     /// Output budget of one answer, in tokens (`max_tokens` of the request).
     const MAX_TOKENS: u32;
-    /// What the role answers with.
-    type Output: Serialize + DeserializeOwned + JsonSchema + Validate + Scored + Send + Sync;
 
     /// What only this role is shown, after its instructions (e.g. the current content of the
     /// files the Architect named, for the Engineer), every untrusted text inside a delimited

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, NON_BLANK, Problems, Role, Scored, Validate};
+use super::{Doc, NON_BLANK, Problems, Role, Scored, Tool, Validate};
 use crate::task::Stage;
 
 /// The PM role (marker type for [`super::ask`]).
@@ -78,11 +78,15 @@ impl Scored for PmOutput {
     }
 }
 
+impl Tool for Pm {
+    const NAME: &'static str = Stage::Pm.role_name();
+    const TOOL_NAME: &'static str = "submit_prd";
+    type Output = PmOutput;
+}
+
 impl Role for Pm {
     const STAGE: Stage = Stage::Pm;
-    const TOOL_NAME: &'static str = "submit_prd";
     const TOOL_DESCRIPTION: &'static str = include_str!("messages/tool_pm.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("pm.md");
     const MAX_TOKENS: u32 = 4096;
-    type Output = PmOutput;
 }

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Doc, NON_BLANK, Problems, Role, Scored, Validate};
+use super::{Doc, NON_BLANK, Problems, Role, Scored, Tool, Validate};
 use crate::task::{FileChange, Stage};
 
 /// The QA role (marker type for [`super::ask`]).
@@ -69,12 +69,16 @@ impl Scored for QaOutput {
     }
 }
 
+impl Tool for Qa {
+    const NAME: &'static str = Stage::Qa.role_name();
+    const TOOL_NAME: &'static str = "submit_review";
+    type Output = QaOutput;
+}
+
 impl Role for Qa {
     const STAGE: Stage = Stage::Qa;
-    const TOOL_NAME: &'static str = "submit_review";
     const TOOL_DESCRIPTION: &'static str = include_str!("messages/tool_qa.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("qa.md");
     /// Test files may be written: more than the reviewers' budget.
     const MAX_TOKENS: u32 = 8192;
-    type Output = QaOutput;
 }

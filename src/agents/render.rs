@@ -9,8 +9,9 @@ use crate::task::{Feedback, FileChange, NoteKind, Stage, Task};
 
 /// The tags of the data blocks of a user message. Their closing form is neutralized inside
 /// untrusted text, so no text can end its block early.
-const DATA_TAGS: [&str; 9] = [
+const DATA_TAGS: [&str; 10] = [
     "task",
+    "goal",
     "stage_output",
     "file",
     "repository_listing",
@@ -131,6 +132,11 @@ pub fn task_block(task: &Task) -> String {
         attribute(&task.task_id),
         neutralize(&task.description)
     )
+}
+
+/// A goal of `autonomous-dev plan` as a data block: `<goal>text</goal>`.
+pub fn goal_block(goal: &str) -> String {
+    format!("<goal>\n{}\n</goal>", neutralize(goal.trim()))
 }
 
 /// A file as a data block: `<file path="…">content</file>`.
@@ -491,7 +497,7 @@ mod tests {
     /// mistyped one cannot reach the model as `{…}`.
     #[test]
     fn every_template_has_the_placeholders_its_caller_fills() {
-        let templates: [(&str, &[&str]); 20] = [
+        let templates: [(&str, &[&str]); 21] = [
             (REVISION, &["number", "conversation"]),
             (FIX_CHECKS, &["number", "checks"]),
             (RESOLVE_CONFLICTS, &["number", "paths"]),
@@ -518,6 +524,7 @@ mod tests {
             (crate::agents::conversation::WRONG_TOOL, &["called", "tool"]),
             (crate::agents::conversation::SCHEMA_MISMATCH, &["error"]),
             (crate::agents::validation::INVALID, &["problems"]),
+            (crate::agents::planner::PLAN, &["goal", "listing", "tool"]),
         ];
         for (template, names) in templates {
             assert_eq!(placeholders(template), names, "{template}");
@@ -532,6 +539,7 @@ mod tests {
             crate::agents::Engineer::TOOL_DESCRIPTION,
             crate::agents::Qa::TOOL_DESCRIPTION,
             crate::agents::Security::TOOL_DESCRIPTION,
+            crate::agents::planner::TOOL_DESCRIPTION.trim_ascii_end(),
         ];
         for description in tools {
             assert!(

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Doc, Input, NON_BLANK, Problems, Role, Scored, Validate, gates_block, verification_block,
+    Doc, Input, NON_BLANK, Problems, Role, Scored, Tool, Validate, gates_block, verification_block,
 };
 use crate::task::Stage;
 
@@ -114,14 +114,18 @@ impl Scored for SecurityOutput {
     }
 }
 
+impl Tool for Security {
+    const NAME: &'static str = Stage::Security.role_name();
+    const TOOL_NAME: &'static str = "submit_security_review";
+    type Output = SecurityOutput;
+}
+
 impl Role for Security {
     const STAGE: Stage = Stage::Security;
-    const TOOL_NAME: &'static str = "submit_security_review";
     const TOOL_DESCRIPTION: &'static str =
         include_str!("messages/tool_security.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("security.md");
     const MAX_TOKENS: u32 = 4096;
-    type Output = SecurityOutput;
 
     /// The deterministic gates and the verification of everything to be committed.
     fn context(input: Input<'_>) -> Vec<String> {

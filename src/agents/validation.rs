@@ -95,6 +95,25 @@ impl Problems {
         self
     }
 
+    /// Required texts of the items of array `field` (`texts`, one per item; e.g. every
+    /// planned task's `title` as `tasks[].title`): none blank.
+    pub fn texts(&mut self, field: &str, texts: &[&str]) -> &mut Self {
+        self.rules.push(Rule::NonBlank(field.to_owned()));
+        for (i, text) in texts.iter().enumerate() {
+            if text.trim().is_empty() {
+                self.problems
+                    .push(format!("`{}` must not be empty", item(field, i)));
+            }
+        }
+        self
+    }
+
+    /// An array of at least `min` items (`len` of them), whatever they hold.
+    pub fn items(&mut self, field: &str, len: usize, min: usize) -> &mut Self {
+        self.count(field, len, min);
+        self
+    }
+
     /// A list of at least `min` items, none of them blank.
     pub fn list(&mut self, field: &str, items: &[String], min: usize) -> &mut Self {
         self.count(field, items.len(), min);
@@ -181,6 +200,11 @@ impl Problems {
                 "`{field}` must have at least {min} item(s) (got {len})"
             ));
         }
+    }
+
+    /// How many problems were found so far.
+    pub fn found(&self) -> usize {
+        self.problems.len()
     }
 
     /// The rules of every check made so far.

@@ -2,6 +2,7 @@
 //! chosen subcommand. Every error ends the program with one line on stderr.
 
 mod output;
+mod plan;
 mod run;
 
 use std::process::ExitCode;
@@ -64,9 +65,11 @@ fn one_line(message: &str) -> String {
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
-    // The benchmarks need no database.
-    if let Command::Bench(command) = cli.command {
-        return bench(command).await;
+    // The benchmarks and the planner need no database.
+    match cli.command {
+        Command::Bench(command) => return bench(command).await,
+        Command::Plan(args) => return plan::plan(*args).await,
+        _ => {}
     }
     let url = cli
         .database_url
@@ -100,7 +103,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Run(args) => run::run(&url, *args).await?,
-        Command::Bench(command) => bench(command).await?,
+        Command::Bench(_) | Command::Plan(_) => unreachable!("dispatched above"),
     }
     Ok(())
 }

@@ -323,7 +323,7 @@ fn notifier(
 
 /// The provider and model of each role. A provider is built once and shared by its roles; its
 /// key is required only when some role uses it.
-fn roles(args: &RunArgs) -> Result<Roles> {
+pub(super) fn roles(args: &RunArgs) -> Result<Roles> {
     let uses = |kind| {
         Stage::ALL
             .iter()
@@ -383,7 +383,7 @@ fn roles(args: &RunArgs) -> Result<Roles> {
 
 /// The budget caps with the price table (built-in, then MODEL_PRICES); every role's model must
 /// have a price, so that no call can spend unaccounted.
-fn budget(args: &RunArgs) -> Result<Budget> {
+pub(super) fn budget(args: &RunArgs) -> Result<Budget> {
     let mut prices = PriceTable::anthropic();
     if let Some(spec) = &args.costs.model_prices {
         prices = prices

@@ -1,7 +1,8 @@
 //! The cost guard: prices every LLM call, records it in the store's ledger, and refuses a call
 //! whose worst case would break a cap — MAX_TASK_COST_USD per task (the task fails, "budget
 //! exceeded", nothing pushed) or DAILY_BUDGET_USD per UTC day (the task goes back to pending and
-//! the daemon stops claiming until midnight UTC).
+//! the daemon stops claiming until midnight UTC). [`LocalMeter`] applies the task cap to calls
+//! made outside any task (`autonomous-dev plan`), in memory, without the ledger.
 
 use chrono::Utc;
 
@@ -45,6 +46,16 @@ impl Budget {
         ))
     }
 
+    /// The most `request` can cost, in USD: its input bounded by its size in bytes, its whole
+    /// output budget (`max_tokens`). Errors: no price for its model.
+    fn worst_case(&self, request: &ToolRequest) -> Result<f64, MeterError> {
+        let prices = self.prices(&request.model)?;
+        Ok(prices.worst_case(
+            cost::input_token_bound(request.input_bytes()),
+            request.max_tokens,
+        ))
+    }
+
     fn prices(&self, model: &str) -> Result<Prices, MeterError> {
         self.prices.get(model).ok_or_else(|| {
             MeterError::TaskBudget(format!(
@@ -68,11 +79,7 @@ impl Meter for StageMeter<'_> {
     /// Worst case of `request` (input bounded by its size, the whole output budget) against
     /// what the task and the day have spent.
     async fn before_call(&self, request: &ToolRequest) -> Result<(), MeterError> {
-        let prices = self.budget.prices(&request.model)?;
-        let worst = prices.worst_case(
-            cost::input_token_bound(request.input_bytes()),
-            request.max_tokens,
-        );
+        let worst = self.budget.worst_case(request)?;
         let spent = self.store.task_spend(self.task).await.map_err(ledger)?;
         let cap = self.budget.max_task_usd;
         if spent + worst > cap {
@@ -114,6 +121,74 @@ impl Meter for StageMeter<'_> {
         };
         crate::metrics::global().llm_call(self.stage, model, kind, usage, cost_usd);
         self.store.record_call(&call).await.map_err(ledger)
+    }
+}
+
+/// The [`Meter`] of calls made outside any task (`autonomous-dev plan`): together they never
+/// spend more than MAX_TASK_COST_USD, each call checked before it is sent against its worst
+/// case. Their spend is counted in memory only: it is not recorded in the ledger, and
+/// DAILY_BUDGET_USD (a sum over the ledger) neither sees nor limits it.
+#[derive(Debug)]
+pub struct LocalMeter {
+    budget: Budget,
+    spent: std::sync::Mutex<Spent>,
+}
+
+/// What the calls a [`LocalMeter`] metered cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spent {
+    /// Calls answered.
+    pub calls: u32,
+    /// Their tokens, summed.
+    pub usage: Usage,
+    /// Their price, in USD.
+    pub usd: f64,
+}
+
+impl LocalMeter {
+    /// A meter that has spent nothing yet, capped at `budget.max_task_usd`.
+    pub fn new(budget: Budget) -> LocalMeter {
+        LocalMeter {
+            budget,
+            spent: std::sync::Mutex::default(),
+        }
+    }
+
+    /// What the calls metered so far cost.
+    pub fn spent(&self) -> Spent {
+        *self.spent.lock().expect("never poisoned")
+    }
+}
+
+#[async_trait::async_trait]
+impl Meter for LocalMeter {
+    /// Refuses a call whose worst case, added to what was spent, exceeds MAX_TASK_COST_USD
+    /// ([`MeterError::TaskBudget`]).
+    async fn before_call(&self, request: &ToolRequest) -> Result<(), MeterError> {
+        let worst = self.budget.worst_case(request)?;
+        let spent = self.spent().usd;
+        let cap = self.budget.max_task_usd;
+        if spent + worst > cap {
+            return Err(MeterError::TaskBudget(format!(
+                "${spent:.4} spent and the next call could cost up to ${worst:.4}, over \
+                 MAX_TASK_COST_USD ${cap:.2}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn after_call(
+        &self,
+        model: &str,
+        usage: Usage,
+        _kind: CallKind,
+    ) -> Result<(), MeterError> {
+        let cost_usd = self.budget.prices(model)?.cost(&usage);
+        let mut spent = self.spent.lock().expect("never poisoned");
+        spent.calls += 1;
+        spent.usage += usage;
+        spent.usd += cost_usd;
+        Ok(())
     }
 }
 

@@ -27,7 +27,7 @@ mod revise;
 mod state;
 mod verifying;
 
-pub use budget::Budget;
+pub use budget::{Budget, LocalMeter, Spent};
 pub use failure::RetryPolicy;
 pub use publish::{BranchCommit, DraftPr, PublishError, Publisher, PublisherConfig};
 pub use repository::{BranchChange, GitRepository, Publishing, Repository, Snapshot};
@@ -51,7 +51,7 @@ use failure::{Retry, TaskFailure};
 use repository::RunSnapshot;
 
 /// Bound on the repository listing shown to the Architect, in bytes of paths.
-const LISTING_MAX_BYTES: usize = 64 * 1024;
+pub(crate) const LISTING_MAX_BYTES: usize = 64 * 1024;
 /// Bound on each current file shown to the Engineer, in bytes.
 const FILE_MAX_BYTES: usize = 64 * 1024;
 
@@ -402,9 +402,7 @@ impl Pipeline {
                     files = rendered.total_files,
                     "repository map"
                 );
-                repo.truncated = rendered.shown.len() < rendered.total_files;
-                repo.listing = rendered.shown;
-                repo.map = Some(rendered.text);
+                repo.show_map(rendered);
             }
             Ok(None) => {}
             Err(error) => warn!(%error, "repository map not built; showing the bare listing"),

@@ -269,7 +269,7 @@ impl Stage {
     ];
 
     /// Display name of the role (`PM`, `Architect`, …).
-    pub fn role_name(self) -> &'static str {
+    pub const fn role_name(self) -> &'static str {
         match self {
             Stage::Pm => "PM",
             Stage::Architect => "Architect",

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use autonomous_dev::agents::{
     self, AgentError, Architect, ArchitectOutput, Chain, Conversation, Edit, Engineer,
-    EngineerEvidence, EngineerOutput, Input, MeterError, NON_BLANK, Pm, PmOutput, PmVote, Problems,
-    Qa, QaOutput, RepoContext, Role, Round, RoundOutcome, Rule, Scored, Security, SecurityOutput,
-    Validate, input_schema,
+    EngineerEvidence, EngineerOutput, Input, MeterError, NON_BLANK, PlanOutput, PlannedTask,
+    Planner, Pm, PmOutput, PmVote, Problems, Qa, QaOutput, RepoContext, Role, Round, RoundOutcome,
+    Rule, Scored, Security, SecurityOutput, Tool, Validate, input_schema,
 };
 use autonomous_dev::llm::{Anthropic, Part, RetryPolicy};
 use autonomous_dev::task::{CallKind, FileChange, PATH_PATTERN, Stage, Task, Usage};
@@ -1631,8 +1631,8 @@ fn all_closed(schema: &Value) -> bool {
     }
 }
 
-/// Every rule `answer`'s validation checks is in role `R`'s tool schema.
-fn assert_the_schema_says_every_rule<R: Role>(answer: R::Output) {
+/// Every rule `answer`'s validation checks is in the tool schema of `R` (a role or the planner).
+fn assert_the_schema_says_every_rule<R: Tool<Output: schemars::JsonSchema>>(answer: R::Output) {
     let mut problems = Problems::default();
     answer.check(&mut problems);
     let schema = input_schema::<R::Output>();
@@ -1654,4 +1654,15 @@ fn every_roles_schema_says_every_rule_its_validation_checks() {
     assert_the_schema_says_every_rule::<Engineer>(engineer());
     assert_the_schema_says_every_rule::<Qa>(qa());
     assert_the_schema_says_every_rule::<Security>(security());
+    assert_the_schema_says_every_rule::<Planner>(PlanOutput {
+        tasks: vec![PlannedTask {
+            task_id: "a".into(),
+            title: "Do a".into(),
+            description: "what".into(),
+            acceptance_criteria: vec!["done".into()],
+            priority: 1,
+            labels: vec![],
+            depends_on: vec![],
+        }],
+    });
 }

@@ -24,6 +24,7 @@ mod notify;
 mod outage;
 mod outcome;
 mod pipeline;
+mod plan;
 mod repomap;
 mod review;
 mod revision;
