@@ -110,6 +110,7 @@ impl PlannedTask {
             priority: i32::from(self.priority),
             labels: self.labels.clone(),
             depends_on: self.depends_on.clone(),
+            reviewers: Vec::new(),
         }
     }
 }
