@@ -8,6 +8,8 @@
 
 use crate::common;
 
+use std::time::Duration;
+
 use common::{Bin, FakeGitHub, FakeModel, Remote, Script, text};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -298,4 +300,108 @@ async fn delivered_events_older_than_30_days_are_pruned_a_backlog_is_kept(pool: 
         .await
         .unwrap();
     assert_eq!(deliveries, 4, "the pruned event's deliveries go with it");
+}
+
+#[sqlx::test]
+async fn a_sigkill_before_delivery_loses_nothing_and_a_sink_back_up_gets_each_event_once_in_order(
+    pool: PgPool,
+) {
+    let remote = Remote::new();
+    let model = FakeModel::start(script).await;
+    let github = FakeGitHub::start().await;
+    let sinks = MockServer::start().await;
+    // The webhook is down: 503, try again in a second.
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "1"))
+        .mount(&sinks)
+        .await;
+    let bin = Bin::new(
+        &common::database_url(&pool),
+        &remote,
+        &model.server.uri(),
+        &github.server.uri(),
+    )
+    .clone_with("NOTIFY_WEBHOOK_URL", &format!("{}/hook", sinks.uri()))
+    .clone_with("NOTIFY_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    .clone_with("NOTIFY_POLL_SECONDS", "1");
+    assert!(bin.output(&["migrate"]).await.status.success());
+    for id in ["t-ok", "t-fail"] {
+        let add = [
+            "tasks",
+            "add",
+            "--id",
+            id,
+            "--priority",
+            "1",
+            "Write the docs",
+        ];
+        assert!(bin.output(&add).await.status.success());
+    }
+    let mut daemon = common::Running::spawn(&bin, &["run"]);
+    // Both outcomes are in the outbox and the webhook has refused them.
+    common::wait_for(
+        "refused deliveries of both outcomes",
+        Duration::from_secs(60),
+        || {
+            common::holds(
+                &pool,
+                "SELECT count(*) = 2 FROM outbox o JOIN outbox_deliveries d ON d.event = o.id \
+             WHERE o.kind IN ('pr_opened', 'failed') AND d.sink = 'webhook' \
+               AND d.delivered_at IS NULL AND d.last_error LIKE 'HTTP 503%'",
+            )
+        },
+    )
+    .await;
+    daemon.child.kill().await.expect("SIGKILL");
+    // As if the two minutes' lease on the deliveries it had taken ran out.
+    sqlx::query("UPDATE outbox_deliveries SET next_at = now() WHERE delivered_at IS NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // The sink comes back; the next daemon delivers the backlog.
+    sinks.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&sinks)
+        .await;
+    bin.run_once().await;
+    let hooks = bodies(&sinks, "/hook").await;
+    let ids: Vec<i64> = hooks
+        .iter()
+        .map(|(b, _)| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "once each, in order: {ids:?}"
+    );
+    let kinds: Vec<&str> = hooks
+        .iter()
+        .map(|(b, _)| b["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["daemon_started", "pr_opened", "failed", "daemon_started",],
+        "the killed daemon never said it stopped; the second says so after its last sweep"
+    );
+    let undelivered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_deliveries d JOIN outbox o ON o.id = d.event \
+         WHERE d.delivered_at IS NULL AND o.kind <> 'daemon_stopped'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(undelivered, 0);
+    for (body, _) in &hooks {
+        let text = body.to_string();
+        for secret in [
+            common::GITHUB_TOKEN,
+            common::ANTHROPIC_API_KEY,
+            WEBHOOK_SECRET,
+        ] {
+            assert!(!text.contains(secret), "a secret in a payload: {text}");
+        }
+    }
 }
