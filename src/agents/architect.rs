@@ -78,5 +78,6 @@ impl Role for Architect {
         include_str!("messages/tool_architect.md").trim_ascii_end();
     const PROMPT: &'static str = include_str!("architect.md");
     const MAX_TOKENS: u32 = 4096;
+    const LOOKUPS: bool = true;
     type Output = ArchitectOutput;
 }

@@ -234,6 +234,7 @@ impl Role for Engineer {
     const PROMPT: &'static str = include_str!("engineer.md");
     /// Whole files are written: the largest budget of all roles.
     const MAX_TOKENS: u32 = 16000;
+    const LOOKUPS: bool = true;
     type Output = EngineerOutput;
 
     /// The current content of the files the Architect named.

@@ -4,7 +4,8 @@
 //! and one corrective retry when the answer does not validate.
 //!
 //! What the roles share is one module per concept: `chain` (the context a role is asked in),
-//! `conversation` (request, answer, corrective retry, the [`Meter`]), `validation`
+//! `conversation` (request, look-ups, answer, corrective retry, the [`Meter`]), `lookup` (the
+//! look-up tools and their [`Lookups`] backend), `validation`
 //! ([`Problems`]), `render` (the user message, every untrusted text in a delimited data block,
 //! see [`neutralize`]) and `evidence` (what a vote rests on besides the model). Every text a
 //! model reads is a Markdown file here: `system.md`, `<role>.md` and `messages/*.md` (the tools'
@@ -16,6 +17,7 @@ mod chain;
 mod conversation;
 mod engineer;
 mod evidence;
+mod lookup;
 mod pm;
 mod qa;
 mod render;
@@ -28,8 +30,8 @@ use serde::{Serialize, de::DeserializeOwned};
 pub use architect::{Architect, ArchitectOutput};
 pub use chain::{Chain, Input, RepoContext};
 pub use conversation::{
-    AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, ask, input_schema,
-    tool_request,
+    AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, ask, ask_with,
+    input_schema, tool_request,
 };
 pub use engineer::{
     Edit, Engineer, EngineerOutput, Response, conflicts_left, repair_request, repo_files_blocks,
@@ -37,11 +39,12 @@ pub use engineer::{
 pub use evidence::{
     EngineerEvidence, Round, RoundOutcome, SecurityEvidence, gates_block, verification_block,
 };
+pub use lookup::{Lookups, NoLookups};
 pub use pm::{Pm, PmOutput, PmVote};
 pub use qa::{Qa, QaOutput};
 pub use render::{
-    Doc, chain_blocks, checks_block, conversation_block, file_block, listing_block, neutralize,
-    task_block, user_parts,
+    Doc, chain_blocks, checks_block, conversation_block, file_block, listing_block, lookup_block,
+    neutralize, task_block, user_parts,
 };
 pub use security::{Security, SecurityOutput};
 pub use validation::{NON_BLANK, Problems, Rule, Validate};
@@ -74,6 +77,9 @@ pub trait Role {
     const PROMPT: &'static str;
     /// Output budget of one answer, in tokens (`max_tokens` of the request).
     const MAX_TOKENS: u32;
+    /// Whether the role may call the look-up tools (`read_file`, `search`, `find_symbol`)
+    /// before it submits: the Architect and the Engineer.
+    const LOOKUPS: bool = false;
     /// What the role answers with.
     type Output: Serialize + DeserializeOwned + JsonSchema + Validate + Scored + Send + Sync;
 

@@ -19,6 +19,7 @@ mod github;
 mod hostile;
 mod lease;
 mod llm;
+mod lookup;
 mod notify;
 mod outage;
 mod outcome;
