@@ -33,8 +33,8 @@ impl Anthropic {
     /// Anthropic's prompt cache: all the tools are offered with `tool_choice: {"type": "any"}`
     /// (a change of `tool_choice` invalidates cached messages; the caller refuses a call of
     /// another role's tool; only the call forced after the last look-up,
-    /// [`crate::llm::Choice::Forced`], names its tool), and `cache_control` breakpoints mark the system prompt, the user
-    /// parts marked [`crate::llm::Part::cached`] and, in a continued conversation (corrective
+    /// [`crate::llm::Choice::Forced`], names its tool), and `cache_control` breakpoints mark
+    /// the system prompt, the user parts marked [`crate::llm::Part::cached`] and, in a continued conversation (corrective
     /// retry, repair round), its last block — at most four, Anthropic's limit, the earliest
     /// user-part breakpoints giving way.
     ///

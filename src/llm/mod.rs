@@ -1,5 +1,6 @@
 //! LLM providers behind one trait: a conversation with one forced tool (or that tool and the
-//! look-up tools) goes in, the model's tool call and its token usage come out. Anthropic's Messages API is implemented in [`Anthropic`],
+//! look-up tools) goes in, the model's tool call and its token usage come out. Anthropic's
+//! Messages API is implemented in [`Anthropic`],
 //! OpenAI's Chat Completions API (OpenAI, OpenRouter, Ollama, vLLM, llama.cpp's server) in
 //! [`OpenAi`]; both send through one private transport (retry loop, status mapping, key
 //! scrubbing), so they differ only in their wire types.

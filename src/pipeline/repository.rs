@@ -1,10 +1,11 @@
 //! The pipeline's edges towards the target repository, as traits: [`Repository`] takes a
 //! [`Snapshot`] — the base branch fetched once, at a known commit — that every read of a run
-//! works from (listing, current files, the look-ups, the verification worktree); [`Publishing`] pushes the
-//! task's branch on that commit, opens or adopts its PR and labels it. A resumed run pins its
-//! snapshot at the base its recorded stages carry ([`Repository::snapshot_at`]), so one task's
-//! stages and publish never mix bases. [`GitRepository`] and
-//! [`super::Publisher`] implement them over the clone (git2, on blocking threads) and GitHub.
+//! works from (listing, current files, the look-ups, the verification worktree);
+//! [`Publishing`] pushes the task's branch on that commit, opens or adopts its PR and labels it.
+//! A resumed run pins its snapshot at the base its recorded stages carry
+//! ([`Repository::snapshot_at`]), so one task's stages and publish never mix bases.
+//! [`GitRepository`] and [`super::Publisher`] implement them over the clone (git2, on blocking
+//! threads) and GitHub.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
