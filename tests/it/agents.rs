@@ -279,7 +279,7 @@ async fn valid_answer_gives_typed_output() {
         sent[0]["tool_choice"],
         json!({"type": "any", "disable_parallel_tool_use": true})
     );
-    assert_eq!(sent[0]["tools"].as_array().unwrap().len(), 5);
+    assert_eq!(sent[0]["tools"].as_array().unwrap().len(), OFFERED.len());
     assert_eq!(sent[0]["tools"][0]["name"], "submit_prd");
     assert_eq!(sent[0]["tools"][0]["input_schema"]["type"], "object");
     let text = sent[0]["messages"][0]["content"][0]["text"]
