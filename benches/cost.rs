@@ -307,6 +307,8 @@ fn pipeline(store: &Store, edges: &Edges, check: &Check) -> Pipeline {
             repair_rounds: REPAIR_ROUNDS,
             // REPO_MAP_TOKENS default.
             repo_map_tokens: 4096,
+            // MAX_LOOKUPS default.
+            max_lookups: 8,
         },
     )
 }

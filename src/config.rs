@@ -288,6 +288,12 @@ pub struct RunArgs {
     #[arg(long, env, default_value = "4096", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub repo_map_tokens: u32,
 
+    /// Most look-up calls (`read_file`, `search`, `find_symbol` on the base commit) the
+    /// Architect and the Engineer may each make before they submit; each is one more LLM call
+    /// under the cost guard. 0 offers them none.
+    #[arg(long, env, default_value = "8", value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub max_lookups: u32,
+
     /// Most revisions of one PR started by reviews (0: the daemon does not revise its PRs).
     #[arg(long, env, default_value = "3", value_parser = clap::value_parser!(u32).range(0..=100))]
     pub max_revisions: u32,

@@ -74,6 +74,7 @@ impl Scored for ArchitectOutput {
 impl Tool for Architect {
     const NAME: &'static str = Stage::Architect.role_name();
     const TOOL_NAME: &'static str = "submit_design";
+    const LOOKUPS: bool = true;
     type Output = ArchitectOutput;
 }
 

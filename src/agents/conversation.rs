@@ -1,8 +1,10 @@
-//! A role's conversation with its model: the request (shared system prompt, every role's tool,
-//! the role's user message), the answer deserialized and validated with one corrective retry,
-//! the pipeline's feedback for a repair round, and the [`Meter`] every call passes. The loop
-//! is over any [`Tool`] (a forced tool and its validated output): the five roles, and the
-//! planner of `autonomous-dev plan`, which builds its own request.
+//! A role's conversation with its model: the request (shared system prompt, every role's tool
+//! and the look-up tools, the role's user message), the look-ups answered until the role
+//! submits (Architect, Engineer; at most MAX_LOOKUPS, then its tool is forced), the answer
+//! deserialized and validated with one corrective retry, the pipeline's feedback for a repair
+//! round, and the [`Meter`] every call passes. The loop is over any [`Tool`] (a forced tool and
+//! its validated output): the five roles, and the planner of `autonomous-dev plan`, which builds
+//! its own request.
 
 use std::time::{Duration, Instant};
 
@@ -10,10 +12,11 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde::de::DeserializeOwned;
 
+use super::lookup::{self, Lookups, NoLookups};
 use super::render::fill;
 use super::{Architect, Engineer, Input, Pm, Qa, Role, Security, Validate, user_parts};
-use crate::llm::{LlmError, Message, Provider, ToolCall, ToolRequest, ToolSpec};
-use crate::task::{CallKind, Usage};
+use crate::llm::{Choice, LlmError, Message, Provider, ToolCall, ToolRequest, ToolSpec};
+use crate::task::{CallKind, LOOKUP_TOOLS, Lookup, Usage};
 
 /// The system prompt of every role: what the team is and the data-not-instructions rule. One
 /// text for all roles, so that with the tools it forms a prefix the provider caches.
@@ -25,12 +28,19 @@ pub(super) const WRONG_TOOL: &str = include_str!("messages/wrong_tool.md");
 /// The reply to a tool input that does not deserialize (`{error}`: serde's message).
 pub(super) const SCHEMA_MISMATCH: &str = include_str!("messages/schema_mismatch.md");
 
-/// A validated answer and what it cost (summed over the corrective retry, if any).
+/// The reply to a call of a look-up tool by a role without look-ups (`{called}`, `{role}`,
+/// `{tool}`).
+const NOT_YOURS: &str = include_str!("messages/lookup_not_yours.md");
+
+/// A validated answer and what it cost (summed over the look-ups and the corrective retry, if
+/// any).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer<T> {
     pub output: T,
     pub usage: Usage,
     pub duration: Duration,
+    /// Every look-up of the conversation so far, in order.
+    pub lookups: Vec<Lookup>,
 }
 
 /// Why a role produced no usable answer.
@@ -82,11 +92,15 @@ pub trait Tool {
     const NAME: &'static str;
     /// Name of the forced tool (e.g. `submit_prd`).
     const TOOL_NAME: &'static str;
+    /// Whether it may call the look-up tools (`read_file`, `search`, `find_symbol`) before it
+    /// submits: the Architect and the Engineer.
+    const LOOKUPS: bool = false;
     /// What the tool's input must deserialize to.
     type Output: DeserializeOwned + Validate + Send + Sync;
 }
 
-/// Runs role `R` on `input` with `model`: one [`Conversation`] answered once.
+/// Runs role `R` on `input` with `model`: one [`Conversation`] answered once, without
+/// look-ups.
 ///
 /// Errors: see [`Conversation::answer`].
 pub async fn ask<R: Role>(
@@ -95,8 +109,21 @@ pub async fn ask<R: Role>(
     input: Input<'_>,
     meter: &dyn Meter,
 ) -> Result<Answer<R::Output>, AgentError> {
+    ask_with::<R>(provider, model, input, meter, &NoLookups).await
+}
+
+/// [`ask`] with the look-ups of `lookups` (for the roles that have look-up tools).
+///
+/// Errors: see [`Conversation::answer`].
+pub async fn ask_with<R: Role>(
+    provider: &dyn Provider,
+    model: &str,
+    input: Input<'_>,
+    meter: &dyn Meter,
+    lookups: &dyn Lookups,
+) -> Result<Answer<R::Output>, AgentError> {
     Conversation::<R>::new(model, input)
-        .answer(provider, meter)
+        .answer_with(provider, meter, lookups)
         .await
 }
 
@@ -112,6 +139,8 @@ pub struct Conversation<R: Tool> {
     next: CallKind,
     started: Instant,
     usage: Usage,
+    /// The look-ups made so far (at most MAX_LOOKUPS).
+    lookups: Vec<Lookup>,
     role: std::marker::PhantomData<R>,
 }
 
@@ -132,13 +161,15 @@ impl<R: Tool> Conversation<R> {
             next: CallKind::Answer,
             started: Instant::now(),
             usage: Usage::default(),
+            lookups: Vec::new(),
             role: std::marker::PhantomData,
         }
     }
 
     /// Asks the model for a call of `R::TOOL_NAME`, deserializes and validates the tool input;
     /// on failure (another tool called, invalid input) sends the error back once as a tool
-    /// result and asks again. `meter` is asked before and told after each call.
+    /// result and asks again. `meter` is asked before and told after each call. No look-ups:
+    /// see [`Conversation::answer_with`].
     ///
     /// The answer's `usage` is the whole conversation's so far and `duration` runs from
     /// [`Conversation::new`]. Errors: the provider's ([`AgentError::Llm`]), the meter's
@@ -148,17 +179,69 @@ impl<R: Tool> Conversation<R> {
         provider: &dyn Provider,
         meter: &dyn Meter,
     ) -> Result<Answer<R::Output>, AgentError> {
+        self.answer_with(provider, meter, &NoLookups).await
+    }
+
+    /// [`Conversation::answer`] where a role with look-up tools (`R::LOOKUPS`) may call them
+    /// first: each look-up is run on `lookups`, its result sent back as a tool result, and the
+    /// model asked again (each call passing `meter`, as [`CallKind::Lookup`]), until it calls
+    /// `R::TOOL_NAME`. After `lookups.limit()` look-ups in the whole conversation (repair
+    /// rounds included) the role's tool is forced ([`Choice::Forced`]). Look-ups are not
+    /// corrective retries; a refused one is a tool error the model is told and counts.
+    pub async fn answer_with(
+        &mut self,
+        provider: &dyn Provider,
+        meter: &dyn Meter,
+        lookups: &dyn Lookups,
+    ) -> Result<Answer<R::Output>, AgentError> {
         let role = R::NAME;
+        let limit = if R::LOOKUPS { lookups.limit() } else { 0 };
         let mut retried = false;
         loop {
+            let used = u32::try_from(self.lookups.len()).unwrap_or(u32::MAX);
+            self.request.choice = if limit == 0 {
+                Choice::Role
+            } else if used < limit {
+                Choice::WithLookups(LOOKUP_TOOLS.map(str::to_owned).to_vec())
+            } else {
+                Choice::Forced
+            };
             meter.before_call(&self.request).await?;
             let call = provider.call_tool(&self.request).await?;
             self.usage += call.usage;
             meter
                 .after_call(&self.request.model, call.usage, self.next)
                 .await?;
+            if limit > used && LOOKUP_TOOLS.contains(&call.name.as_str()) {
+                let left = limit - used - 1;
+                let (content, is_error, record) =
+                    lookup::answer(lookups, &call.name, &call.input, left, R::TOOL_NAME).await;
+                tracing::info!(role, tool = %call.name, bytes = record.result_bytes, refused = is_error, left, "look-up");
+                self.lookups.push(record);
+                self.request.messages.push(Message::ToolCall {
+                    id: call.id.clone(),
+                    name: call.name,
+                    input: call.input,
+                });
+                self.request.messages.push(Message::ToolResult {
+                    id: call.id,
+                    content,
+                    is_error,
+                });
+                self.next = CallKind::Lookup;
+                continue;
+            }
             let accepted = if call.name == R::TOOL_NAME {
                 accept::<R::Output>(&call.input)
+            } else if LOOKUP_TOOLS.contains(&call.name.as_str()) {
+                Err(fill(
+                    NOT_YOURS,
+                    &[
+                        ("called", &call.name),
+                        ("role", role),
+                        ("tool", R::TOOL_NAME),
+                    ],
+                ))
             } else {
                 Err(fill(
                     WRONG_TOOL,
@@ -219,13 +302,14 @@ impl<R: Tool> Conversation<R> {
             output,
             usage: self.usage,
             duration,
+            lookups: self.lookups.clone(),
         }
     }
 }
 
-/// The first request of role `R`: the shared system prompt, every role's tool (the same list for
-/// all roles, so the cached prefix holds) with `R::TOOL_NAME` forced, and the user message of
-/// [`user_parts`].
+/// The first request of role `R`: the shared system prompt, every role's tool and the look-up
+/// tools (the same list for all roles, so the cached prefix holds) with `R::TOOL_NAME` forced,
+/// and the user message of [`user_parts`].
 pub fn tool_request<R: Role>(model: &str, input: Input<'_>) -> ToolRequest {
     ToolRequest {
         model: model.to_owned(),
@@ -233,11 +317,13 @@ pub fn tool_request<R: Role>(model: &str, input: Input<'_>) -> ToolRequest {
         messages: vec![Message::User(user_parts::<R>(input))],
         tools: TOOLS.clone(),
         tool_choice: R::TOOL_NAME.to_owned(),
+        choice: Choice::Role,
         max_tokens: R::MAX_TOKENS,
     }
 }
 
-/// The tools of the five roles, in pipeline order (schemas generated once).
+/// The tools of the five roles, in pipeline order, then the look-up tools (schemas generated
+/// once).
 static TOOLS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(|| {
     fn spec<R: Role>() -> ToolSpec {
         ToolSpec {
@@ -246,13 +332,15 @@ static TOOLS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(|| {
             input_schema: input_schema::<R::Output>(),
         }
     }
-    vec![
+    let mut tools = vec![
         spec::<Pm>(),
         spec::<Architect>(),
         spec::<Engineer>(),
         spec::<Qa>(),
         spec::<Security>(),
-    ]
+    ];
+    tools.extend(lookup::specs());
+    tools
 });
 
 /// Deserializes and validates a tool input; the error text is what the model is told. An input

@@ -229,6 +229,7 @@ impl Scored for EngineerOutput {
 impl Tool for Engineer {
     const NAME: &'static str = Stage::Engineer.role_name();
     const TOOL_NAME: &'static str = "submit_implementation";
+    const LOOKUPS: bool = true;
     type Output = EngineerOutput;
 }
 

@@ -6,7 +6,8 @@
 //! pipeline, once, with its own system prompt and only its own tool.
 //!
 //! What the roles share is one module per concept: `chain` (the context a role is asked in),
-//! `conversation` (request, answer, corrective retry, the [`Meter`]), `validation`
+//! `conversation` (request, look-ups, answer, corrective retry, the [`Meter`]), `lookup` (the
+//! look-up tools and their [`Lookups`] backend), `validation`
 //! ([`Problems`]), `render` (the user message, every untrusted text in a delimited data block,
 //! see [`neutralize`]) and `evidence` (what a vote rests on besides the model). Every text a
 //! model reads is a Markdown file here: `system.md`, `<role>.md` and `messages/*.md` (the tools'
@@ -18,6 +19,7 @@ mod chain;
 mod conversation;
 mod engineer;
 mod evidence;
+mod lookup;
 mod planner;
 mod pm;
 mod qa;
@@ -31,8 +33,8 @@ use serde::Serialize;
 pub use architect::{Architect, ArchitectOutput};
 pub use chain::{Chain, Input, RepoContext};
 pub use conversation::{
-    AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, Tool, ask, input_schema,
-    tool_request,
+    AgentError, Answer, Conversation, Meter, MeterError, SYSTEM_PROMPT, Tool, ask, ask_with,
+    input_schema, tool_request,
 };
 pub use engineer::{
     Edit, Engineer, EngineerOutput, Response, conflicts_left, repair_request, repo_files_blocks,
@@ -40,12 +42,13 @@ pub use engineer::{
 pub use evidence::{
     EngineerEvidence, Round, RoundOutcome, SecurityEvidence, gates_block, verification_block,
 };
+pub use lookup::{Lookups, NoLookups};
 pub use planner::{PlanOutput, PlannedTask, Planner, plan_request};
 pub use pm::{Pm, PmOutput, PmVote};
 pub use qa::{Qa, QaOutput};
 pub use render::{
     Doc, chain_blocks, checks_block, conversation_block, file_block, goal_block, listing_block,
-    neutralize, task_block, user_parts,
+    lookup_block, neutralize, task_block, user_parts,
 };
 pub use security::{Security, SecurityOutput};
 pub use validation::{NON_BLANK, Problems, Rule, Validate};

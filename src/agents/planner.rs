@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::fill;
 use super::{NON_BLANK, Problems, RepoContext, Tool, Validate, input_schema, listing_block};
-use crate::llm::{Message, Part, ToolRequest, ToolSpec};
+use crate::llm::{Choice, Message, Part, ToolRequest, ToolSpec};
 use crate::store::{TaskFileError, parse_task_file};
 use crate::task::NewTask;
 
@@ -260,6 +260,7 @@ pub fn plan_request(model: &str, goal: &str, repo: &RepoContext) -> ToolRequest 
             input_schema: input_schema::<PlanOutput>(),
         }],
         tool_choice: Planner::TOOL_NAME.to_owned(),
+        choice: Choice::Role,
         max_tokens: PLANNER_MAX_TOKENS,
     }
 }

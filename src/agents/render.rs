@@ -5,11 +5,14 @@
 
 use super::{Chain, Input, RepoContext, Role, verification_block};
 use crate::llm::Part;
-use crate::task::{Feedback, FileChange, NoteKind, Stage, Task};
+use crate::task::{
+    FIND_SYMBOL, Feedback, FileChange, LookupOutput, MAX_SEARCH_HITS, MAX_SYMBOLS, NoteKind,
+    READ_FILE, SEARCH, Stage, Task,
+};
 
 /// The tags of the data blocks of a user message. Their closing form is neutralized inside
 /// untrusted text, so no text can end its block early.
-const DATA_TAGS: [&str; 10] = [
+const DATA_TAGS: [&str; 11] = [
     "task",
     "goal",
     "stage_output",
@@ -20,6 +23,7 @@ const DATA_TAGS: [&str; 10] = [
     "note",
     "failed_checks",
     "check_run",
+    "lookup_result",
 ];
 
 const SHARED_CONTEXT: &str = include_str!("messages/shared_context.md");
@@ -31,6 +35,11 @@ const ROLE: &str = include_str!("messages/role.md");
 const REVISION: &str = include_str!("messages/revision.md");
 const FIX_CHECKS: &str = include_str!("messages/fix_checks.md");
 const RESOLVE_CONFLICTS: &str = include_str!("messages/resolve_conflicts.md");
+const LOOKUP_FILE_CUT: &str = include_str!("messages/lookup_file_cut.md");
+const LOOKUP_HITS_CUT: &str = include_str!("messages/lookup_hits_cut.md");
+const LOOKUP_SYMBOLS_CUT: &str = include_str!("messages/lookup_symbols_cut.md");
+const LOOKUP_NO_SYMBOL: &str = include_str!("messages/lookup_no_symbol.md");
+const LOOKUP_INEXACT: &str = include_str!("messages/lookup_inexact.md");
 
 /// Fills the `{name}` placeholders of a message template (a `messages/*.md` file) with
 /// `values`, in one pass: an inserted value is never scanned for placeholders, so untrusted
@@ -146,6 +155,125 @@ pub fn file_block(file: &FileChange) -> String {
         attribute(&file.path),
         neutralize(&file.content)
     )
+}
+
+/// A look-up's result as a `<lookup_result tool="…" …>` data block (the facts in its
+/// attributes, the file's lines, matches or definitions inside, neutralized), followed by what
+/// was left out and how to ask for it.
+pub fn lookup_block(output: &LookupOutput) -> String {
+    let block = |tool: &str, attributes: &[(&str, String)], body: &str| {
+        let attributes: String = attributes
+            .iter()
+            .map(|(name, value)| format!(" {name}=\"{}\"", attribute(value)))
+            .collect();
+        format!("<lookup_result tool=\"{tool}\"{attributes}>\n{body}</lookup_result>")
+    };
+    match output {
+        LookupOutput::File {
+            path,
+            start_line,
+            end_line,
+            total_lines,
+            text,
+            cut,
+            written,
+        } => {
+            let mut out = block(
+                READ_FILE,
+                &[
+                    ("path", path.clone()),
+                    ("lines", format!("{start_line}-{end_line}")),
+                    ("total_lines", total_lines.to_string()),
+                    (
+                        "version",
+                        if *written { "written" } else { "base" }.to_owned(),
+                    ),
+                ],
+                &with_newline(neutralize(text)),
+            );
+            if *cut {
+                let next = (end_line + 1).to_string();
+                out.push('\n');
+                out.push_str(&fill(
+                    LOOKUP_FILE_CUT,
+                    &[
+                        ("start", &start_line.to_string()),
+                        ("end", &end_line.to_string()),
+                        ("total", &total_lines.to_string()),
+                        ("next", &next),
+                    ],
+                ));
+            }
+            out
+        }
+        LookupOutput::Hits {
+            hits,
+            files_searched,
+            cut,
+        } => {
+            let lines: String = hits
+                .iter()
+                .map(|h| format!("{}:{}: {}\n", h.path, h.line, h.text))
+                .collect();
+            let mut out = block(
+                SEARCH,
+                &[
+                    ("matches", hits.len().to_string()),
+                    ("files_searched", files_searched.to_string()),
+                ],
+                &neutralize(&lines),
+            );
+            if *cut {
+                out.push('\n');
+                out.push_str(&fill(
+                    LOOKUP_HITS_CUT,
+                    &[("max", &MAX_SEARCH_HITS.to_string())],
+                ));
+            }
+            out
+        }
+        LookupOutput::Symbols {
+            name,
+            found,
+            exact,
+            cut,
+        } => {
+            let name_text = neutralize(name).replace('`', "'");
+            if found.is_empty() {
+                return fill(LOOKUP_NO_SYMBOL, &[("name", &name_text)]);
+            }
+            let lines: String = found
+                .iter()
+                .map(|d| format!("{}:{}: {} {}\n", d.path, d.line, d.kind, d.signature))
+                .collect();
+            let mut out = String::new();
+            if !exact {
+                out.push_str(&fill(LOOKUP_INEXACT, &[("name", &name_text)]));
+                out.push('\n');
+            }
+            out.push_str(&block(
+                FIND_SYMBOL,
+                &[("name", name.clone()), ("found", found.len().to_string())],
+                &neutralize(&lines),
+            ));
+            if *cut {
+                out.push('\n');
+                out.push_str(&fill(
+                    LOOKUP_SYMBOLS_CUT,
+                    &[("max", &MAX_SYMBOLS.to_string())],
+                ));
+            }
+            out
+        }
+    }
+}
+
+/// `text` ending with a line break (empty stays empty).
+fn with_newline(mut text: String) -> String {
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 /// Markdown body of an earlier role's output, built section by section; every text goes

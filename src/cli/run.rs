@@ -125,6 +125,7 @@ pub async fn run(database_url: &SecretString, args: RunArgs) -> Result<()> {
             verify_optional: args.checks.verify_optional,
             repair_rounds: args.checks.repair_rounds,
             repo_map_tokens: args.repo_map_tokens as usize,
+            max_lookups: args.max_lookups,
         },
     );
 

@@ -8,6 +8,7 @@
 //! [`Repo::at_commit`] (a snapshot: what was read there is what is committed on it). All
 //! functions block: call them from `tokio::task::spawn_blocking`.
 
+mod lookup;
 mod merge;
 mod path;
 mod remote;

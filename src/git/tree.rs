@@ -12,8 +12,8 @@ use super::{FileChange, PathError, check_path};
 pub(super) const MODE_FILE: i32 = 0o100644;
 /// Mode of an executable file.
 pub(super) const MODE_EXECUTABLE: i32 = 0o100755;
-const MODE_TREE: i32 = 0o040000;
-const MODE_SYMLINK: i32 = 0o120000;
+pub(super) const MODE_TREE: i32 = 0o040000;
+pub(super) const MODE_SYMLINK: i32 = 0o120000;
 const MODE_GITLINK: i32 = 0o160000;
 
 /// What a path names in the base tree.

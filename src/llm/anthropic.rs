@@ -26,12 +26,15 @@ impl Anthropic {
     /// `base_url` is ANTHROPIC_BASE_URL (no trailing `/v1`; a trailing `/` is ignored).
     ///
     /// Without `caching` a request offers only its forced tool and forces it
-    /// (`tool_choice: {"type": "tool"}`). With `caching` (PROMPT_CACHING) every request of the
+    /// (`tool_choice: {"type": "tool"}`), or — when it allows look-ups
+    /// ([`crate::llm::Choice::WithLookups`]) — that tool and the look-up tools with
+    /// `tool_choice: {"type": "any"}`. With `caching` (PROMPT_CACHING) every request of the
     /// pipeline has the same prefix, so that each role reads what the earlier ones wrote to
     /// Anthropic's prompt cache: all the tools are offered with `tool_choice: {"type": "any"}`
     /// (a change of `tool_choice` invalidates cached messages; the caller refuses a call of
-    /// another role's tool), and `cache_control` breakpoints mark the system prompt, the user
-    /// parts marked [`crate::llm::Part::cached`] and, in a continued conversation (corrective
+    /// another role's tool; only the call forced after the last look-up,
+    /// [`crate::llm::Choice::Forced`], names its tool), and `cache_control` breakpoints mark
+    /// the system prompt, the user parts marked [`crate::llm::Part::cached`] and, in a continued conversation (corrective
     /// retry, repair round), its last block — at most four, Anthropic's limit, the earliest
     /// user-part breakpoints giving way.
     ///
@@ -104,7 +107,7 @@ mod wire {
     use serde_json::Value;
 
     use crate::llm::http::quote_body;
-    use crate::llm::{LlmError, Message, ToolCall, ToolRequest, ToolSpec};
+    use crate::llm::{Choice, LlmError, Message, ToolCall, ToolRequest, ToolSpec};
     use crate::task::Usage;
 
     /// Text appended after a `tool_result` error so the model knows what to do next.
@@ -200,19 +203,18 @@ mod wire {
     impl<'a> Request<'a> {
         /// The wire body of `request`; with `caching`, `cache_control` breakpoints as
         /// [`super::Anthropic::new`] describes; with `strict`, strict tools
-        /// ([`super::Anthropic::with_strict_tool_use`]). Error: the forced tool is not among
-        /// the tools.
+        /// ([`super::Anthropic::with_strict_tool_use`]). The tools offered and `tool_choice`
+        /// follow [`Choice`]: without `caching`, only the allowed tools, forced
+        /// (`{"type": "tool"}`) or, with look-ups, `{"type": "any"}`; with `caching`, every
+        /// tool and `any`, except [`Choice::Forced`]. Error: the forced tool is not among the
+        /// tools.
         pub(super) fn new(
             request: &'a ToolRequest,
             caching: bool,
             strict: bool,
         ) -> Result<Request<'a>, LlmError> {
-            let Some(forced) = request.forced_tool() else {
-                return Err(LlmError::InvalidRequest(format!(
-                    "the forced tool `{}` is not among the tools offered",
-                    request.tool_choice
-                )));
-            };
+            let allowed = request.allowed_tools()?;
+            let forced = allowed[0];
             let mut messages = turns(&request.messages, caching);
             if caching && request.messages.len() > 1 {
                 let last = messages.last_mut().and_then(|turn| turn.content.last_mut());
@@ -238,7 +240,7 @@ mod wire {
             let offered: Vec<&ToolSpec> = if caching {
                 request.tools.iter().collect()
             } else {
-                vec![forced]
+                allowed
             };
             Ok(Request {
                 model: &request.model,
@@ -263,12 +265,13 @@ mod wire {
                         strict,
                     })
                     .collect(),
-                tool_choice: if caching {
-                    ToolChoice::Any {
-                        disable_parallel_tool_use: true,
+                tool_choice: match (&request.choice, caching) {
+                    (Choice::Forced, _) | (Choice::Role, false) => {
+                        ToolChoice::Tool { name: &forced.name }
                     }
-                } else {
-                    ToolChoice::Tool { name: &forced.name }
+                    (Choice::WithLookups(_), _) | (Choice::Role, true) => ToolChoice::Any {
+                        disable_parallel_tool_use: true,
+                    },
                 },
             })
         }
@@ -312,6 +315,21 @@ mod wire {
                             false,
                         ),
                     ],
+                ),
+                Message::ToolResult {
+                    id,
+                    content,
+                    is_error,
+                } => (
+                    "user",
+                    vec![Block::new(
+                        Kind::ToolResult {
+                            tool_use_id: id,
+                            content,
+                            is_error: *is_error,
+                        },
+                        false,
+                    )],
                 ),
             };
             match turns.last_mut() {
@@ -465,6 +483,7 @@ mod wire {
                     input_schema: json!({"type": "object"}),
                 }],
                 tool_choice: "x".into(),
+                choice: Choice::Role,
                 max_tokens: 10,
             };
             let body = serde_json::to_value(Request::new(&request, false, false).unwrap()).unwrap();
@@ -480,6 +499,80 @@ mod wire {
             assert_eq!(last[0]["type"], "tool_result");
             assert_eq!(last[1]["type"], "text");
             assert_eq!(last[2], json!({"type": "text", "text": "c"}));
+        }
+
+        /// A request of the role tool `x` that may look up with `read_file`, after one
+        /// look-up answered.
+        fn lookup_request(choice: Choice) -> ToolRequest {
+            let tool = |name: &str| ToolSpec {
+                name: name.into(),
+                description: "d".into(),
+                input_schema: json!({"type": "object"}),
+            };
+            ToolRequest {
+                model: "m".into(),
+                system: "s".into(),
+                messages: vec![
+                    Message::User(vec![Part::text("a")]),
+                    Message::ToolCall {
+                        id: "t1".into(),
+                        name: "read_file".into(),
+                        input: json!({"path": "a"}),
+                    },
+                    Message::ToolResult {
+                        id: "t1".into(),
+                        content: "<lookup_result>…</lookup_result>".into(),
+                        is_error: false,
+                    },
+                ],
+                tools: vec![tool("other"), tool("x"), tool("read_file")],
+                tool_choice: "x".into(),
+                choice,
+                max_tokens: 10,
+            }
+        }
+
+        #[test]
+        fn look_ups_offer_the_role_tool_and_the_look_up_tools_with_any() {
+            let request = lookup_request(Choice::WithLookups(vec!["read_file".into()]));
+            let body = serde_json::to_value(Request::new(&request, false, false).unwrap()).unwrap();
+            let names: Vec<_> = body["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["x", "read_file"]);
+            assert_eq!(
+                body["tool_choice"],
+                json!({"type": "any", "disable_parallel_tool_use": true})
+            );
+            // The result is a tool result that is no error, with no request to correct it.
+            assert_eq!(
+                body["messages"][2]["content"],
+                json!([{"type": "tool_result", "tool_use_id": "t1",
+                        "content": "<lookup_result>…</lookup_result>", "is_error": false}])
+            );
+            // With caching the list is every tool (one cached prefix) and the choice `any`.
+            let body = serde_json::to_value(Request::new(&request, true, false).unwrap()).unwrap();
+            assert_eq!(body["tools"].as_array().unwrap().len(), 3);
+            assert_eq!(body["tool_choice"]["type"], "any");
+        }
+
+        #[test]
+        fn the_call_after_the_last_look_up_forces_the_role_tool_even_with_caching() {
+            for caching in [false, true] {
+                let request = lookup_request(Choice::Forced);
+                let body =
+                    serde_json::to_value(Request::new(&request, caching, false).unwrap()).unwrap();
+                assert_eq!(
+                    body["tool_choice"],
+                    json!({"type": "tool", "name": "x"}),
+                    "{caching}"
+                );
+                let offered = body["tools"].as_array().unwrap().len();
+                assert_eq!(offered, if caching { 3 } else { 1 });
+            }
         }
 
         #[test]

@@ -70,6 +70,7 @@ mod tests {
                 input_schema: serde_json::json!({"type": "object"}),
             }],
             tool_choice: "t".into(),
+            choice: crate::llm::Choice::Role,
             max_tokens,
         };
         capped.call_tool(&request(16000)).await.unwrap();

@@ -1,5 +1,6 @@
-//! LLM providers behind one trait: a conversation with one forced tool goes in, the model's tool
-//! call and its token usage come out. Anthropic's Messages API is implemented in [`Anthropic`],
+//! LLM providers behind one trait: a conversation with one forced tool (or that tool and the
+//! look-up tools) goes in, the model's tool call and its token usage come out. Anthropic's
+//! Messages API is implemented in [`Anthropic`],
 //! OpenAI's Chat Completions API (OpenAI, OpenRouter, Ollama, vLLM, llama.cpp's server) in
 //! [`OpenAi`]; both send through one private transport (retry loop, status mapping, key
 //! scrubbing), so they differ only in their wire types.
@@ -69,6 +70,30 @@ pub enum Message {
     /// Our answer to that call: why its input was rejected or what it led to (a failed
     /// verification), asking for a corrected call.
     ToolError { id: String, error: String },
+    /// Our answer to a look-up call: its result (`is_error: false`), or why it could not be
+    /// looked up (`is_error: true`), without asking for a corrected call.
+    ToolResult {
+        id: String,
+        content: String,
+        is_error: bool,
+    },
+}
+
+/// Which tools the model may call in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// The role's tool, `tool_choice`. A provider that keeps one tool list for its prompt cache
+    /// (Anthropic with caching) lets the model choose among all the tools; the caller refuses
+    /// a call of another.
+    #[default]
+    Role,
+    /// `tool_choice` or one of these look-up tools (names of `tools`): Anthropic's
+    /// `{"type": "any"}`, OpenAI's `"required"`.
+    WithLookups(Vec<String>),
+    /// `tool_choice` and nothing else on every provider, even where that costs the cached
+    /// messages (Anthropic with caching: a change of `tool_choice` invalidates them): the call
+    /// after the last look-up allowed.
+    Forced,
 }
 
 /// One request: system prompt, conversation, the tools on offer, the one forced and an output
@@ -84,8 +109,11 @@ pub struct ToolRequest {
     pub messages: Vec<Message>,
     /// Every tool of the pipeline, in a fixed order.
     pub tools: Vec<ToolSpec>,
-    /// Name of the tool the model must call; one of `tools`.
+    /// Name of the role's tool, the one the model must call unless `choice` allows look-ups;
+    /// one of `tools`.
     pub tool_choice: String,
+    /// Which tools the model may call.
+    pub choice: Choice,
     pub max_tokens: u32,
 }
 
@@ -94,6 +122,28 @@ impl ToolRequest {
     /// providers report as an invalid request).
     pub fn forced_tool(&self) -> Option<&ToolSpec> {
         self.tools.iter().find(|t| t.name == self.tool_choice)
+    }
+
+    /// The tools the model may call when the provider offers only those (no shared list):
+    /// the role's tool, then the look-up tools of [`Choice::WithLookups`] in `tools` order.
+    /// Error: the role's tool is not among `tools`.
+    pub fn allowed_tools(&self) -> Result<Vec<&ToolSpec>, LlmError> {
+        let forced = self.forced_tool().ok_or_else(|| {
+            LlmError::InvalidRequest(format!(
+                "the forced tool `{}` is not among the tools offered",
+                self.tool_choice
+            ))
+        })?;
+        let mut allowed = vec![forced];
+        if let Choice::WithLookups(names) = &self.choice {
+            allowed.extend(self.tools.iter().filter(|t| names.contains(&t.name)));
+        }
+        Ok(allowed)
+    }
+
+    /// The spec of the tool named `name`, if offered.
+    pub fn tool(&self, name: &str) -> Option<&ToolSpec> {
+        self.tools.iter().find(|t| t.name == name)
     }
 
     /// Bytes of everything the request sends as model input: system prompt, tool names,
@@ -114,13 +164,15 @@ impl ToolRequest {
                     id.len() + name.len() + input.to_string().len()
                 }
                 Message::ToolError { id, error } => id.len() + error.len(),
+                Message::ToolResult { id, content, .. } => id.len() + content.len(),
             })
             .sum();
         self.system.len() + tools + messages
     }
 }
 
-/// The model's call of the forced tool: its id, its raw `input` and what the request cost.
+/// The model's call of a tool it was allowed ([`ToolRequest::choice`]): its id, its raw
+/// `input` and what the request cost.
 ///
 /// `input` is the tool input as the model wrote it, unvalidated. When a provider receives
 /// arguments that are not JSON at all (OpenAI-compatible servers send them as a string), `input`
@@ -130,9 +182,10 @@ impl ToolRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
     pub id: String,
-    /// The tool the model called: the forced one, except where a provider lets the model choose
-    /// among the tools (Anthropic with prompt caching, see [`crate::llm::Anthropic::new`]); the
-    /// caller refuses a call of another tool as an invalid answer.
+    /// The tool the model called: the forced one, a look-up tool the request allowed, or —
+    /// where a provider lets the model choose among all the tools (Anthropic with prompt
+    /// caching, see [`crate::llm::Anthropic::new`]) — another, which the caller refuses as an
+    /// invalid answer.
     pub name: String,
     pub input: serde_json::Value,
     pub usage: Usage,

@@ -69,14 +69,19 @@ impl OpenAi {
         };
         let body = wire::Request::new(request, parameters)?;
         let url = format!("{}/v1/chat/completions", self.base_url);
-        let tool = request.tool_choice.as_str();
+        let allowed: Vec<&str> = request
+            .allowed_tools()?
+            .into_iter()
+            .map(|t| t.name.as_str())
+            .collect();
         let mut call = self
             .transport
             .post(&url, &headers, &body, wire::error_message, |text| {
-                wire::parse_tool_call(text, tool)
+                wire::parse_tool_call(text, &allowed)
             })
             .await?;
-        if strict && let Some(spec) = request.forced_tool() {
+        // The nulls strict decoding wrote for the optional properties of the tool called.
+        if strict && let Some(spec) = request.tool(&call.name) {
             strict::drop_nulls(&spec.input_schema, &mut call.input);
         }
         Ok(call)
@@ -128,7 +133,7 @@ mod wire {
         model: &'a str,
         max_tokens: u32,
         messages: Vec<ChatMessage<'a>>,
-        tools: [Tool<'a>; 1],
+        tools: Vec<Tool<'a>>,
         tool_choice: ToolChoice<'a>,
     }
 
@@ -160,11 +165,16 @@ mod wire {
         Grammar,
     }
 
-    /// `{"type": "function", "function": {"name": …}}`: the model must call that function.
+    /// `{"type": "function", "function": {"name": …}}`: the model must call that function;
+    /// `"required"`: it must call one of the functions.
     #[derive(Debug, Serialize)]
-    struct ToolChoice<'a> {
-        r#type: &'static str,
-        function: FunctionName<'a>,
+    #[serde(untagged)]
+    enum ToolChoice<'a> {
+        Function {
+            r#type: &'static str,
+            function: FunctionName<'a>,
+        },
+        Mode(&'static str),
     }
 
     #[derive(Debug, Serialize)]
@@ -221,50 +231,57 @@ mod wire {
     }
 
     impl<'a> Request<'a> {
-        /// The wire body of `request`. Only the forced tool is offered: local models have small
-        /// context windows, and OpenAI's automatic prefix caching needs no markers. Its
-        /// `parameters` as [`super::OpenAi::with_constraint`] says. Error: the forced tool is
-        /// not among the tools.
+        /// The wire body of `request`. Only the allowed tools are offered (local models have
+        /// small context windows, and OpenAI's automatic prefix caching needs no markers): the
+        /// forced one, as `tool_choice`, or — when the request allows look-ups — it and the
+        /// look-up tools with `tool_choice: "required"`. Their `parameters` as
+        /// [`super::OpenAi::with_constraint`] says. Error: the forced tool is not among the
+        /// tools.
         pub(super) fn new(
             request: &'a ToolRequest,
             parameters: Parameters,
         ) -> Result<Request<'a>, LlmError> {
-            let tool = request.forced_tool().ok_or_else(|| {
-                LlmError::InvalidRequest(format!(
-                    "the forced tool `{}` is not among the tools offered",
-                    request.tool_choice
-                ))
-            })?;
+            let allowed = request.allowed_tools()?;
             let mut messages = vec![ChatMessage::System {
                 content: Content::Borrowed(&request.system),
             }];
             messages.extend(request.messages.iter().flat_map(chat_messages));
+            let tool_choice = if allowed.len() > 1 {
+                ToolChoice::Mode("required")
+            } else {
+                ToolChoice::Function {
+                    r#type: "function",
+                    function: FunctionName {
+                        name: &allowed[0].name,
+                    },
+                }
+            };
             Ok(Request {
                 model: &request.model,
                 max_tokens: request.max_tokens,
                 messages,
-                tools: [Tool {
-                    r#type: "function",
-                    function: FunctionSpec {
-                        name: &tool.name,
-                        description: &tool.description,
-                        parameters: match parameters {
-                            Parameters::Full => Cow::Borrowed(&tool.input_schema),
-                            Parameters::Strict => {
-                                Cow::Owned(crate::llm::strict::openai(&tool.input_schema))
-                            }
-                            Parameters::Grammar => Cow::Owned(crate::llm::strict::grammar(
-                                &tool.input_schema,
-                                request.max_tokens,
-                            )),
+                tools: allowed
+                    .into_iter()
+                    .map(|tool| Tool {
+                        r#type: "function",
+                        function: FunctionSpec {
+                            name: &tool.name,
+                            description: &tool.description,
+                            parameters: match parameters {
+                                Parameters::Full => Cow::Borrowed(&tool.input_schema),
+                                Parameters::Strict => {
+                                    Cow::Owned(crate::llm::strict::openai(&tool.input_schema))
+                                }
+                                Parameters::Grammar => Cow::Owned(crate::llm::strict::grammar(
+                                    &tool.input_schema,
+                                    request.max_tokens,
+                                )),
+                            },
+                            strict: parameters == Parameters::Strict,
                         },
-                        strict: parameters == Parameters::Strict,
-                    },
-                }],
-                tool_choice: ToolChoice {
-                    r#type: "function",
-                    function: FunctionName { name: &tool.name },
-                },
+                    })
+                    .collect(),
+                tool_choice,
             })
         }
     }
@@ -305,6 +322,10 @@ mod wire {
                     content: Content::Borrowed(CORRECT_AND_RETRY),
                 },
             ],
+            Message::ToolResult { id, content, .. } => vec![ChatMessage::Tool {
+                tool_call_id: id,
+                content,
+            }],
         }
     }
 
@@ -390,9 +411,11 @@ mod wire {
         }
     }
 
-    /// Finds the call of `tool` in the first choice of a 2xx response body; a missing `usage`
-    /// counts zero tokens.
-    pub(super) fn parse_tool_call(body: &str, tool: &str) -> Result<ToolCall, LlmError> {
+    /// Finds the call of the first of `allowed` (the forced tool), else of another of them (a
+    /// look-up), in the first choice of a 2xx response body; a missing `usage` counts zero
+    /// tokens.
+    pub(super) fn parse_tool_call(body: &str, allowed: &[&str]) -> Result<ToolCall, LlmError> {
+        let tool = allowed.first().copied().unwrap_or_default();
         let response: Response = serde_json::from_str(body)
             .map_err(|e| LlmError::InvalidResponse(format!("cannot parse the response: {e}")))?;
         let usage = response.usage.unwrap_or_default().into();
@@ -401,7 +424,15 @@ mod wire {
         };
         let calls = choice.message.tool_calls.unwrap_or_default();
         let called: Vec<String> = calls.iter().map(|c| c.function.name.clone()).collect();
-        match calls.into_iter().find(|c| c.function.name == tool) {
+        let position = calls
+            .iter()
+            .position(|c| c.function.name == tool)
+            .or_else(|| {
+                calls
+                    .iter()
+                    .position(|c| allowed.contains(&c.function.name.as_str()))
+            });
+        match position.map(|i| calls.into_iter().nth(i).expect("a position in calls")) {
             Some(call) => Ok(ToolCall {
                 id: call
                     .id
@@ -554,6 +585,7 @@ mod wire {
                     input_schema: json!({"type": "object"}),
                 }],
                 tool_choice: "x".into(),
+                choice: crate::llm::Choice::Role,
                 max_tokens: 10,
             }
         }
@@ -619,6 +651,62 @@ mod wire {
         }
 
         #[test]
+        fn look_ups_offer_the_functions_with_required_and_answer_with_a_tool_message() {
+            let mut request = request(vec![
+                Message::ToolCall {
+                    id: "c1".into(),
+                    name: "search".into(),
+                    input: json!({"regex": "a"}),
+                },
+                Message::ToolResult {
+                    id: "c1".into(),
+                    content: "<lookup_result>…</lookup_result>".into(),
+                    is_error: false,
+                },
+            ]);
+            request.tools.push(ToolSpec {
+                name: "search".into(),
+                description: "d".into(),
+                input_schema: json!({"type": "object"}),
+            });
+            request.choice = crate::llm::Choice::WithLookups(vec!["search".into()]);
+            let body =
+                serde_json::to_value(Request::new(&request, Parameters::Full).unwrap()).unwrap();
+            assert_eq!(body["tool_choice"], "required");
+            let names: Vec<_> = body["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["function"]["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(names, ["x", "search"]);
+            // The result is the `tool` message alone: no user turn asking for a correction.
+            assert_eq!(body["messages"].as_array().unwrap().len(), 3);
+            assert_eq!(
+                body["messages"][2],
+                json!({"role": "tool", "tool_call_id": "c1",
+                       "content": "<lookup_result>…</lookup_result>"})
+            );
+            request.choice = crate::llm::Choice::Forced;
+            let body =
+                serde_json::to_value(Request::new(&request, Parameters::Full).unwrap()).unwrap();
+            assert_eq!(body["tool_choice"]["function"]["name"], "x");
+            assert_eq!(body["tools"].as_array().unwrap().len(), 1);
+            // A call of an allowed look-up is taken; of a tool not allowed, refused.
+            let looked = answer(
+                json!([{"id": "c2", "type": "function",
+                        "function": {"name": "search", "arguments": "{\"regex\":\"b\"}"}}]),
+                "tool_calls",
+            );
+            let call = parse_tool_call(&looked, &["x", "search"]).unwrap();
+            assert_eq!(
+                (call.name.as_str(), call.input.clone()),
+                ("search", json!({"regex": "b"}))
+            );
+            assert!(parse_tool_call(&looked, &["x"]).is_err());
+        }
+
+        #[test]
         fn arguments_as_string_object_or_broken_json() {
             let call = parse_tool_call(
                 &answer(
@@ -626,7 +714,7 @@ mod wire {
                             "function": {"name": "x", "arguments": "{\"a\":1}"}}]),
                     "tool_calls",
                 ),
-                "x",
+                &["x"],
             )
             .unwrap();
             assert_eq!(call.input, json!({"a": 1}));
@@ -637,7 +725,7 @@ mod wire {
                     json!([{"function": {"name": "x", "arguments": {"a": 2}}}]),
                     "stop",
                 ),
-                "x",
+                &["x"],
             )
             .unwrap();
             assert_eq!(call.input, json!({"a": 2}));
@@ -648,7 +736,7 @@ mod wire {
                     json!([{"id": "c", "function": {"name": "x", "arguments": "{\"a\":"}}]),
                     "tool_calls",
                 ),
-                "x",
+                &["x"],
             )
             .unwrap();
             assert_eq!(call.input, Value::String("{\"a\":".into()));
@@ -656,18 +744,18 @@ mod wire {
 
         #[test]
         fn missing_or_other_tool_call_is_invalid_response() {
-            let err = parse_tool_call(&answer(Value::Null, "length"), "x").unwrap_err();
+            let err = parse_tool_call(&answer(Value::Null, "length"), &["x"]).unwrap_err();
             assert!(err.to_string().contains("finish_reason: length"), "{err}");
             let err = parse_tool_call(
                 &answer(
                     json!([{"id": "c", "function": {"name": "y", "arguments": "{}"}}]),
                     "tool_calls",
                 ),
-                "x",
+                &["x"],
             )
             .unwrap_err();
             assert!(err.to_string().contains("called: y"), "{err}");
-            let err = parse_tool_call(r#"{"choices": []}"#, "x").unwrap_err();
+            let err = parse_tool_call(r#"{"choices": []}"#, &["x"]).unwrap_err();
             assert!(err.to_string().contains("no choices"), "{err}");
         }
 

@@ -51,7 +51,7 @@ pub struct StageLabels {
 pub struct CallLabels {
     pub role: String,
     pub model: String,
-    /// `answer`, `correction`, `feedback` ([`CallKind`]).
+    /// `answer`, `correction`, `feedback`, `lookup` ([`CallKind`]).
     pub kind: String,
 }
 
@@ -301,6 +301,7 @@ impl Metrics {
             CallKind::Answer => "answer",
             CallKind::Correction => "correction",
             CallKind::Feedback => "feedback",
+            CallKind::Lookup => "lookup",
         };
         self.llm_calls
             .get_or_create(&CallLabels {

@@ -21,7 +21,7 @@ use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use super::failure::TaskFailure;
-use super::{Pipeline, RoleModel, Snapshot, Stop, Verifying, record};
+use super::{Pipeline, RoleModel, Snapshot, SnapshotLookups, Stop, Verifying, record};
 use crate::agents::{
     self, Chain, Conversation, Engineer, EngineerEvidence, Input, Meter, Round, RoundOutcome,
     SecurityEvidence,
@@ -37,7 +37,8 @@ use crate::verify::{
 };
 
 impl Pipeline {
-    /// The Engineer's stage: up to 1 + REPAIR_ROUNDS answers on one conversation. Each answer's
+    /// The Engineer's stage: up to 1 + REPAIR_ROUNDS answers on one conversation, with up to
+    /// MAX_LOOKUPS look-ups in all (on the snapshot, with the files written so far). Each answer's
     /// edits are applied to the files written so far (else the repository's); edits that do
     /// not apply, and a failed or timed-out verification, go back to the model while rounds are
     /// left. The record holds the resolved files (whole, no edits) and, as evidence, every round
@@ -54,6 +55,7 @@ impl Pipeline {
         snapshot: &dyn Snapshot,
     ) -> Result<StageRecord, Stop> {
         let mut conversation = Conversation::<Engineer>::new(&role.model, input);
+        let lookups = SnapshotLookups::new(snapshot, self.settings.max_lookups);
         let check = self.check(snapshot).await?;
         let mut base = BaseFiles::new();
         let mut written: BTreeMap<String, String> = BTreeMap::new();
@@ -61,7 +63,7 @@ impl Pipeline {
         let last_round = self.settings.repair_rounds;
         for round in 0..=last_round {
             let mut answer = conversation
-                .answer(role.provider.as_ref(), meter)
+                .answer_with(role.provider.as_ref(), meter, &lookups)
                 .await
                 .map_err(|e| Stop::Failed(e.into()))?;
             let output = &answer.output;
@@ -91,6 +93,7 @@ impl Pipeline {
                 }
             };
             written.extend(files.into_iter().map(|f| (f.path, f.content)));
+            lookups.set_written(&written);
             // A conflict revision: every conflicted file must come back resolved.
             let conflicts = input
                 .repo

@@ -48,7 +48,7 @@ use crate::store::{Finish, Lease, StoreError};
 use crate::task::{Outcome, Publication, PullRequestRef, Stage, StageRecord, Task, TaskStatus};
 
 use failure::{Retry, TaskFailure};
-use repository::RunSnapshot;
+use repository::{RunSnapshot, SnapshotLookups};
 
 /// Bound on the repository listing shown to the Architect, in bytes of paths.
 pub(crate) const LISTING_MAX_BYTES: usize = 64 * 1024;
@@ -157,6 +157,9 @@ pub struct PipelineSettings {
     /// REPO_MAP_TOKENS: the repository map's budget in estimated tokens, shown to every role
     /// instead of the bare listing; 0 shows the bare listing.
     pub repo_map_tokens: usize,
+    /// MAX_LOOKUPS: most look-up calls (`read_file`, `search`, `find_symbol`) the Architect and
+    /// the Engineer may each make before they submit; 0 offers them none.
+    pub max_lookups: u32,
 }
 
 /// What the daemon runs a claimed task with: the worker's seam. [`Pipeline`] is the product's;
@@ -472,7 +475,19 @@ impl Pipeline {
         let input = Input { task, chain, repo };
         let mut record = match stage {
             Stage::Pm => ask::<agents::Pm>(role, input, &meter).await?,
-            Stage::Architect => ask::<agents::Architect>(role, input, &meter).await?,
+            Stage::Architect => {
+                let lookups = SnapshotLookups::new(base, self.settings.max_lookups);
+                let answer = agents::ask_with::<agents::Architect>(
+                    role.provider.as_ref(),
+                    &role.model,
+                    input,
+                    &meter,
+                    &lookups,
+                )
+                .await
+                .map_err(|e| Stop::Failed(e.into()))?;
+                record::<agents::Architect>(role, answer)?
+            }
             Stage::Engineer => self.engineer(role, input, &meter, base).await?,
             Stage::Qa => ask::<agents::Qa>(role, input, &meter).await?,
             Stage::Security => {
@@ -691,12 +706,13 @@ async fn ask<R: Role>(
     record::<R>(role, answer)
 }
 
-/// The stage record of role `R`'s answer (no evidence).
+/// The stage record of role `R`'s answer, with its look-ups (no evidence).
 fn record<R: Role>(role: &RoleModel, answer: Answer<R::Output>) -> Result<StageRecord, Stop> {
     let Answer {
         output,
         usage,
         duration,
+        lookups,
     } = answer;
     let score = agents::Scored::vote_score(&output);
     let output = serde_json::to_value(&output).map_err(|e| {
@@ -715,6 +731,7 @@ fn record<R: Role>(role: &RoleModel, answer: Answer<R::Output>) -> Result<StageR
         duration_ms: i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
         created_at: None,
         base_commit: None,
+        lookups,
     })
 }
 

@@ -1,11 +1,13 @@
 //! The pipeline's edges towards the target repository, as traits: [`Repository`] takes a
 //! [`Snapshot`] — the base branch fetched once, at a known commit — that every read of a run
-//! works from (listing, current files, the verification worktree); [`Publishing`] pushes the
-//! task's branch on that commit, opens or adopts its PR and labels it. A resumed run pins its
-//! snapshot at the base its recorded stages carry ([`Repository::snapshot_at`]), so one task's
-//! stages and publish never mix bases. [`GitRepository`] and
-//! [`super::Publisher`] implement them over the clone (git2, on blocking threads) and GitHub.
+//! works from (listing, current files, the look-ups, the verification worktree);
+//! [`Publishing`] pushes the task's branch on that commit, opens or adopts its PR and labels it.
+//! A resumed run pins its snapshot at the base its recorded stages carry
+//! ([`Repository::snapshot_at`]), so one task's stages and publish never mix bases.
+//! [`GitRepository`] and [`super::Publisher`] implement them over the clone (git2, on blocking
+//! threads) and GitHub.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use tracing::{info, warn};
 use super::publish::{BranchCommit, DraftPr, PublishError, PublisherConfig};
 use crate::git::{GitError, Listing, MergePreview, Repo};
 use crate::github::{Posted, PullRequest};
-use crate::task::{FileChange, StageRecord};
+use crate::task::{FileChange, LookupCall, LookupOutput, StageRecord};
 
 /// Takes snapshots of the base branch.
 #[async_trait]
@@ -67,6 +69,19 @@ pub trait Snapshot: Send + Sync {
 
     /// Those of `paths` that are executable files (mode 100755) at the base.
     async fn executables(&self, paths: Vec<String>) -> Result<Vec<String>, PublishError>;
+
+    /// Runs look-up `call` on the base's blobs, `written` (path → content a conversation wrote)
+    /// shadowing them ([`crate::git::Repo::lookup`]). `Ok(Err(reason))`: a tool error for the
+    /// model (a refused path, a missing file, a bad regex). Without an implementation every
+    /// look-up is refused. Errors: reading the base.
+    async fn lookup(
+        &self,
+        call: LookupCall,
+        written: BTreeMap<String, String>,
+    ) -> Result<Result<LookupOutput, String>, PublishError> {
+        let _ = (call, written);
+        Ok(Err("this snapshot answers no look-ups".into()))
+    }
 
     /// Writes the base's tree with `files` applied into `dir` (an empty directory): a fresh
     /// worktree to verify the change in. Errors: a hostile path, before anything is written.
@@ -264,6 +279,17 @@ impl Snapshot for GitSnapshot {
         .await
     }
 
+    async fn lookup(
+        &self,
+        call: LookupCall,
+        written: BTreeMap<String, String>,
+    ) -> Result<Result<LookupOutput, String>, PublishError> {
+        with_repo(&self.config, Some(&self.base), move |repo| {
+            repo.lookup(&call, &written)
+        })
+        .await
+    }
+
     async fn export(&self, files: Vec<FileChange>, dir: PathBuf) -> Result<(), PublishError> {
         with_repo(&self.config, Some(&self.base), move |repo| {
             repo.export(&files, &dir)
@@ -381,5 +407,54 @@ impl<'a> RunSnapshot<'a> {
             .get_or_try_init(|| self.repository.snapshot())
             .await?;
         Ok(snapshot.as_ref())
+    }
+}
+
+/// A role's look-ups ([`crate::agents::Lookups`]) answered on a run's snapshot: at most `limit`
+/// (MAX_LOOKUPS), reading the base's blobs with the files the conversation has written so far
+/// ([`SnapshotLookups::set_written`]) shadowing them. A snapshot that cannot be read refuses the
+/// look-up (logged); the role goes on without it.
+pub(super) struct SnapshotLookups<'a> {
+    snapshot: &'a dyn Snapshot,
+    limit: u32,
+    written: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl<'a> SnapshotLookups<'a> {
+    /// Look-ups on `snapshot`, at most `limit` per role, nothing written yet.
+    pub(super) fn new(snapshot: &'a dyn Snapshot, limit: u32) -> SnapshotLookups<'a> {
+        SnapshotLookups {
+            snapshot,
+            limit,
+            written: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The files the conversation has written (path → whole content), read instead of the
+    /// base's from now on.
+    pub(super) fn set_written(&self, written: &BTreeMap<String, String>) {
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = written.clone();
+    }
+}
+
+#[async_trait]
+impl crate::agents::Lookups for SnapshotLookups<'_> {
+    fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    async fn run(&self, call: &LookupCall) -> Result<LookupOutput, String> {
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match self.snapshot.lookup(call.clone(), written).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                warn!(%error, "a look-up could not read the base");
+                Err(format!("the repository could not be read: {error}"))
+            }
+        }
     }
 }

@@ -18,8 +18,8 @@ use crate::store::{
     WaitingRow, WorkerRow,
 };
 use crate::task::{
-    Outcome, PrState, Revision, RevisionEnd, RevisionStatus, RevisionTrigger, Stage, StageRecord,
-    Task, TaskStatus, Usage,
+    Lookup, Outcome, PrState, Revision, RevisionEnd, RevisionStatus, RevisionTrigger, Stage,
+    StageRecord, Task, TaskStatus, Usage,
 };
 
 /// Days of history the spend view and the chart cover (today included).
@@ -141,6 +141,9 @@ pub struct StageView {
     pub recorded_at: Option<DateTime<Utc>>,
     /// The base commit (hex) the stage read the repository at.
     pub base_commit: Option<String>,
+    /// The look-ups the role made before it submitted (tool, arguments, result size in bytes,
+    /// the error it was told if refused), in order.
+    pub lookups: Vec<Lookup>,
     /// The Engineer's rounds (the first answer, then each repair) and its final verification.
     pub engineer_evidence: Option<EngineerEvidence>,
     /// Security's gates and the final verification of what is committed.
@@ -182,6 +185,7 @@ impl From<&StageRecord> for StageView {
             usage: record.usage,
             recorded_at: record.created_at,
             base_commit: record.base_commit.clone(),
+            lookups: record.lookups.clone(),
             engineer_evidence,
             security_evidence,
             unreadable: (!problems.is_empty()).then(|| problems.join("; ")),

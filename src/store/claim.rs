@@ -97,8 +97,8 @@ const RENEW: &str = "\
 const SAVE_STAGE: &str = "\
     INSERT INTO task_stages (task, stage, output, score, model, input_tokens, output_tokens, \
                              cache_creation_input_tokens, cache_read_input_tokens, duration_ms, \
-                             evidence, base_commit) \
-    SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
+                             evidence, base_commit, lookups) \
+    SELECT id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
     FROM tasks \
     WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress' \
     FOR SHARE \
@@ -113,6 +113,7 @@ const SAVE_STAGE: &str = "\
             duration_ms = EXCLUDED.duration_ms, \
             evidence = EXCLUDED.evidence, \
             base_commit = EXCLUDED.base_commit, \
+            lookups = EXCLUDED.lookups, \
             created_at = now()";
 
 /// $3 the pull request's URL.
@@ -360,7 +361,7 @@ impl Store {
 
 /// `query` with a stage record's columns bound next, in the order `SAVE_STAGE` and
 /// `SAVE_REVISION_STAGE` list them: stage, output, score, model, the four token counts,
-/// duration_ms, evidence, base_commit.
+/// duration_ms, evidence, base_commit, lookups.
 pub(super) fn bind_record<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     record: &'q StageRecord,
@@ -378,6 +379,7 @@ pub(super) fn bind_record<'q>(
         .bind(record.duration_ms)
         .bind(&record.evidence)
         .bind(&record.base_commit)
+        .bind(sqlx::types::Json(&record.lookups))
 }
 
 /// A fenced write changed `rows` rows: one means the lease held, none that it is stale.

@@ -226,7 +226,7 @@ const GET_TASK: &str = "\
 const STAGES: &str = "\
     SELECT stage, output, evidence, score, model, input_tokens, output_tokens, \
            cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at, \
-           base_commit \
+           base_commit, lookups \
     FROM task_stages \
     WHERE task = $1 \
     ORDER BY array_position($2::varchar[], stage), id";

@@ -94,7 +94,7 @@ const OPEN_REVISION: &str = "\
 const REVISION_STAGES: &str = "\
     SELECT stage, output, evidence, score, model, input_tokens, output_tokens, \
            cache_creation_input_tokens, cache_read_input_tokens, duration_ms, created_at, \
-           base_commit \
+           base_commit, lookups \
     FROM revision_stages \
     WHERE revision = $1 \
     ORDER BY array_position($2::varchar[], stage), id";
@@ -104,8 +104,9 @@ const REVISION_STAGES: &str = "\
 const SAVE_REVISION_STAGE: &str = "\
     INSERT INTO revision_stages (revision, stage, output, score, model, input_tokens, \
                                  output_tokens, cache_creation_input_tokens, \
-                                 cache_read_input_tokens, duration_ms, evidence, base_commit) \
-    SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+                                 cache_read_input_tokens, duration_ms, evidence, base_commit, \
+                                 lookups) \
+    SELECT $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 \
     FROM tasks \
     WHERE id = $1 AND fencing_token = $2 AND status = 'in_progress' \
     FOR SHARE \
@@ -115,7 +116,7 @@ const SAVE_REVISION_STAGE: &str = "\
             cache_creation_input_tokens = EXCLUDED.cache_creation_input_tokens, \
             cache_read_input_tokens = EXCLUDED.cache_read_input_tokens, \
             duration_ms = EXCLUDED.duration_ms, evidence = EXCLUDED.evidence, \
-            base_commit = EXCLUDED.base_commit, created_at = now()";
+            base_commit = EXCLUDED.base_commit, lookups = EXCLUDED.lookups, created_at = now()";
 
 /// $1 tasks.id, $2 token, $3 revisions.id, $4 head commit.
 const SET_HEAD: &str = "\

@@ -1,13 +1,20 @@
 //! Domain types shared by every module: a task, its status, the pipeline stages, the token
 //! usage a stage spent, and how a task ended (`outcome.rs`: the consensus, the branch and the
 //! pull request; `gate_report.rs`: what the gates found; `revision.rs`: a revision of an open
-//! PR and the conversation it answers). No I/O here.
+//! PR and the conversation it answers; `lookup.rs`: the look-up tools' inputs, results and
+//! records). No I/O here.
 
 mod gate_report;
+mod lookup;
 mod outcome;
 mod revision;
 
 pub use gate_report::{GateReport, Refusal, SecretFinding};
+pub use lookup::{
+    FIND_SYMBOL, FindSymbol, Hit, LOOKUP_TOOLS, Lookup, LookupCall, LookupOutput, MAX_HIT_BYTES,
+    MAX_READ_BYTES, MAX_READ_LINES, MAX_REGEX_BYTES, MAX_SEARCH_HITS, MAX_SYMBOLS, READ_FILE,
+    ReadFile, SEARCH, Search, SymbolHit,
+};
 pub use outcome::{
     BranchCommit, Consensus, Decision, DraftPr, Outcome, Publication, PullRequestRef, Vote,
 };
@@ -335,10 +342,14 @@ pub struct StageRecord {
     /// a resumed run pins its snapshot to it. `None` for a record made before migration 0006
     /// added the column (base unknown) and before the pipeline sets it.
     pub base_commit: Option<String>,
+    /// The look-ups the role made before it submitted, in order (`lookups`, JSONB; empty for
+    /// roles without look-up tools and records made before migration 0014).
+    #[sqlx(json)]
+    pub lookups: Vec<Lookup>,
 }
 
 /// Why an LLM call was made, as the `llm_calls.kind` column stores it (`answer`, `correction`,
-/// `feedback`).
+/// `feedback`, `lookup`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "varchar", rename_all = "snake_case")]
@@ -351,6 +362,9 @@ pub enum CallKind {
     /// A new answer after the pipeline's feedback on a valid one (a failed verification, edits
     /// that did not apply): a repair round.
     Feedback,
+    /// An answer after the results of the model's look-ups (`read_file`, `search`,
+    /// `find_symbol`) were sent back.
+    Lookup,
 }
 
 /// One path component for [`PATH_PATTERN`]: no `/`, backslash or control character, and not

@@ -126,6 +126,18 @@ const TOOLS: [&str; 5] = [
     "submit_security_review",
 ];
 
+/// Every tool a request offers: the five roles', then the look-up tools.
+const OFFERED: [&str; 8] = [
+    "submit_prd",
+    "submit_design",
+    "submit_implementation",
+    "submit_review",
+    "submit_security_review",
+    "read_file",
+    "search",
+    "find_symbol",
+];
+
 // ------------------------------------------------------------------------------------------
 // Mock Messages API
 // ------------------------------------------------------------------------------------------
@@ -267,7 +279,7 @@ async fn valid_answer_gives_typed_output() {
         sent[0]["tool_choice"],
         json!({"type": "any", "disable_parallel_tool_use": true})
     );
-    assert_eq!(sent[0]["tools"].as_array().unwrap().len(), 5);
+    assert_eq!(sent[0]["tools"].as_array().unwrap().len(), OFFERED.len());
     assert_eq!(sent[0]["tools"][0]["name"], "submit_prd");
     assert_eq!(sent[0]["tools"][0]["input_schema"]["type"], "object");
     let text = sent[0]["messages"][0]["content"][0]["text"]
@@ -853,7 +865,10 @@ async fn every_role_sends_the_same_system_tools_and_tool_choice_and_asks_for_its
             .iter()
             .map(|t| t["name"].as_str().unwrap())
             .collect();
-        assert_eq!(offered, TOOLS, "every role's tool, in pipeline order");
+        assert_eq!(
+            offered, OFFERED,
+            "every role's tool, in pipeline order, and the look-ups"
+        );
         assert_eq!(
             body["tool_choice"],
             json!({"type": "any", "disable_parallel_tool_use": true})
@@ -1267,7 +1282,7 @@ fn every_role_schema_is_a_plain_object_schema() {
 }
 
 #[test]
-fn every_request_offers_the_five_tools_in_pipeline_order() {
+fn every_request_offers_the_five_tools_in_pipeline_order_and_the_look_ups() {
     let (task, chain, repo) = (task("t"), Chain::default(), RepoContext::default());
     let input = Input {
         task: &task,
@@ -1283,7 +1298,7 @@ fn every_request_offers_the_five_tools_in_pipeline_order() {
     ];
     for (request, tool) in requests.iter().zip(TOOLS) {
         let names: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, TOOLS);
+        assert_eq!(names, OFFERED);
         assert_eq!(request.tools, requests[0].tools);
         assert_eq!(request.system, agents::SYSTEM_PROMPT);
         assert_eq!(request.tool_choice, tool);

@@ -37,6 +37,7 @@ fn stage_record(stage: Stage) -> StageRecord {
         duration_ms: 10,
         created_at: None,
         base_commit: None,
+        lookups: Vec::new(),
     }
 }
 

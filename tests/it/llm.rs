@@ -475,6 +475,7 @@ fn request(messages: Vec<Message>) -> ToolRequest {
             }),
         }],
         tool_choice: TOOL.into(),
+        choice: autonomous_dev::llm::Choice::Role,
         max_tokens: 4096,
     }
 }

@@ -20,6 +20,7 @@ mod hostile;
 mod issues;
 mod lease;
 mod llm;
+mod lookup;
 mod notify;
 mod outage;
 mod outcome;

@@ -421,6 +421,7 @@ async fn a_result_of_no_known_shape_breaks_nothing(pool: PgPool) {
                 duration_ms: 5,
                 created_at: None,
                 base_commit: None,
+                lookups: Vec::new(),
             },
         )
         .await

@@ -359,6 +359,7 @@ fn pipeline(
             verify_optional: true,
             repair_rounds: 1,
             repo_map_tokens: 4096,
+            max_lookups: 8,
         },
     )
 }

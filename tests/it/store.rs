@@ -84,6 +84,7 @@ fn stage_record(stage: Stage, score: Option<f64>) -> StageRecord {
         duration_ms: 1234,
         created_at: None,
         base_commit: None,
+        lookups: Vec::new(),
     }
 }
 

@@ -428,11 +428,25 @@ pub struct ScriptedModel {
     pub requests: Arc<Mutex<Vec<Value>>>,
 }
 
-type AnswerFn = dyn Fn(&str, usize) -> Value + Send + Sync;
+type AnswerFn = dyn Fn(&Value, &str, usize) -> (String, Value) + Send + Sync;
 
 impl ScriptedModel {
     pub async fn start(
         answer: impl Fn(&str, usize) -> Value + Send + Sync + 'static,
+        usage: Value,
+    ) -> ScriptedModel {
+        ScriptedModel::start_calls(move |_, tool, n| (tool.to_owned(), answer(tool, n)), usage)
+            .await
+    }
+
+    /// A model that may call any tool the request allows: `answer(body, tool, n)` gives the
+    /// tool called and its input for the `n`-th request (0-based) asking for role tool `tool`
+    /// (a look-up's follow-up asks for it too). As Anthropic's API, it answers 400
+    /// `invalid_request_error` to a call the request does not allow (a tool not offered, or
+    /// not the one `tool_choice` forces) and to a `tool_result` that answers no `tool_use` of
+    /// the turn before.
+    pub async fn start_calls(
+        answer: impl Fn(&Value, &str, usize) -> (String, Value) + Send + Sync + 'static,
         usage: Value,
     ) -> ScriptedModel {
         let server = MockServer::start().await;
@@ -476,21 +490,66 @@ impl Respond for ScriptedResponder {
                 .iter()
                 .filter(|r| requested_tool(r) == tool)
                 .count();
-            requests.push(body);
+            requests.push(body.clone());
             n
         };
-        let input = (self.answer)(&tool, n);
+        if let Some(error) = unanswered_tool_result(&body) {
+            return invalid_request(&error);
+        }
+        let (called, input) = (self.answer)(&body, &tool, n);
+        let offered = body["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|t| t["name"] == called));
+        let choice = &body["tool_choice"];
+        if !offered || (choice["type"] == "tool" && choice["name"] != called) {
+            return invalid_request(&format!("the model cannot call `{called}` here: {choice}"));
+        }
+        let id = format!(
+            "toolu_{n}_{}",
+            body["messages"].as_array().map_or(0, Vec::len)
+        );
         ResponseTemplate::new(200).set_body_json(json!({
             "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
             "type": "message",
             "role": "assistant",
             "model": "claude-sonnet-4-5",
-            "content": [{"type": "tool_use", "id": format!("toolu_{n}"), "name": tool, "input": input}],
+            "content": [{"type": "tool_use", "id": id, "name": called, "input": input}],
             "stop_reason": "tool_use",
             "stop_sequence": null,
             "usage": self.usage
         }))
     }
+}
+
+/// Anthropic's documented 400 `invalid_request_error` with `message`.
+fn invalid_request(message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(400).set_body_json(json!({
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": message}
+    }))
+}
+
+/// Why `body` is invalid for Anthropic's Messages API because a `tool_result` block does not
+/// answer a `tool_use` block of the assistant turn right before it; `None` when all do.
+fn unanswered_tool_result(body: &Value) -> Option<String> {
+    let turns = body["messages"].as_array()?;
+    for (i, turn) in turns.iter().enumerate() {
+        let results = turn["content"].as_array().into_iter().flatten();
+        for block in results.filter(|b| b["type"] == "tool_result") {
+            let id = &block["tool_use_id"];
+            let answered = i > 0
+                && turns[i - 1]["role"] == "assistant"
+                && turns[i - 1]["content"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_use" && &b["id"] == id));
+            if !answered {
+                return Some(format!(
+                    "messages.{i}: unexpected `tool_use_id` {id} in `tool_result` blocks"
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// A fake GitHub REST API for repository `o/r`: creates pull requests (numbered from 1), lists
@@ -1160,6 +1219,17 @@ impl Deployment {
         task_id: &str,
     ) -> Deployment {
         let model = ScriptedModel::start(answer, usage).await;
+        Deployment::start_with(pool, remote, model, env, task_id).await
+    }
+
+    /// [`Deployment::start`] with a model already started (e.g. [`ScriptedModel::start_calls`]).
+    pub async fn start_with(
+        pool: &PgPool,
+        remote: Remote,
+        model: ScriptedModel,
+        env: &[(&str, &str)],
+        task_id: &str,
+    ) -> Deployment {
         let github = FakeGitHub::start().await;
         let mut bin = Bin::new(
             &database_url(pool),
