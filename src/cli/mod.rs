@@ -65,11 +65,9 @@ fn one_line(message: &str) -> String {
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
-    // The benchmarks and the planner need no database.
-    match cli.command {
-        Command::Bench(command) => return bench(command).await,
-        Command::Plan(args) => return plan::plan(*args).await,
-        _ => {}
+    // The benchmarks need no database.
+    if let Command::Bench(command) = cli.command {
+        return bench(command).await;
     }
     let url = cli
         .database_url
@@ -103,7 +101,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
         }
         Command::Run(args) => run::run(&url, *args).await?,
-        Command::Bench(_) | Command::Plan(_) => unreachable!("dispatched above"),
+        Command::Plan(args) => plan::plan(&url, *args).await?,
+        Command::Bench(_) => unreachable!("dispatched above"),
     }
     Ok(())
 }

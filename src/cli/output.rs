@@ -200,7 +200,7 @@ pub fn overview(view: &Overview) -> String {
             .iter()
             .map(|r| {
                 [
-                    r.stage.role_name().to_owned(),
+                    r.role().to_owned(),
                     r.model.clone(),
                     r.calls.to_string(),
                     usd(r.cost_usd),

@@ -1,26 +1,28 @@
 //! `autonomous-dev plan "GOAL" [--out FILE [--force]]`: one planner call (the PM's provider and
 //! model, [`crate::agents::Planner`]) over the base branch's repository map or listing turns a
 //! goal into a task file that has passed `tasks load`'s validation, written to FILE or stdout,
-//! with a one-line summary (tasks, calls, tokens, USD) on stderr. No database: the spend is
-//! capped at MAX_TASK_COST_USD in memory ([`LocalMeter`]), not recorded in the ledger.
+//! with a one-line summary (tasks, calls, tokens, USD) on stderr. Its calls go in the ledger of
+//! DATABASE_URL (migrated first, as `run` does) as calls of no task: capped at MAX_TASK_COST_USD
+//! together and counted toward the day's DAILY_BUDGET_USD ([`PlanMeter`]).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use secrecy::SecretString;
 
 use super::run;
 use crate::agents::{Conversation, Planner, RepoContext, plan_request};
 use crate::config::{PlanArgs, RunArgs};
 use crate::pipeline::{
-    GitRepository, LISTING_MAX_BYTES, LocalMeter, PublisherConfig, Repository, Spent,
+    GitRepository, LISTING_MAX_BYTES, PlanMeter, PublisherConfig, Repository, Spent,
 };
 use crate::task::Stage;
 
-/// Runs `plan`. Errors (nothing written): an empty goal, an existing `--out` without
-/// `--force` (before any call), the settings', the fetch of the base, the provider's, the
-/// budget's, or an answer still invalid after its corrective retry.
-pub async fn plan(args: PlanArgs) -> Result<()> {
+/// Runs `plan` with the ledger at `url`. Errors (nothing written): an empty goal, an existing
+/// `--out` without `--force` (before any call), the settings', the database's, the fetch of the
+/// base, the provider's, the budget's, or an answer still invalid after its corrective retry.
+pub async fn plan(url: &SecretString, args: PlanArgs) -> Result<()> {
     let goal = args.goal.trim();
     anyhow::ensure!(!goal.is_empty(), "the goal must not be empty");
     if let Some(out) = &args.out
@@ -34,7 +36,9 @@ pub async fn plan(args: PlanArgs) -> Result<()> {
     }
     let settings = &args.settings;
     let role = run::roles(settings)?.get(Stage::Pm).clone();
-    let meter = LocalMeter::new(run::budget(settings)?);
+    let store = super::connect(url).await?;
+    store.migrate().await?;
+    let meter = PlanMeter::new(store, run::budget(settings)?);
     let repo = repo_context(settings, goal).await?;
 
     let request = plan_request(&role.model, goal, &repo);

@@ -1,8 +1,9 @@
 //! The cost guard: prices every LLM call, records it in the store's ledger, and refuses a call
 //! whose worst case would break a cap — MAX_TASK_COST_USD per task (the task fails, "budget
 //! exceeded", nothing pushed) or DAILY_BUDGET_USD per UTC day (the task goes back to pending and
-//! the daemon stops claiming until midnight UTC). [`LocalMeter`] applies the task cap to calls
-//! made outside any task (`autonomous-dev plan`), in memory, without the ledger.
+//! the daemon stops claiming until midnight UTC). [`PlanMeter`] does the same for the calls of
+//! `autonomous-dev plan`, made for no task: the day's cap, and the task cap over the plan's own
+//! calls.
 
 use chrono::Utc;
 
@@ -10,7 +11,7 @@ use super::TaskState;
 use crate::agents::{Meter, MeterError};
 use crate::cost::{self, PriceTable, Prices};
 use crate::llm::ToolRequest;
-use crate::store::Call;
+use crate::store::{Call, Store};
 use crate::task::{CallKind, Stage, Usage};
 
 /// The caps and the prices they are computed with.
@@ -21,7 +22,7 @@ pub struct Budget {
     /// MAX_TASK_COST_USD (default 2.00): a task's spend, counted from its
     /// creation or its last manual retry, never exceeds it.
     pub max_task_usd: f64,
-    /// DAILY_BUDGET_USD: spend of all tasks per UTC day; `None` for no daily cap.
+    /// DAILY_BUDGET_USD: spend of all tasks and `plan`s per UTC day; `None` for no daily cap.
     pub daily_usd: Option<f64>,
 }
 
@@ -54,6 +55,22 @@ impl Budget {
             cost::input_token_bound(request.input_bytes()),
             request.max_tokens,
         ))
+    }
+
+    /// Refuses a call that could cost up to `worst` USD when `today` USD were spent since
+    /// midnight UTC and DAILY_BUDGET_USD would be passed ([`MeterError::DailyBudget`], resuming
+    /// at the next midnight UTC).
+    fn check_daily(&self, today: f64, worst: f64) -> Result<(), MeterError> {
+        match self.daily_usd {
+            Some(daily) if today + worst > daily => Err(MeterError::DailyBudget {
+                message: format!(
+                    "${today:.4} spent today (UTC) and the next call could cost up to \
+                     ${worst:.4}, over DAILY_BUDGET_USD ${daily:.2}"
+                ),
+                resume_at: cost::next_utc_midnight(Utc::now()),
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn prices(&self, model: &str) -> Result<Prices, MeterError> {
@@ -89,17 +106,9 @@ impl Meter for StageMeter<'_> {
                 self.stage.role_name()
             )));
         }
-        if let Some(daily) = self.budget.daily_usd {
+        if self.budget.daily_usd.is_some() {
             let today = self.store.spend_today().await.map_err(ledger)?;
-            if today + worst > daily {
-                return Err(MeterError::DailyBudget {
-                    message: format!(
-                        "${today:.4} spent today (UTC) and the next call could cost up to \
-                         ${worst:.4}, over DAILY_BUDGET_USD ${daily:.2}"
-                    ),
-                    resume_at: cost::next_utc_midnight(Utc::now()),
-                });
-            }
+            self.budget.check_daily(today, worst)?;
         }
         Ok(())
     }
@@ -124,17 +133,18 @@ impl Meter for StageMeter<'_> {
     }
 }
 
-/// The [`Meter`] of calls made outside any task (`autonomous-dev plan`): together they never
-/// spend more than MAX_TASK_COST_USD, each call checked before it is sent against its worst
-/// case. Their spend is counted in memory only: it is not recorded in the ledger, and
-/// DAILY_BUDGET_USD (a sum over the ledger) neither sees nor limits it.
-#[derive(Debug)]
-pub struct LocalMeter {
+/// The [`Meter`] of the calls of one `autonomous-dev plan`, made for no task: each call is
+/// checked before it is sent, its worst case added to what the plan has spent against
+/// MAX_TASK_COST_USD and to the day's spend (the ledger's) against DAILY_BUDGET_USD, and
+/// recorded in the ledger after ([`Store::record_plan_call`]), so the daemon's daily cap sees
+/// it.
+pub struct PlanMeter {
+    store: Store,
     budget: Budget,
     spent: std::sync::Mutex<Spent>,
 }
 
-/// What the calls a [`LocalMeter`] metered cost.
+/// What the calls a [`PlanMeter`] metered cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Spent {
     /// Calls answered.
@@ -145,10 +155,11 @@ pub struct Spent {
     pub usd: f64,
 }
 
-impl LocalMeter {
-    /// A meter that has spent nothing yet, capped at `budget.max_task_usd`.
-    pub fn new(budget: Budget) -> LocalMeter {
-        LocalMeter {
+impl PlanMeter {
+    /// A meter over `store`'s ledger that has spent nothing yet.
+    pub fn new(store: Store, budget: Budget) -> PlanMeter {
+        PlanMeter {
+            store,
             budget,
             spent: std::sync::Mutex::default(),
         }
@@ -161,18 +172,23 @@ impl LocalMeter {
 }
 
 #[async_trait::async_trait]
-impl Meter for LocalMeter {
-    /// Refuses a call whose worst case, added to what was spent, exceeds MAX_TASK_COST_USD
-    /// ([`MeterError::TaskBudget`]).
+impl Meter for PlanMeter {
+    /// Refuses a call whose worst case, added to what the plan spent, exceeds
+    /// MAX_TASK_COST_USD ([`MeterError::TaskBudget`]), or added to today's spend exceeds
+    /// DAILY_BUDGET_USD ([`MeterError::DailyBudget`]).
     async fn before_call(&self, request: &ToolRequest) -> Result<(), MeterError> {
         let worst = self.budget.worst_case(request)?;
         let spent = self.spent().usd;
         let cap = self.budget.max_task_usd;
         if spent + worst > cap {
             return Err(MeterError::TaskBudget(format!(
-                "${spent:.4} spent and the next call could cost up to ${worst:.4}, over \
-                 MAX_TASK_COST_USD ${cap:.2}"
+                "the plan has spent ${spent:.4} and the next call could cost up to ${worst:.4}, \
+                 over MAX_TASK_COST_USD ${cap:.2}"
             )));
+        }
+        if self.budget.daily_usd.is_some() {
+            let today = self.store.spend_today().await.map_err(ledger)?;
+            self.budget.check_daily(today, worst)?;
         }
         Ok(())
     }
@@ -181,14 +197,19 @@ impl Meter for LocalMeter {
         &self,
         model: &str,
         usage: Usage,
-        _kind: CallKind,
+        kind: CallKind,
     ) -> Result<(), MeterError> {
         let cost_usd = self.budget.prices(model)?.cost(&usage);
-        let mut spent = self.spent.lock().expect("never poisoned");
-        spent.calls += 1;
-        spent.usage += usage;
-        spent.usd += cost_usd;
-        Ok(())
+        {
+            let mut spent = self.spent.lock().expect("never poisoned");
+            spent.calls += 1;
+            spent.usage += usage;
+            spent.usd += cost_usd;
+        }
+        self.store
+            .record_plan_call(model, kind, usage, cost_usd)
+            .await
+            .map_err(ledger)
     }
 }
 

@@ -27,7 +27,7 @@ mod revise;
 mod state;
 mod verifying;
 
-pub use budget::{Budget, LocalMeter, Spent};
+pub use budget::{Budget, PlanMeter, Spent};
 pub use failure::RetryPolicy;
 pub use publish::{BranchCommit, DraftPr, PublishError, Publisher, PublisherConfig};
 pub use repository::{BranchChange, GitRepository, Publishing, Repository, Snapshot};

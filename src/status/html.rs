@@ -412,7 +412,7 @@ pub fn spend(overview: &Overview) -> Markup {
             thead { tr { th { "role" } th { "model" } th { "calls" } th { "input" } th { "output" }
                 th { "cache write" } th { "cache read" } th { "USD" } } }
             tbody { @for r in &s.by_role_model { tr {
-                td { (r.stage.role_name()) } td { (r.model) } td.num { (r.calls) }
+                td { (r.role()) } td { (r.model) } td.num { (r.calls) }
                 td.num { (r.input_tokens) } td.num { (r.output_tokens) }
                 td.num { (r.cache_creation_input_tokens) } td.num { (r.cache_read_input_tokens) }
                 td.num { (usd(r.cost_usd)) }

@@ -1,6 +1,7 @@
-//! The spend ledger: one `llm_calls` row per LLM call, with its tokens and price. The pipeline's
-//! cost guard reads a task's spend (MAX_TASK_COST_USD) and the day's (DAILY_BUDGET_USD) from it;
-//! `tasks show` and `stats` report costs from it.
+//! The spend ledger: one `llm_calls` row per LLM call, with its tokens and price (a call of
+//! `autonomous-dev plan` has no task and no stage). The cost guard reads a task's spend
+//! (MAX_TASK_COST_USD) and the day's (DAILY_BUDGET_USD) from it; `tasks show` and `stats`
+//! report costs from it.
 //!
 //! Recording is not fenced by the lease: a call that was made cost money whether or not the
 //! worker still owns the task.
@@ -39,6 +40,12 @@ const RECORD_CALL: &str = "\
     INSERT INTO llm_calls (task, stage, model, kind, input_tokens, output_tokens, \
                            cache_creation_input_tokens, cache_read_input_tokens, cost_usd) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// A call of `autonomous-dev plan`: no task, no stage (migration 0015).
+const RECORD_PLAN_CALL: &str = "\
+    INSERT INTO llm_calls (task, stage, model, kind, input_tokens, output_tokens, \
+                           cache_creation_input_tokens, cache_read_input_tokens, cost_usd) \
+    VALUES (NULL, NULL, $1, $2, $3, $4, $5, $6, $7)";
 
 /// $1 tasks.id: USD spent since the task's budget started (`budget_since`, reset by `tasks retry`).
 const TASK_SPEND: &str = "\
@@ -91,6 +98,32 @@ impl Store {
         Ok(())
     }
 
+    /// Appends a call of `autonomous-dev plan` to the ledger: made for no task and no stage,
+    /// so it counts toward the day's spend (DAILY_BUDGET_USD) and no task's. `kind` and
+    /// `usage` as in [`Call`]; `cost_usd` the price of `usage`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the row cannot be written.
+    pub async fn record_plan_call(
+        &self,
+        model: &str,
+        kind: CallKind,
+        usage: Usage,
+        cost_usd: f64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(RECORD_PLAN_CALL)
+            .bind(model)
+            .bind(kind)
+            .bind(token_column(usage.input_tokens))
+            .bind(token_column(usage.output_tokens))
+            .bind(token_column(usage.cache_creation_input_tokens))
+            .bind(token_column(usage.cache_read_input_tokens))
+            .bind(cost_usd)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// USD the task (by `tasks.id`) has spent since its budget started: since it was created, or
     /// since a person last retried it.
     pub async fn task_spend(&self, task: i32) -> Result<f64, StoreError> {
@@ -101,7 +134,8 @@ impl Store {
         Ok(spent)
     }
 
-    /// USD spent by every task since midnight UTC (all daemons sharing the database).
+    /// USD spent since midnight UTC by every task and every `plan` (all daemons sharing the
+    /// database).
     pub async fn spend_today(&self) -> Result<f64, StoreError> {
         let spent = sqlx::query_scalar(SPEND_TODAY)
             .fetch_one(&self.pool)

@@ -83,7 +83,9 @@ pub struct DayRow {
 /// Spend of one role on one model over a period: calls, tokens by kind, USD.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct SpendRow {
-    pub stage: Stage,
+    /// The role's stage; `None` (JSON `null`) for the calls of `autonomous-dev plan`, made for
+    /// no task.
+    pub stage: Option<Stage>,
     pub model: String,
     pub calls: i64,
     pub input_tokens: i64,
@@ -91,6 +93,13 @@ pub struct SpendRow {
     pub cache_creation_input_tokens: i64,
     pub cache_read_input_tokens: i64,
     pub cost_usd: f64,
+}
+
+impl SpendRow {
+    /// Who made the calls, as the views name it: the role (`PM`, …) or `planner`.
+    pub fn role(&self) -> &'static str {
+        self.stage.map_or("planner", Stage::role_name)
+    }
 }
 
 /// A pending task not claimable before a time: a backoff after a transient failure, or a
@@ -166,7 +175,8 @@ const DAILY: &str = "\
     LEFT JOIN spent ON spent.day = d.day \
     ORDER BY d.day";
 
-/// $1 days (including today, UTC), $2 every stage in pipeline order. Spend per role and model.
+/// $1 days (including today, UTC), $2 every stage in pipeline order. Spend per role and model;
+/// the calls of `plan` (stage NULL) last.
 const SPEND_BY_ROLE: &str = "\
     SELECT stage, model, count(*) AS calls, \
            sum(input_tokens)::int8 AS input_tokens, \

@@ -1,7 +1,8 @@
 //! `autonomous-dev plan`, the real binary against a scripted model answering as Anthropic's
 //! Messages API: the file it writes loads with `tasks load`; a cyclic answer is corrected once;
 //! an answer invalid twice is refused with nothing written; `--out` never replaces a file
-//! without `--force`; the goal reaches the model as delimited data; the task cap holds.
+//! without `--force`; the goal reaches the model as delimited data; the task cap and the daily
+//! budget hold, and the plan's calls are in the ledger as calls of no task.
 
 use std::path::Path;
 
@@ -55,14 +56,22 @@ async fn model(answers: Vec<Value>) -> ScriptedModel {
     .await
 }
 
-/// The binary, its model at `model`; no database (the planner needs none).
-fn bin(remote: &Remote, model: &ScriptedModel) -> Bin {
+/// The binary, its model at `model`, its ledger in `pool`'s database (which `plan` migrates).
+fn bin(pool: &PgPool, remote: &Remote, model: &ScriptedModel) -> Bin {
     Bin::new(
-        "postgres://127.0.0.1:9/none",
+        &common::database_url(pool),
         remote,
         &model.server.uri(),
         "http://127.0.0.1:9",
     )
+}
+
+/// The ledger's rows: task, stage, model, kind, USD.
+async fn ledger(pool: &PgPool) -> Vec<(Option<i32>, Option<String>, String, String, f64)> {
+    sqlx::query_as("SELECT task, stage, model, kind, cost_usd FROM llm_calls ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 /// The text of the first user message of `request` (Anthropic content blocks).
@@ -79,7 +88,7 @@ fn user_text(request: &Value) -> String {
 async fn the_plan_written_loads_with_tasks_load(pool: PgPool) {
     let remote = Remote::new();
     let model = model(vec![valid()]).await;
-    let bin = bin(&remote, &model).clone_with("DATABASE_URL", &common::database_url(&pool));
+    let bin = bin(&pool, &remote, &model);
     let out_file = remote.dir.path().join("backlog.json");
 
     let out = bin
@@ -139,8 +148,25 @@ async fn the_plan_written_loads_with_tasks_load(pool: PgPool) {
             "depends_on": ["csv-writer", "orders-query"],
         })
     );
-    let out = bin.output(&["migrate"]).await;
-    assert!(out.status.success(), "{:?}", text(&out));
+    // Its one call is in the ledger, made for no task: the day's spend counts it.
+    let calls = ledger(&pool).await;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let (task, stage, model, kind, usd) = &calls[0];
+    assert_eq!(
+        (task, stage, model.as_str(), kind.as_str()),
+        (&None, &None, "claude-sonnet-4-5", "answer")
+    );
+    assert!((usd - 0.0135).abs() < 1e-9, "{usd}");
+    let out = bin.output(&["status", "--json"]).await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["spend"]["by_role_model"][0]["stage"], Value::Null);
+    assert!(
+        (status["spend"]["today_usd"].as_f64().unwrap() - 0.0135).abs() < 1e-9,
+        "{status}"
+    );
+    let out = bin.output(&["status"]).await;
+    assert!(text(&out).0.contains("planner"), "{:?}", text(&out));
+
     let out = bin
         .output(&["tasks", "load", out_file.to_str().unwrap()])
         .await;
@@ -154,13 +180,13 @@ async fn the_plan_written_loads_with_tasks_load(pool: PgPool) {
     assert_eq!(dependencies, 2);
 }
 
-#[tokio::test]
-async fn a_cyclic_answer_is_corrected_once() {
+#[sqlx::test]
+async fn a_cyclic_answer_is_corrected_once(pool: PgPool) {
     let remote = Remote::new();
     let model = model(vec![cyclic(), valid()]).await;
     let out_file = remote.dir.path().join("backlog.json");
 
-    let out = bin(&remote, &model)
+    let out = bin(&pool, &remote, &model)
         .output(&["plan", GOAL, "--out", out_file.to_str().unwrap()])
         .await;
     let (stdout, stderr) = text(&out);
@@ -185,14 +211,14 @@ async fn a_cyclic_answer_is_corrected_once() {
     assert_eq!(tasks.len(), 3, "the corrected answer is written");
 }
 
-#[tokio::test]
-async fn an_answer_invalid_twice_is_refused_and_nothing_is_written() {
+#[sqlx::test]
+async fn an_answer_invalid_twice_is_refused_and_nothing_is_written(pool: PgPool) {
     let remote = Remote::new();
     let unknown_dependency = json!({"tasks": [task("only-task", 50, &["elsewhere"])]});
     let model = model(vec![cyclic(), unknown_dependency]).await;
     let out_file = remote.dir.path().join("backlog.json");
 
-    let out = bin(&remote, &model)
+    let out = bin(&pool, &remote, &model)
         .output(&["plan", GOAL, "--out", out_file.to_str().unwrap()])
         .await;
     let (stdout, stderr) = text(&out);
@@ -215,11 +241,13 @@ async fn an_answer_invalid_twice_is_refused_and_nothing_is_written() {
     assert_no_temporary_files(remote.dir.path());
 }
 
-#[tokio::test]
-async fn out_never_replaces_a_file_without_force_and_stdout_gets_the_file_without_out() {
+#[sqlx::test]
+async fn out_never_replaces_a_file_without_force_and_stdout_gets_the_file_without_out(
+    pool: PgPool,
+) {
     let remote = Remote::new();
     let model = model(vec![valid()]).await;
-    let bin = bin(&remote, &model);
+    let bin = bin(&pool, &remote, &model);
     let out_file = remote.dir.path().join("backlog.json");
     std::fs::write(&out_file, "keep me\n").unwrap();
     let path = out_file.to_str().unwrap();
@@ -255,11 +283,11 @@ async fn out_never_replaces_a_file_without_force_and_stdout_gets_the_file_withou
     assert_no_temporary_files(remote.dir.path());
 }
 
-#[tokio::test]
-async fn a_plan_never_spends_beyond_max_task_cost_usd() {
+#[sqlx::test]
+async fn a_plan_never_spends_beyond_max_task_cost_usd(pool: PgPool) {
     let remote = Remote::new();
     let model = model(vec![valid()]).await;
-    let out = bin(&remote, &model)
+    let out = bin(&pool, &remote, &model)
         .clone_with("MAX_TASK_COST_USD", "0.01")
         .output(&["plan", GOAL])
         .await;
@@ -270,6 +298,78 @@ async fn a_plan_never_spends_beyond_max_task_cost_usd() {
         "{stderr}"
     );
     assert!(stderr.contains("plan: 0 call(s)"), "{stderr}");
+    assert!(
+        model.requests.lock().unwrap().is_empty(),
+        "no call was made"
+    );
+    assert!(ledger(&pool).await.is_empty());
+}
+
+#[sqlx::test]
+async fn a_plan_counts_toward_the_daily_budget_and_never_passes_it(pool: PgPool) {
+    let remote = Remote::new();
+    let model = model(vec![valid()]).await;
+    let bin = bin(&pool, &remote, &model).clone_with("DAILY_BUDGET_USD", "1.00");
+    let out = bin.output(&["migrate"]).await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    // A task spent $0.99 today: the plan's worst case does not fit in the last cent.
+    sqlx::query("INSERT INTO tasks (task_id, description) VALUES ('t-1', 'spent')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO llm_calls (task, stage, model, input_tokens, output_tokens, \
+         cache_creation_input_tokens, cache_read_input_tokens, cost_usd) \
+         SELECT id, 'pm', 'claude-sonnet-4-5', 1, 1, 0, 0, 0.99 FROM tasks",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let out = bin.output(&["plan", GOAL]).await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("$0.9900 spent today (UTC)")
+            && stderr.contains("over DAILY_BUDGET_USD $1.00"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        model.requests.lock().unwrap().is_empty(),
+        "no call was made"
+    );
+
+    // With the day's budget raised, the plan's call is made and counted in the day's spend.
+    let out = bin
+        .clone_with("DAILY_BUDGET_USD", "5.00")
+        .output(&["plan", GOAL])
+        .await;
+    assert!(out.status.success(), "{:?}", text(&out));
+    let today: f64 = sqlx::query_scalar(
+        "SELECT sum(cost_usd) FROM llm_calls WHERE created_at >= date_trunc('day', now(), 'UTC')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!((today - 1.0035).abs() < 1e-9, "{today}");
+}
+
+#[sqlx::test]
+async fn plan_without_a_database_is_refused_before_any_call(pool: PgPool) {
+    let remote = Remote::new();
+    let model = model(vec![valid()]).await;
+    let out = bin(&pool, &remote, &model)
+        .clone_with("DATABASE_URL", "postgres://127.0.0.1:9/none")
+        .output(&["plan", GOAL])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("cannot connect to the database"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
     assert!(
         model.requests.lock().unwrap().is_empty(),
         "no call was made"

@@ -276,8 +276,9 @@ impl FakeModel {
 }
 
 /// The tool a request asks for, in either wire format: the forced one, or — when the model may
-/// choose (`tool_choice: {"type": "any"}`, Anthropic with prompt caching) — the one the first
-/// user message tells it to call, as a model following its instructions would.
+/// choose (Anthropic's `tool_choice: {"type": "any"}`, with prompt caching or look-ups;
+/// OpenAI's `"required"`, with look-ups) — the one the first user message tells it to call, as
+/// a model following its instructions would.
 pub fn requested_tool(body: &Value) -> &str {
     let choice = &body["tool_choice"];
     if let Some(name) = choice["name"]
@@ -286,13 +287,21 @@ pub fn requested_tool(body: &Value) -> &str {
     {
         return name;
     }
-    assert_eq!(choice["type"], "any", "{choice}");
-    let first = body["messages"][0]["content"]
-        .as_array()
-        .expect("content blocks");
-    first
-        .iter()
-        .filter_map(|block| block["text"].as_str())
+    let texts: Vec<&str> = if choice == "required" {
+        // OpenAI: the system message, then the user message's text.
+        vec![body["messages"][1]["content"].as_str().expect("user text")]
+    } else {
+        assert_eq!(choice["type"], "any", "{choice}");
+        let first = body["messages"][0]["content"]
+            .as_array()
+            .expect("content blocks");
+        first
+            .iter()
+            .filter_map(|block| block["text"].as_str())
+            .collect()
+    };
+    texts
+        .into_iter()
         .find_map(|text| {
             let (_, rest) = text.split_once("Give your answer by calling the `")?;
             rest.split_once('`').map(|(tool, _)| tool)
