@@ -306,9 +306,9 @@ impl Repo {
         text: &str,
         budget_tokens: usize,
     ) -> Result<crate::repomap::Rendered, GitError> {
-        let tree = self.base_commit()?.tree()?;
+        let base = self.base_commit()?;
         let cache = crate::repomap::default_cache_dir(&self.repo);
-        crate::repomap::for_task(&self.repo, &tree, Some(&cache), text, budget_tokens).map_err(
+        crate::repomap::for_task(&self.repo, &base, Some(&cache), text, budget_tokens).map_err(
             |e| match e {
                 crate::repomap::MapError::Git(e) => GitError::Git(e),
                 other => GitError::Other(other.to_string()),

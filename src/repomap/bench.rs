@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{Lang, build, rank, render};
+use super::{History, Lang, build, rank, render};
 
 /// Commits looked at, at most, to find the cases.
 const MAX_SCANNED: usize = 20_000;
@@ -62,6 +62,8 @@ pub struct CaseResult {
     pub in_map: usize,
     /// Milliseconds to build the map (parse every source blob of the parent's tree).
     pub build_ms: f64,
+    /// Milliseconds to read the parent's recent history ([`History::of`]).
+    pub history_ms: f64,
     /// Estimated tokens of the rendered map.
     pub tokens: usize,
     /// Files in the parent's tree.
@@ -107,12 +109,12 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| repository | cases | files (parsed) | budget | map recall | top-10 recall | build ms (mean / max) | map tokens (mean) |"
+            "| repository | cases | files (parsed) | budget | map recall | top-10 recall | build ms (mean / max) | history ms (mean) | map tokens (mean) |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} ({:.0}) | {} | {:.1} % | {:.1} % | {:.0} / {:.0} | {:.0} |",
+            "| {} | {} | {:.0} ({:.0}) | {} | {:.1} % | {:.1} % | {:.0} / {:.0} | {:.0} | {:.0} |",
             self.repo,
             self.results.len(),
             mean(&|r| r.files as f64),
@@ -122,6 +124,7 @@ impl Report {
             100.0 * self.top10_recall(),
             mean(&|r| r.build_ms),
             max_ms,
+            mean(&|r| r.history_ms),
             mean(&|r| r.tokens as f64),
         );
         let _ = writeln!(out);
@@ -293,11 +296,15 @@ pub fn run(path: &Path, wanted: usize, budget: usize) -> Result<Report, BenchErr
     let mut results = Vec::new();
     for case in cases {
         let commit = repo.find_commit(git2::Oid::from_str(&case.commit)?)?;
-        let tree = commit.parent(0)?.tree()?;
+        let parent = commit.parent(0)?;
+        let tree = parent.tree()?;
         let started = Instant::now();
         let map = build(&repo, &tree)?;
         let build_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let ranking = rank(&map, &case.task);
+        let started = Instant::now();
+        let history = History::of(&repo, &parent)?;
+        let history_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let ranking = rank(&map, &case.task, &history);
         let rendered = render(&map, &ranking, budget);
         let ranks = case
             .gold
@@ -319,6 +326,7 @@ pub fn run(path: &Path, wanted: usize, budget: usize) -> Result<Report, BenchErr
             ranks,
             in_map,
             build_ms,
+            history_ms,
             tokens: rendered.tokens,
             files: map.files.len(),
             parsed: map.parsed_files(),

@@ -1,11 +1,12 @@
 //! The repository map: what the base tree defines and references, parsed from git blobs with
 //! tree-sitter ([`parse`]), cached per tree id ([`load_or_build`]), ranked for a task by
-//! personalised PageRank over the reference graph seeded by BM25 of the task's text
-//! ([`rank`]), and rendered within a token budget ([`render`]): the most relevant files with
-//! their signatures, then more paths, then a directory tree with file counts for what is left
-//! out. Reads blobs at a commit, never a working tree. Blocking: call from a blocking thread.
+//! personalised PageRank over the reference graph seeded by BM25 of the task's text, with a
+//! prior from the recent commits ([`rank`], [`History`]), and rendered within a token budget
+//! ([`render`]): the most relevant files with their signatures, then more paths, then a
+//! directory tree with file counts for what is left out. Reads blobs at a commit, never a working tree. Blocking: call from a blocking thread.
 
 pub mod bench;
+mod history;
 mod parse;
 mod rank;
 mod render;
@@ -15,12 +16,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+pub use history::History;
 pub use parse::{Definition, FileSymbols, Lang, MAX_PARSE_BYTES};
 pub use rank::{Ranking, rank};
 pub use render::{Rendered, estimate_tokens, render};
 
 /// Format version of the cache files; a different one is rebuilt.
-const CACHE_VERSION: u32 = 1;
+const CACHE_VERSION: u32 = 2;
 /// Git mode of a symbolic link: known by path, never read.
 const MODE_SYMLINK: i32 = 0o120000;
 
@@ -124,7 +126,11 @@ pub fn build(repo: &git2::Repository, tree: &git2::Tree<'_>) -> Result<RepoMap, 
                         parse::Parsers::new().map_err(|e| MapError::Query(e.to_string()))?;
                     Ok(part
                         .iter()
-                        .map(|(index, lang, text)| (*index, parsers.symbols(*lang, text)))
+                        .map(|(index, lang, text)| {
+                            let mut symbols = parsers.symbols(*lang, text);
+                            symbols.terms = rank::terms(&String::from_utf8_lossy(text));
+                            (*index, symbols)
+                        })
                         .collect())
                 })
             })
@@ -194,17 +200,23 @@ fn write_cache(file: &Path, map: &RepoMap) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The map of `tree` for a task: loaded or built ([`load_or_build`]), ranked by the task's
-/// `text` and rendered within `budget_tokens` (estimated, [`estimate_tokens`]).
+/// The map of `base`'s tree for a task: loaded or built ([`load_or_build`]), ranked by the
+/// task's `text` and `base`'s recent history ([`History::of`]; without it, logged, when the
+/// history cannot be read, as in a shallow clone) and rendered within `budget_tokens`
+/// (estimated, [`estimate_tokens`]). Errors: [`load_or_build`]'s.
 pub fn for_task(
     repo: &git2::Repository,
-    tree: &git2::Tree<'_>,
+    base: &git2::Commit<'_>,
     cache_dir: Option<&Path>,
     text: &str,
     budget_tokens: usize,
 ) -> Result<Rendered, MapError> {
-    let loaded = load_or_build(repo, tree, cache_dir)?;
-    let ranking = rank(&loaded.map, text);
+    let loaded = load_or_build(repo, &base.tree()?, cache_dir)?;
+    let history = History::of(repo, base).unwrap_or_else(|error| {
+        tracing::warn!(%error, "recent history unreadable; the map is ranked without it");
+        History::none()
+    });
+    let ranking = rank(&loaded.map, text, &history);
     Ok(render(&loaded.map, &ranking, budget_tokens))
 }
 

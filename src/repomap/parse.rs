@@ -34,6 +34,10 @@ pub struct FileSymbols {
     pub definitions: Vec<Definition>,
     /// Referenced names with their count in the file, sorted by name.
     pub references: Vec<(String, u32)>,
+    /// Every word of the file (identifiers and their parts, comments, strings), stemmed, with
+    /// its count, sorted: the file's text as the ranking's BM25 reads it.
+    #[serde(default)]
+    pub terms: Vec<(String, u32)>,
 }
 
 /// A source language the map parses.

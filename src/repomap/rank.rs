@@ -1,11 +1,12 @@
 //! Ranking a map's files and definitions for a task: BM25 of the task's words against each
-//! file's path, definition names and doc comments gives the personalisation of a PageRank over
-//! the reference graph (an edge from a file to the files defining a name it references), and
-//! the two are blended. Deterministic: ties are broken by path.
+//! file's path, definition names, doc comments and text gives the personalisation of a
+//! PageRank over the reference graph (an edge from a file to the files defining a name it
+//! references); the two are blended with a prior from where the recent commits changed
+//! ([`History`]). Deterministic: ties are broken by path.
 
 use std::collections::{HashMap, HashSet};
 
-use super::RepoMap;
+use super::{History, RepoMap};
 
 /// BM25's term-frequency saturation.
 const K1: f64 = 1.2;
@@ -26,6 +27,9 @@ const UNIFORM_SHARE: f64 = 0.15;
 /// among files the task says nothing about, code comes first.
 const SOURCE_PRIOR: f64 = 0.05;
 
+/// Weight of the history prior ([`History::weight`], 0–1) in a file's score.
+const HISTORY_WEIGHT: f64 = 0.5;
+
 /// Words too common in tasks and code to say anything.
 const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "has", "have",
@@ -41,7 +45,7 @@ const STOPWORDS: &[&str] = &[
 pub struct Ranking {
     /// Indexes into [`RepoMap::files`], best first; every file appears once.
     pub files: Vec<usize>,
-    /// Score of each file (same indexing as [`RepoMap::files`]), 0 to about 2.
+    /// Score of each file (same indexing as [`RepoMap::files`]), 0 to about 2.5.
     pub scores: Vec<f64>,
     /// The task's words and identifiers (lowercase), for ranking definitions.
     pub query: HashSet<String>,
@@ -99,6 +103,15 @@ fn split_identifier(ident: &str) -> Vec<String> {
     parts
 }
 
+/// The stemmed [`words`] of `text` with their counts, sorted by word.
+pub fn terms(text: &str) -> Vec<(String, u32)> {
+    let mut counts = std::collections::BTreeMap::<String, u32>::new();
+    for word in words(text) {
+        *counts.entry(stem(&word)).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
 /// Light stemming so `routes`/`route`, `handling`/`handled`/`handle` meet: `ies` → `y`, one
 /// of `ing`/`ed`/`s` (not `ss`) off, then a final `e`.
 fn stem(word: &str) -> String {
@@ -122,56 +135,56 @@ fn stem(word: &str) -> String {
 
 /// Ranks `map`'s files for the task `text`. A text with no useful word ranks by PageRank alone
 /// (uniform personalisation).
-pub fn rank(map: &RepoMap, text: &str) -> Ranking {
+pub fn rank(map: &RepoMap, text: &str, history: &History) -> Ranking {
     let n = map.files.len();
     let query_words = words(text);
     let query: HashSet<String> = query_words.iter().cloned().collect();
     let query_stems: HashSet<String> = query_words.iter().map(|w| stem(w)).collect();
 
-    // BM25 over each file's document: path words (repeated), definition names, doc words.
-    let docs: Vec<Vec<String>> = map
+    // BM25 over each file's document: path words (repeated), definition names, doc words,
+    // and the file's text. Only the task's terms are counted; the length counts every word.
+    let docs: Vec<(std::collections::BTreeMap<&str, f64>, f64)> = map
         .files
         .iter()
         .map(|file| {
-            let mut doc = Vec::new();
-            let path_words = words(&file.path);
-            for _ in 0..PATH_REPEAT {
-                doc.extend(path_words.iter().map(|w| stem(w)));
+            let mut tf: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+            let mut len = 0.0;
+            let mut add = |word: &str, count: f64| {
+                len += count;
+                if let Some(term) = query_stems.get(word) {
+                    *tf.entry(term.as_str()).or_default() += count;
+                }
+            };
+            for word in words(&file.path) {
+                add(&stem(&word), PATH_REPEAT as f64);
             }
             for def in &file.symbols.definitions {
-                doc.extend(words(&def.name).iter().map(|w| stem(w)));
-                doc.extend(words(&def.doc).iter().map(|w| stem(w)));
+                for word in words(&def.name).into_iter().chain(words(&def.doc)) {
+                    add(&stem(&word), 1.0);
+                }
             }
-            doc
+            for (term, count) in &file.symbols.terms {
+                add(term, f64::from(*count));
+            }
+            (tf, len)
         })
         .collect();
     let mut df: HashMap<&str, usize> = HashMap::new();
-    for doc in &docs {
-        let unique: HashSet<&str> = doc.iter().map(String::as_str).collect();
-        for term in unique {
-            if query_stems.contains(term) {
-                *df.entry(term).or_default() += 1;
-            }
+    for (tf, _) in &docs {
+        for term in tf.keys() {
+            *df.entry(term).or_default() += 1;
         }
     }
-    let avg_len = docs.iter().map(Vec::len).sum::<usize>() as f64 / n.max(1) as f64;
+    let avg_len = docs.iter().map(|(_, len)| len).sum::<f64>() / n.max(1) as f64;
     let lexical: Vec<f64> = docs
         .iter()
-        .map(|doc| {
+        .map(|(tf, len)| {
             // Ordered, so the sum (and so the ranking and the shared prompt prefix) is the same
             // in every process: float addition is not associative.
-            let mut tf: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-            for term in doc {
-                if query_stems.contains(term) {
-                    *tf.entry(term.as_str()).or_default() += 1;
-                }
-            }
-            let len = doc.len() as f64;
-            tf.into_iter()
+            tf.iter()
                 .map(|(term, f)| {
                     let df = df[term] as f64;
                     let idf = ((n as f64 - df + 0.5) / (df + 0.5) + 1.0).ln();
-                    let f = f as f64;
                     idf * f * (K1 + 1.0) / (f + K1 * (1.0 - B + B * len / avg_len.max(1.0)))
                 })
                 .sum()
@@ -211,7 +224,7 @@ pub fn rank(map: &RepoMap, text: &str) -> Ranking {
             } else {
                 0.0
             };
-            pr + LEXICAL_WEIGHT * lex + prior
+            pr + LEXICAL_WEIGHT * lex + prior + HISTORY_WEIGHT * history.weight(&map.files[i].path)
         })
         .collect();
     let mut files: Vec<usize> = (0..n).collect();

@@ -127,6 +127,7 @@ fn ranking_follows_the_task_and_the_reference_graph() {
     let ranking = rank(
         &map,
         "The signed session cookie is not refreshed by open_session",
+        &History::none(),
     );
     let order: Vec<&str> = ranking
         .files
@@ -142,10 +143,13 @@ fn ranking_follows_the_task_and_the_reference_graph() {
         .unwrap();
     assert!(cookies < templating, "{order:?}");
 
-    let ranking = rank(&map, "render_template ignores the name");
+    let ranking = rank(&map, "render_template ignores the name", &History::none());
     assert_eq!(map.files[ranking.files[0]].path, "src/templating.py");
     // Same input, same output: the shared prompt prefix depends on it.
-    assert_eq!(rank(&map, "render_template ignores the name"), ranking);
+    assert_eq!(
+        rank(&map, "render_template ignores the name", &History::none()),
+        ranking
+    );
 }
 
 #[test]
@@ -168,7 +172,7 @@ fn render_keeps_to_the_budget_and_summarises_what_is_left_out() {
     commit(&repo, &refs, "many");
     let map = build(&repo, &head_tree(&repo)).unwrap();
     assert_eq!(map.files.len(), 1000);
-    let ranking = rank(&map, "Handler3x7 returns the wrong error");
+    let ranking = rank(&map, "Handler3x7 returns the wrong error", &History::none());
     let rendered = render(&map, &ranking, 1024);
     assert!(rendered.tokens <= 1024, "{}", rendered.tokens);
     assert_eq!(rendered.shown[0], "pkg3/sub/module_7.go");
@@ -193,7 +197,96 @@ fn an_empty_tree_renders_empty() {
     let repo = git2::Repository::init(dir.path()).unwrap();
     commit(&repo, &[], "empty");
     let map = build(&repo, &head_tree(&repo)).unwrap();
-    let rendered = render(&map, &rank(&map, "anything"), 4096);
+    let rendered = render(&map, &rank(&map, "anything", &History::none()), 4096);
     assert_eq!(rendered.text, "");
     assert!(rendered.shown.is_empty());
+}
+
+#[test]
+fn history_weighs_recent_and_frequent_changes_up_to_the_base_only() {
+    let (_dir, repo) = sample();
+    commit(
+        &repo,
+        &[("src/cookies.py", "def decode_cookie(r):\n    return r\n")],
+        "one",
+    );
+    commit(&repo, &[("src/app.py", "class App:\n    pass\n")], "two");
+    let wide: Vec<(String, String)> = (0..11)
+        .map(|i| (format!("gen/f{i}.py"), format!("X = {i}\n")))
+        .collect();
+    let wide: Vec<(&str, &str)> = wide.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    commit(&repo, &wide, "a reformat touching eleven files");
+    let base = commit(&repo, &[("src/app.py", "class App:\n    x = 1\n")], "three");
+    commit(
+        &repo,
+        &[(
+            "src/templating.py",
+            "def render_template(n):\n    return n\n",
+        )],
+        "after",
+    );
+
+    let history = History::of(&repo, &repo.find_commit(base).unwrap()).unwrap();
+    assert_eq!(history.weight("src/app.py"), 1.0, "changed most, and last");
+    let cookies = history.weight("src/cookies.py");
+    assert!(cookies > 0.0 && cookies < 1.0, "{cookies}");
+    assert_eq!(
+        history.weight("gen/f0.py"),
+        0.0,
+        "a wide commit says nothing"
+    );
+    assert_eq!(
+        history.weight("src/templating.py"),
+        0.0,
+        "after the base: not seen"
+    );
+    assert_eq!(History::none().weight("src/app.py"), 0.0);
+
+    // A task that names no code ranks by where the work has been.
+    let map = build(&repo, &repo.find_commit(base).unwrap().tree().unwrap()).unwrap();
+    let place = |history: &History| {
+        let ranking = rank(&map, "Fix typos", history);
+        ranking
+            .files
+            .iter()
+            .position(|&i| map.files[i].path == "src/app.py")
+            .unwrap()
+    };
+    assert!(
+        place(&history) < place(&History::none()),
+        "{} vs {}",
+        place(&history),
+        place(&History::none())
+    );
+    // The text still comes first when it names something.
+    let ranking = rank(&map, "render_template ignores the name", &history);
+    assert_eq!(map.files[ranking.files[0]].path, "src/templating.py");
+}
+
+#[test]
+fn a_word_only_in_a_file_s_text_still_finds_it() {
+    let (_dir, repo) = sample();
+    commit(
+        &repo,
+        &[(
+            "src/tracing.py",
+            "# Export spans to the AWS X-Ray daemon.\ndef setup():\n    return 'xray'\n",
+        )],
+        "tracing",
+    );
+    let map = build(&repo, &head_tree(&repo)).unwrap();
+    let tracing = map
+        .files
+        .iter()
+        .find(|f| f.path == "src/tracing.py")
+        .unwrap();
+    assert!(
+        tracing
+            .symbols
+            .terms
+            .iter()
+            .any(|(t, n)| t == "xray" && *n == 1)
+    );
+    let ranking = rank(&map, "Update the X-Ray link", &History::none());
+    assert_eq!(map.files[ranking.files[0]].path, "src/tracing.py");
 }
