@@ -133,8 +133,9 @@ fn stem(word: &str) -> String {
     w
 }
 
-/// Ranks `map`'s files for the task `text`. A text with no useful word ranks by PageRank alone
-/// (uniform personalisation).
+/// Ranks `map`'s files for the task `text`, adding `HISTORY_WEIGHT` times each file's weight in
+/// `history` (where the base's recent commits changed; [`History::none`] for no prior). A text
+/// with no useful word ranks by PageRank alone (uniform personalisation).
 pub fn rank(map: &RepoMap, text: &str, history: &History) -> Ranking {
     let n = map.files.len();
     let query_words = words(text);
